@@ -1,0 +1,50 @@
+"""The ``fixlens`` command line.
+
+Each package contributes its own subcommands through a ``register(subparsers)`` function, and benchmarks
+through ``register_bench(subparsers)``; heavy imports happen inside the handlers so that ``--help`` stays
+instant. A handler returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that add subcommands. Order sets the order in ``fixlens --help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "product_models.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fixlens",
+        description="Fixlens: vision-verified, step-by-step AR troubleshooting.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    bench = sub.add_parser("bench", help="performance benchmarks (JSON output)",
+                           description="Benchmarks. Each prints a JSON object with --json.")
+    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(sub)
+        if hasattr(module, "register_bench"):
+            module.register_bench(bench_sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `fixlens ... | head` is fine
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

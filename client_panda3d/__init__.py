@@ -1,0 +1,1 @@
+"""The Panda3D AR client and the virtual agent scene."""
