@@ -15,6 +15,10 @@ from collections.abc import Sequence
 # Modules that add subcommands. Order sets the order in ``fixlens --help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "product_models.cli",
+    "vision.cli",
+    "scenes.cli",
+    "ar_server.commands",
+    "ar_server.demo",
 )
 
 

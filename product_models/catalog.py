@@ -195,7 +195,7 @@ def localized(text: I18nText, locale: str, default: str = DEFAULT_LOCALE) -> str
 # Loading
 
 
-class _Reader:
+class FieldReader:
     """Validates one product document; every error carries file:line:col and the field path."""
 
     def __init__(self, doc: SourceDoc) -> None:
@@ -207,7 +207,7 @@ class _Reader:
 
     def map(self, value: Any, path: PathKey, required: set[str], optional: set[str] = frozenset()) -> dict:
         if not isinstance(value, dict):
-            raise self.fail(path, f"expected a map, got {_type_name(value)}")
+            raise self.fail(path, f"expected a map, got {type_name(value)}")
         missing = sorted(required - value.keys())
         if missing:
             raise self.fail(path, f"missing field(s): {', '.join(missing)}")
@@ -224,7 +224,7 @@ class _Reader:
 
     def number(self, value: Any, path: PathKey, lo: float, hi: float) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise self.fail(path, f"expected a number, got {_type_name(value)} {value!r}")
+            raise self.fail(path, f"expected a number, got {type_name(value)} {value!r}")
         if not lo <= value <= hi:
             raise self.fail(path, f"value {value} is out of range [{lo}, {hi}]")
         return float(value)
@@ -252,7 +252,7 @@ class _Reader:
 
     def name_list(self, value: Any, path: PathKey, what: str) -> tuple[str, ...]:
         if not isinstance(value, list):
-            raise self.fail(path, f"expected a list of {what}, got {_type_name(value)}")
+            raise self.fail(path, f"expected a list of {what}, got {type_name(value)}")
         names = tuple(self.ident(v, (*path, i), what) for i, v in enumerate(value))
         for i, n in enumerate(names):
             if n in names[:i]:
@@ -260,7 +260,7 @@ class _Reader:
         return names
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     return {dict: "a map", list: "a list", str: "text", bool: "a boolean", type(None): "nothing"}.get(
         type(value), type(value).__name__)
 
@@ -271,7 +271,7 @@ def load_product(path: str | Path) -> Product:
         doc = load_file(path)
     except SourceError as exc:
         raise CatalogError(str(exc), file=exc.file, line=exc.line, col=exc.col) from None
-    r = _Reader(doc)
+    r = FieldReader(doc)
     top = r.map(doc.data, (), {"id", "name", "size_mm", "parts", "keypoints"},
                 {"faults", "twin", "description"})
     pid = r.ident(top["id"], ("id",), "product id")

@@ -1,0 +1,270 @@
+"""Server configuration: one frozen dataclass, built once from CLI flags > environment (``FIXLENS_*``) > defaults.
+
+Every value is validated where it is read, and an error names the field, the offending value and its source
+("flag --port", "environment variable FIXLENS_PORT" or "default"). The token secret is the one value with a
+mode-dependent default: in ``dev`` mode an embedded, public development secret (``DEV_SECRET``) is used when
+none is configured; in ``production`` mode a missing, short or development secret stops the build. The
+secret has no CLI flag on purpose: a flag shows in ``ps`` output to every user of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from dataclasses import field as _field
+from pathlib import Path
+from typing import Any, Literal
+
+from ar_server.errors import ConfigError
+from ar_server.protocol.messages import FRAME_OVERHEAD_BYTES, Limits
+
+ENV_PREFIX = "FIXLENS_"
+# Public and documented (docs/PROTOCOL.md, "Authentication"): fine on a laptop, refused in production.
+DEV_SECRET = "fixlens-dev-secret-not-for-production"
+MIN_PRODUCTION_SECRET_CHARS = 32
+_REPO = Path(__file__).resolve().parent.parent
+
+Mode = Literal["dev", "production"]
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0 picks a free port (tests)
+    mode: Mode = "dev"
+    secret: str = _field(default=DEV_SECRET, repr=False)  # HMAC key for tokens
+    data_dir: Path = Path("fixlens-data")
+    db_path: Path = Path("fixlens-data/fixlens.db")  # SQLite file; defaults to <data_dir>/fixlens.db
+    db_synchronous: Literal["normal", "full"] = "normal"  # SQLite synchronous pragma (WAL mode)
+    scene_dir: Path = _REPO / "scenes" / "library"
+    catalog_dir: Path = _REPO / "product_models" / "catalog"
+    max_frame_bytes: int = 2 * 1024 * 1024  # one JPEG; a 640x480 frame is 50-200 kB
+    max_width: int = 1920  # pixels
+    max_height: int = 1920  # pixels
+    max_fps: float = 30.0  # processed frames per second per session
+    batch_size: int = 8  # frames per inference batch
+    batch_wait_ms: float = 5.0  # how long a partial batch waits for more frames
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    token_ttl_s: int = 3600  # lifetime of tokens minted by `fixlens token` and the server
+    store_frames_dir: Path | None = None  # frames of consenting sessions go here; None stores none
+    session_idle_timeout_s: float = 300.0  # a session with no message for this long ends
+    # Where each field's value came from, for messages: "flag --port", "environment variable FIXLENS_PORT", ...
+    sources: Mapping[str, str] = _field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_sources(cls, argv_overrides: Mapping[str, Any] | None = None,
+                     environ: Mapping[str, str] | None = None) -> Config:
+        """Build and validate a config. ``argv_overrides`` maps field names to flag values (None = not given);
+        ``environ`` is the process environment (pass ``os.environ``; tests pass a dict).
+
+        Raises ``ConfigError`` naming the field and source of the first bad value.
+        """
+        argv_overrides = dict(argv_overrides or {})
+        environ = environ or {}
+        unknown = sorted(set(argv_overrides) - set(_SPECS))
+        if unknown:
+            raise ConfigError("unknown_field", f"config: unknown field(s) {', '.join(unknown)}", unknown[0])
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for name, spec in _SPECS.items():
+            raw, source = _pick(name, argv_overrides, environ)
+            if raw is None:
+                sources[name] = "default"
+                continue
+            values[name] = spec.read(name, raw, source)
+            sources[name] = source
+        if "db_path" not in values:
+            values["db_path"] = Path(values.get("data_dir", cls.data_dir)) / "fixlens.db"
+        _check_secret(values, sources)
+        return cls(**values, sources=sources)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
+        """Build from a namespace parsed with ``add_config_flags`` (flags left out are None)."""
+        return cls.from_sources({name: getattr(args, name) for name in _SPECS if hasattr(args, name)}, environ)
+
+    @property
+    def secret_is_dev(self) -> bool:
+        return self.secret == DEV_SECRET
+
+    def limits(self) -> Limits:
+        """The protocol limits these settings imply (decoder and `welcome.limits`)."""
+        return Limits(max_frame_bytes=self.max_frame_bytes, max_width=self.max_width, max_height=self.max_height,
+                      max_fps=self.max_fps, max_message_bytes=self.max_frame_bytes + FRAME_OVERHEAD_BYTES)
+
+    def source_of(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
+    """``FIXLENS_*`` variables that configure nothing (likely typos); the server logs them at start."""
+    known = {env_name(n) for n in _SPECS} | set(EXTRA_ENV_VARS)
+    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+
+
+# Variables read elsewhere in the project that unknown_env_vars() must not report.
+EXTRA_ENV_VARS: tuple[str, ...] = ()
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per config field (except the secret); every default is None = "not given"."""
+    for name, spec in _SPECS.items():
+        if name == "secret":
+            continue
+        parser.add_argument(flag_name(name), dest=name, default=None, metavar=spec.metavar,
+                            help=f"{spec.help} (env {env_name(name)}; default {_default_text(name)})")
+
+
+def _default_text(name: str) -> str:
+    value = {f.name: f.default for f in fields(Config)}[name]
+    return "<data_dir>/fixlens.db" if name == "db_path" else str(value)
+
+
+def _pick(name: str, argv: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[Any, str]:
+    if argv.get(name) is not None:
+        return argv[name], f"flag {flag_name(name)}"
+    env = env_name(name)
+    if env in environ and environ[env] != "":  # an empty variable means "unset", as shells often leave them
+        return environ[env], f"environment variable {env}"
+    return None, "default"
+
+
+def _check_secret(values: dict[str, Any], sources: dict[str, str]) -> None:
+    mode = values.get("mode", "dev")
+    secret = values.get("secret")
+    if mode != "production":
+        return
+    env = env_name("secret")
+    if secret is None:
+        raise ConfigError("missing_secret", f"config: secret: mode is production but no secret is configured; set "
+                                            f"{env} to a random string of at least {MIN_PRODUCTION_SECRET_CHARS} "
+                                            f"characters (e.g. `python -c 'import secrets; "
+                                            f"print(secrets.token_urlsafe(32))'`)", "secret")
+    if secret == DEV_SECRET:
+        raise ConfigError("bad_value", f"config: secret: the public development secret cannot be used in production "
+                                       f"({sources['secret']})", "secret")
+    if len(secret) < MIN_PRODUCTION_SECRET_CHARS:
+        raise ConfigError("bad_value", f"config: secret: expected at least {MIN_PRODUCTION_SECRET_CHARS} characters "
+                                       f"in production, got {len(secret)} ({sources['secret']})", "secret")
+
+
+# ---------------------------------------------------------------- field specs
+
+
+@dataclass(frozen=True)
+class _Spec:
+    parse: Callable[[Any], Any]  # raises ValueError with the "expected ..." text
+    help: str
+    metavar: str = "VALUE"
+
+    def read(self, name: str, raw: Any, source: str) -> Any:
+        try:
+            return self.parse(raw)
+        except (ValueError, TypeError) as exc:
+            shown = "<hidden>" if name == "secret" else repr(raw)
+            raise ConfigError("bad_value", f"config: {name}: {exc}, got {shown} (from {source})", name) from None
+
+
+def _int(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        text = str(raw).strip().replace("_", "")
+        if isinstance(raw, bool) or not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueError(f"expected an integer in {lo}..{hi}")
+        value = int(text)
+        if not lo <= value <= hi:
+            raise ValueError(f"expected an integer in {lo}..{hi}")
+        return value
+    return parse
+
+
+def _float(lo: float, hi: float, *, lo_open: bool = False) -> Callable[[Any], float]:
+    def parse(raw: Any) -> float:
+        bracket = "(" if lo_open else "["
+        try:
+            value = float(raw) if not isinstance(raw, bool) else math.nan
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < lo or value > hi or (lo_open and value == lo):
+            raise ValueError(f"expected a number in {bracket}{lo:g}, {hi:g}]")
+        return value
+    return parse
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).strip().lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return value
+    return parse
+
+
+def _path(raw: Any) -> Path:
+    text = str(raw).strip()
+    if not text or "\0" in text:
+        raise ValueError("expected a file system path")
+    return Path(text).expanduser()
+
+
+def _existing_dir(raw: Any) -> Path:
+    path = _path(raw)
+    if not path.is_dir():
+        raise ValueError("expected an existing directory")
+    return path
+
+
+def _host(raw: Any) -> str:
+    value = str(raw).strip()
+    if not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]{1,253}", value):
+        raise ValueError("expected a host name or IP address")
+    return value
+
+
+def _device(raw: Any) -> str:
+    value = str(raw).strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d{1,2})?", value):
+        raise ValueError("expected auto, cpu, cuda or cuda:N")
+    return value
+
+
+def _secret(raw: Any) -> str:
+    value = str(raw)
+    if not value.strip() or len(value) > 4096:
+        raise ValueError("expected a non-empty string of at most 4096 characters")
+    return value
+
+
+_SPECS: dict[str, _Spec] = {
+    "host": _Spec(_host, "address to listen on", "HOST"),
+    "port": _Spec(_int(0, 65535), "TCP port to listen on (0 = any free port)", "PORT"),
+    "mode": _Spec(_choice("dev", "production"), "dev or production (production requires a secret)", "MODE"),
+    "secret": _Spec(_secret, "HMAC secret for tokens"),
+    "data_dir": _Spec(_path, "directory for server data", "DIR"),
+    "db_path": _Spec(_path, "SQLite database file", "FILE"),
+    "db_synchronous": _Spec(_choice("normal", "full"), "SQLite synchronous pragma (normal survives a process "
+                                                       "kill; full also survives power loss)", "LEVEL"),
+    "scene_dir": _Spec(_existing_dir, "directory of scene YAML files", "DIR"),
+    "catalog_dir": _Spec(_existing_dir, "directory of the product catalog", "DIR"),
+    "max_frame_bytes": _Spec(_int(1024, 64 * 1024 * 1024), "largest accepted JPEG, bytes", "BYTES"),
+    "max_width": _Spec(_int(16, 16384), "largest accepted frame width, pixels", "PX"),
+    "max_height": _Spec(_int(16, 16384), "largest accepted frame height, pixels", "PX"),
+    "max_fps": _Spec(_float(0.0, 240.0, lo_open=True), "frames processed per second per session", "FPS"),
+    "batch_size": _Spec(_int(1, 256), "frames per inference batch", "N"),
+    "batch_wait_ms": _Spec(_float(0.0, 1000.0), "wait for a fuller batch, milliseconds", "MS"),
+    "device": _Spec(_device, "inference device: auto, cpu, cuda or cuda:N", "DEVICE"),
+    "token_ttl_s": _Spec(_int(60, 366 * 24 * 3600), "token lifetime, seconds", "SECONDS"),
+    "store_frames_dir": _Spec(_path, "store frames of consenting sessions here (unset: store none)", "DIR"),
+    "session_idle_timeout_s": _Spec(_float(1.0, 7 * 24 * 3600.0), "end a silent session after, seconds",
+                                    "SECONDS"),
+}

@@ -1,0 +1,24 @@
+"""Persistence: the ``Store`` interface, its records, and the embedded SQLite implementation."""
+
+from __future__ import annotations
+
+from ar_server.store.base import (
+    ESCALATION_STATUSES,
+    STEP_HOWS,
+    EscalationRecord,
+    EscalationStatus,
+    EventRecord,
+    SceneVersion,
+    SessionRecord,
+    StepHow,
+    StepRecord,
+    Store,
+)
+from ar_server.store.schema import SCHEMA_VERSION
+from ar_server.store.sqlite_db import SQLiteDatabase
+from ar_server.store.sqlite_store import SQLiteStore
+
+__all__ = [
+    "ESCALATION_STATUSES", "SCHEMA_VERSION", "STEP_HOWS", "EscalationRecord", "EscalationStatus", "EventRecord",
+    "SQLiteDatabase", "SQLiteStore", "SceneVersion", "SessionRecord", "StepHow", "StepRecord", "Store",
+]

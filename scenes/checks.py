@@ -1,0 +1,80 @@
+"""Whole-scene checks that need everything parsed first: locales, goto targets and the step graph."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from scenes.model import Step
+
+if TYPE_CHECKING:
+    from scenes.reader import Reader
+
+
+def check_texts(r: Reader, default_locale: str) -> frozenset[str]:
+    """Default-locale text is required (error); a locale used elsewhere but missing here is a warning."""
+    locales = frozenset(loc for _, text in r.texts for loc in text)
+    for path, text in r.texts:
+        if not text:
+            continue  # already reported as broken
+        if default_locale not in text:
+            r.issue(path, f"text is missing the default locale {default_locale!r}")
+        for loc in sorted(locales - text.keys() - {default_locale}):
+            r.issue(path, f"missing {loc!r} translation (the scene uses {loc!r} elsewhere)", "warning")
+    return locales | {default_locale}
+
+
+def check_gotos(r: Reader, declared: set[str]) -> bool:
+    """Every goto names a declared step; returns whether all did."""
+    ok = True
+    known = ", ".join(sorted(declared)) or "(none)"
+    for path, target in r.gotos:
+        if target not in declared:
+            what = "start" if path == ("start",) else "goto"
+            r.issue(path, f"{what} names unknown step {target!r}; known steps: {known}")
+            ok = False
+    return ok
+
+
+def ends(step: Step) -> bool:
+    """A step that ends the session: an outcome, or a timeout that hands over to a person."""
+    return step.terminal or (step.on_timeout is not None and step.on_timeout.escalate)
+
+
+def check_graph(r: Reader, steps: dict[str, Step], start: str) -> None:
+    """Every step is reachable from ``start`` and every reachable step can reach a terminal step."""
+    reachable = {start}
+    queue = deque([start])
+    while queue:
+        for target in steps[queue.popleft()].targets():
+            if target in steps and target not in reachable:
+                reachable.add(target)
+                queue.append(target)
+    for sid in steps:
+        if sid not in reachable:
+            r.issue(("steps", sid), f"step {sid!r} is unreachable from start step {start!r}")
+    finishing = {sid for sid, s in steps.items() if ends(s)}
+    changed = True
+    while changed:  # grow the set of steps that can finish until it stops growing (the graph is tiny)
+        changed = False
+        for sid, s in steps.items():
+            if sid not in finishing and any(t in finishing for t in s.targets()):
+                finishing.add(sid)
+                changed = True
+    for sid in steps:
+        if sid in reachable and sid not in finishing:
+            r.issue(("steps", sid), f"step {sid!r} has no path to any terminal step (a step with an outcome)")
+
+
+def distances_to_end(steps: dict[str, Step]) -> dict[str, int]:
+    """Fewest transitions from each step to a step that ends the session (for progress estimates)."""
+    dist = {sid: 0 for sid, s in steps.items() if ends(s)}
+    changed = True
+    while changed:
+        changed = False
+        for sid, s in steps.items():
+            best = min((dist[t] + 1 for t in s.targets() if t in dist), default=None)
+            if best is not None and best < dist.get(sid, best + 1):
+                dist[sid] = best
+                changed = True
+    return dist

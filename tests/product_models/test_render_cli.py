@@ -1,0 +1,73 @@
+"""``fixlens products render|sheet|build`` and ``fixlens bench render`` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from ar_server.cli import main
+from product_models import default_catalog
+
+
+def test_render_writes_png_and_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, truth = tmp_path / "r.png", tmp_path / "t.json"
+    code = main(["products", "render", "router_ax1800", "--state", "led_internet=red", "--fault", "wan_unplugged",
+                 "--yaw", "160", "--width", "200", "--height", "150", "-o", str(out), "--truth", str(truth)])
+    assert code == 0
+    img = cv2.imread(str(out))
+    assert img.shape == (150, 200, 3)
+    data = json.loads(truth.read_text())
+    assert data["states"]["port_wan"] == "empty" and data["states"]["led_internet"] == "red"
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["products", "render", "toaster"], "unknown product 'toaster'"),
+    (["products", "render", "router_ax1800", "--state", "led_x=red"], "no part 'led_x'"),
+    (["products", "render", "router_ax1800", "--state", "led_internet=blue"], "no state 'blue'"),
+    (["products", "render", "router_ax1800", "--state", "led_internet"], "expected PART=STATE"),
+    (["products", "render", "router_ax1800", "--fault", "gremlins"], "no fault 'gremlins'"),
+    (["products", "render", "router_ax1800", "--width", "5"], "--width/--height"),
+    (["products", "sheet", "toaster"], "unknown product 'toaster'"),
+])
+def test_bad_input_exits_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                          message: str) -> None:
+    assert main([*argv, "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_sheet_has_a_tile_per_state(tmp_path: Path) -> None:
+    out = tmp_path / "sheet.png"
+    assert main(["products", "sheet", "printer_lx400", "--tile-width", "96", "--tile-height", "72",
+                 "--columns", "4", "-o", str(out)]) == 0
+    product = default_catalog().get("printer_lx400")
+    tiles = sum(len(p.states) or 1 for p in product.parts)
+    rows = -(-tiles // 4)
+    assert cv2.imread(str(out)).shape[0] == rows * (72 + 22) + 4
+
+
+def test_build_out_dir_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["products", "build", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "router_ax1800" / "model.glb").stat().st_size > 1000
+    assert main(["products", "build", "--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_bench_render_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "render", "--json", "--frames", "2", "--width", "160", "--height", "120"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["products"]) == {"router_ax1800", "printer_lx400"}
+    assert all(r["fps_median"] > 0 for r in report["products"].values())
+
+
+@pytest.mark.parametrize("argv", [["products", "render"], ["products", "sheet"], ["products", "build"],
+                                  ["bench", "render"]])
+def test_every_subcommand_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    assert "usage:" in capsys.readouterr().out

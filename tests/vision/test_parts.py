@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from product_models.camera import CameraIntrinsics, Pose
+from product_models.catalog import Part, default_catalog
+from tests.vision.synthetic import as_camera_frame, draw_led, housing
+from vision.errors import VisionError
+from vision.parts import PartStateClassifier, ProjectedPart, project_parts, recognize_part_states
+from vision.types import PartState
+
+CAMERA = CameraIntrinsics.from_fov(640, 480)
+
+
+def test_front_view_sees_top_and_front_not_back() -> None:
+    router = default_catalog().get("router_ax1800")
+    parts = project_parts(router, Pose.orbit(0, 30, 0.5), CAMERA)
+    assert parts["led_internet"].visible and parts["button_wifi"].visible
+    assert not parts["port_wan"].visible and not parts["pinhole_reset"].visible
+    led = parts["led_power"]
+    assert led.size_px[0] == pytest.approx(0.004 * CAMERA.fx / led.depth)
+    assert 3.0 < led.size_px[0] < 6.0  # a 4 mm LED at about half a metre
+
+
+def test_back_view_sees_the_ports() -> None:
+    router = default_catalog().get("router_ax1800")
+    parts = project_parts(router, Pose.orbit(180, 25, 0.5), CAMERA)
+    assert all(parts[p].visible for p in ("port_wan", "port_lan1", "port_power", "pinhole_reset"))
+    assert not parts["button_wifi"].visible
+    # seen from behind, +x (product right) is on the left of the image
+    assert parts["port_power"].uv[0] < parts["pinhole_reset"].uv[0]
+
+
+def test_parts_outside_the_frame_are_not_visible() -> None:
+    router = default_catalog().get("router_ax1800")
+    parts = project_parts(router, Pose.orbit(0, 30, 0.5, target=(0.8, 0.0, 0.0)), CAMERA)
+    assert not any(p.visible for p in parts.values())
+
+
+def test_moving_parts_follow_their_state() -> None:
+    printer = default_catalog().get("printer_lx400")
+    view = Pose.orbit(0, 30, 0.9)
+    closed = project_parts(printer, view, CAMERA)
+    opened = project_parts(printer, view, CAMERA, {"tray_paper": "open", "cover_front": "open"})
+    # the open tray slides 17 cm toward the camera: it looks lower in the image and closer
+    assert opened["tray_paper"].depth < closed["tray_paper"].depth - 0.1
+    assert opened["tray_paper"].uv[1] > closed["tray_paper"].uv[1]
+    # the paper rides in the tray
+    assert opened["tray_media"].depth < closed["tray_media"].depth - 0.1
+    # the open cover's face turns down, away from a camera above
+    assert closed["cover_front"].visible and not opened["cover_front"].visible
+
+
+def test_led_states_are_recognised_in_a_frame() -> None:
+    router = default_catalog().get("router_ax1800")
+    pose = Pose.orbit(10, 40, 0.45)
+    truth = router.fault_states("wan_unplugged")  # internet red, the rest healthy
+    projected = project_parts(router, pose, CAMERA)
+    img = housing(480, 640)
+    for part in router.parts:
+        if part.kind == "led":
+            draw_led(img, projected[part.name].uv, max(projected[part.name].size_px), truth[part.name])
+    states = recognize_part_states(as_camera_frame(img), router, projected)
+    for name in ("led_power", "led_internet", "led_wifi", "led_lan1", "led_lan2"):
+        assert states[name].state == truth[name], name
+        assert states[name].confidence > 0.8 and states[name].visible
+    # ports have no classifier yet: unknown, not guessed; seen from the front they are not visible either
+    assert states["port_wan"] == PartState(None, 0.0, False, projected["port_wan"].uv)
+    assert set(states) == {p.name for p in router.stateful_parts()}
+
+
+class _PortsAlwaysPlugged:
+    """A stand-in trained classifier: exercises the protocol's dispatch and output checks."""
+
+    kinds = frozenset({"port"})
+
+    def __init__(self, state: str = "plugged") -> None:
+        self.state = state
+
+    def classify(self, image: np.ndarray, part: Part, projected: ProjectedPart) -> PartState:
+        return PartState(self.state, 0.7, True, projected.uv)
+
+
+def test_classifiers_plug_in_by_part_kind() -> None:
+    router = default_catalog().get("router_ax1800")
+    projected = project_parts(router, Pose.orbit(180, 25, 0.5), CAMERA)
+    image = as_camera_frame(housing(480, 640))
+    assert isinstance(_PortsAlwaysPlugged(), PartStateClassifier)
+    states = recognize_part_states(image, router, projected, (_PortsAlwaysPlugged(),))
+    assert states["port_wan"].state == "plugged" and states["port_wan"].confidence == 0.7
+    with pytest.raises(VisionError, match=r"returned state 'lit' for router_ax1800\.port_power: "
+                                          r"expected one of empty, plugged"):
+        recognize_part_states(image, router, projected, (_PortsAlwaysPlugged("lit"),))

@@ -1,0 +1,23 @@
+"""The one base exception of ``vision``, with a subclass per kind of failure."""
+
+from __future__ import annotations
+
+
+class VisionError(Exception):
+    """Anything the vision pipeline refuses or cannot do. The message says what was wrong and where."""
+
+
+class FrameError(VisionError):
+    """The frame bytes are not a usable JPEG: empty, not JPEG, too large, zero-sized, truncated or corrupt."""
+
+
+class CameraError(VisionError):
+    """Camera intrinsics are unusable (NaN, zero, negative, or a shape that does not fit the frame)."""
+
+
+class PoseError(VisionError):
+    """No trustworthy pose from these keypoints (too few, degenerate, behind the camera)."""
+
+
+class ModelUnavailable(VisionError):
+    """A model file is missing, unreadable, or could not be obtained by the set-up command."""

@@ -1,0 +1,102 @@
+"""Where each part of a product appears in the frame, and how part states are read from it.
+
+Projection: every part's anchor goes through ``Product.anchor_at`` (so an open tray or cover is where its
+state puts it) and the pose. A part is *visible* when its face points toward the camera (the angle between
+its outward normal, turned with the part's own motion, and the direction to the camera is below
+``MAX_VIEW_ANGLE_DEG``) and its anchor lies in front of the camera and inside the frame. Products are
+box-like, so facing away is the same as hidden by the body; other objects in front are not modelled.
+
+Part states: LEDs are read by :func:`vision.led.classify_led` (no trained model needed). Ports, trays,
+covers, paper need a trained crop classifier, which plugs in through :class:`PartStateClassifier`; until one
+is registered for a kind, those parts report ``state=None, confidence=0``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from product_models.camera import CameraIntrinsics, Pose, project
+from product_models.catalog import Part, Product
+from vision.errors import VisionError
+from vision.led import classify_led
+from vision.types import PartState
+
+MAX_VIEW_ANGLE_DEG = 80.0  # beyond this a face is too oblique to read anything from it
+
+
+@dataclass(frozen=True)
+class ProjectedPart:
+    name: str
+    uv: tuple[float, float]  # pixels, the anchor's projection
+    depth: float  # metres along the optical axis
+    size_px: tuple[float, float]  # the part's size_mm seen face-on at this depth, pixels (not foreshortened)
+    view_cos: float  # cosine between the part's normal and the direction to the camera; > 0 = facing
+    visible: bool
+
+
+def project_parts(product: Product, pose: Pose, camera: CameraIntrinsics,
+                  states: Mapping[str, str] | None = None) -> dict[str, ProjectedPart]:
+    """Project every part of ``product``; ``states`` (part -> state) place moving parts, healthy otherwise."""
+    states = dict(states or {})
+    cam_pos = pose.camera_position
+    min_cos = math.cos(math.radians(MAX_VIEW_ANGLE_DEG))
+    out: dict[str, ProjectedPart] = {}
+    for part in product.parts:
+        anchor = product.anchor_at(part.name, states)
+        rot = product.part_transform(part.name, states)[:3, :3]
+        normal = rot @ np.asarray(part.normal, dtype=float)
+        to_cam = cam_pos - anchor
+        dist = float(np.linalg.norm(to_cam))
+        view_cos = float(normal @ to_cam / dist) if dist > 0 else -1.0
+        uv, depth = project(anchor[None, :], pose, camera)
+        u, v, z = float(uv[0, 0]), float(uv[0, 1]), float(depth[0])
+        inside = z > 0 and -0.5 <= u <= camera.width - 0.5 and -0.5 <= v <= camera.height - 0.5
+        scale = camera.fx / z if z > 0 else 0.0
+        size = (part.size_mm[0] / 1000.0 * scale, part.size_mm[1] / 1000.0 * scale)
+        out[part.name] = ProjectedPart(part.name, (u, v), z, size, view_cos, bool(inside and view_cos > min_cos))
+    return out
+
+
+@runtime_checkable
+class PartStateClassifier(Protocol):
+    """Reads the state of parts of some kinds from an image crop; a trained model implements this."""
+
+    kinds: frozenset[str]  # part kinds it handles ("port", "tray", ...)
+
+    def classify(self, image: np.ndarray, part: Part, projected: ProjectedPart) -> PartState:
+        """State of ``part`` in ``image`` ((h, w, 3) uint8 BGR); ``state`` must be one of ``part.states``
+        or None."""
+        ...
+
+
+def recognize_part_states(image: np.ndarray, product: Product, projected: Mapping[str, ProjectedPart],
+                          classifiers: tuple[PartStateClassifier, ...] = ()) -> dict[str, PartState]:
+    """One unsmoothed :class:`PartState` per part with states. Parts not visible, or of a kind that no
+    classifier reads yet, come back with ``state=None, confidence=0``."""
+    by_kind = {kind: c for c in classifiers for kind in c.kinds}
+    out: dict[str, PartState] = {}
+    for part in product.stateful_parts():
+        p = projected.get(part.name)
+        if p is None:
+            out[part.name] = PartState(None, 0.0, False)
+            continue
+        if not p.visible:
+            out[part.name] = PartState(None, 0.0, False, p.uv)
+            continue
+        if part.kind == "led":
+            reading = classify_led(image, p.uv, max(p.size_px), part.states)
+            out[part.name] = PartState(reading.state, reading.confidence, True, p.uv)
+        elif part.kind in by_kind:
+            result = by_kind[part.kind].classify(image, part, p)
+            if result.state is not None and result.state not in part.states:
+                raise VisionError(f"classifier for {part.kind!r} parts returned state {result.state!r} for "
+                                  f"{product.id}.{part.name}: expected one of {', '.join(part.states)}")
+            out[part.name] = result
+        else:
+            out[part.name] = PartState(None, 0.0, True, p.uv)
+    return out

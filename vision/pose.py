@@ -1,0 +1,121 @@
+"""Product pose from 2D keypoints: camera intrinsics resolution and PnP.
+
+Intrinsics: a client may send its own (``CameraIntrinsics``). They are validated field by field, and
+scaled when the frame was resized on the way (same aspect ratio). With none, a pinhole camera with
+``product_models.camera.DEFAULT_HFOV_DEG`` horizontal field of view and the principal point at the image
+centre is assumed; the pose's distance then scales with the true focal length, its rotation barely does.
+
+PnP: keypoints whose confidence is at least ``min_confidence`` are used; at least 4 are needed. SQPNP
+(a global solver, no initial guess, no planar-case ambiguity for 4+ points) gives the pose; with 6 or more
+points it runs inside RANSAC so that one mislocated keypoint cannot drag the pose, then Levenberg-Marquardt
+refines on the inliers. A pose that puts any used keypoint behind the camera is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from product_models.camera import DEFAULT_HFOV_DEG, CameraIntrinsics, Pose, project
+from vision.errors import CameraError, PoseError
+
+MIN_POINTS = 4
+RANSAC_MIN_POINTS = 6
+
+
+@dataclass(frozen=True)
+class PoseEstimate:
+    pose: Pose
+    reprojection_error_px: float  # mean over the inlier keypoints
+    inliers: np.ndarray  # (k,) bool over the keypoints given
+
+
+def resolve_camera(camera: CameraIntrinsics | None, width: int, height: int) -> CameraIntrinsics:
+    """The intrinsics to use for a ``width`` x ``height`` frame. Raises :class:`CameraError` naming the bad
+    field (NaN, infinite, zero or negative), or when ``camera`` has another aspect ratio than the frame."""
+    if width <= 0 or height <= 0:
+        raise CameraError(f"frame size: expected positive width and height, got {width}x{height}")
+    if camera is None:
+        return CameraIntrinsics.from_fov(width, height, DEFAULT_HFOV_DEG)
+    for name in ("fx", "fy", "cx", "cy", "width", "height"):
+        value = getattr(camera, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise CameraError(f"camera intrinsics field {name!r}: expected a finite number, got {value!r}")
+        positive = name in ("fx", "fy", "width", "height")
+        if value < 0 or (positive and value == 0):
+            raise CameraError(f"camera intrinsics field {name!r}: expected a "
+                              f"{'positive' if positive else 'non-negative'} number, got {value!r}")
+    for name, value, limit in (("cx", camera.cx, camera.width), ("cy", camera.cy, camera.height)):
+        if value > limit:
+            raise CameraError(f"camera intrinsics field {name!r}: expected a principal point inside the "
+                              f"{camera.width}x{camera.height} image, got {value!r}")
+    if (camera.width, camera.height) == (width, height):
+        return camera
+    sx, sy = width / camera.width, height / camera.height
+    if abs(sx / sy - 1.0) > 0.01:
+        raise CameraError(f"camera intrinsics are for {camera.width}x{camera.height}, which does not scale "
+                          f"to the {width}x{height} frame: expected the same aspect ratio")
+    # Pixel centres: a pixel-centre coordinate c maps to (c + 0.5) * s - 0.5 under resizing.
+    return CameraIntrinsics(camera.fx * sx, camera.fy * sy, (camera.cx + 0.5) * sx - 0.5,
+                            (camera.cy + 0.5) * sy - 0.5, int(width), int(height))
+
+
+def estimate_pose(image_points: np.ndarray, object_points: np.ndarray, camera: CameraIntrinsics,
+                  confidence: np.ndarray | None = None, *, min_confidence: float = 0.5,
+                  ransac_threshold_px: float = 8.0) -> PoseEstimate:
+    """Pose of an object whose ``object_points`` ((k, 3) metres, product frame) appear at ``image_points``
+    ((k, 2) pixels). Keypoints with ``confidence`` ((k,)) below ``min_confidence`` are ignored.
+    Raises :class:`PoseError` with the reason when no trustworthy pose exists."""
+    import cv2  # heavy; imported on first use
+
+    uv = np.asarray(image_points, dtype=np.float64)
+    xyz = np.asarray(object_points, dtype=np.float64)
+    if uv.ndim != 2 or uv.shape[1] != 2:
+        raise PoseError(f"image_points: expected shape (k, 2), got {uv.shape}")
+    if xyz.shape != (len(uv), 3):
+        raise PoseError(f"object_points: expected shape ({len(uv)}, 3), got {xyz.shape}")
+    conf = np.ones(len(uv)) if confidence is None else np.asarray(confidence, dtype=np.float64)
+    if conf.shape != (len(uv),):
+        raise PoseError(f"confidence: expected shape ({len(uv)},), got {conf.shape}")
+    used = (conf >= min_confidence) & np.all(np.isfinite(uv), axis=1)
+    if used.sum() < MIN_POINTS:
+        raise PoseError(f"too few keypoints for a pose: expected >= {MIN_POINTS} with confidence >= "
+                        f"{min_confidence}, got {int(used.sum())}")
+    idx = np.flatnonzero(used)
+    K, dist = camera.matrix, np.zeros(5)
+    pts3, pts2 = xyz[idx].reshape(-1, 1, 3), uv[idx].reshape(-1, 1, 2)
+    inlier_idx = idx
+    if len(idx) >= RANSAC_MIN_POINTS:
+        ok, rvec, tvec, inl = cv2.solvePnPRansac(pts3, pts2, K, dist, iterationsCount=100,
+                                                 reprojectionError=ransac_threshold_px, confidence=0.999,
+                                                 flags=cv2.SOLVEPNP_SQPNP)
+        if ok and inl is not None and len(inl) >= MIN_POINTS:
+            inlier_idx = idx[inl.ravel()]
+        else:
+            ok = False
+    else:
+        ok = False
+    if not ok:  # few points, or RANSAC found no consensus: solve on all used points
+        ok, rvec, tvec = cv2.solvePnP(pts3, pts2, K, dist, flags=cv2.SOLVEPNP_SQPNP)
+        inlier_idx = idx
+        if not ok:
+            raise PoseError(f"PnP found no pose for {len(idx)} keypoints (degenerate layout?)")
+    rvec, tvec = cv2.solvePnPRefineLM(xyz[inlier_idx].reshape(-1, 1, 3), uv[inlier_idx].reshape(-1, 1, 2),
+                                      K, dist, rvec, tvec)
+    R, _ = cv2.Rodrigues(rvec)
+    pose = Pose(R, tvec.ravel().astype(np.float64))
+    proj, depth = project(xyz[inlier_idx], pose, camera)
+    if np.any(depth <= 0):
+        raise PoseError(f"PnP pose puts {int(np.sum(depth <= 0))} keypoint(s) behind the camera; refused")
+    error = float(np.mean(np.linalg.norm(proj - uv[inlier_idx], axis=1)))
+    inliers = np.zeros(len(uv), dtype=bool)
+    inliers[inlier_idx] = True
+    return PoseEstimate(pose, error, inliers)
+
+
+def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle of the rotation that takes ``a`` to ``b`` (both (3, 3)), degrees."""
+    cos = (np.trace(np.asarray(a).T @ np.asarray(b)) - 1.0) / 2.0
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
