@@ -16,9 +16,11 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "product_models.cli",
     "vision.cli",
+    "vision.training.cli",
     "scenes.cli",
     "ar_server.commands",
     "ar_server.demo",
+    "client_panda3d.cli",
 )
 
 

@@ -84,7 +84,9 @@ def run_demo(args: argparse.Namespace) -> Transcript:
     import cv2
     import numpy as np
 
+    from client_panda3d.ar_view import ARView
     from client_panda3d.simulated_customer import SimulatedCustomer
+    from client_panda3d.steps import Status, StepView
     from product_models.camera import CameraIntrinsics
     from product_models.catalog import default_catalog
     from product_models.render import Renderer
@@ -112,6 +114,8 @@ def run_demo(args: argparse.Namespace) -> Transcript:
     customer = SimulatedCustomer(twin, handheld, seed=args.seed, clumsy=args.clumsy)
     renderer = Renderer(args.width, args.height)
     vcam = VirtualCamera(twin, handheld, renderer)
+    view = ARView(product, camera, args.locale)
+    status = Status("connected")
     library = load_library()
     out: Path = args.out
     (out / "keyframes").mkdir(parents=True, exist_ok=True)
@@ -158,13 +162,20 @@ def run_demo(args: argparse.Namespace) -> Transcript:
                     transcript.add(now, "step", step=effect.step_id, text=effect.text,
                                    progress=f"{effect.progress.index}/{effect.progress.total}")
                 elif isinstance(effect, Notice):
+                    status.notice = effect.text
                     transcript.add(now, "notice", code=effect.code, text=effect.text)
                 elif isinstance(effect, Escalate):
                     transcript.add(now, "escalate", reason=effect.reason, offer=effect.offer, text=effect.text)
                 elif isinstance(effect, End):
                     transcript.outcome = effect.outcome
                     transcript.add(now, "end", outcome=effect.outcome)
-            composed = _compose(image, truth, step, cv2)
+            in_view = truth.product_box is not None
+            status.product_in_view = in_view
+            if any(isinstance(e, ShowStep) for e in effects):
+                status.notice = ""
+            # The ground-truth pose stands in for the server's result, as the observations do.
+            composed = view.compose(image, truth.pose if in_view else None, truth.states,
+                                    StepView.from_effect(step) if step else None, status, now=now).image
             video.write(cv2.cvtColor(composed, cv2.COLOR_RGB2BGR))
             if any(isinstance(e, ShowStep | End) for e in effects):
                 keyframes.append((f"{now:05.1f}s {step.step_id if step else ''}", composed))
@@ -173,6 +184,7 @@ def run_demo(args: argparse.Namespace) -> Transcript:
             now = round(now + 1.0 / FPS, 6)
     finally:
         video.release()
+        view.close()
         renderer.close()
     if transcript.outcome is None:
         transcript.outcome = "timeout"
@@ -183,38 +195,6 @@ def run_demo(args: argparse.Namespace) -> Transcript:
     cv2.imwrite(str(out / "contact_sheet.png"), cv2.cvtColor(_sheet(keyframes, cv2, np), cv2.COLOR_RGB2BGR))
     (out / "transcript.json").write_text(json.dumps(transcript.__dict__, indent=2, ensure_ascii=False) + "\n")
     return transcript
-
-
-HIGHLIGHT_RGB = (255, 196, 0)
-
-
-def _compose(image, truth, step, cv2):
-    """A flat preview of the AR view: a ring on each highlighted part and the step text in a bar."""
-    img = image.copy()
-    if step is not None:
-        for overlay in step.overlays:
-            part = overlay.get("part")
-            pt = truth.parts.get(part) if part else None
-            if overlay.get("kind") == "highlight" and pt is not None and pt.visible:
-                u, v = (round(c) for c in pt.center_uv)
-                cv2.circle(img, (u, v), 14, HIGHLIGHT_RGB, 2, cv2.LINE_AA)
-        h, w = img.shape[:2]
-        cv2.rectangle(img, (0, h - 44), (w, h), (20, 24, 32), -1)
-        for i, line in enumerate(_wrap(step.text, 78)[:2]):
-            cv2.putText(img, line, (10, h - 26 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (240, 240, 240), 1,
-                        cv2.LINE_AA)
-    return img
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return [*lines, line] if line else lines
 
 
 def _sheet(keyframes, cv2, np):

@@ -21,6 +21,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="re-create the files even if they exist")
     p.set_defaults(handler=_cmd_models)
 
+    e = vsub.add_parser("eval", help="accuracy of the whole pipeline on a freshly rendered held-out set",
+                        description="Render a held-out set (a seed never used for training), run every frame "
+                                    "through the pipeline and compare with the exact ground truth; also count "
+                                    "false detections on the real photos shipped in scikit-image and matplotlib.")
+    e.add_argument("--frames", type=int, default=400, help="held-out frames (default 400)")
+    e.add_argument("--seed", type=int, default=None, help="held-out seed (default 9001)")
+    e.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"))
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(handler=_cmd_eval)
+
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p = bench_sub.add_parser("vision", help="JPEG decode, LED classifier and PnP timings",
@@ -28,6 +38,14 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeat", type=int, default=200, help="timed runs per case (default: 200)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_bench)
+    b = bench_sub.add_parser("pipeline", help="frame latency: decode + detect + pose + part states",
+                             description="Time the pipeline on 640x480 JPEG renders and, in the same run, a naive "
+                                         "YOLO(weights).predict(frame, imgsz=640) on the same frames.")
+    b.add_argument("--frames", type=int, default=60, help="timed frames (default 60)")
+    b.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"))
+    b.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(handler=_cmd_bench_pipeline)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -59,4 +77,37 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     else:
         for name, value in results.items():
             print(f"{name:<36} {value}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from vision.errors import VisionError
+    from vision.training.evaluate import EVAL_SEED, evaluate
+
+    if not 1 <= args.frames <= 100_000:
+        print(f"error: --frames must be within 1..100000, got {args.frames}", file=sys.stderr)
+        return 2
+    try:
+        report = evaluate(args.frames, EVAL_SEED if args.seed is None else args.seed, args.backend,
+                          progress=not args.json)
+    except VisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=None if args.json else 2))
+    return 0
+
+
+def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    from vision.errors import VisionError
+    from vision.training.evaluate import bench_pipeline
+
+    if not 5 <= args.frames <= 10_000:
+        print(f"error: --frames must be within 5..10000, got {args.frames}", file=sys.stderr)
+        return 2
+    try:
+        report = bench_pipeline(args.frames, backend=args.backend, naive=not args.no_naive)
+    except VisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=None if args.json else 2))
     return 0

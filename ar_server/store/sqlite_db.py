@@ -120,11 +120,11 @@ class SQLiteDatabase:
         return _session(rows[0]) if rows else None
 
     def update_session(self, session_id: str, *, at: float, current_step: str | None = None, snapshot: Any = None,
-                       product: str | None = None, scene: str | None = None) -> None:
+                       product: str | None = None, scene: str | None = None, resume_hash: str | None = None) -> None:
         """Set the given fields (None = leave unchanged) and ``updated_at``."""
         sets, args = ["updated_at = ?"], [at]
         for column, value in (("current_step", current_step), ("snapshot", _dump(snapshot, "snapshot")),
-                              ("product", product), ("scene", scene)):
+                              ("product", product), ("scene", scene), ("resume_hash", resume_hash)):
             if value is not None:
                 sets.append(f"{column} = ?")
                 args.append(value)

@@ -76,9 +76,10 @@ class SQLiteStore:
         return await self.run(lambda db: db.find_session_by_resume(resume_hash))
 
     async def update_session(self, session_id: str, *, at: float, current_step: str | None = None,
-                             snapshot: Any = None, product: str | None = None, scene: str | None = None) -> None:
+                             snapshot: Any = None, product: str | None = None, scene: str | None = None,
+                             resume_hash: str | None = None) -> None:
         await self.run(lambda db: db.update_session(session_id, at=at, current_step=current_step, snapshot=snapshot,
-                                                    product=product, scene=scene))
+                                                    product=product, scene=scene, resume_hash=resume_hash))
 
     async def end_session(self, session_id: str, outcome: str, *, at: float) -> None:
         await self.run(lambda db: db.end_session(session_id, outcome, at=at))

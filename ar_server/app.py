@@ -1,0 +1,146 @@
+"""The aiohttp application: ``create_app(config)`` wires REST, the stream and every shared resource.
+
+Resources start and stop in ``cleanup_ctx``, in this order (and stop in reverse): the store, the vision
+pipeline, the inference service, the session manager. The pipeline is injectable (tests, benchmarks);
+without one the app builds ``vision.pipeline.Pipeline`` off the event loop, and fails at startup with a
+clear error if it cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ar_server.app_keys import (
+    AUTHORITY,
+    CATALOG,
+    CLOCK,
+    CONFIG,
+    INFERENCE,
+    METRICS,
+    SCENES,
+    SESSIONS,
+    STORE,
+)
+from ar_server.auth import TokenAuthority
+from ar_server.config import Config
+from ar_server.errors import ServerError
+from ar_server.inference import BatchPipeline, InferenceService
+from ar_server.metrics import Metrics
+from ar_server.protocol import STREAM_PATH
+from ar_server.rest import json_error, routes
+from ar_server.scene_files import SceneFiles
+from ar_server.session import FrameArchive, SessionManager
+from ar_server.store import SQLiteStore
+from ar_server.stream import stream_handler
+from product_models.catalog import CATALOG_DIR, Catalog, default_catalog
+
+log = logging.getLogger(__name__)
+PIPELINE = web.AppKey("pipeline", object)
+MAX_PENDING_FRAMES = 1024  # inference queue bound: at most one frame per session waits, so ~sessions
+
+
+def load_pipeline(config: Config) -> BatchPipeline:
+    """The production ``vision.pipeline.Pipeline``; raises ``ServerError("pipeline_unavailable")`` saying why
+    (not importable, weights missing, device unusable)."""
+    try:
+        from vision.pipeline import Pipeline
+    except ImportError as exc:
+        raise ServerError("pipeline_unavailable", f"the vision pipeline cannot be imported ({exc}); install the "
+                                                  "vision dependencies") from None
+    from vision.errors import VisionError
+
+    try:
+        return Pipeline(device=config.device)
+    except VisionError as exc:
+        raise ServerError("pipeline_unavailable", f"the vision pipeline cannot start: {exc}") from None
+
+
+def create_app(config: Config, *, pipeline: BatchPipeline | None = None,
+               clock: Callable[[], float] = time.time) -> web.Application:
+    """The server application. ``clock`` gives wall-clock seconds for the scene engine and the store."""
+    catalog = default_catalog() if config.catalog_dir.resolve() == CATALOG_DIR.resolve() else \
+        Catalog.load(config.catalog_dir)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[_errors_middleware])
+    app[CONFIG] = config
+    app[CLOCK] = clock
+    app[METRICS] = Metrics()
+    app[AUTHORITY] = TokenAuthority(config.secret)
+    app[CATALOG] = catalog
+    app[SCENES] = SceneFiles(config.scene_dir, catalog)
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_pipeline_ctx(pipeline))
+    app.cleanup_ctx.append(_inference_ctx)
+    app.cleanup_ctx.append(_sessions_ctx)
+    app.router.add_get(STREAM_PATH, stream_handler)
+    app.router.add_routes(routes())
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    app[STORE] = await SQLiteStore.open(config.db_path, synchronous=config.db_synchronous)
+    yield
+    await app[STORE].close()
+
+
+def _pipeline_ctx(pipeline: BatchPipeline | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        built = pipeline if pipeline is not None else await asyncio.to_thread(load_pipeline, app[CONFIG])
+        app[PIPELINE] = built
+        log.info("vision pipeline: %s", type(built).__name__)
+        yield
+        close = getattr(built, "close", None)
+        if pipeline is None and callable(close):
+            await asyncio.to_thread(close)
+    return ctx
+
+
+async def _inference_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    service = InferenceService(app[PIPELINE], batch_size=config.batch_size,  # type: ignore[arg-type]
+                               batch_wait_ms=config.batch_wait_ms, max_pending=MAX_PENDING_FRAMES,
+                               metrics=app[METRICS])
+    await service.start()
+    app[INFERENCE] = service
+    yield
+    await service.stop()
+
+
+async def _sessions_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    archive = FrameArchive(config.store_frames_dir)
+    manager = SessionManager(config, store=app[STORE], inference=app[INFERENCE], catalog=app[CATALOG],
+                             library=app[SCENES].library, metrics=app[METRICS], archive=archive, clock=app[CLOCK])
+    await manager.start()
+    app[SESSIONS] = manager
+    yield
+    await manager.stop()
+    await asyncio.to_thread(archive.close)
+
+
+@web.middleware
+async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """JSON bodies for every HTTP error, and a count per route and status."""
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.content_type == "application/json":
+            raise
+        return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except ServerError as exc:
+        status = 503 if exc.code in ("overloaded", "closed") else 500
+        log.exception("request %s %s failed", request.method, request.path)
+        return json_error(status, exc.code, exc.message)
+    finally:
+        request.app[METRICS].http_requests.inc(route=route, status=str(status))

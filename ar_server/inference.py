@@ -1,0 +1,171 @@
+"""The shared inference service: one queue for every session, batched, run off the event loop.
+
+Rules:
+1. ``infer(frame)`` queues one frame and resolves with its result. A session awaits its result before it
+   submits again (its newest-frame slot holds what arrives meanwhile), so the queue holds at most one frame
+   per session and FIFO order is round-robin across sessions: a fast client cannot starve a slow one.
+2. The queue is bounded (``max_pending``); past it ``infer`` raises ``ServerError("overloaded")`` at once
+   instead of letting latency grow without bound.
+3. A batch starts when ``batch_size`` frames wait, or ``batch_wait_ms`` after the first one arrived,
+   whichever comes first. While a batch runs the next one fills, so under load batches grow by themselves.
+4. ``pipeline.process_batch`` runs on a dedicated worker thread, never on the event loop. One bad frame
+   yields a ``VisionError`` in its slot (the pipeline's contract); a batch that raises as a whole (a bug)
+   fails each of its frames with ``ServerError("internal")`` and the service keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ar_server.errors import ServerError
+from ar_server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+THREAD_NAME = "fixlens-inference"
+
+
+class BatchPipeline(Protocol):
+    """What the service needs of a pipeline (``vision.pipeline.Pipeline`` and the test stand-ins)."""
+
+    def process_batch(self, frames: Sequence[Any]) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    value: Any  # vision.types.Observation, or a VisionError for this frame
+    queue_ms: float  # waiting for a batch slot
+    batch_ms: float  # the whole batch's time in the pipeline
+    batch_size: int
+
+
+@dataclass
+class _Job:
+    frame: Any
+    future: asyncio.Future[InferenceResult]
+    queued_at: float  # time.perf_counter() seconds
+
+
+class InferenceService:
+    """Batches frames across sessions; see the module rules. ``start()`` before use, ``stop()`` after."""
+
+    def __init__(self, pipeline: BatchPipeline, *, batch_size: int = 8, batch_wait_ms: float = 5.0,
+                 max_pending: int = 1024, metrics: Metrics | None = None) -> None:
+        if batch_size < 1 or max_pending < 1 or batch_wait_ms < 0:
+            raise ValueError("batch_size and max_pending must be >= 1 and batch_wait_ms >= 0")
+        self.pipeline = pipeline
+        self.batch_size = batch_size
+        self.batch_wait_s = batch_wait_ms / 1000.0
+        self.max_pending = max_pending
+        self.metrics = metrics or Metrics()
+        self._pending: deque[_Job] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self.batches = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("InferenceService already started")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_NAME)
+        self._task = asyncio.create_task(self._run(), name="fixlens-inference-batcher")
+
+    async def stop(self) -> None:
+        """Cancel the batcher, fail frames still queued, and wait for the worker thread to finish."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while self._pending:
+            job = self._pending.popleft()
+            if not job.future.done():
+                job.future.set_exception(ServerError("overloaded", "the server is shutting down"))
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+            self._executor = None
+
+    async def infer(self, frame: Any) -> InferenceResult:
+        """Queue ``frame`` and wait for its result. Raises ``ServerError("overloaded")`` when the queue is full."""
+        if self._task is None:
+            raise RuntimeError("InferenceService is not running; call start() first")
+        if len(self._pending) >= self.max_pending:
+            raise ServerError("overloaded", f"inference queue is full ({self.max_pending} frames)")
+        future: asyncio.Future[InferenceResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Job(frame, future, time.perf_counter()))
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+            deadline = self._pending[0].queued_at + self.batch_wait_s
+            while len(self._pending) < self.batch_size:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), left)
+                except TimeoutError:
+                    break
+            count = min(self.batch_size, len(self._pending))
+            jobs = [j for j in (self._pending.popleft() for _ in range(count)) if not j.future.done()]
+            if jobs:
+                await self._run_batch(loop, jobs)
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self.pipeline.process_batch,
+                                                 [j.frame for j in jobs])
+            if len(results) != len(jobs):
+                raise RuntimeError(f"pipeline returned {len(results)} results for {len(jobs)} frames")
+        except Exception as exc:  # a pipeline bug must not stop the service; each frame learns of it
+            log.exception("inference batch of %d frames failed", len(jobs))
+            failure = ServerError("internal", f"inference failed: {type(exc).__name__}")
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(failure)
+            return
+        batch_ms = (time.perf_counter() - started) * 1000.0
+        self.batches += 1
+        self.metrics.batch_size.observe(len(jobs))
+        for job, value in zip(jobs, results, strict=True):
+            if not job.future.done():  # the session may have gone away meanwhile
+                job.future.set_result(InferenceResult(value, (started - job.queued_at) * 1000.0, batch_ms,
+                                                      len(jobs)))
+
+
+@dataclass(frozen=True)
+class FrameInputMirror:
+    """Same fields as ``vision.pipeline.FrameInput``; used only while that module is not importable."""
+
+    jpeg: bytes
+    seq: int
+    ts: float
+    camera: Any  # product_models.camera.CameraIntrinsics | None (None: the pipeline's default FOV)
+    product_hint: str | None = None
+
+
+def frame_input_type() -> type:
+    """``vision.pipeline.FrameInput`` when the vision pipeline exists, else ``FrameInputMirror``."""
+    try:
+        from vision.pipeline import FrameInput
+    except ImportError:
+        return FrameInputMirror
+    return FrameInput

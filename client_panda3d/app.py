@@ -1,0 +1,259 @@
+"""The AR client's render loop: source -> server (via :class:`ClientSession`) -> composed AR view.
+
+One loop per frame, Panda3D-samples style: input handlers (keys, mouse) only record what happened in
+:class:`InputState`; the frame step reads it, drains the session's inbox, updates the pose tracker and
+the step, composes the view, and writes it (headless) or shows it (window).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ar_server.protocol import End, Error, Notice, Obs, Step, Welcome
+from client_panda3d.ar_view import ARView, Shot
+from client_panda3d.pose_filter import PoseTracker
+from client_panda3d.recording import Recorder
+from client_panda3d.session import ClientSession, ConnectionChange
+from client_panda3d.sources import Source
+from client_panda3d.steps import Status, StepView
+from product_models.camera import CameraIntrinsics, Pose
+from product_models.catalog import Product
+
+KEY_ACTIONS = {13: "done", 10: "done", 8: "back", 127: "back", ord("h"): "help", ord("H"): "help", 27: "quit"}
+END_LINGER_S = 1.5  # keep showing the closing frame this long after `end`
+
+
+@dataclass
+class InputState:
+    """What the person did since the last frame; handlers append, the frame step consumes."""
+
+    actions: list[str] = field(default_factory=list)  # done | back | help | quit | choice:<n> | choose:<id>
+    clicks: list[tuple[float, float]] = field(default_factory=list)  # pixels
+
+    def on_key(self, key: int) -> None:
+        if key in KEY_ACTIONS:
+            self.actions.append(KEY_ACTIONS[key])
+        elif ord("1") <= key <= ord("9"):
+            self.actions.append(f"choice:{key - ord('1')}")
+
+    def on_click(self, x: float, y: float) -> None:
+        self.clicks.append((x, y))
+
+
+@dataclass
+class Transcript:
+    server: str
+    source: str
+    locale: str
+    session: str | None = None
+    outcome: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    timing: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.__dict__, indent=2, ensure_ascii=False) + "\n")
+
+
+class ClientApp:
+    """Runs one AR session (see the module docstring)."""
+
+    def __init__(self, source: Source, session: ClientSession, product: Product | None, camera: CameraIntrinsics, *,
+                 fps: float = 15.0, locale: str = "en", out: Path | None = None, window: bool = False,
+                 max_seconds: float = 600.0, max_frames: int | None = None, png_every: int = 1) -> None:
+        self.source, self.session, self.camera = source, session, camera
+        self.fps, self.locale, self.window = fps, locale, window
+        self.max_seconds, self.max_frames = max_seconds, max_frames
+        self.view = ARView(product, camera, locale)
+        self.tracker = PoseTracker()
+        self.input = InputState()
+        self.status = Status()
+        self.step: StepView | None = None
+        self.states: dict[str, str] = {}
+        self.shot: Shot | None = None
+        self.out = out
+        self.recorder = Recorder(out, fps, "view.mp4", png_every) if out is not None else None
+        self.transcript = Transcript(session.config.server, source.name, locale)
+        self._t0 = time.monotonic()
+        self._latencies: list[float] = []
+        self._compose_s: list[float] = []
+        self._ended_at: float | None = None
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def run(self) -> Transcript:
+        """Run until the session ends (plus a short linger), Esc, or the time/frame limit."""
+        self.session.start()
+        frames = 0
+        try:
+            if self.window:
+                self._open_window()
+            next_at = self.now()
+            while True:
+                now = self.now()
+                frame = self.source.read(now)
+                if frame is None:
+                    self.transcript.outcome = self.transcript.outcome or "source_ended"
+                    break
+                self.session.offer_frame(frame.image, frame.ts)
+                self._drain(now)
+                if self._handle_input(now) == "quit":
+                    self.transcript.outcome = self.transcript.outcome or "quit"
+                    break
+                choice = self.source.take_choice(now)
+                if choice is not None and self.step is not None:
+                    self._event(now, "choose", choice)
+                t = time.perf_counter()
+                self.shot = self.view.compose(frame.image, self.tracker.pose_at(frame.ts), self.states, self.step,
+                                              self.status, now=now, opacity=self.tracker.opacity(now))
+                self._compose_s.append(time.perf_counter() - t)
+                if self.recorder is not None:
+                    self.recorder.write(self.shot.image)
+                if self.window:
+                    self._show(self.shot)
+                frames += 1
+                if self._ended_at is not None and now - self._ended_at >= END_LINGER_S:
+                    break
+                if self.session.closed.is_set() and self._ended_at is None:
+                    self._ended_at = now  # connection gone without `end`: show it, then stop
+                if now >= self.max_seconds or (self.max_frames is not None and frames >= self.max_frames):
+                    self.transcript.outcome = self.transcript.outcome or "stopped"
+                    break
+                next_at += 1.0 / self.fps
+                time.sleep(max(0.0, next_at - self.now()))
+        finally:
+            self.session.stop()
+            self.session.join(5.0)
+            self.source.close()
+            self.view.close()
+            if self.recorder is not None:
+                self.recorder.close()
+            if self.window:
+                import cv2
+
+                cv2.destroyAllWindows()
+        self._finish(frames)
+        return self.transcript
+
+    # ------------------------------------------------------------------ per-frame steps
+
+    def _drain(self, now: float) -> None:
+        inbox = self.session.inbox
+        while not inbox.empty():
+            msg = inbox.get_nowait()
+            if isinstance(msg, ConnectionChange):
+                self.status.connection = msg.state
+                if msg.state == "closed" and msg.detail and self.transcript.outcome is None:
+                    self.transcript.errors.append({"at": round(now, 3), "detail": msg.detail})
+            elif isinstance(msg, Welcome):
+                self.transcript.session = msg.session
+            elif isinstance(msg, Obs):
+                self._latencies.append(now - msg.ts)
+                self._follow_product(msg.product)
+                self.status.product_in_view = msg.product is not None and msg.pose is not None
+                self.states = {k: p.state for k, p in msg.parts.items() if p.state is not None and p.visible}
+                if msg.pose is not None:
+                    import numpy as np
+
+                    pose = Pose(np.array(msg.pose.R, float).reshape(3, 3), np.array(msg.pose.t, float))
+                    self.tracker.add(msg.ts, pose, now)
+            elif isinstance(msg, Step):
+                self.step = StepView.from_protocol(msg)
+                self.status.notice = ""
+                self.source.on_step(self.step, now)
+                self.transcript.steps.append({"at": round(now, 3), "step": self.step.step_id, "text": self.step.text,
+                                              "progress": f"{self.step.number}/{self.step.total}"})
+            elif isinstance(msg, Notice):
+                self.status.notice = msg.text
+                self.transcript.notices.append({"at": round(now, 3), "code": msg.code, "text": msg.text})
+            elif isinstance(msg, End):
+                self.transcript.outcome = msg.outcome
+                self.status.notice = msg.text or msg.outcome
+                self._ended_at = now
+            elif isinstance(msg, Error):
+                self.transcript.errors.append({"at": round(now, 3), "code": msg.code, "message": msg.message,
+                                               "fatal": msg.fatal})
+                if msg.fatal:
+                    self.status.notice = f"{msg.code}: {msg.message}"
+
+    def _follow_product(self, product_id: str | None) -> None:
+        """Place overlays on the product the server recognises (a webcam does not know it up front)."""
+        current = self.view.product.id if self.view.product else None
+        if product_id is None or product_id == current:
+            return
+        from product_models.catalog import default_catalog
+
+        catalog = default_catalog()
+        if product_id in catalog:
+            self.view.set_product(catalog.get(product_id))
+            self.tracker.reset()
+
+    def _handle_input(self, now: float) -> str | None:
+        actions, self.input.actions = self.input.actions, []
+        clicks, self.input.clicks = self.input.clicks, []
+        buttons = self.shot.buttons if self.shot else []
+        for x, y in clicks:
+            hit = next((b for b in buttons if b.contains(x, y)), None)
+            if hit is not None:
+                actions.append(hit.action)
+        for action in actions:
+            if action == "quit":
+                return "quit"
+            if self.step is None:
+                continue
+            if action.startswith("choice:"):
+                index = int(action.split(":")[1])
+                if index < len(self.step.choices):
+                    self._event(now, "choose", self.step.choices[index][0])
+            elif action.startswith("choose:"):
+                self._event(now, "choose", action.split(":", 1)[1])
+            else:
+                self._event(now, action)
+        return None
+
+    def _event(self, now: float, kind: str, choice: str | None = None) -> None:
+        step = self.step.step_id if self.step else None
+        self.session.send_event(kind, choice, step)
+        self.transcript.events.append({"at": round(now, 3), "kind": kind, "choice": choice, "step": step})
+
+    # ------------------------------------------------------------------ window (a display is available)
+
+    def _open_window(self) -> None:
+        import cv2
+
+        cv2.namedWindow("fixlens", cv2.WINDOW_AUTOSIZE)
+        cv2.setMouseCallback("fixlens", lambda ev, x, y, *_: self.input.on_click(x, y)
+                             if ev == cv2.EVENT_LBUTTONUP else None)
+
+    def _show(self, shot: Shot) -> None:
+        import cv2
+
+        cv2.imshow("fixlens", cv2.cvtColor(shot.image, cv2.COLOR_RGB2BGR))
+        key = cv2.waitKey(1)
+        if key >= 0:
+            self.input.on_key(key & 0xFF)
+
+    def _finish(self, frames: int) -> None:
+        lat = sorted(self._latencies)
+        comp = sorted(self._compose_s)
+
+        def pct(values: list[float], q: float) -> float | None:
+            return round(1000 * values[min(len(values) - 1, math.floor(q * len(values)))], 1) if values else None
+
+        wall = self.now()
+        self.transcript.outcome = self.transcript.outcome or "unknown"
+        self.transcript.timing = {
+            "wall_s": round(wall, 2), "frames": frames, "results": len(lat),
+            "frames_sent": self.session.frames_sent, "view_fps": round(frames / wall, 2) if wall > 0 else None,
+            "result_age_p50_ms": pct(lat, 0.5), "result_age_p95_ms": pct(lat, 0.95),
+            "compose_p50_ms": pct(comp, 0.5), "compose_p95_ms": pct(comp, 0.95)}
+        if self.out is not None:
+            self.transcript.write(self.out / "transcript.json")

@@ -1,0 +1,154 @@
+"""Synthetic data, the tiny smoke training, the ONNX detector path and the patch classifiers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from product_models.camera import CameraIntrinsics, Pose
+from product_models.catalog import default_catalog
+from vision.part_classifier import (
+    HIDDEN,
+    PATCH,
+    LinearModel,
+    PatchClassifier,
+    face_patch,
+    fit_softmax,
+    hog,
+    patch_features,
+)
+from vision.training.synth import flip_index, keypoint_count, pose_label, write_dataset
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    write_dataset(out, 12, seed=4242, val_share=0.25, progress=False)
+    return out
+
+
+def test_dataset_layout_and_labels(tiny_dataset: Path) -> None:
+    data = yaml.safe_load((tiny_dataset / "data.yaml").read_text())
+    catalog = default_catalog()
+    assert sorted(data["names"].values()) == sorted(catalog.products)
+    k = keypoint_count(catalog)
+    assert data["kpt_shape"] == [k, 3]
+    images = sorted((tiny_dataset / "images" / "train").glob("*.jpg"))
+    assert len(images) == 9 and len(list((tiny_dataset / "images" / "val").glob("*.jpg"))) == 3
+    for img in images:
+        label = (tiny_dataset / "labels" / "train" / f"{img.stem}.txt").read_text().split()
+        truth = json.loads((tiny_dataset / "truth" / "train" / f"{img.stem}.json").read_text())
+        if truth["product"] is None:
+            assert label == []
+            continue
+        assert len(label) == 5 + 3 * k
+        values = [float(v) for v in label[1:]]
+        coords = values[:4] + [v for i, v in enumerate(values[4:]) if i % 3 != 2]
+        assert all(0.0 <= v <= 1.0 for v in coords)
+        assert {values[4 + 3 * i + 2] for i in range(k)} <= {0.0, 1.0, 2.0}
+        assert set(truth["states"]) == {p.name for p in catalog.get(truth["product"]).stateful_parts()}
+
+
+def test_same_seed_same_data(tmp_path: Path, tiny_dataset: Path) -> None:
+    write_dataset(tmp_path, 12, seed=4242, val_share=0.25, progress=False)
+    for label in sorted((tiny_dataset / "labels" / "train").glob("*.txt")):
+        assert (tmp_path / "labels" / "train" / label.name).read_text() == label.read_text()
+
+
+def test_flip_index_swaps_left_and_right() -> None:
+    router = default_catalog().get("router_ax1800")
+    names = [k.name for k in router.keypoints]
+    idx = flip_index(router)
+    assert names[idx[names.index("top_front_left")]] == "top_front_right"
+    assert sorted(idx) == list(range(len(names)))
+
+
+def test_pose_label_marks_out_of_frame_keypoints_unlabelled() -> None:
+    line = pose_label(1, np.array([10, 20, 110, 220]), np.array([[50, 60], [700, 10]]), np.array([2, 0]), 640, 480)
+    parts = line.split()
+    assert parts[0] == "1" and parts[-3:] == ["0", "0", "0"] and parts[-4] == "2"
+
+
+def test_smoke_training_exports_a_working_onnx_detector(tiny_dataset: Path, tmp_path: Path) -> None:
+    """The real training command, one epoch on a dozen images, then the ONNX backend runs its export.
+
+    It runs in a child process: this test process has the EGL renderer loaded (for the dataset), and
+    torch must not share a process with Mesa's EGL (see vision.training.train)."""
+    from vision.detector import DetectorConfig, OnnxDetector
+
+    cmd = [sys.executable, "-m", "ar_server.cli", "train", "detector", "--data", str(tiny_dataset / "data.yaml"),
+           "--epochs", "1", "--imgsz", "64", "--batch", "4", "--out-dir", str(tmp_path / "weights"),
+           "--project", str(tmp_path / "runs")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "YOLO_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    onnx_path = tmp_path / "weights" / "fixlens-pose.onnx"
+    assert onnx_path.is_file() and (tmp_path / "weights" / "fixlens-pose.pt").is_file()
+    det = OnnxDetector(onnx_path, DetectorConfig(conf=0.0))
+    assert sorted(det.names) == sorted(default_catalog().products)
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    (out,) = det.detect_batch([frame])
+    assert out.keypoints is not None and out.keypoints.shape[1:] == (det.num_keypoints, 2)
+    assert len(out) <= DetectorConfig().max_det
+    if len(out):  # an untrained net still yields boxes in frame coordinates
+        assert (out.xyxy[:, 2] <= 639).all() and (out.xyxy[:, 3] <= 479).all()
+
+
+def test_fit_softmax_separates_separable_classes() -> None:
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-2, 1, (100, 5)), rng.normal(2, 1, (100, 5))]).astype(np.float32)
+    y = np.array([0] * 100 + [1] * 100)
+    model = fit_softmax(x, y, ("empty", "plugged"))
+    assert (model.probabilities(x).argmax(axis=1) == y).mean() > 0.97
+
+
+def test_patch_classifier_round_trip(tmp_path: Path) -> None:
+    d = len(patch_features(np.zeros((PATCH, PATCH, 3), np.uint8)))
+    model = LinearModel(("clear", "jammed", HIDDEN), np.zeros(d, np.float32), np.ones(d, np.float32),
+                        np.zeros((d, 3), np.float32), np.array([0.0, 1.0, 0.0], np.float32))
+    PatchClassifier({("printer_lx400", "paper_jam"): model}).save(tmp_path / "p.npz")
+    loaded = PatchClassifier.load(tmp_path / "p.npz")
+    assert loaded.handles("printer_lx400", "paper_jam")
+    assert loaded.models[("printer_lx400", "paper_jam")].classes == ("clear", "jammed", HIDDEN)
+
+
+def test_patch_classifier_load_errors(tmp_path: Path) -> None:
+    from vision.errors import ModelUnavailable, VisionError
+
+    with pytest.raises(ModelUnavailable, match="fixlens train parts"):
+        PatchClassifier.load(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(VisionError, match="not a part-state model"):
+        PatchClassifier.load(tmp_path / "bad.npz")
+
+
+def test_hog_responds_to_edges_not_to_flat_patches() -> None:
+    flat = np.full((PATCH, PATCH), 128, np.uint8)
+    edge = flat.copy()
+    edge[:, PATCH // 2:] = 250
+    assert np.allclose(hog(flat), 0.0)
+    assert hog(edge).max() > 0.1
+
+
+def test_face_patch_rectifies_the_wan_port() -> None:
+    """The WAN port's patch, seen from behind at an angle, shows its yellow socket near the centre."""
+    from product_models.render import Renderer
+
+    product = default_catalog().get("router_ax1800")
+    cam = CameraIntrinsics.from_fov(640, 480)
+    pose = Pose.orbit(160.0, 25.0, 0.45, target=(0.0, 0.0, 0.02))
+    with Renderer(640, 480) as r:
+        image = r.render(product, {"port_wan": "empty"}, pose, cam).image[:, :, ::-1].copy()
+    patch = face_patch(image, product, product.part("port_wan"), pose, cam, {})
+    assert patch is not None and patch.shape == (PATCH, PATCH, 3)
+    b, g, rr = (patch[8:24, 8:24].reshape(-1, 3).astype(float)).T
+    yellow = (rr > 120) & (g > 100) & (b < 0.6 * rr)
+    assert yellow.mean() > 0.05

@@ -1,0 +1,176 @@
+"""Frame bytes -> :class:`~vision.types.Observation`: decode, detect, pose, part states.
+
+Stages, each timed (``timing_ms``):
+
+1. ``decode``: guarded JPEG decode (:mod:`vision.decode`); bad data raises :class:`FrameError` before any
+   large buffer exists.
+2. ``detect``: the YOLO pose detector gives the product, its box and keypoints (:mod:`vision.detector`).
+3. ``pose``: ``cv2.solvePnP`` on confident keypoints against the catalog keypoints, with the client's
+   intrinsics or the default field of view (:func:`vision.pose.resolve_camera`).
+4. ``states``: every part projected with the pose; LEDs read by colour (:mod:`vision.led`), ports,
+   trays, covers and paper by pose-rectified patch classifiers (:mod:`vision.part_classifier`).
+
+States are per frame and unsmoothed: temporal smoothing is per session (:mod:`vision.smoothing`).
+``process_batch`` never lets one bad frame fail the others: its slot holds the :class:`VisionError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from product_models.camera import CameraIntrinsics
+from product_models.catalog import Catalog, Product, default_catalog
+from vision.decode import DecodeLimits, decode_jpeg
+from vision.detector import WEIGHTS_DIR, Detector, DetectorConfig
+from vision.errors import ModelUnavailable, PoseError, VisionError
+from vision.led import classify_led
+from vision.part_classifier import CLASSIFIED_KINDS, PatchClassifier
+from vision.parts import project_parts
+from vision.pose import estimate_pose, resolve_camera
+from vision.types import Detections, Observation, PartState
+
+PART_MODEL_NAME = "part-states.npz"
+KEYPOINT_MIN_CONF = 0.5
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    jpeg: bytes
+    seq: int
+    ts: float  # the client's capture time, echoed unchanged
+    camera: CameraIntrinsics | None = None  # None: the default field of view
+    product_hint: str | None = None  # a product id the client expects; only breaks near-ties
+
+
+class Pipeline:
+    """Load once, then call :meth:`process` or :meth:`process_batch` from a worker thread."""
+
+    def __init__(self, weights_dir: str | Path = WEIGHTS_DIR, *, backend: str = "auto", device: str = "auto",
+                 catalog: Catalog | None = None, limits: DecodeLimits | None = None,
+                 detector_config: DetectorConfig | None = None) -> None:
+        self.catalog = catalog or default_catalog()
+        self.limits = limits or DecodeLimits()
+        self.detector = Detector.from_weights(weights_dir, backend, device, detector_config)
+        unknown = [n for n in self.detector.names if n not in self.catalog]
+        if unknown:
+            raise VisionError(f"detector knows products the catalog lacks: {', '.join(unknown)}")
+        self._products: list[Product] = [self.catalog.get(n) for n in self.detector.names]
+        self._keypoints = [np.array([k.position for k in p.keypoints]) for p in self._products]
+        try:
+            self.parts = PatchClassifier.load(Path(weights_dir) / PART_MODEL_NAME)
+        except ModelUnavailable:
+            self.parts = PatchClassifier({})  # LEDs still work; other parts report unknown
+
+    @property
+    def backend(self) -> str:
+        return f"{self.detector.backend}:{self.detector.device}"
+
+    def process(self, frame: FrameInput) -> Observation:
+        result = self.process_batch([frame])[0]
+        if isinstance(result, VisionError):
+            raise result
+        return result
+
+    def process_batch(self, frames: Sequence[FrameInput]) -> list[Observation | VisionError]:
+        t0 = time.perf_counter()
+        images: list[np.ndarray | None] = []
+        results: list[Observation | VisionError | None] = []
+        decode_ms: list[float] = []
+        for f in frames:
+            t = time.perf_counter()
+            try:
+                images.append(decode_jpeg(f.jpeg, self.limits))
+                results.append(None)
+            except VisionError as exc:
+                images.append(None)
+                results.append(exc)
+            decode_ms.append((time.perf_counter() - t) * 1000)
+        live = [i for i, img in enumerate(images) if img is not None]
+        t = time.perf_counter()
+        detections = self.detector.detect_batch([images[i] for i in live]) if live else []
+        detect_ms = (time.perf_counter() - t) * 1000 / max(1, len(live))
+        for i, det in zip(live, detections, strict=True):
+            try:
+                results[i] = self._observe(frames[i], images[i], det, decode_ms[i], detect_ms)
+            except VisionError as exc:
+                results[i] = exc
+        batch_ms = (time.perf_counter() - t0) * 1000
+        for r in results:
+            if isinstance(r, Observation):
+                r.timing_ms["batch_ms"] = batch_ms
+        return results  # type: ignore[return-value]
+
+    def _observe(self, frame: FrameInput, image: np.ndarray, det: Detections, decode_ms: float,
+                 detect_ms: float) -> Observation:
+        h, w = image.shape[:2]
+        camera = resolve_camera(frame.camera, w, h)
+        timing = {"decode_ms": decode_ms, "detect_ms": detect_ms}
+        if len(det) == 0:
+            timing.update(pose_ms=0.0, states_ms=0.0, total_ms=decode_ms + detect_ms)
+            return Observation(frame.seq, frame.ts, timing_ms=timing)
+        best = self._pick(det, frame.product_hint)
+        product = self._products[int(det.class_id[best])]
+        t = time.perf_counter()
+        pose, error = None, None
+        try:
+            est = estimate_pose(det.keypoints[best], self._keypoints[int(det.class_id[best])], camera,
+                                det.keypoint_conf[best], min_confidence=KEYPOINT_MIN_CONF)
+            pose, error = est.pose, est.reprojection_error_px
+        except PoseError:
+            pass  # product seen but no trustworthy pose: report it, without part states
+        timing["pose_ms"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        parts = self._part_states(image, product, pose, camera) if pose is not None else {}
+        timing["states_ms"] = (time.perf_counter() - t) * 1000
+        timing["total_ms"] = sum(timing.values())
+        box = tuple(float(v) for v in det.xyxy[best])
+        return Observation(frame.seq, frame.ts, product.id, float(det.confidence[best]), box, pose, error, parts,
+                           timing_ms=timing)
+
+    def _pick(self, det: Detections, hint: str | None) -> int:
+        """The most confident detection; the hinted product wins a near-tie (within 0.05)."""
+        order = np.argsort(-det.confidence)
+        best = int(order[0])
+        if hint is not None:
+            for i in order[1:]:
+                if (self.detector.names[int(det.class_id[i])] == hint
+                        and det.confidence[best] - det.confidence[i] < 0.05):
+                    return int(i)
+        return best
+
+    def _part_states(self, image: np.ndarray, product: Product, pose, camera: CameraIntrinsics) -> dict[str, PartState]:
+        # First parts that ride on nothing (trays and covers at rest), then parts attached to them,
+        # placed with the state just read for their carrier.
+        states: dict[str, str] = {}
+        out: dict[str, PartState] = {}
+        ordered = sorted(product.stateful_parts(), key=lambda p: p.attached_to is not None)
+        projected = project_parts(product, pose, camera, {})
+        for part in ordered:
+            if part.attached_to is not None:
+                carrier = states.get(part.attached_to)
+                place = {part.attached_to: carrier} if carrier else {}
+                p = project_parts(product, pose, camera, place)[part.name]
+            else:
+                p = projected[part.name]
+            if part.kind == "led" and not self.parts.handles(product.id, part.name):
+                if not p.visible:
+                    out[part.name] = PartState(None, 0.0, False, p.uv)
+                    continue
+                reading = classify_led(image, p.uv, max(p.size_px), part.states)
+                out[part.name] = PartState(reading.state, reading.confidence, True, p.uv)
+            elif part.kind in CLASSIFIED_KINDS and self.parts.handles(product.id, part.name):
+                if not p.visible:
+                    out[part.name] = PartState(None, 0.0, False, p.uv)
+                    continue
+                place = {part.attached_to: states[part.attached_to]} if part.attached_to in states else {}
+                out[part.name] = self.parts.classify(image, product, part, pose, camera, place, p.uv)
+            else:
+                out[part.name] = PartState(None, 0.0, p.visible, p.uv)
+            if out[part.name].state is not None:
+                states[part.name] = out[part.name].state
+        return out

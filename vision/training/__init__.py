@@ -1,0 +1,1 @@
+"""Training the detector from the catalog's 3D models: synthetic data, training, evaluation."""

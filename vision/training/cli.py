@@ -1,0 +1,97 @@
+"""``fixlens data synth`` and ``fixlens train``: make synthetic data and train the detector."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="synthetic training data", description="Synthetic training data.")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    p = dsub.add_parser("synth", help="render a labelled synthetic dataset (Ultralytics pose format)",
+                        description="Render catalog products in random states, poses, light and backgrounds, "
+                                    "with occlusion, blur, noise and JPEG artefacts; writes images, labels "
+                                    "and exact ground truth.")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--images", type=int, required=True, help="number of images (negatives included)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--val-share", type=float, default=0.1, help="share of images for validation (default 0.1)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=_cmd_synth)
+
+    train = sub.add_parser("train", help="train the models on synthetic data (offline, from scratch)",
+                           description="Train the recognition models on `fixlens data synth` output.")
+    trsub = train.add_subparsers(dest="train_what", metavar="MODEL", required=True)
+    t = trsub.add_parser("detector", help="the YOLO pose detector (product, box, keypoints)",
+                         description="Train a YOLO pose model from its YAML on `fixlens data synth` output, copy "
+                                     "the best weights to vision/weights/ and export ONNX.")
+    t.add_argument("--data", type=Path, required=True, help="data.yaml from `fixlens data synth`")
+    t.add_argument("--model", default="yolo11n-pose.yaml", help="Ultralytics model YAML (default yolo11n-pose.yaml)")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--imgsz", type=int, default=320)
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--time", type=float, default=None, dest="time_hours",
+                   help="wall-clock budget in hours; epochs are fitted to it")
+    t.add_argument("--device", default="cpu", help="cpu, 0 (first CUDA GPU), ...")
+    t.add_argument("--out-dir", type=Path, default=None, help="where the weights go (default vision/weights/)")
+    t.add_argument("--project", type=Path, default=Path("runs/train"),
+                   help="Ultralytics run folder (default runs/train)")
+    t.set_defaults(handler=_cmd_train)
+    pp = trsub.add_parser("parts", help="train the part-state patch classifiers (ports, trays, covers, paper)",
+                         description="Fit one linear model per product part on pose-rectified patches of a "
+                                     "synthetic dataset; writes vision/weights/part-states.npz.")
+    pp.add_argument("--data", type=Path, required=True, nargs="+", help="folder(s) written by `fixlens data synth`")
+    pp.add_argument("--seed", type=int, default=0)
+    pp.add_argument("--jitter", type=int, default=2, help="pose-noise copies per sample (default 2)")
+    pp.add_argument("--out", type=Path, default=None, help="model file (default vision/weights/part-states.npz)")
+    pp.set_defaults(handler=_cmd_train_parts)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from vision.training.synth import write_dataset
+
+    if args.images < 1 or args.images > 1_000_000:
+        print(f"error: --images must be within 1..1000000, got {args.images}", file=sys.stderr)
+        return 2
+    if not 0.0 <= args.val_share < 1.0:
+        print(f"error: --val-share must be within [0, 1), got {args.val_share}", file=sys.stderr)
+        return 2
+    summary = write_dataset(args.out, args.images, args.seed, args.val_share, progress=not args.no_progress)
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_train_parts(args: argparse.Namespace) -> int:
+    from vision.part_classifier import train_patch_classifier
+    from vision.pipeline import PART_MODEL_NAME
+    from vision.training.train import WEIGHTS_DIR
+
+    for folder in args.data:
+        if not (folder / "truth" / "train").is_dir():
+            print(f"error: {folder}: no truth/train folder; run `fixlens data synth` first", file=sys.stderr)
+            return 2
+    classifier, report = train_patch_classifier(args.data, args.seed, args.jitter)
+    out = args.out or WEIGHTS_DIR / PART_MODEL_NAME
+    out.parent.mkdir(parents=True, exist_ok=True)
+    classifier.save(out)
+    print(json.dumps({"out": str(out), "parts": report}, indent=2))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vision.training.train import WEIGHTS_DIR, TrainConfig, train
+
+    cfg = TrainConfig(data=args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+                      seed=args.seed, time_hours=args.time_hours, device=args.device,
+                      out_dir=args.out_dir or WEIGHTS_DIR, project=args.project)
+    try:
+        summary = train(cfg)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0

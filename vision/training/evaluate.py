@@ -1,0 +1,211 @@
+"""Held-out evaluation of the whole pipeline, and its latency benchmark.
+
+``evaluate`` renders its own held-out frames (seed ``EVAL_SEED``, never used for training) with the same
+generator as the training data, runs each 640x480 JPEG through :class:`vision.pipeline.Pipeline`, and
+compares with the exact ground truth:
+
+- ``product_accuracy``: frames with a product in view and a detection whose top product is right.
+- ``detection_recall``: frames with a product in view whose top detection overlaps the true box at IoU
+  >= 0.5 (a missed product counts against it).
+- ``part_state_accuracy`` (and ``..._by_kind``): over every part the ground truth marks visible in a
+  frame with a product in view; a part the pipeline leaves unknown counts as wrong.
+- ``pose_reproj_median_px`` / ``pose_reproj_p90_px``: per frame, the mean distance between the catalog
+  keypoints projected with the *estimated* pose and their true projections; a frame with no pose counts
+  as missing and is reported in ``pose_missing``.
+- ``real_photo_false_positives``: product detections on the real photos that ship inside scikit-image
+  and matplotlib (reserved for evaluation, never used in training).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from product_models.camera import CameraIntrinsics, project
+from product_models.catalog import default_catalog
+
+EVAL_SEED = 9001  # training data uses other seeds; keep it that way
+DEFAULT_FRAMES = 400
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def real_photos() -> list[tuple[str, np.ndarray]]:
+    """(name, BGR image) of the real photos shipped in scikit-image and matplotlib."""
+    out: list[tuple[str, np.ndarray]] = []
+    try:
+        import skimage.data as data
+
+        folder = Path(data.__file__).parent
+        for path in sorted(folder.glob("*")):
+            if path.suffix.lower() in (".png", ".jpg") and path.stem not in ("brick", "grass", "gravel"):
+                img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if img is not None and min(img.shape[:2]) >= 64:
+                    out.append((f"skimage/{path.name}", img))
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+
+        folder = Path(matplotlib.get_data_path()) / "sample_data"
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in (".png", ".jpg"):
+                img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if img is not None and min(img.shape[:2]) >= 64:
+                    out.append((f"matplotlib/{path.relative_to(folder)}", img))
+    except ImportError:
+        pass
+    return out
+
+
+def _fit_640x480(img: np.ndarray) -> np.ndarray:
+    scale = min(640 / img.shape[1], 480 / img.shape[0])
+    resized = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)))
+    canvas = np.full((480, 640, 3), 0, np.uint8)
+    canvas[: resized.shape[0], : resized.shape[1]] = resized
+    return canvas
+
+
+def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str = "auto",
+             progress: bool = False) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from vision.pipeline import FrameInput, Pipeline
+    from vision.training.synth import Synthesizer
+
+    catalog = default_catalog()
+    pipeline = Pipeline(backend=backend)
+    synth = Synthesizer(seed, catalog, negative_share=0.0)
+    n_view = n_detected = n_right = n_recalled = 0
+    reproj: list[float] = []
+    pose_missing = 0
+    parts_total: dict[str, int] = {}
+    parts_right: dict[str, int] = {}
+    per_product: dict[str, list[int]] = {}
+    try:
+        for i in tqdm(range(frames), desc="evaluating", unit="frame", disable=not progress):
+            s = synth.sample()
+            truth = s.truth
+            _, buf = cv2.imencode(".jpg", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR),
+                                   [cv2.IMWRITE_JPEG_QUALITY, s.jpeg_quality])
+            cam = CameraIntrinsics(**truth["camera"])
+            obs = pipeline.process(FrameInput(buf.tobytes(), i, 0.0, cam))
+            n_view += 1
+            stats = per_product.setdefault(truth["product"], [0, 0])
+            stats[0] += 1
+            if obs.product_id is not None:
+                n_detected += 1
+                n_right += obs.product_id == truth["product"]
+                if obs.product_id == truth["product"] and _iou(np.array(obs.box), np.array(truth["box"])) >= 0.5:
+                    n_recalled += 1
+                    stats[1] += 1
+            product = catalog.get(truth["product"])
+            if obs.pose is not None and obs.product_id == truth["product"]:
+                kp = np.array([k.position for k in product.keypoints])
+                est, _ = project(kp, obs.pose, cam)
+                true_kp = np.array(truth["keypoints"])
+                reproj.append(float(np.linalg.norm(est - true_kp, axis=1).mean()))
+            else:
+                pose_missing += 1
+            for name, info in truth["parts"].items():
+                if not info["visible"] or info["state"] is None:
+                    continue
+                kind = product.part(name).kind
+                parts_total[kind] = parts_total.get(kind, 0) + 1
+                got = obs.parts.get(name) if obs.product_id == truth["product"] else None
+                if got is not None and got.state == info["state"]:
+                    parts_right[kind] = parts_right.get(kind, 0) + 1
+    finally:
+        synth.close()
+    fp = 0
+    photos = real_photos()
+    for j, (_, img) in enumerate(photos):
+        _ok, buf = cv2.imencode(".jpg", _fit_640x480(img), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        fp += pipeline.process(FrameInput(buf.tobytes(), j, 0.0)).product_id is not None
+    total_parts = sum(parts_total.values())
+    reproj_sorted = sorted(reproj)
+    return {
+        "frames": frames, "seed": seed, "backend": pipeline.backend,
+        "product_accuracy": round(n_right / n_detected, 4) if n_detected else 0.0,
+        "detection_recall": round(n_recalled / n_view, 4) if n_view else 0.0,
+        "detection_recall_by_product": {k: round(v[1] / v[0], 4) for k, v in sorted(per_product.items())},
+        "part_state_accuracy": round(sum(parts_right.values()) / total_parts, 4) if total_parts else 0.0,
+        "part_state_accuracy_by_kind": {k: round(parts_right.get(k, 0) / n, 4) for k, n in sorted(parts_total.items())},
+        "part_state_count_by_kind": dict(sorted(parts_total.items())),
+        "pose_reproj_median_px": round(statistics.median(reproj), 3) if reproj else None,
+        "pose_reproj_p90_px": round(reproj_sorted[int(0.9 * (len(reproj_sorted) - 1))], 3) if reproj else None,
+        "pose_missing": pose_missing,
+        "real_photos": len(photos),
+        "real_photo_false_positives": int(fp),
+    }
+
+
+def bench_pipeline(frames: int = 60, seed: int = EVAL_SEED + 1, backend: str = "auto",
+                   naive: bool = True) -> dict[str, Any]:
+    """Latency of decode + detect + pose + part states on 640x480 JPEGs, and of a naive
+    ``YOLO(weights).predict(frame, imgsz=640)`` on the same frames, timed in the same run."""
+    import os
+
+    from vision.pipeline import FrameInput, Pipeline
+    from vision.training.synth import Synthesizer
+
+    if naive:
+        # The naive baseline loads torch, which crashes beside Mesa's EGL: render in software instead.
+        os.environ["FIXLENS_RENDER_DISPLAY"] = "p3tinydisplay"
+    synth = Synthesizer(seed, negative_share=0.0)
+    try:
+        samples = [synth.sample() for _ in range(frames)]
+    finally:
+        synth.close()
+    jpegs, cams = [], []
+    for s in samples:
+        _, buf = cv2.imencode(".jpg", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        jpegs.append(buf.tobytes())
+        cams.append(CameraIntrinsics(**s.truth["camera"]))
+    pipeline = Pipeline(backend=backend)
+    for j in jpegs[:5]:  # warm-up: first runs allocate and tune
+        pipeline.process(FrameInput(j, 0, 0.0))
+    ours, naive_ms = [], []
+    stages: dict[str, list[float]] = {}
+    yolo = None
+    if naive:
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+        from ultralytics import YOLO
+
+        from vision.detector import WEIGHTS_DIR, WEIGHTS_STEM
+
+        yolo = YOLO(str(WEIGHTS_DIR / f"{WEIGHTS_STEM}.pt"))
+        for j in jpegs[:3]:
+            yolo.predict(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), imgsz=640, verbose=False)
+    # Interleave the two so machine noise hits both alike.
+    for i, (j, cam) in enumerate(zip(jpegs, cams, strict=True)):
+        t = time.perf_counter()
+        obs = pipeline.process(FrameInput(j, i, 0.0, cam))
+        ours.append((time.perf_counter() - t) * 1000)
+        for k, v in obs.timing_ms.items():
+            stages.setdefault(k, []).append(v)
+        if yolo is not None:
+            t = time.perf_counter()
+            yolo.predict(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), imgsz=640, verbose=False)
+            naive_ms.append((time.perf_counter() - t) * 1000)
+    out: dict[str, Any] = {
+        "frames": frames, "backend": pipeline.backend, "width": 640, "height": 480,
+        "p50_ms": round(statistics.median(ours), 2),
+        "p95_ms": round(sorted(ours)[int(0.95 * (len(ours) - 1))], 2),
+        "stages_p50_ms": {k: round(statistics.median(v), 2) for k, v in sorted(stages.items())},
+    }
+    if naive_ms:
+        out["naive_p50_ms"] = round(statistics.median(naive_ms), 2)
+        out["ratio_vs_naive"] = round(statistics.median(ours) / statistics.median(naive_ms), 3)
+    return out

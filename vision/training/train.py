@@ -1,0 +1,89 @@
+"""Train the product detector (a YOLO pose model whose keypoints are the catalog's keypoints), offline.
+
+No pretrained weights exist here: the network is built from Ultralytics' model YAML and trained from
+scratch on synthetic renders (``vision.training.synth``). Settings that matter:
+
+- ``hsv_h=0``: hue augmentation would turn a red LED green.
+- ``fliplr=0``: a mirrored router is not a router anyone owns (its ports would be in mirror order).
+- ``plots=False``: plotting fetches a font from the internet. ``amp=False`` and ``workers=0`` on CPU.
+- ``time``: a wall-clock budget in hours; Ultralytics fits the epoch count to it after the first epoch.
+
+Training reads images from disk and never renders: torch crashes (SIGSEGV in
+``torch.use_deterministic_algorithms``) in a process that has Mesa's EGL renderer loaded. Processes that
+need both render with ``FIXLENS_RENDER_DISPLAY=p3tinydisplay`` (see ``vision.training.evaluate``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_NAME = "fixlens-pose"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: Path  # data.yaml written by `fixlens data synth`
+    model: str = "yolo11n-pose.yaml"
+    epochs: int = 40
+    imgsz: int = 320
+    batch: int = 16
+    seed: int = 0
+    time_hours: float | None = None
+    device: str = "cpu"
+    workers: int = 0
+    project: Path = Path("runs/train")
+    name: str = "fixlens-pose"
+    out_dir: Path = WEIGHTS_DIR
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train, copy the best weights to ``cfg.out_dir`` and export ONNX beside them. Returns a summary."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics import YOLO
+
+    if not cfg.data.is_file():
+        raise FileNotFoundError(f"{cfg.data}: no such data.yaml; run `fixlens data synth` first")
+    started = time.time()
+    model = YOLO(cfg.model)
+    args: dict[str, Any] = dict(
+        data=str(cfg.data), epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, seed=cfg.seed,
+        deterministic=True, device=cfg.device, workers=cfg.workers, project=str(cfg.project.resolve()),
+        name=cfg.name, exist_ok=True, plots=False, amp=False, cache="ram", verbose=False,
+        hsv_h=0.0, hsv_s=0.4, hsv_v=0.35, fliplr=0.0, degrees=0.0, translate=0.1, scale=0.5, mosaic=1.0,
+        close_mosaic=max(1, cfg.epochs // 5), patience=1000, pretrained=False, val=True,
+    )
+    if cfg.time_hours:
+        args["time"] = cfg.time_hours
+    model.train(**args)
+    run_dir = Path(model.trainer.save_dir)
+    best = run_dir / "weights" / "best.pt"
+    if not best.is_file():
+        best = run_dir / "weights" / "last.pt"
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    pt_path = cfg.out_dir / f"{WEIGHTS_NAME}.pt"
+    shutil.copyfile(best, pt_path)
+    onnx_path = export_onnx(pt_path, cfg.imgsz)
+    metrics = {k: float(v) for k, v in (model.trainer.metrics or {}).items()}
+    summary = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "epochs_run": int(model.trainer.epoch) + 1, "train_seconds": round(time.time() - started, 1),
+        "metrics": metrics, "weights": str(pt_path), "onnx": str(onnx_path), "run_dir": str(run_dir),
+    }
+    (cfg.out_dir / f"{WEIGHTS_NAME}.train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def export_onnx(pt_path: Path, imgsz: int) -> Path:
+    """Export ``pt_path`` to ONNX (static shape, batch 1, opset from Ultralytics) beside it."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics import YOLO
+
+    out = YOLO(str(pt_path)).export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, device="cpu")
+    return Path(out)
