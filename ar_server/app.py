@@ -56,7 +56,7 @@ def load_pipeline(config: Config) -> BatchPipeline:
     from vision.errors import VisionError
 
     try:
-        return Pipeline(device=config.device)
+        return Pipeline(config.weights_dir, backend=config.backend, device=config.device)
     except VisionError as exc:
         raise ServerError("pipeline_unavailable", f"the vision pipeline cannot start: {exc}") from None
 

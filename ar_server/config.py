@@ -28,6 +28,7 @@ MIN_PRODUCTION_SECRET_CHARS = 32
 _REPO = Path(__file__).resolve().parent.parent
 
 Mode = Literal["dev", "production"]
+Backend = Literal["auto", "onnx", "torch"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class Config:
     batch_size: int = 8  # frames per inference batch
     batch_wait_ms: float = 5.0  # how long a partial batch waits for more frames
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    weights_dir: Path = _REPO / "vision" / "weights"  # fixlens-pose.onnx / .pt and part-states.npz
+    # Detector backend: auto = torch on CUDA when available, else onnx. A process that also renders with
+    # Panda3D's EGL display must use onnx: importing torch there crashes it (auto probes torch for CUDA).
+    backend: Backend = "auto"
     token_ttl_s: int = 3600  # lifetime of tokens minted by `fixlens token` and the server
     store_frames_dir: Path | None = None  # frames of consenting sessions go here; None stores none
     session_idle_timeout_s: float = 300.0  # a session with no message for this long ends
@@ -263,6 +268,10 @@ _SPECS: dict[str, _Spec] = {
     "batch_size": _Spec(_int(1, 256), "frames per inference batch", "N"),
     "batch_wait_ms": _Spec(_float(0.0, 1000.0), "wait for a fuller batch, milliseconds", "MS"),
     "device": _Spec(_device, "inference device: auto, cpu, cuda or cuda:N", "DEVICE"),
+    "weights_dir": _Spec(_existing_dir, "folder of the detector weights (fixlens-pose.onnx/.pt, part-states.npz)",
+                         "DIR"),
+    "backend": _Spec(_choice("auto", "onnx", "torch"), "detector backend: auto (torch on CUDA, else onnx), onnx "
+                                                       "or torch", "BACKEND"),
     "token_ttl_s": _Spec(_int(60, 366 * 24 * 3600), "token lifetime, seconds", "SECONDS"),
     "store_frames_dir": _Spec(_path, "store frames of consenting sessions here (unset: store none)", "DIR"),
     "session_idle_timeout_s": _Spec(_float(1.0, 7 * 24 * 3600.0), "end a silent session after, seconds",

@@ -1,21 +1,29 @@
-"""``fixlens demo``: a guided repair from fault to fix, on a digital twin, rendered headless.
+"""``fixlens demo``: a guided repair end to end, through a real server, the real detector and real rendering.
 
-A router's twin starts in a fault (``wan_unplugged`` by default). A simulated customer points a
-handheld virtual camera at it; the session watches, picks the matching scene proactively (telling the
-customer why), and the scene engine guides the customer step by step. The customer does what each
-step's animation shows; the twin reacts with its real delays, and the engine moves on only when the
-observed part states say the step was done.
+``run_guided`` starts a Fixlens server on embedded defaults (dev mode, a temporary data folder, a free
+port on 127.0.0.1, the trained vision pipeline on ONNX Runtime) on a thread of this process, then runs the
+AR client against a digital twin in a fault, filmed by a handheld virtual camera that a simulated customer
+steers. Every frame goes over the WebSocket to the server: JPEG -> detector -> pose -> part states ->
+smoothing -> scene engine -> ``step`` back to the client, which draws the overlays with the pose the server
+sent. The customer does what each step's animation shows; the twin reacts with its real delays; the engine
+moves on only when the observed states say the step was done. Nobody presses Done.
 
-Until the trained detector ships, observations come from the renderer's exact ground truth for the
-parts the camera can actually see (a part out of view or facing away is not observed). Output goes
-to ``demo-out/``: an MP4 of the session, key frames, a contact sheet and ``transcript.json``.
+Headless, the run is in *lockstep* on a simulated clock shared by the twin, the customer and the server's
+engine (``client_panda3d.app.SimulatedClock``): each frame's result is awaited, then the clock moves on by
+one frame, so minutes of troubleshooting take as long as the server needs for the frames. With a display
+(``DISPLAY`` set) it runs in real time in a window instead.
+
+The backend is always ONNX here: this process renders with Panda3D, and torch must not be imported into it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,192 +31,210 @@ from typing import Any
 
 DEFAULT_PRODUCT = "router_ax1800"
 DEFAULT_FAULT = "wan_unplugged"
-FPS = 10.0  # simulated camera frames per second
-MAX_SECONDS = 300.0  # give up (outcome "timeout") after this much simulated time
+FPS = 10.0  # camera frames per (simulated) second; every frame goes to the server
+MAX_SECONDS = 180.0  # give up after this much (simulated) time; the default repair takes about 15 s
+SERVER_MAX_FPS = 120.0  # the demo server's per-session frame limit: lockstep frames come faster than 30/s
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="run a guided repair end to end on a digital twin (writes demo-out/)",
-        description="Start a twin in a fault, let a simulated customer follow the guidance, verify each "
-                    "step from the observed part states, and write video, key frames and a transcript.")
+        "demo", help="run a guided repair end to end: server + detector + AR client on a twin (writes demo-out/)",
+        description="Start a server with the trained detector, point the AR client at a digital twin in a fault, "
+                    "let a simulated customer follow the guidance (every step verified by vision), and write "
+                    "video, key frames, a contact sheet and a transcript.")
     p.add_argument("--product", default=DEFAULT_PRODUCT, help=f"catalog product id (default {DEFAULT_PRODUCT})")
     p.add_argument("--fault", default=DEFAULT_FAULT, help=f"fault the twin starts in (default {DEFAULT_FAULT})")
-    p.add_argument("--scene", default=None, help="scene id; default: chosen from what the camera sees")
+    p.add_argument("--scene", default=None, help="scene id; default: the server chooses from what the camera sees")
     p.add_argument("--locale", default="en", help="customer's language, e.g. en, de-AT, es (default en)")
     p.add_argument("--seed", type=int, default=7, help="random seed of the customer and the camera walk")
     p.add_argument("--clumsy", type=float, default=0.0, help="0..1: how often the customer slips")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out/)")
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
+    p.add_argument("--weights-dir", type=Path, default=None,
+                   help="detector weights folder (env FIXLENS_WEIGHTS_DIR; default vision/weights)")
+    p.add_argument("--headless", action="store_true", help="never open a window, even with a display")
+    p.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="give up after this long (simulated)")
     p.set_defaults(handler=_cmd_demo)
 
 
-@dataclass
-class Transcript:
-    product: str
-    fault: str
-    locale: str
-    scene: str | None = None
-    reason: str | None = None
-    outcome: str | None = None
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    actions: list[dict[str, Any]] = field(default_factory=list)
-    timing: dict[str, float] = field(default_factory=dict)
+def register_bench(sub: argparse._SubParsersAction) -> None:
+    from ar_server import bench_e2e
 
-    def add(self, at: float, kind: str, **data: Any) -> None:
-        self.entries.append({"at": round(at, 2), "kind": kind, **data})
+    bench_e2e.register_bench(sub)
+
+
+@dataclass
+class GuidedRun:
+    """What a guided run produced: the client transcript (plus the server's verified steps), key frames."""
+
+    transcript: dict[str, Any]
+    keyframes: list[tuple[str, Any]] = field(default_factory=list)  # (caption, (h, w, 3) uint8 RGB)
+    wall_s: float = 0.0
+    readings: list[dict[str, Any]] = field(default_factory=list)  # client_panda3d.app.reading() per result
+
+    @property
+    def outcome(self) -> str | None:
+        return self.transcript.get("outcome")
+
+
+def server_config(weights_dir: Path | None, data_dir: Path, **overrides: Any) -> Any:
+    """The embedded-defaults config of a local server: dev mode, 127.0.0.1, a free port, ONNX backend."""
+    from ar_server.config import Config
+
+    values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "mode": "dev", "data_dir": str(data_dir),
+                              "backend": "onnx", "max_fps": SERVER_MAX_FPS, "batch_wait_ms": 1.0}
+    if weights_dir is not None:
+        values["weights_dir"] = str(weights_dir)
+    values.update(overrides)
+    env = {k: v for k, v in os.environ.items() if k in ("FIXLENS_WEIGHTS_DIR", "FIXLENS_DEVICE")}
+    return Config.from_sources(values, env)
+
+
+def run_guided(source: str, *, out: Path | None = None, locale: str = "en", scene: str | None = None,
+               width: int = 640, height: int = 480, fps: float = FPS, weights_dir: Path | None = None,
+               window: bool = False, max_seconds: float = MAX_SECONDS, pipeline: Any = None,
+               data_dir: Path | None = None) -> GuidedRun:
+    """Run one guided session of the AR client on ``source`` (a ``twin:...`` string) through a local server.
+
+    ``out``: write ``view.mp4`` and ``transcript.json`` there. The returned transcript also holds
+    ``verified`` (the server's step history: entered, verified, how) and ``actions`` (what the customer did).
+    Raises ``ServerError`` if the server cannot start (e.g. weights missing) and ``ClientError`` for a bad source.
+    """
+    from ar_server.auth import TokenAuthority
+    from ar_server.local_server import LocalServer
+    from client_panda3d.app import ClientApp, SimulatedClock
+    from client_panda3d.session import ClientSession, SessionConfig
+    from client_panda3d.sources import open_source
+    from product_models.catalog import default_catalog
+
+    wall0 = time.perf_counter()
+    tmp = None if data_dir is not None else tempfile.TemporaryDirectory(prefix="fixlens-demo-")
+    config = server_config(weights_dir, data_dir or Path(tmp.name))  # type: ignore[union-attr]
+    clock = None if window else SimulatedClock()
+    server = LocalServer(config, pipeline=pipeline, clock=clock or time.time)
+    try:
+        url = server.start()
+        cam_source = open_source(source, width, height)
+        authority = TokenAuthority(config.secret)
+        token = authority.mint("customer", "demo-customer", 3600)
+        session = ClientSession(SessionConfig(url.replace("http://", "ws://"), token, cam_source.camera, locale,
+                                              scene, cam_source.product, SERVER_MAX_FPS if clock else fps))
+        product = default_catalog().get(cam_source.product) if cam_source.product else None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+        app = ClientApp(cam_source, session, product, cam_source.camera, fps=fps, locale=locale, out=out,
+                        window=window, max_seconds=max_seconds, png_every=1_000_000, clock=clock)
+        transcript = app.run().__dict__.copy()
+        if transcript.get("session"):
+            record = server.get_json(f"/v1/sessions/{transcript['session']}",
+                                     authority.mint("agent", "demo-agent", 600))
+            transcript["scene"] = record.get("scene")
+            transcript["verified"] = record.get("history", [])
+            transcript["escalations"] = record.get("escalations", [])
+        customer = getattr(cam_source, "customer", None)
+        transcript["actions"] = [a.__dict__ for a in customer.log] if customer is not None else []
+        transcript["pipeline"] = server.pipeline_name
+        transcript["frame_size"] = [width, height]
+        transcript["vision_check"] = reading_summary(app.readings)
+    finally:
+        server.stop()
+        if tmp is not None:
+            tmp.cleanup()
+    if out is not None:
+        (out / "transcript.json").write_text(json.dumps(transcript, indent=2, ensure_ascii=False) + "\n")
+        shutil.rmtree(out / "frames", ignore_errors=True)  # only the video and key frames are kept
+    return GuidedRun(transcript, app.keyframes, time.perf_counter() - wall0, app.readings)
+
+
+def reading_summary(readings: list[dict[str, Any]]) -> dict[str, Any]:
+    """How well the server read the twin: product and pose rates over frames with the product in view, and
+    per part (frames where it truly showed): right, wrong (``"read<-true": count``) and not recognised."""
+    seen = [r for r in readings if r["in_view"]]
+    parts: dict[str, dict[str, Any]] = {}
+    for r in seen:
+        if r["product"] != r["true_product"] or not r["pose"]:
+            continue
+        for name, (read, true, visible) in r["parts"].items():
+            if not visible:
+                continue
+            row = parts.setdefault(name, {"frames": 0, "right": 0, "unknown": 0, "wrong": {}})
+            row["frames"] += 1
+            if read == true:
+                row["right"] += 1
+            elif read is None:
+                row["unknown"] += 1
+            else:
+                key = f"{read}<-{true}"
+                row["wrong"][key] = row["wrong"].get(key, 0) + 1
+    pose_px = sorted(r["pose_px"] for r in seen if r.get("pose_px") is not None)
+    return {"frames_in_view": len(seen),
+            "pose_px_median": pose_px[len(pose_px) // 2] if pose_px else None,
+            "pose_px_p90": pose_px[int(0.9 * (len(pose_px) - 1))] if pose_px else None,
+            "product_right": sum(r["product"] == r["true_product"] for r in seen),
+            "with_pose": sum(bool(r["pose"]) and r["product"] == r["true_product"] for r in seen),
+            "parts": parts}
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from product_models.errors import CatalogError
-    from scenes.errors import SceneError
+    from ar_server.errors import ConfigError, ServerError
+    from client_panda3d.errors import ClientError
 
+    query = f"fault={args.fault}&seed={args.seed}&clumsy={args.clumsy}"
+    source = f"twin:{args.product}?{query}"
+    window = not args.headless and bool(os.environ.get("DISPLAY"))
     try:
-        transcript = run_demo(args)
-    except (CatalogError, SceneError, ValueError) as exc:
+        run = run_guided(source, out=args.out, locale=args.locale, scene=args.scene, width=args.width,
+                         height=args.height, weights_dir=args.weights_dir, window=window,
+                         max_seconds=args.max_seconds)
+    except (ServerError, ConfigError) as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    steps = [e for e in transcript.entries if e["kind"] == "step"]
-    print(f"scene {transcript.scene} started because {transcript.reason}")
-    for e in steps:
-        print(f"  {e['at']:6.1f}s  {e['step']:<16} {e['text']}")
-    print(f"outcome: {transcript.outcome} after {transcript.timing['simulated_s']:.1f} s simulated "
-          f"({transcript.timing['wall_s']:.1f} s wall, {transcript.timing['frames']} frames)")
-    print(f"wrote {args.out}/demo.mp4, {args.out}/contact_sheet.png, {args.out}/transcript.json")
-    return 0 if transcript.outcome in ("resolved", "escalate") else 1
+    write_keyframes(args.out, run.keyframes)
+    if (args.out / "view.mp4").exists():
+        os.replace(args.out / "view.mp4", args.out / "demo.mp4")
+    t = run.transcript
+    print(f"scene {t.get('scene')} on {source} ({t['pipeline']}, {args.width}x{args.height})")
+    how = {v["step_id"]: v.get("how") for v in t.get("verified", [])}
+    for s in t["steps"]:
+        print(f"  {s['at']:6.1f}s  {s['step']:<20} {('verified by ' + how[s['step']]) if how.get(s['step']) else ''}")
+    timing = t["timing"]
+    clock = "simulated" if timing.get("clock") == "simulated" else "real"
+    seconds = timing.get("simulated_s", timing["wall_s"])
+    print(f"outcome: {t['outcome']} after {len(t['steps'])} steps, {seconds:.1f} s {clock} time "
+          f"({run.wall_s:.1f} s wall, {timing['frames']} frames, {timing['results']} results)")
+    check = t["vision_check"]
+    print(f"vision: product recognised in {check['product_right']} of {check['frames_in_view']} frames with it in "
+          f"view, pose in {check['with_pose']} (keypoint error median {check['pose_px_median']} px)")
+    print(f"wrote {args.out}/demo.mp4, {args.out}/contact_sheet.png, {args.out}/keyframes/, {args.out}/transcript.json")
+    return 0 if t["outcome"] in ("resolved", "escalated") else 1
 
 
-def run_demo(args: argparse.Namespace) -> Transcript:
-    """Run the session; returns the transcript (also written to ``args.out``)."""
+def write_keyframes(out: Path, keyframes: list[tuple[str, Any]]) -> None:
+    """``out/keyframes/NN.png`` and ``out/contact_sheet.png`` (key frames at half size, 3 columns, captioned)."""
     import cv2
     import numpy as np
 
-    from client_panda3d.ar_view import ARView
-    from client_panda3d.simulated_customer import SimulatedCustomer
-    from client_panda3d.steps import Status, StepView
-    from product_models.camera import CameraIntrinsics
-    from product_models.catalog import default_catalog
-    from product_models.render import Renderer
-    from product_models.twin import Twin
-    from product_models.virtual_camera import HandheldCamera, VirtualCamera
-    from scenes import (
-        End,
-        Engine,
-        Escalate,
-        Notice,
-        Observation,
-        PartObservation,
-        ShowStep,
-        UserEvent,
-        find_scene,
-        load_library,
-        select,
-    )
-
-    wall0 = time.perf_counter()
-    product = default_catalog().get(args.product)
-    twin = Twin(product, fault=args.fault, now=0.0)
-    camera = CameraIntrinsics.from_fov(args.width, args.height)
-    handheld = HandheldCamera(product, camera, seed=args.seed)
-    customer = SimulatedCustomer(twin, handheld, seed=args.seed, clumsy=args.clumsy)
-    renderer = Renderer(args.width, args.height)
-    vcam = VirtualCamera(twin, handheld, renderer)
-    view = ARView(product, camera, args.locale)
-    status = Status("connected")
-    library = load_library()
-    out: Path = args.out
-    (out / "keyframes").mkdir(parents=True, exist_ok=True)
-    for old in (out / "keyframes").glob("*.png"):
+    folder = out / "keyframes"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
         old.unlink()
-    video = cv2.VideoWriter(str(out / "demo.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (args.width, args.height))
-    transcript = Transcript(product.id, args.fault, args.locale)
-    engine: Engine | None = None
-    step: ShowStep | None = None
-    keyframes: list[tuple[str, np.ndarray]] = []
-    frames = 0
-    now = 0.0
-    try:
-        while now <= MAX_SECONDS:
-            customer.update(now)
-            image, truth = vcam.capture(now)
-            frames += 1
-            seen = {name: PartObservation(pt.state, 1.0) for name, pt in truth.parts.items()
-                    if pt.visible and pt.state is not None}
-            obs = Observation(product.id if truth.product_box is not None else None, seen)
-            effects: list[Any] = []
-            if engine is None:
-                if args.scene is not None:
-                    scene, reason, why = find_scene(args.scene), None, "the scene was requested"
-                else:
-                    selection = select(library, obs, args.locale)
-                    scene, reason, why = (None, None, "") if selection is None else (
-                        selection.scene, selection.trigger.reason, selection.reason)
-                if scene is not None:
-                    engine = Engine(scene, product, args.locale, reason=reason)
-                    transcript.scene, transcript.reason = scene.id, why
-                    transcript.add(now, "start", scene=scene.id, reason=transcript.reason)
-                    effects = engine.start(now)
-            else:
-                effects = engine.handle(obs, now)
-                choice = customer.take_choice(now)
-                if choice is not None and transcript.outcome is None:
-                    transcript.add(now, "choose", choice=choice)
-                    effects += engine.handle(UserEvent("choose", choice), now)
-            for effect in effects:
-                if isinstance(effect, ShowStep):
-                    step = effect
-                    customer.on_step(effect.step_id, effect.overlays, now, [c.id for c in effect.choices])
-                    transcript.add(now, "step", step=effect.step_id, text=effect.text,
-                                   progress=f"{effect.progress.index}/{effect.progress.total}")
-                elif isinstance(effect, Notice):
-                    status.notice = effect.text
-                    transcript.add(now, "notice", code=effect.code, text=effect.text)
-                elif isinstance(effect, Escalate):
-                    transcript.add(now, "escalate", reason=effect.reason, offer=effect.offer, text=effect.text)
-                elif isinstance(effect, End):
-                    transcript.outcome = effect.outcome
-                    transcript.add(now, "end", outcome=effect.outcome)
-            in_view = truth.product_box is not None
-            status.product_in_view = in_view
-            if any(isinstance(e, ShowStep) for e in effects):
-                status.notice = ""
-            # The ground-truth pose stands in for the server's result, as the observations do.
-            composed = view.compose(image, truth.pose if in_view else None, truth.states,
-                                    StepView.from_effect(step) if step else None, status, now=now).image
-            video.write(cv2.cvtColor(composed, cv2.COLOR_RGB2BGR))
-            if any(isinstance(e, ShowStep | End) for e in effects):
-                keyframes.append((f"{now:05.1f}s {step.step_id if step else ''}", composed))
-            if transcript.outcome is not None:
-                break
-            now = round(now + 1.0 / FPS, 6)
-    finally:
-        video.release()
-        view.close()
-        renderer.close()
-    if transcript.outcome is None:
-        transcript.outcome = "timeout"
-    transcript.actions = [a.__dict__ for a in customer.log]
-    transcript.timing = {"simulated_s": now, "wall_s": round(time.perf_counter() - wall0, 2), "frames": frames}
     for i, (_caption, img) in enumerate(keyframes):
-        cv2.imwrite(str(out / "keyframes" / f"{i:02d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(out / "contact_sheet.png"), cv2.cvtColor(_sheet(keyframes, cv2, np), cv2.COLOR_RGB2BGR))
-    (out / "transcript.json").write_text(json.dumps(transcript.__dict__, indent=2, ensure_ascii=False) + "\n")
-    return transcript
-
-
-def _sheet(keyframes, cv2, np):
-    """Key frames at half size in a grid of 3 columns, each captioned."""
+        cv2.imwrite(str(folder / f"{i:02d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     if not keyframes:
-        return np.full((120, 320, 3), 255, np.uint8)
-    tiles = []
-    for caption, img in keyframes:
-        tile = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        tile = np.vstack([tile, np.full((22, tile.shape[1], 3), 255, np.uint8)])
-        cv2.putText(tile, caption, (6, tile.shape[0] - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        tiles.append(tile)
-    cols = 3
-    blank = np.full_like(tiles[0], 255)
-    tiles += [blank] * (-len(tiles) % cols)
-    rows = [np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)]
-    return np.vstack(rows)
+        sheet = np.full((120, 320, 3), 255, np.uint8)
+    else:
+        tiles = []
+        for caption, img in keyframes:
+            tile = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            tile = np.vstack([tile, np.full((22, tile.shape[1], 3), 255, np.uint8)])
+            cv2.putText(tile, caption, (6, tile.shape[0] - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                        cv2.LINE_AA)
+            tiles.append(tile)
+        cols = 3
+        tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % cols)
+        sheet = np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
+    cv2.imwrite(str(out / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))

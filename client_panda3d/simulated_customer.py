@@ -59,6 +59,9 @@ class SimulatedCustomer:
         self._look_back_at: float | None = None
         self._aim_part: str | None = None
         self._choice: tuple[float, str] | None = None  # (when, choice id) to press
+        # Clumsy: the wrong-part action, done when due (acting at a future time would run the twin ahead
+        # of the camera's clock).
+        self._slip: PlannedAction | None = None
         self.log: list[ActionLog] = []
 
     @property
@@ -76,7 +79,7 @@ class SimulatedCustomer:
         focus = animate or next((o for o in overlays if o.get("part")), None)
         self._aim_part = focus.get("part") if focus else None
         self.handheld.aim(self._aim_part, now)
-        self._plan, self._choice = None, None
+        self._plan, self._choice, self._slip = None, None, None
         if animate is None:
             if choices:
                 self._choice = (now + self._rng.uniform(*self.delay_range_s), choices[0])
@@ -89,8 +92,8 @@ class SimulatedCustomer:
         if self.clumsy and self._rng.random() < self.clumsy:
             wrong = self._wrong_part(part)
             if wrong is not None:  # acts on the wrong part first, then notices and corrects
-                self._act(action if action in self.twin.product.part(wrong).actions else "press", wrong,
-                          now + delay, step_id, note="clumsy: wrong part")
+                self._slip = PlannedAction(action if action in self.twin.product.part(wrong).actions else "press",
+                                           wrong, now + delay, None, step_id)
                 delay += self._rng.uniform(3.0, 6.0)
             if self._rng.random() < 0.5:
                 self._look_back_at = now + delay
@@ -109,6 +112,10 @@ class SimulatedCustomer:
         if self._look_back_at is not None and now >= self._look_back_at:
             self._look_back_at = None
             self.handheld.aim(self._aim_part, now)
+        slip = self._slip
+        if slip is not None and now >= slip.start:
+            self._slip = None
+            self._act(slip.action, slip.part, slip.start, slip.step_id, note="clumsy: wrong part")
         plan = self._plan
         if plan is not None and now >= plan.done_at:
             self._plan = None

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from product_models.catalog import default_catalog, localized
+from product_models.catalog import Catalog, default_catalog, localized
 from product_models.errors import CatalogError
 
 
@@ -19,8 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     psub = products.add_subparsers(dest="products_command", metavar="ACTION", required=True)
 
     p = psub.add_parser("list", help="print every product with its parts and faults",
-                        description="Print the id, name, parts (with states) and faults of every product.")
+                        description="Print the id, name, parts (with states) and faults of every product, "
+                                    "after validating every product.yaml, its twin section included.")
     p.add_argument("--locale", default="en", help="language of names (default: en)")
+    p.add_argument("--catalog", type=Path, metavar="DIR", help="catalog folder to check (default: the shipped one)")
     p.set_defaults(handler=_cmd_list)
 
     p = psub.add_parser("render", help="render a product in given part states to a PNG",
@@ -73,8 +75,12 @@ def _fail(message: str) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from product_models.twin_rules import parse_twin
+
     try:
-        catalog = default_catalog()
+        catalog = Catalog.load(args.catalog) if args.catalog else default_catalog()
+        # The catalog loader leaves `twin:` to the twin; validate it here so one command checks the whole file.
+        twins = {p.id: parse_twin(p) if p.twin_section is not None else None for p in catalog}
     except CatalogError as exc:
         return _fail(str(exc))
     for product in catalog:
@@ -84,10 +90,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for part in product.parts:
             states = f" [{', '.join(part.states)}]" if part.states else ""
             actions = f" actions: {', '.join(part.actions)}" if part.actions else ""
-            print(f"    {part.name:<16} {part.kind:<8}{states}{actions}")
+            print(f"    {part.name:<16} {part.kind:<8}{states}{actions}".rstrip())
         print("  faults:")
         for fault in product.faults.values():
             print(f"    {fault.name:<16} {localized(fault.description, args.locale)}")
+        spec = twins[product.id]
+        print(f"  twin: {len(spec.rules)} rules, hidden vars: {', '.join(spec.vars) or '(none)'}" if spec
+              else "  twin: none (no 'twin:' section)")
     return 0
 
 

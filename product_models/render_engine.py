@@ -52,6 +52,7 @@ class Target:
     background_texture: object  # Texture
     width: int
     height: int
+    drawn: bool = False  # a fresh buffer's first frame shows no background texture: it is drawn twice
 
 
 class Engine:
@@ -186,6 +187,10 @@ class Engine:
         for other in self.targets.values():
             other.buffer.setActive(other is target)
         self.base.graphicsEngine.renderFrame()
+        if not target.drawn:
+            # The background texture is prepared on the GPU during the first frame, too late for it.
+            self.base.graphicsEngine.renderFrame()
+            target.drawn = True
         target.buffer.setActive(False)
         data = target.texture.getRamImageAs("RGB")
         img = np.frombuffer(memoryview(data), np.uint8).reshape(target.height, target.width, 3)

@@ -202,13 +202,20 @@ class VirtualCamera:
     """Renders what a handheld phone sees of a twin: ``capture(now)`` -> (RGB image, ground truth)."""
 
     def __init__(self, twin: Twin, handheld: HandheldCamera, renderer: Any | None = None, *,
-                 lighting: Any = None, background: Any = None) -> None:
+                 lighting: Any = None, background: Any = "room") -> None:
         """``renderer`` is a :class:`product_models.render.Renderer` (one of the camera's size is made on
-        first use when None)."""
+        first use when None). ``background``: (h, w, 3) uint8 RGB, None for the renderer's plain grey, or
+        "room" (default) for a seeded procedural room (:func:`product_models.backdrop.room_backdrop`)."""
         if handheld.product is not twin.product and handheld.product.id != twin.product.id:
             raise ValueError(f"the camera walks around {handheld.product.id!r} but the twin is "
                              f"{twin.product.id!r}")
         self.twin, self.handheld, self.renderer = twin, handheld, renderer
+        if isinstance(background, str):
+            if background != "room":
+                raise ValueError(f"background must be an image, None or 'room', got {background!r}")
+            from product_models.backdrop import room_backdrop
+
+            background = room_backdrop(handheld.camera.width, handheld.camera.height, seed=7)
         self.lighting, self.background = lighting, background
 
     def capture(self, now: float) -> tuple[np.ndarray, Any]:

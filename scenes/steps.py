@@ -62,11 +62,16 @@ def read_step(r: Reader, sid: str, raw: Any, path: PathKey, locale: str) -> Step
     elif not any(k in m for k in ("when", "choices", "on_timeout", "done_goto")):
         r.issue(path, f"step {sid!r} has no way forward: give it when, choices, on_timeout or done_goto, "
                       "or make it terminal with outcome")
-    if outcome is None and not m.get("when"):
-        for i, o in enumerate(overlays):
-            if o is not None and o.kind == "animate":
-                r.issue((*path, "overlays", i), f"step {sid!r} asks for a physical action ({o.action} on {o.part}) "
-                        "but has no 'when' to verify it from part states")
+    # Verify, don't ask: a step that shows a physical action must see its result in part states.
+    for i, o in enumerate(overlays):
+        if o is None or o.kind != "animate":
+            continue
+        if outcome is not None:
+            r.issue((*path, "overlays", i), f"terminal step {sid!r} (outcome: {outcome}) cannot ask for a physical "
+                    f"action ({o.action} on {o.part}): nothing would verify it; ask for it in an earlier step")
+        elif not m.get("when"):
+            r.issue((*path, "overlays", i), f"step {sid!r} asks for a physical action ({o.action} on {o.part}) "
+                    "but has no 'when' to verify it from part states")
     errors_now = len([i for i in r.issues if i.severity == "error"])
     if errors_now > before or text is None:
         return None

@@ -29,7 +29,7 @@ PAD_VALUE = 114  # Ultralytics' letterbox grey
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    conf: float = 0.35  # minimum product confidence
+    conf: float = 0.3  # minimum product confidence; the pipeline then verifies each detection geometrically
     iou: float = 0.5  # non-maximum suppression overlap
     max_det: int = 4
 

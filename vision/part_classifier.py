@@ -31,7 +31,8 @@ MARGIN = 1.8  # the patch covers the part's size times this, so context (a cable
 MIN_SIDE_M = 0.028  # ... and at least this much, so a small socket's plug body fits in the patch
 HIDDEN = "hidden"
 CLASSIFIED_KINDS = frozenset({"led", "port", "tray", "cover", "paper", "cable", "switch"})
-LED_SIDE_M = 0.016  # an LED's patch: the lens and its surround, but not the printed label beside it
+LED_SIDE_M = 0.022  # an LED's patch: the lens, its glow and room for pose error, not the label beside it
+MIN_READABLE_PX = 4.0  # a part smaller than this in the image cannot be read by anyone: it is "not visible"
 # Kinds that sit inside the device, so another part's state (a closed cover, a closed tray) can hide
 # them while their place still faces the camera. Only these learn the ``hidden`` class.
 HIDEABLE_KINDS = frozenset({"paper"})
@@ -228,7 +229,7 @@ class PatchClassifier:
         return PartState(label, float(probs[best]), True, uv)
 
 
-def perturb_pose(pose: Pose, rng: np.random.Generator, rot_deg: float = 1.5, trans_frac: float = 0.015) -> Pose:
+def perturb_pose(pose: Pose, rng: np.random.Generator, rot_deg: float = 0.6, trans_frac: float = 0.008) -> Pose:
     """A pose off by about what keypoint-based PnP gets wrong, so training patches look like live ones."""
     axis = rng.normal(size=3)
     axis /= np.linalg.norm(axis)
@@ -239,9 +240,13 @@ def perturb_pose(pose: Pose, rng: np.random.Generator, rot_deg: float = 1.5, tra
     return Pose(r @ pose.R, t)
 
 
-def train_patch_classifier(datasets: Path | Iterable[Path], seed: int = 0,
-                           jitter: int = 2) -> tuple[PatchClassifier, dict]:
-    """Fit one model per (product, part) on ``<dataset>/truth/train``; report accuracy on ``.../val``."""
+def train_patch_classifier(datasets: Path | Iterable[Path], seed: int = 0, jitter: int = 2,
+                           pose_source=None) -> tuple[PatchClassifier, dict]:
+    """Fit one model per (product, part) on ``<dataset>/truth/train``; report accuracy on ``.../val``.
+
+    ``pose_source(image, record) -> Pose | None``, when given, supplies the pose patches are cut with (the
+    live pipeline's own estimate, so training patches carry its real errors); otherwise the true pose
+    with random noise is used."""
     folders = [datasets] if isinstance(datasets, Path) else list(datasets)
     from product_models.catalog import default_catalog
 
@@ -251,7 +256,7 @@ def train_patch_classifier(datasets: Path | Iterable[Path], seed: int = 0,
     def gather(split: str) -> dict[tuple[str, str], tuple[list[np.ndarray], list[str]]]:
         rows: dict[tuple[str, str], tuple[list[np.ndarray], list[str]]] = {}
         files = sorted(f for d in folders for f in (d / "truth" / split).glob("*.json"))
-        for key, feats, label in training_rows(files, catalog.get, rng, jitter):
+        for key, feats, label in training_rows(files, catalog.get, rng, jitter, pose_source):
             xs, ys = rows.setdefault(key, ([], []))
             xs.append(feats)
             ys.append(label)
@@ -281,7 +286,8 @@ def _accuracy(model: LinearModel, x: np.ndarray, y: np.ndarray) -> float:
     return round(float((model.probabilities(x).argmax(axis=1) == y).mean()), 4)
 
 
-def training_rows(truth_files: Iterable[Path], product_lookup, rng: np.random.Generator, jitter: int = 2):
+def training_rows(truth_files: Iterable[Path], product_lookup, rng: np.random.Generator, jitter: int = 2,
+                  pose_source=None):
     """Yield ((product_id, part), features, label) from synthetic ground truth (``vision.training.synth``)."""
     for tf in truth_files:
         rec = json.loads(tf.read_text())
@@ -294,6 +300,9 @@ def training_rows(truth_files: Iterable[Path], product_lookup, rng: np.random.Ge
         cam = CameraIntrinsics(**rec["camera"])
         pose = Pose(np.array(rec["pose"]["R"]), np.array(rec["pose"]["t"]))
         states = rec["states"]
+        estimated = pose_source(image, rec) if pose_source is not None else None
+        if pose_source is not None and estimated is None:
+            continue  # the live pipeline would not read parts in this frame either
         for part in product.stateful_parts():
             if part.kind not in CLASSIFIED_KINDS:
                 continue
@@ -312,9 +321,11 @@ def training_rows(truth_files: Iterable[Path], product_lookup, rng: np.random.Ge
             place = {k: s for k, s in states.items() if k == part.attached_to}
             from vision.parts import project_parts
 
-            if not project_parts(product, pose, cam, place)[part.name].visible:
-                continue  # the live pipeline does not ask about parts facing away or out of frame
-            for _ in range(jitter):
-                patch = face_patch(image, product, part, perturb_pose(pose, rng), cam, place)
+            projected = project_parts(product, pose, cam, place)[part.name]
+            if not projected.visible or min(projected.size_px) < MIN_READABLE_PX:
+                continue  # the live pipeline does not ask about parts facing away, out of frame or tiny
+            poses = [estimated] if estimated is not None else [perturb_pose(pose, rng) for _ in range(jitter)]
+            for use in poses:
+                patch = face_patch(image, product, part, use, cam, place)
                 if patch is not None:
                     yield (product.id, part.name), patch_features(patch), label

@@ -28,14 +28,22 @@ from product_models.catalog import Catalog, Product, default_catalog
 from vision.decode import DecodeLimits, decode_jpeg
 from vision.detector import WEIGHTS_DIR, Detector, DetectorConfig
 from vision.errors import ModelUnavailable, PoseError, VisionError
+from vision.keypoints import MODEL_NAME as KEYPOINT_MODEL_NAME
+from vision.keypoints import KeypointModel
 from vision.led import classify_led
-from vision.part_classifier import CLASSIFIED_KINDS, PatchClassifier
+from vision.part_classifier import CLASSIFIED_KINDS, MIN_READABLE_PX, PatchClassifier
 from vision.parts import project_parts
 from vision.pose import estimate_pose, resolve_camera
 from vision.types import Detections, Observation, PartState
 
 PART_MODEL_NAME = "part-states.npz"
-KEYPOINT_MIN_CONF = 0.5
+KEYPOINT_MIN_CONF = 0.5  # the detector's own keypoints (used when no crop keypoint model is installed)
+CROP_KEYPOINT_MIN_CONF = 0.15  # heatmap peak mass of the crop keypoint model
+# Geometric verification: a detection counts only if a rigid product explains its keypoints. Real
+# photos that fool the detector (a cat, a motorcycle, a chessboard) give reprojection errors of 11-70 px
+# or an upside-down pose; true products give 1-8 px on the synthetic validation frames.
+MAX_REPROJECTION_PX = 10.0
+MIN_UPRIGHT = 0.25  # the product's +z axis must point at least this much up in the image
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,10 @@ class Pipeline:
             self.parts = PatchClassifier.load(Path(weights_dir) / PART_MODEL_NAME)
         except ModelUnavailable:
             self.parts = PatchClassifier({})  # LEDs still work; other parts report unknown
+        try:
+            self.keypoints: KeypointModel | None = KeypointModel(Path(weights_dir) / KEYPOINT_MODEL_NAME)
+        except ModelUnavailable:
+            self.keypoints = None  # fall back to the detector's keypoint head
 
     @property
     def backend(self) -> str:
@@ -117,13 +129,24 @@ class Pipeline:
         product = self._products[int(det.class_id[best])]
         t = time.perf_counter()
         pose, error = None, None
+        cls = int(det.class_id[best])
+        if self.keypoints is not None:
+            uv, conf = self.keypoints.predict(image, det.xyxy[best], cls)
+            min_conf = CROP_KEYPOINT_MIN_CONF
+        else:
+            uv, conf, min_conf = det.keypoints[best], det.keypoint_conf[best], KEYPOINT_MIN_CONF
+        timing["keypoints_ms"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
         try:
-            est = estimate_pose(det.keypoints[best], self._keypoints[int(det.class_id[best])], camera,
-                                det.keypoint_conf[best], min_confidence=KEYPOINT_MIN_CONF)
+            est = estimate_pose(uv, self._keypoints[cls], camera, conf, min_confidence=min_conf)
             pose, error = est.pose, est.reprojection_error_px
         except PoseError:
-            pass  # product seen but no trustworthy pose: report it, without part states
+            pass
         timing["pose_ms"] = (time.perf_counter() - t) * 1000
+        if pose is None or error > MAX_REPROJECTION_PX or float(-(pose.R @ (0.0, 0.0, 1.0))[1]) < MIN_UPRIGHT:
+            # No rigid product explains what the detector saw: report nothing rather than a phantom.
+            timing.update(states_ms=0.0, total_ms=sum(timing.values()))
+            return Observation(frame.seq, frame.ts, timing_ms=timing)
         t = time.perf_counter()
         parts = self._part_states(image, product, pose, camera) if pose is not None else {}
         timing["states_ms"] = (time.perf_counter() - t) * 1000
@@ -157,6 +180,9 @@ class Pipeline:
                 p = project_parts(product, pose, camera, place)[part.name]
             else:
                 p = projected[part.name]
+            if min(p.size_px) < MIN_READABLE_PX:  # too small to read: say nothing rather than guess
+                out[part.name] = PartState(None, 0.0, False, p.uv)
+                continue
             if part.kind == "led" and not self.parts.handles(product.id, part.name):
                 if not p.visible:
                     out[part.name] = PartState(None, 0.0, False, p.uv)

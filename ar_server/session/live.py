@@ -202,11 +202,12 @@ class LiveSession:
         metrics = self.ctx.metrics
         self.processed += 1
         metrics.frames_processed.inc()
-        self._smooth_ms = max(self._smooth_ms, time.perf_counter() * 1000.0)
+        # Smoothing runs on the server's clock, as the engine does, so a simulated clock (tests, the demo)
+        # drives both the same way; max() keeps it monotonic should the wall clock step back.
+        self._smooth_ms = max(self._smooth_ms, self.ctx.clock() * 1000.0)
         if vobs.product_id != self._smoothed_product and vobs.product_id is not None:
             self.smoother.reset()
             self._smoothed_product = vobs.product_id
-            self._smooth_ms = time.perf_counter() * 1000.0
         parts = self.smoother.update(self._smooth_ms, vobs.parts if vobs.product_id is not None else {})
         total_ms = (time.perf_counter() - pending.received_at) * 1000.0
         obs = wire_obs(vobs, parts, queue_ms=queue_ms, total_ms=total_ms)

@@ -100,20 +100,29 @@ def box(lo: Vec3, hi: Vec3, bevel: float = 0.0, bevel_bottom: bool = False) -> M
     return m
 
 
+def _unit(vector: Vec3) -> np.ndarray:
+    a = np.asarray(vector, dtype=float)
+    return a / np.linalg.norm(a)
+
+
+def _ring(center: np.ndarray, axis: np.ndarray, radius: float, segments: int) -> list[Vec3]:
+    """``segments`` points on a circle of ``radius`` around ``center`` (3,) in the plane normal to the unit
+    vector ``axis`` (3,), counter-clockwise seen from the tip of ``axis``."""
+    ref = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    u = np.cross(axis, ref)
+    u /= np.linalg.norm(u)
+    v = np.cross(axis, u)
+    return [tuple(center + radius * (math.cos(2 * math.pi * i / segments) * u
+                                     + math.sin(2 * math.pi * i / segments) * v)) for i in range(segments)]
+
+
 def cylinder(center: Vec3, axis: Vec3, radius: float, length: float, segments: int = 16,
              caps: bool = True) -> Mesh:
     """A prism of ``segments`` sides around ``axis`` from ``center`` to ``center + axis * length``."""
-    a = np.asarray(axis, dtype=float)
-    a /= np.linalg.norm(a)
-    ref = np.array([0.0, 0.0, 1.0]) if abs(a[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    u = np.cross(a, ref)
-    u /= np.linalg.norm(u)
-    v = np.cross(a, u)
+    a = _unit(axis)
     c0 = np.asarray(center, dtype=float)
-    c1 = c0 + a * length
-    angles = [2 * math.pi * i / segments for i in range(segments)]
-    r0 = [tuple(c0 + radius * (math.cos(t) * u + math.sin(t) * v)) for t in angles]
-    r1 = [tuple(c1 + radius * (math.cos(t) * u + math.sin(t) * v)) for t in angles]
+    r0 = _ring(c0, a, radius, segments)
+    r1 = _ring(c0 + a * length, a, radius, segments)
     m = Mesh()
     for i in range(segments):
         j = (i + 1) % segments
@@ -126,15 +135,8 @@ def cylinder(center: Vec3, axis: Vec3, radius: float, length: float, segments: i
 
 def disc(center: Vec3, normal: Vec3, radius: float, segments: int = 20) -> Mesh:
     """A flat disc facing ``normal``."""
-    n = np.asarray(normal, dtype=float)
-    n /= np.linalg.norm(n)
-    ref = np.array([0.0, 0.0, 1.0]) if abs(n[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    u = np.cross(n, ref)
-    u /= np.linalg.norm(u)
-    v = np.cross(n, u)
-    c = np.asarray(center, dtype=float)
-    pts = [tuple(c + radius * (math.cos(2 * math.pi * i / segments) * u
-                               + math.sin(2 * math.pi * i / segments) * v)) for i in range(segments)]
+    n = _unit(normal)
+    pts = _ring(np.asarray(center, dtype=float), n, radius, segments)
     m = Mesh()
     m.polygon(pts)
     if np.dot(np.asarray(m.normals[0]), n) < 0:

@@ -88,7 +88,16 @@ BAD: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
     ("catalog_dir missing", {}, {"FIXLENS_CATALOG_DIR": "/no/such"}, "catalog_dir", "FIXLENS_CATALOG_DIR"),
     ("db_synchronous", {}, {"FIXLENS_DB_SYNCHRONOUS": "off"}, "db_synchronous", "normal, full"),
     ("secret blank", {}, {"FIXLENS_SECRET": "   "}, "secret", "<hidden>"),
+    ("weights_dir missing", {}, {"FIXLENS_WEIGHTS_DIR": "/no/weights"}, "weights_dir", "FIXLENS_WEIGHTS_DIR"),
+    ("backend", {"backend": "tensorrt"}, {}, "backend", "auto, onnx, torch"),
 ]
+
+
+def test_weights_dir_and_backend_come_from_flag_or_environment(tmp_path: Path) -> None:
+    config = Config.from_sources({"backend": "onnx"}, {"FIXLENS_WEIGHTS_DIR": str(tmp_path),
+                                                      "FIXLENS_BACKEND": "torch"})
+    assert config.weights_dir == tmp_path and config.backend == "onnx"
+    assert Config().weights_dir.name == "weights" and Config().backend == "auto"
 
 
 @pytest.mark.parametrize(("flags", "env", "field", "text"), [row[1:] for row in BAD], ids=[row[0] for row in BAD])

@@ -85,6 +85,7 @@ def _broken_copy(tmp_path: Path, old: str, new: str) -> Path:
         ("states: {port_wan: empty, led_internet: red}", "states: {port_wan: loose}",
          "part 'port_wan' has no state 'loose'"),
         ("states: {port_wan: empty, led_internet: red}", "states: {port_wann: empty}", "unknown part 'port_wann'"),
+        ("actions: [press, hold]", "actions: [press, twist]", "unknown action 'twist'; expected one of: press"),
         ("  - name: led_internet\n", "  - name: led_power\n", "duplicate part name 'led_power'"),
         ("id: router_ax1800", "id: router_ax1800\nid: again", "duplicate key 'id'"),
         ("id: router_ax1800", "id: other_router", "must equal its folder name"),

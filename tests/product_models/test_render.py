@@ -126,6 +126,26 @@ def test_part_visibility_follows_facing_and_states(renderer: Renderer) -> None:
                            camera).truth.parts["paper_jam"].visible
 
 
+@pytest.mark.parametrize(("part", "absent", "opener"), [("paper_jam", "clear", "cover_front"),
+                                                        ("tray_media", "empty", "tray_paper")])
+def test_part_drawn_as_nothing_is_still_visible_where_it_sits(renderer: Renderer, part: str, absent: str,
+                                                              opener: str) -> None:
+    """Regression: a part drawn as nothing in its state (cleared jam, empty tray) was labelled invisible."""
+    printer = default_catalog().get(PRINTER)
+    camera = CameraIntrinsics.from_fov(320, 240)
+    pose = product_view(printer, 0, 40)
+    opened = renderer.render(printer, {part: absent, opener: "open"}, pose, camera)
+    truth = opened.truth.parts[part]
+    assert truth.visible and truth.visible_fraction > 0.5 and truth.state == absent
+    assert opened.truth.to_dict()["parts"][part]["visible"] is True
+    closed = renderer.render(printer, {part: absent, opener: "closed"}, pose, camera).truth.parts[part]
+    assert not closed.visible and closed.state == absent
+    # The absent state really is drawn as nothing: showing the part changes the picture.
+    present = next(s for s in printer.part(part).states if s != absent)
+    drawn = renderer.render(printer, {part: present, opener: "open"}, pose, camera)
+    assert np.abs(drawn.image.astype(int) - opened.image.astype(int)).sum() > 1000
+
+
 def test_product_box_matches_drawn_pixels(renderer: Renderer) -> None:
     camera = CameraIntrinsics.from_fov(320, 240)
     background = np.zeros((240, 320, 3), np.uint8)
@@ -203,3 +223,18 @@ def test_every_state_of_every_part_renders(product_id: str) -> None:
                 patch = res.image[v - 1:v + 2, u - 1:u + 2].reshape(-1, 3).astype(int)
                 channel = {"green": 1, "red": 0, "amber": 0}[state]
                 assert patch[:, channel].max() > 180, (part.name, state, patch)
+
+
+def test_first_frame_of_a_fresh_buffer_shows_the_background() -> None:
+    """Regression: a new buffer's first frame was drawn before its background texture was ready (grey)."""
+    from product_models.backdrop import room_backdrop
+    from product_models.camera import CameraIntrinsics, Pose
+    from product_models.catalog import default_catalog
+    from product_models.render import Renderer
+
+    cam = CameraIntrinsics.from_fov(104, 78)  # a size no other test uses, so the buffer is new
+    background = room_backdrop(104, 78, seed=3)
+    with Renderer(104, 78) as r:
+        image = r.render(default_catalog().get("router_ax1800"), {}, Pose.orbit(0, 30, 2.0), cam,
+                         background=background).image
+    np.testing.assert_array_equal(image[:4, :4], background[:4, :4])

@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
 import pytest
 
 from ar_server.cli import main
-from product_models import default_catalog
+from product_models import CATALOG_DIR, default_catalog
+
+
+def test_list_prints_ids_names_parts_and_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["products", "list", "--locale", "de-AT"]) == 0
+    out = capsys.readouterr().out
+    for product in default_catalog():
+        assert f"{product.id}: {product.name['de']}" in out
+        for part in product.parts:
+            assert f"    {part.name:<16} {part.kind}" in out
+        for fault in product.faults.values():
+            assert f"    {fault.name:<16} {fault.description['de']}" in out
+    assert "    led_internet     led      [off, green, amber, red]" in out
+    assert "    port_wan         port     [empty, plugged] actions: plug, unplug" in out
+    assert "  twin: 18 rules, hidden vars: power\n" in out
+
+
+def test_list_validates_the_twin_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(CATALOG_DIR, tmp_path / "catalog")
+    target = tmp_path / "catalog" / "router_ax1800" / "product.yaml"
+    text = target.read_text(encoding="utf-8")
+    target.write_text(text.replace("set_var: {radio: off}", "set_var: {radioo: off}"), encoding="utf-8")
+    assert main(["products", "list", "--catalog", str(tmp_path / "catalog")]) == 2
+    err = capsys.readouterr().err
+    assert f"{target}:" in err and "unknown var 'radioo'" in err and "Traceback" not in err
 
 
 def test_render_writes_png_and_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,11 +82,13 @@ def test_build_out_dir_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "up to date" in capsys.readouterr().out
 
 
-def test_bench_render_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "render", "--json", "--frames", "2", "--width", "160", "--height", "120"]) == 0
+def test_bench_render_json_reports_640x480_frames_per_second(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "render", "--json", "--frames", "2"]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert (report["bench"], report["width"], report["height"], report["frames"]) == ("render", 640, 480, 2)
     assert set(report["products"]) == {"router_ax1800", "printer_lx400"}
-    assert all(r["fps_median"] > 0 for r in report["products"].values())
+    for figures in report["products"].values():
+        assert figures["fps_median"] > 0 and figures["ms_median"] <= figures["ms_max"]
 
 
 @pytest.mark.parametrize("argv", [["products", "render"], ["products", "sheet"], ["products", "build"],

@@ -73,6 +73,10 @@ CASES = [
     ("unverified_action", "    when:\n      - part: led_wifi\n        is: green\n        hold: 1\n        goto: done\n",
      "    done_goto: done\n", "asks for a physical action (press on button_wifi) but has no 'when'",
      "steps.press.overlays[0]", "{kind: animate", "error"),
+    ("terminal_action", "    outcome: resolved\n", "    outcome: resolved\n    overlays:\n"
+     "      - {kind: animate, part: button_wifi, action: press}\n",
+     "terminal step 'done' (outcome: resolved) cannot ask for a physical action (press on button_wifi)",
+     "steps.done.overlays[0]", "{kind: animate, part: button_wifi, action: press}\n    text", "error"),
     ("terminal_with_when", "    outcome: resolved\n", "    outcome: resolved\n    done_goto: press\n",
      "terminal step 'done' (outcome: resolved) cannot have 'done_goto'", "steps.done.done_goto", "press\n  ",
      "error"),

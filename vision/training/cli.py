@@ -49,6 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     pp.add_argument("--jitter", type=int, default=2, help="pose-noise copies per sample (default 2)")
     pp.add_argument("--out", type=Path, default=None, help="model file (default vision/weights/part-states.npz)")
     pp.set_defaults(handler=_cmd_train_parts)
+    kp = trsub.add_parser("keypoints", help="train the crop keypoint network (second stage, for pose)",
+                          description="Train the small heatmap network that finds each catalog keypoint in the "
+                                      "detected product's crop; exports vision/weights/keypoints.onnx.")
+    kp.add_argument("--data", type=Path, required=True, nargs="+", help="folder(s) written by `fixlens data synth`")
+    kp.add_argument("--epochs", type=int, default=30)
+    kp.add_argument("--batch", type=int, default=64)
+    kp.add_argument("--jitter", type=int, default=2, help="crops per training frame (default 2)")
+    kp.add_argument("--seed", type=int, default=0)
+    kp.add_argument("--out-dir", type=Path, default=None, help="where the model goes (default vision/weights/)")
+    kp.set_defaults(handler=_cmd_train_keypoints)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -79,6 +89,20 @@ def _cmd_train_parts(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     classifier.save(out)
     print(json.dumps({"out": str(out), "parts": report}, indent=2))
+    return 0
+
+
+def _cmd_train_keypoints(args: argparse.Namespace) -> int:
+    from vision.training.keypoints_train import train_keypoints
+    from vision.training.train import WEIGHTS_DIR
+
+    for folder in args.data:
+        if not (folder / "truth" / "train").is_dir():
+            print(f"error: {folder}: no truth/train folder; run `fixlens data synth` first", file=sys.stderr)
+            return 2
+    summary = train_keypoints(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, args.batch, args.seed,
+                              args.jitter, log=lambda line: print(line, flush=True))
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -8,7 +8,9 @@ compares with the exact ground truth:
 - ``detection_recall``: frames with a product in view whose top detection overlaps the true box at IoU
   >= 0.5 (a missed product counts against it).
 - ``part_state_accuracy`` (and ``..._by_kind``): over every part the ground truth marks visible in a
-  frame with a product in view; a part the pipeline leaves unknown counts as wrong.
+  frame with a product in view, and that is at least ``MIN_READABLE_PX`` (4 px) across in the frame;
+  a part the pipeline leaves unknown counts as wrong. Parts visible but smaller are counted in
+  ``part_state_too_small_by_kind`` (a 4 mm LED on a router filling 15 % of the frame is 1-2 px).
 - ``pose_reproj_median_px`` / ``pose_reproj_p90_px``: per frame, the mean distance between the catalog
   keypoints projected with the *estimated* pose and their true projections; a frame with no pose counts
   as missing and is reported in ``pose_missing``.
@@ -26,8 +28,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from product_models.camera import CameraIntrinsics, project
+from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import default_catalog
+from vision.part_classifier import MIN_READABLE_PX
+from vision.parts import project_parts
 
 EVAL_SEED = 9001  # training data uses other seeds; keep it that way
 DEFAULT_FRAMES = 400
@@ -91,6 +95,7 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
     reproj: list[float] = []
     pose_missing = 0
     parts_total: dict[str, int] = {}
+    geometric_total: dict[str, int] = {}
     parts_right: dict[str, int] = {}
     per_product: dict[str, list[int]] = {}
     try:
@@ -118,10 +123,15 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
                 reproj.append(float(np.linalg.norm(est - true_kp, axis=1).mean()))
             else:
                 pose_missing += 1
+            true_pose = Pose(np.array(truth["pose"]["R"]), np.array(truth["pose"]["t"]))
+            sizes = project_parts(product, true_pose, cam, truth["states"])
             for name, info in truth["parts"].items():
                 if not info["visible"] or info["state"] is None:
                     continue
                 kind = product.part(name).kind
+                geometric_total[kind] = geometric_total.get(kind, 0) + 1
+                if min(sizes[name].size_px) < MIN_READABLE_PX:
+                    continue  # smaller than a person could read either: not counted as visible
                 parts_total[kind] = parts_total.get(kind, 0) + 1
                 got = obs.parts.get(name) if obs.product_id == truth["product"] else None
                 if got is not None and got.state == info["state"]:
@@ -143,6 +153,7 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
         "part_state_accuracy": round(sum(parts_right.values()) / total_parts, 4) if total_parts else 0.0,
         "part_state_accuracy_by_kind": {k: round(parts_right.get(k, 0) / n, 4) for k, n in sorted(parts_total.items())},
         "part_state_count_by_kind": dict(sorted(parts_total.items())),
+        "part_state_too_small_by_kind": {k: n - parts_total.get(k, 0) for k, n in sorted(geometric_total.items())},
         "pose_reproj_median_px": round(statistics.median(reproj), 3) if reproj else None,
         "pose_reproj_p90_px": round(reproj_sorted[int(0.9 * (len(reproj_sorted) - 1))], 3) if reproj else None,
         "pose_missing": pose_missing,
@@ -155,24 +166,25 @@ def bench_pipeline(frames: int = 60, seed: int = EVAL_SEED + 1, backend: str = "
                    naive: bool = True) -> dict[str, Any]:
     """Latency of decode + detect + pose + part states on 640x480 JPEGs, and of a naive
     ``YOLO(weights).predict(frame, imgsz=640)`` on the same frames, timed in the same run."""
+    import json
     import os
+    import subprocess
+    import sys
+    import tempfile
 
     from vision.pipeline import FrameInput, Pipeline
-    from vision.training.synth import Synthesizer
 
-    if naive:
-        # The naive baseline loads torch, which crashes beside Mesa's EGL: render in software instead.
-        os.environ["FIXLENS_RENDER_DISPLAY"] = "p3tinydisplay"
-    synth = Synthesizer(seed, negative_share=0.0)
-    try:
-        samples = [synth.sample() for _ in range(frames)]
-    finally:
-        synth.close()
+    # Frames are rendered by `fixlens data synth` in a child process: the naive baseline loads torch,
+    # which must not share a process with the EGL renderer.
     jpegs, cams = [], []
-    for s in samples:
-        _, buf = cv2.imencode(".jpg", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-        jpegs.append(buf.tobytes())
-        cams.append(CameraIntrinsics(**s.truth["camera"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "ar_server.cli", "data", "synth", "--out", tmp, "--images",
+                        str(frames), "--seed", str(seed), "--val-share", "0", "--no-progress"],
+                       check=True, capture_output=True)
+        for path in sorted(Path(tmp, "images", "train").glob("*.jpg")):
+            truth = json.loads(Path(tmp, "truth", "train", f"{path.stem}.json").read_text())
+            jpegs.append(path.read_bytes())
+            cams.append(CameraIntrinsics(**truth["camera"]) if truth.get("camera") else None)
     pipeline = Pipeline(backend=backend)
     for j in jpegs[:5]:  # warm-up: first runs allocate and tune
         pipeline.process(FrameInput(j, 0, 0.0))

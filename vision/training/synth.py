@@ -30,6 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from product_models.backdrop import random_background
 from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import Catalog, Product, default_catalog
 
@@ -179,43 +180,6 @@ def random_pose(product: Product, camera: CameraIntrinsics, rng: np.random.Gener
     eye = base.camera_position
     target = centre + base.R.T @ shift_cam
     return Pose.look_at(eye, target, roll_deg=roll)
-
-
-def random_background(rng: np.random.Generator, width: int, height: int,
-                      textures: list[np.ndarray]) -> np.ndarray:
-    """A plausible indoor clutter surface: smooth colour fields, a texture, edges and blobs."""
-    kind = rng.random()
-    if kind < 0.35 and textures:
-        tex = textures[int(rng.integers(len(textures)))]
-        scale = float(rng.uniform(0.6, 2.0))
-        tex = cv2.resize(tex, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        reps = (math.ceil(height / tex.shape[0]) + 1, math.ceil(width / tex.shape[1]) + 1, 1)
-        tiled = np.tile(tex, reps)
-        y0, x0 = int(rng.integers(0, tex.shape[0])), int(rng.integers(0, tex.shape[1]))
-        img = tiled[y0:y0 + height, x0:x0 + width].astype(np.float32)
-        tint = rng.uniform(0.5, 1.3, size=3)
-        img = img * tint[None, None, :]
-    else:
-        low = rng.uniform(0, 255, size=(int(rng.integers(2, 6)), int(rng.integers(2, 6)), 3)).astype(np.float32)
-        img = cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC)
-        noise = cv2.resize(rng.normal(0, 1, size=(height // 8, width // 8, 3)).astype(np.float32),
-                           (width, height), interpolation=cv2.INTER_LINEAR)
-        img += noise * float(rng.uniform(0, 25))
-    # Clutter: rectangles (desk edges, books, boxes), lines (cables) and ellipses (cups).
-    for _ in range(int(rng.integers(0, 8))):
-        colour = tuple(float(c) for c in rng.uniform(0, 255, size=3))
-        shape = rng.random()
-        p1 = (int(rng.integers(-50, width)), int(rng.integers(-50, height)))
-        if shape < 0.45:
-            p2 = (p1[0] + int(rng.integers(20, 300)), p1[1] + int(rng.integers(20, 250)))
-            cv2.rectangle(img, p1, p2, colour, -1)
-        elif shape < 0.75:
-            p2 = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-            cv2.line(img, p1, p2, colour, int(rng.integers(2, 10)), cv2.LINE_AA)
-        else:
-            axes = (int(rng.integers(10, 90)), int(rng.integers(10, 90)))
-            cv2.ellipse(img, p1, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def degrade(image: np.ndarray, rng: np.random.Generator,

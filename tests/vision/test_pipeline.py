@@ -1,0 +1,112 @@
+"""The frame -> observation pipeline with the shipped weights: bad input, and real renders."""
+
+from __future__ import annotations
+
+import math
+import struct
+import tracemalloc
+
+import cv2
+import numpy as np
+import pytest
+
+from product_models.camera import CameraIntrinsics, Pose
+from product_models.catalog import default_catalog
+from vision.errors import VisionError
+from vision.pipeline import FrameInput, Pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    return Pipeline(backend="onnx")
+
+
+def _jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.tobytes()
+
+
+def _huge_header(width: int, height: int) -> bytes:
+    """A JPEG that declares ``width`` x ``height`` in its SOF0 header and carries no image data."""
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, height, width, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    return b"\xff\xd8" + sof + b"\xff\xd9"
+
+
+GOOD = _jpeg(np.full((480, 640, 3), 120, np.uint8))
+PNG = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (GOOD[: len(GOOD) // 2], "truncated"),
+        (PNG, "PNG"),
+        (b"", "empty"),
+        (_huge_header(30000, 30000), "30000x30000"),
+        (b"\xff\xd8" + bytes(range(256)) * 4, ""),
+    ],
+    ids=["truncated", "png", "zero-size", "30000x30000", "garbage-after-soi"],
+)
+def test_bad_frames_raise_vision_error_without_big_allocations(pipeline: Pipeline, data: bytes, message: str) -> None:
+    tracemalloc.start()
+    with pytest.raises(VisionError) as info:
+        pipeline.process(FrameInput(data, 1, 0.0))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert message.lower() in str(info.value).lower()
+    assert peak < 8 * 1024 * 1024  # a 30000x30000 decode would need 2.7 GB
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("fx", math.nan), ("fy", -500.0), ("cx", math.inf), ("fx", 0.0)],
+)
+def test_bad_intrinsics_name_the_field(pipeline: Pipeline, field: str, value: float) -> None:
+    cam = CameraIntrinsics.from_fov(640, 480)
+    bad = CameraIntrinsics(**{**cam.__dict__, field: value})
+    frame = _render("router_ax1800", {}, Pose.orbit(15, 35, 0.45, target=(0, 0, 0.02)), cam)
+    with pytest.raises(VisionError, match=field):
+        pipeline.process(FrameInput(_jpeg(frame), 1, 0.0, bad))
+
+
+def test_one_bad_frame_does_not_fail_the_batch(pipeline: Pipeline) -> None:
+    results = pipeline.process_batch([FrameInput(GOOD, 1, 0.5), FrameInput(PNG, 2, 0.6), FrameInput(GOOD, 3, 0.7)])
+    assert isinstance(results[1], VisionError)
+    assert [r.seq for r in (results[0], results[2])] == [1, 3]
+    assert results[2].ts == 0.7  # echoed unchanged
+
+
+def test_blank_frame_has_no_product(pipeline: Pipeline) -> None:
+    obs = pipeline.process(FrameInput(GOOD, 5, 1.25))
+    assert obs.product_id is None and obs.seq == 5 and obs.ts == 1.25
+    assert {"decode_ms", "detect_ms", "total_ms"} <= obs.timing_ms.keys()
+
+
+def _render(product_id: str, states: dict[str, str], pose: Pose, cam: CameraIntrinsics) -> np.ndarray:
+    from product_models.backdrop import room_backdrop
+    from product_models.render import Renderer
+
+    # Over a room, as a phone sees it: the detector rightly doubts a device floating in flat grey.
+    with Renderer(cam.width, cam.height) as r:
+        rgb = r.render(default_catalog().get(product_id), states, pose, cam,
+                       background=room_backdrop(cam.width, cam.height, seed=7)).image
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+@pytest.mark.parametrize(
+    ("product_id", "yaw", "pitch", "distance"),
+    [("router_ax1800", 165.0, 30.0, 0.45), ("router_ax1800", 180.0, 40.0, 0.6), ("printer_lx400", -20.0, 25.0, 1.0)],
+)
+def test_rendered_product_is_recognised_with_a_pose(pipeline: Pipeline, product_id: str, yaw: float, pitch: float,
+                                                    distance: float) -> None:
+    product = default_catalog().get(product_id)
+    cam = CameraIntrinsics.from_fov(640, 480)
+    pose = Pose.orbit(yaw, pitch, distance, target=(0.0, 0.0, product.size_m[2] / 2))
+    obs = pipeline.process(FrameInput(_jpeg(_render(product_id, {}, pose, cam)), 1, 0.0, cam))
+    assert obs.product_id == product_id
+    assert obs.pose is not None
+    # The estimated camera is where the real one is, to within a fifth of the viewing distance.
+    assert np.linalg.norm(obs.pose.camera_position - pose.camera_position) < 0.2 * distance
