@@ -59,6 +59,7 @@ class SimulatedCustomer:
         self._look_back_at: float | None = None
         self._aim_part: str | None = None
         self._choice: tuple[float, str] | None = None  # (when, choice id) to press
+        self._then_look: str | None = None  # a highlighted part to watch once the action is done
         # Clumsy: the wrong-part action, done when due (acting at a future time would run the twin ahead
         # of the camera's clock).
         self._slip: PlannedAction | None = None
@@ -80,6 +81,9 @@ class SimulatedCustomer:
         self._aim_part = focus.get("part") if focus else None
         self.handheld.aim(self._aim_part, now)
         self._plan, self._choice, self._slip = None, None, None
+        # After acting, a person looks at what the step says will change (the status light).
+        self._then_look = next((str(o["part"]) for o in overlays if o.get("kind") == "highlight"
+                                and o.get("part") and o.get("part") != self._aim_part), None)
         if animate is None:
             if choices:
                 self._choice = (now + self._rng.uniform(*self.delay_range_s), choices[0])
@@ -120,6 +124,9 @@ class SimulatedCustomer:
         if plan is not None and now >= plan.done_at:
             self._plan = None
             self._act(plan.action, plan.part, plan.done_at, plan.step_id, duration=plan.duration)
+            if self._then_look is not None:
+                self._aim_part = self._then_look
+                self.handheld.aim(self._then_look, max(now, plan.done_at))
         self.twin.advance(now)
 
     def _act(self, action: str, part: str, at: float, step_id: str, *, duration: float | None = None,

@@ -38,6 +38,8 @@ CENTRE_ACCEL_TAU_S = 0.3  # s: the centre's speed changes this smoothly (no jerk
 LOOK_TAU_S = 0.5  # s: the look-at point follows the aimed part this smoothly
 LOOK_BLEND = 0.5  # look halfway between the product's centre and the aimed part: both stay in view
 SHAKE_HZ = (7.0, 13.0)
+LEAN_MIN_PX = 6.0  # a person leans in until an LED they were asked to watch is about this big on screen
+LEAN_TAU_S = 0.8  # s: leaning in and back is this smooth
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class _Grid:
     walk: np.ndarray  # (4, 2): [yaw offset, pitch offset, distance, roll] x [position, velocity], unitless
     centre: np.ndarray  # (2, 2): [yaw, pitch] x [position, velocity], degrees and deg/s
     target: np.ndarray  # (3,) look-at point, metres
+    lean: float = 0.0  # 0..1: blend from the normal distance range to the leaning-in range
 
 
 class HandheldCamera:
@@ -98,6 +101,8 @@ class HandheldCamera:
         self._shake_hz = self._rng.uniform(*SHAKE_HZ, size=(2, 3))
         self._shake_phase = self._rng.uniform(0, 2 * math.pi, size=(2, 3))
         self._aim_part: str | None = None
+        self._lean_goal: float = 0.0
+        self._lean_range: tuple[float, float] | None = None
         self._centre_target = np.array([start_yaw_deg, 0.5 * (pitch_range[0] + pitch_range[1])])
         self._look_goal = self.centre_point.copy()
         if look_at is not None:  # aimed from the start: begin there instead of walking over
@@ -122,6 +127,7 @@ class HandheldCamera:
         self._advance_to(t)
         if part_name is None:
             self._aim_part, self._look_goal = None, self.centre_point.copy()
+            self._lean_goal = 0.0
         else:
             self._set_aim(part_name, float(self._next.centre[0, 0]))
 
@@ -143,6 +149,9 @@ class HandheldCamera:
         # Pitch wanders half its range around the centre pitch, then the absolute limits apply.
         pitch = float(np.clip(centre[1] + 0.25 * (phi - plo) * walk[1], plo, phi))
         distance = _lerp(dlo, dhi, walk[2])
+        lean = (1 - a) * self._prev.lean + a * self._next.lean
+        if lean > 0.0 and self._lean_range is not None:
+            distance = (1 - lean) * distance + lean * _lerp(*self._lean_range, walk[2])
         roll = _lerp(rlo, rhi, walk[3])
         pose = Pose.orbit(yaw, pitch, distance, target=tuple(target), roll_deg=roll)
         if self.shake_px > 0:
@@ -172,6 +181,14 @@ class HandheldCamera:
         self._centre_target = np.array([yaw, pitch])
         self._aim_part = part_name
         self._look_goal = self.centre_point + LOOK_BLEND * (np.asarray(part.anchor) - self.centre_point)
+        # To read a small LED, a person steps closer (but not so close the device leaves the picture).
+        self._lean_goal, self._lean_range = 0.0, None
+        if part.kind == "led":
+            near = self.camera.fx * min(part.size_mm) / 1000.0 / LEAN_MIN_PX
+            dlo, dhi = self.distance_range
+            if near < dhi:
+                hi = max(near, 0.75 * dlo)
+                self._lean_goal, self._lean_range = 1.0, (0.8 * hi, hi)
 
     def _advance_to(self, t: float) -> None:
         while self._next.t < t:
@@ -195,7 +212,8 @@ class HandheldCamera:
         centre[:, 1] += (wanted - centre[:, 1]) * min(1.0, dt / CENTRE_ACCEL_TAU_S)
         centre[:, 0] += centre[:, 1] * dt
         target = g.target + (self._look_goal - g.target) * min(1.0, dt / LOOK_TAU_S)
-        return _Grid(g.t + dt, walk, centre, target)
+        lean = g.lean + (self._lean_goal - g.lean) * min(1.0, dt / LEAN_TAU_S)
+        return _Grid(g.t + dt, walk, centre, target, lean)
 
 
 class VirtualCamera:

@@ -96,6 +96,7 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
     pose_missing = 0
     parts_total: dict[str, int] = {}
     geometric_total: dict[str, int] = {}
+    detected_parts = [0, 0]  # [right, total] over frames where the product was recognised
     parts_right: dict[str, int] = {}
     per_product: dict[str, list[int]] = {}
     try:
@@ -136,6 +137,9 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
                 got = obs.parts.get(name) if obs.product_id == truth["product"] else None
                 if got is not None and got.state == info["state"]:
                     parts_right[kind] = parts_right.get(kind, 0) + 1
+                if obs.product_id == truth["product"]:
+                    detected_parts[1] += 1
+                    detected_parts[0] += got is not None and got.state == info["state"]
     finally:
         synth.close()
     fp = 0
@@ -152,6 +156,8 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
         "detection_recall_by_product": {k: round(v[1] / v[0], 4) for k, v in sorted(per_product.items())},
         "part_state_accuracy": round(sum(parts_right.values()) / total_parts, 4) if total_parts else 0.0,
         "part_state_accuracy_by_kind": {k: round(parts_right.get(k, 0) / n, 4) for k, n in sorted(parts_total.items())},
+        "part_state_accuracy_when_recognised": round(detected_parts[0] / detected_parts[1], 4)
+        if detected_parts[1] else 0.0,
         "part_state_count_by_kind": dict(sorted(parts_total.items())),
         "part_state_too_small_by_kind": {k: n - parts_total.get(k, 0) for k, n in sorted(geometric_total.items())},
         "pose_reproj_median_px": round(statistics.median(reproj), 3) if reproj else None,
