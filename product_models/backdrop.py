@@ -51,5 +51,9 @@ def random_background(rng: np.random.Generator, width: int, height: int,
 
 
 def room_backdrop(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """(height, width, 3) uint8 RGB: a fixed procedural background for the twin's virtual camera."""
-    return random_background(np.random.default_rng(seed), width, height, [])
+    """(height, width, 3) uint8 RGB: a fixed procedural background for the twin's virtual camera, in
+    muted room colours (mostly grey, a little colour) so the device stands out to a person too."""
+    img = random_background(np.random.default_rng(seed), width, height, []).astype(np.float32)
+    grey = img.mean(axis=2, keepdims=True)
+    muted = 0.35 * img + 0.65 * grey
+    return np.clip(0.75 * muted + 40.0, 0, 255).astype(np.uint8)
