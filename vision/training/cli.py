@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="wall-clock budget in hours; epochs are fitted to it")
     t.add_argument("--device", default="cpu", help="cpu, 0 (first CUDA GPU), ...")
     t.add_argument("--out-dir", type=Path, default=None, help="where the weights go (default vision/weights/)")
+    t.add_argument("--init", type=Path, default=None,
+                   help="fine-tune from these .pt weights instead of training from the YAML")
     t.add_argument("--project", type=Path, default=Path("runs/train"),
                    help="Ultralytics run folder (default runs/train)")
     t.set_defaults(handler=_cmd_train)
@@ -111,7 +113,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(data=args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                       seed=args.seed, time_hours=args.time_hours, device=args.device,
-                      out_dir=args.out_dir or WEIGHTS_DIR, project=args.project)
+                      out_dir=args.out_dir or WEIGHTS_DIR, project=args.project, init=args.init)
     try:
         summary = train(cfg)
     except FileNotFoundError as exc:

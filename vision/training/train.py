@@ -38,6 +38,7 @@ class TrainConfig:
     time_hours: float | None = None
     device: str = "cpu"
     workers: int = 0
+    init: Path | None = None  # start from these weights (fine-tuning) instead of the untrained YAML
     project: Path = Path("runs/train")
     name: str = "fixlens-pose"
     out_dir: Path = WEIGHTS_DIR
@@ -51,14 +52,16 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if not cfg.data.is_file():
         raise FileNotFoundError(f"{cfg.data}: no such data.yaml; run `fixlens data synth` first")
     started = time.time()
-    model = YOLO(cfg.model)
+    model = YOLO(str(cfg.init) if cfg.init else cfg.model)
     args: dict[str, Any] = dict(
         data=str(cfg.data), epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, seed=cfg.seed,
         deterministic=True, device=cfg.device, workers=cfg.workers, project=str(cfg.project.resolve()),
         name=cfg.name, exist_ok=True, plots=False, amp=False, cache="ram", verbose=False,
         hsv_h=0.0, hsv_s=0.4, hsv_v=0.35, fliplr=0.0, degrees=0.0, translate=0.1, scale=0.5, mosaic=1.0,
-        close_mosaic=max(1, cfg.epochs // 5), patience=1000, pretrained=False, val=True,
+        close_mosaic=max(1, cfg.epochs // 5), patience=1000, pretrained=cfg.init is not None, val=True,
     )
+    if cfg.init:  # fine-tuning: a gentle learning rate, no warm-up
+        args.update(lr0=0.002, warmup_epochs=0.0, cache=False)
     if cfg.time_hours:
         args["time"] = cfg.time_hours
     model.train(**args)
