@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--frames", type=int, default=400, help="held-out frames (default 400)")
     e.add_argument("--seed", type=int, default=None, help="held-out seed (default 9001)")
     e.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"))
+    e.add_argument("--weights-dir", type=Path, default=None, help="model folder (default vision/weights/)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(handler=_cmd_eval)
 
@@ -89,7 +90,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return 2
     try:
         report = evaluate(args.frames, EVAL_SEED if args.seed is None else args.seed, args.backend,
-                          progress=not args.json)
+                          progress=not args.json, weights_dir=args.weights_dir)
     except VisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -82,14 +82,14 @@ def _fit_640x480(img: np.ndarray) -> np.ndarray:
 
 
 def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str = "auto",
-             progress: bool = False) -> dict[str, Any]:
+             progress: bool = False, weights_dir: Path | None = None) -> dict[str, Any]:
     from tqdm import tqdm
 
     from vision.pipeline import FrameInput, Pipeline
     from vision.training.synth import Synthesizer
 
     catalog = default_catalog()
-    pipeline = Pipeline(backend=backend)
+    pipeline = Pipeline(weights_dir, backend=backend) if weights_dir else Pipeline(backend=backend)
     synth = Synthesizer(seed, catalog, negative_share=0.0)
     n_view = n_detected = n_right = n_recalled = 0
     reproj: list[float] = []
