@@ -72,6 +72,12 @@ class Motion:
         return m
 
 
+# A face seen more than this far off its normal is edge-on: nothing on it can be read, and both the
+# renderer's ground truth and the vision pipeline count it as turned away.
+EDGE_ON_DEG = 80.0
+TWO_SIDED_KINDS = frozenset({"cover", "paper"})  # thin sheets: an opened cover is seen by its inner face
+
+
 @dataclass(frozen=True)
 class Part:
     name: str

@@ -7,19 +7,19 @@ something lies more than an epsilon in front of it, so a point on a surface neve
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
-from product_models.catalog import Part, Product
+from product_models.catalog import EDGE_ON_DEG, TWO_SIDED_KINDS, Part, Product
 from product_models.modeling.mesh import face_frame
 
 KEYPOINT_EPS_M = 0.012  # keypoints are the sharp box corners; bevels cut up to ~1 cm off them
 SURFACE_EPS_M = 0.002  # part sample points lie on (or 0.2 mm above) a surface
-FACING_MIN_COS = 0.05  # a face seen this edge-on or worse counts as turned away
-TWO_SIDED_KINDS = frozenset({"cover", "paper"})
+FACING_MIN_COS = math.cos(math.radians(EDGE_ON_DEG))  # a face seen this edge-on or worse counts as turned away
 SAMPLE_GRID = (-0.35, 0.0, 0.35)  # sample offsets over a part's face, as fractions of its size
 
 

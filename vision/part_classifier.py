@@ -319,9 +319,9 @@ def training_rows(truth_files: Iterable[Path], product_lookup, rng: np.random.Ge
             # Place the patch with the states a live pipeline would assume (trays and covers at rest
             # unless they are the part itself), exactly like PatchClassifier.classify is called.
             place = {k: s for k, s in states.items() if k == part.attached_to}
-            from vision.parts import project_parts
+            from vision.parts import visible_in_some_state
 
-            projected = project_parts(product, pose, cam, place)[part.name]
+            projected = visible_in_some_state(product, part, pose, cam, place)
             if not projected.visible or min(projected.size_px) < MIN_READABLE_PX:
                 continue  # the live pipeline does not ask about parts facing away, out of frame or tiny
             poses = [estimated] if estimated is not None else [perturb_pose(pose, rng) for _ in range(jitter)]

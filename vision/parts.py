@@ -3,8 +3,10 @@
 Projection: every part's anchor goes through ``Product.anchor_at`` (so an open tray or cover is where its
 state puts it) and the pose. A part is *visible* when its face points toward the camera (the angle between
 its outward normal, turned with the part's own motion, and the direction to the camera is below
-``MAX_VIEW_ANGLE_DEG``) and its anchor lies in front of the camera and inside the frame. Products are
-box-like, so facing away is the same as hidden by the body; other objects in front are not modelled.
+``MAX_VIEW_ANGLE_DEG``, the catalog's ``EDGE_ON_DEG``: the same rule as the renderer's ground truth;
+covers and paper are thin sheets, seen from either side) and its anchor lies in front of the camera and inside
+the frame. Products are box-like, so facing away is the same as hidden by the body; other objects in front
+are not modelled.
 
 Part states: LEDs are read by :func:`vision.led.classify_led` (no trained model needed). Ports, trays,
 covers, paper need a trained crop classifier, which plugs in through :class:`PartStateClassifier`; until one
@@ -21,12 +23,12 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
-from product_models.catalog import Part, Product
+from product_models.catalog import EDGE_ON_DEG, TWO_SIDED_KINDS, Part, Product
 from vision.errors import VisionError
 from vision.led import classify_led
 from vision.types import PartState
 
-MAX_VIEW_ANGLE_DEG = 80.0  # beyond this a face is too oblique to read anything from it
+MAX_VIEW_ANGLE_DEG = EDGE_ON_DEG  # beyond this a face is too oblique to read anything from it
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ def project_parts(product: Product, pose: Pose, camera: CameraIntrinsics,
         to_cam = cam_pos - anchor
         dist = float(np.linalg.norm(to_cam))
         view_cos = float(normal @ to_cam / dist) if dist > 0 else -1.0
+        if part.kind in TWO_SIDED_KINDS:
+            view_cos = abs(view_cos)
         uv, depth = project(anchor[None, :], pose, camera)
         u, v, z = float(uv[0, 0]), float(uv[0, 1]), float(depth[0])
         inside = z > 0 and -0.5 <= u <= camera.width - 0.5 and -0.5 <= v <= camera.height - 0.5
@@ -60,6 +64,20 @@ def project_parts(product: Product, pose: Pose, camera: CameraIntrinsics,
         size = (part.size_mm[0] / 1000.0 * scale, part.size_mm[1] / 1000.0 * scale)
         out[part.name] = ProjectedPart(part.name, (u, v), z, size, view_cos, bool(inside and view_cos > min_cos))
     return out
+
+
+def visible_in_some_state(product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
+                          place: Mapping[str, str], rest: ProjectedPart | None = None) -> ProjectedPart:
+    """``part`` projected at rest, marked visible when it faces the camera in at least one of its states.
+    A moving part (an open cover faces up, not forward) must be looked at before its state is known.
+    ``rest``: the part already projected with ``place``, to save projecting it again."""
+    rest = rest or project_parts(product, pose, camera, place)[part.name]
+    if rest.visible or not part.moves:
+        return rest
+    for state in part.moves:
+        if project_parts(product, pose, camera, {**place, part.name: state})[part.name].visible:
+            return ProjectedPart(rest.name, rest.uv, rest.depth, rest.size_px, rest.view_cos, True)
+    return rest
 
 
 @runtime_checkable

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from product_models.camera import CameraIntrinsics
-from product_models.catalog import Catalog, Product, default_catalog
+from product_models.camera import CameraIntrinsics, Pose
+from product_models.catalog import Catalog, Part, Product, default_catalog
 from vision.decode import DecodeLimits, decode_jpeg
 from vision.detector import WEIGHTS_DIR, Detector, DetectorConfig
 from vision.errors import ModelUnavailable, PoseError, VisionError
@@ -32,7 +32,7 @@ from vision.keypoints import MODEL_NAME as KEYPOINT_MODEL_NAME
 from vision.keypoints import KeypointModel
 from vision.led import classify_led
 from vision.part_classifier import CLASSIFIED_KINDS, MIN_READABLE_PX, PatchClassifier
-from vision.parts import project_parts
+from vision.parts import ProjectedPart, project_parts, visible_in_some_state
 from vision.pose import estimate_pose, resolve_camera
 from vision.types import Detections, Observation, PartState
 
@@ -166,37 +166,42 @@ class Pipeline:
                     return int(i)
         return best
 
-    def _part_states(self, image: np.ndarray, product: Product, pose, camera: CameraIntrinsics) -> dict[str, PartState]:
+    def _part_states(self, image: np.ndarray, product: Product, pose: Pose,
+                     camera: CameraIntrinsics) -> dict[str, PartState]:
         # First parts that ride on nothing (trays and covers at rest), then parts attached to them,
         # placed with the state just read for their carrier.
         states: dict[str, str] = {}
         out: dict[str, PartState] = {}
         ordered = sorted(product.stateful_parts(), key=lambda p: p.attached_to is not None)
-        projected = project_parts(product, pose, camera, {})
+        at_rest = project_parts(product, pose, camera, {})
         for part in ordered:
-            if part.attached_to is not None:
-                carrier = states.get(part.attached_to)
-                place = {part.attached_to: carrier} if carrier else {}
-                p = project_parts(product, pose, camera, place)[part.name]
+            if part.attached_to is not None and not states.get(part.attached_to):
+                # The carrier could not be read (a tray's front seen edge-on from above): try the attached
+                # part in each place the carrier can put it, and keep the most confident reading.
+                carrier = product.part(part.attached_to)
+                tries = [self._read_part(image, product, part, pose, camera, {carrier.name: s})
+                         for s in carrier.states]
+                out[part.name] = max(tries, key=lambda r: (r.state is not None, r.confidence))
             else:
-                p = projected[part.name]
-            if min(p.size_px) < MIN_READABLE_PX:  # too small to read: say nothing rather than guess
-                out[part.name] = PartState(None, 0.0, False, p.uv)
-                continue
-            if part.kind == "led" and not self.parts.handles(product.id, part.name):
-                if not p.visible:
-                    out[part.name] = PartState(None, 0.0, False, p.uv)
-                    continue
-                reading = classify_led(image, p.uv, max(p.size_px), part.states)
-                out[part.name] = PartState(reading.state, reading.confidence, True, p.uv)
-            elif part.kind in CLASSIFIED_KINDS and self.parts.handles(product.id, part.name):
-                if not p.visible:
-                    out[part.name] = PartState(None, 0.0, False, p.uv)
-                    continue
-                place = {part.attached_to: states[part.attached_to]} if part.attached_to in states else {}
-                out[part.name] = self.parts.classify(image, product, part, pose, camera, place, p.uv)
-            else:
-                out[part.name] = PartState(None, 0.0, p.visible, p.uv)
+                place = {part.attached_to: states[part.attached_to]} if part.attached_to is not None else {}
+                out[part.name] = self._read_part(image, product, part, pose, camera, place,
+                                                 None if place else at_rest[part.name])
             if out[part.name].state is not None:
                 states[part.name] = out[part.name].state
         return out
+
+    def _read_part(self, image: np.ndarray, product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
+                   place: dict[str, str], rest: ProjectedPart | None = None) -> PartState:
+        p = visible_in_some_state(product, part, pose, camera, place, rest)
+        if min(p.size_px) < MIN_READABLE_PX:  # too small to read: say nothing rather than guess
+            return PartState(None, 0.0, False, p.uv)
+        if part.kind == "led" and not self.parts.handles(product.id, part.name):
+            if not p.visible:
+                return PartState(None, 0.0, False, p.uv)
+            reading = classify_led(image, p.uv, max(p.size_px), part.states)
+            return PartState(reading.state, reading.confidence, True, p.uv)
+        if part.kind in CLASSIFIED_KINDS and self.parts.handles(product.id, part.name):
+            if not p.visible:
+                return PartState(None, 0.0, False, p.uv)
+            return self.parts.classify(image, product, part, pose, camera, place, p.uv)
+        return PartState(None, 0.0, p.visible, p.uv)

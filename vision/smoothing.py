@@ -5,8 +5,11 @@ Rules (per part, each frame's raw :class:`PartState` in, a smoothed one out):
 1. An observation *counts* when the part is visible, has a state and ``confidence >= min_confidence``.
    Anything else is a *dropout*.
 2. Blink folding (LEDs, or any part with an ``off`` state): counting observations of the last
-   ``blink_window_ms`` are kept. If they hold ``off`` and exactly one lit state C, the frame's *effective*
-   state is C with ``blinking=True`` (whether this frame saw C or ``off``). An LED blinking at 1-3 Hz
+   ``blink_window_ms`` are kept. If they hold ``off`` and exactly one lit state C, seen in at least
+   ``blink_min_lit_frames`` frames making up at least ``blink_min_lit_share`` of the window, the frame's
+   *effective* state is C with ``blinking=True`` (whether this frame saw C or ``off``). The minimums matter:
+   without them one misread frame of an unlit LED would fold a whole window into "lit", and a step could
+   be verified by an LED that never came on. An LED blinking at 1-3 Hz
    therefore comes out as a steady C, flagged blinking, instead of flip-flopping. A steady C has no ``off``
    in its window and is not flagged. The cost: an LED that goes from C to off for good is reported off
    ``blink_window_ms`` later (plus the debounce below).
@@ -39,6 +42,8 @@ class SmoothingConfig:
     enter_confidence: float = 0.6  # mean confidence a new state needs to replace the stable one
     hold_ms: float = 1500.0  # how long a stable state survives without support
     blink_window_ms: float = 700.0  # a lit colour seen this recently, with only `off` besides, is blinking
+    blink_min_lit_frames: int = 2  # ... when seen in at least this many frames of the window
+    blink_min_lit_share: float = 0.2  # ... making up at least this share of the window's frames
     off_state: str = "off"
 
     def __post_init__(self) -> None:
@@ -131,6 +136,10 @@ class TemporalSmoother:
         lit = states - {off}
         if off in states and len(lit) == 1:
             colour = next(iter(lit))
+            lit_frames = sum(1 for _, s, _ in track.recent if s == colour)
+            if lit_frames < self.config.blink_min_lit_frames or lit_frames < self.config.blink_min_lit_share * len(
+                    track.recent):
+                return state, conf, False  # one stray lit frame is a misreading, not a blink
             confs = [c for _, s, c in track.recent]
             return colour, sum(confs) / len(confs), True
         return state, conf, False

@@ -112,6 +112,15 @@ def test_steady_colour_is_not_blinking_and_blink_end_goes_off() -> None:
     assert after[-1].state == "off" and not after[-1].blinking
 
 
+@pytest.mark.parametrize("every", [8, 11, 15])
+def test_stray_misread_frames_never_light_an_unlit_led(every: int) -> None:
+    # An unpowered device's LED read "green" in one frame now and then (glare, a pose a few pixels off)
+    # must never come out green: a step would be verified by a light that never came on.
+    raws = [seen("green", 0.95) if i % every == every - 1 else seen("off") for i in range(15 * 20)]
+    out = feed(TemporalSmoother(), raws)
+    assert {o.state for o in out} <= {None, "off"}
+
+
 def test_colour_change_is_not_mistaken_for_blinking() -> None:
     smoother = TemporalSmoother()
     feed(smoother, [seen("green")] * 8)

@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     kp.add_argument("--jitter", type=int, default=2, help="crops per training frame (default 2)")
     kp.add_argument("--seed", type=int, default=0)
     kp.add_argument("--out-dir", type=Path, default=None, help="where the model goes (default vision/weights/)")
+    kp.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
+    kp.add_argument("--init", type=Path, default=None,
+                    help="fine-tune from a keypoints.state.pt written by an earlier run")
     kp.set_defaults(handler=_cmd_train_keypoints)
 
 
@@ -103,7 +106,7 @@ def _cmd_train_keypoints(args: argparse.Namespace) -> int:
             print(f"error: {folder}: no truth/train folder; run `fixlens data synth` first", file=sys.stderr)
             return 2
     summary = train_keypoints(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, args.batch, args.seed,
-                              args.jitter, log=lambda line: print(line, flush=True))
+                              args.jitter, args.lr, args.init, log=lambda line: print(line, flush=True))
     print(json.dumps(summary, indent=2))
     return 0
 

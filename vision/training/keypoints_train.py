@@ -22,6 +22,8 @@ from product_models.catalog import default_catalog
 from vision.keypoints import INPUT, MODEL_NAME, crop_square
 from vision.training.synth import class_names, keypoint_count
 
+STATE_NAME = "keypoints.state.pt"
+
 
 def load_samples(folders: list[Path], split: str, jitter: int, seed: int) -> tuple[np.ndarray, ...]:
     """Crops (n, INPUT, INPUT, 3) uint8 BGR, targets (n, k, 2) crop pixels, weights (n, k), classes (n,)."""
@@ -104,7 +106,7 @@ def _soft_argmax_torch(heat: Any) -> Any:
 
 
 def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch: int = 64, seed: int = 0,
-                    jitter: int = 2, lr: float = 2e-3, log=print) -> dict[str, Any]:
+                    jitter: int = 2, lr: float = 2e-3, init: Path | None = None, log=print) -> dict[str, Any]:
     import torch
 
     torch.manual_seed(seed)
@@ -116,6 +118,8 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
     x_va, y_va, w_va, c_va = load_samples(folders, "val", 1, seed + 1)
     log(f"samples: train {len(x_tr)}, val {len(x_va)} ({time.time() - started:.0f} s)")
     net = build_net(len(names), k)
+    if init is not None:  # fine-tune: start from a state dict saved by an earlier run
+        net.load_state_dict(torch.load(init, map_location="cpu"))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x_tr) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
@@ -157,6 +161,7 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_NAME
     export(net, path, len(names), k)
+    torch.save(net.state_dict(), out_dir / STATE_NAME)  # not needed at run time; lets a later run fine-tune
     summary = {"epochs": epochs, "train_samples": len(x_tr), "val_samples": len(x_va),
                "train_seconds": round(time.time() - started, 1), "final": history[-1], "onnx": str(path)}
     (out_dir / "keypoints.train.json").write_text(json.dumps({**summary, "history": history}, indent=1) + "\n")
