@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from client_panda3d import geometry as g
+from client_panda3d.panel import words
 from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import Motion, Part, Product, localized
 from product_models.modeling.mesh import face_frame
@@ -31,6 +32,7 @@ SLIDE_PERIOD_S = 2.0
 MOVE_PERIOD_S = 2.4
 DEFAULT_HOLD_S = 5.0
 GHOST_ALPHA = 0.6
+BEHIND_ALPHA = 0.3  # overlays of a part on the far side are drawn this faint: they show through the device
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class OverlayBuilder:
         root = NodePath("overlays")
         centres: dict[str, np.ndarray] = {}
         full = {**self.product.healthy_states(), **states}
+        eye = pose.camera_position
+        told_behind: set[str] = set()
         for i, ov in enumerate(overlays):
             name = ov.get("part")
             if not name or not self.product.has_part(str(name)):
@@ -107,15 +111,28 @@ class OverlayBuilder:
             rgb = g.colour(ov.get("color"))
             kind = ov.get("kind")
             sort = 10 + 4 * i
+            # Overlays draw over the camera image without a depth test, so a ring on a part that faces
+            # away would float on the near side of the device as if it were there. Draw it faint, and
+            # say once where the part is.
+            facing = float(frame.normal @ (eye - frame.anchor))
+            opacity_here = opacity
+            if facing <= 0.0:
+                opacity_here = opacity * BEHIND_ALPHA
+                if part.name not in told_behind:  # the part's own label gives way to this one
+                    told_behind.add(part.name)
+                    text = words(self.locale)["behind"].format(part=localized(part.label, self.locale))
+                    self._label(root, frame, text, opacity, sort + 40, pose, camera)
+                if kind == "label":
+                    continue
             if kind == "highlight":
-                centres[part.name] = self._highlight(root, frame, rgb, opacity, sort)
+                centres[part.name] = self._highlight(root, frame, rgb, opacity_here, sort)
             elif kind == "arrow":
-                self._arrow(root, frame, rgb, opacity, sort, str(ov.get("direction", "in")), now)
+                self._arrow(root, frame, rgb, opacity_here, sort, str(ov.get("direction", "in")), now)
             elif kind == "label":
                 text = str(ov.get("text") or localized(part.label, self.locale))
                 self._label(root, frame, text, opacity, sort + 40, pose, camera)
             elif kind == "animate":
-                self._ghost(root, part, frame, full, str(ov.get("action", "press")), ov, opacity, sort, now)
+                self._ghost(root, part, frame, full, str(ov.get("action", "press")), ov, opacity_here, sort, now)
         return root, centres
 
     # -------------------------------------------------------------------------------------------- kinds

@@ -66,8 +66,15 @@ def check_graph(r: Reader, steps: dict[str, Step], start: str) -> None:
             r.issue(("steps", sid), f"step {sid!r} has no path to any terminal step (a step with an outcome)")
 
 
-def distances_to_end(steps: dict[str, Step]) -> dict[str, int]:
-    """Fewest transitions from each step to a step that ends the session (for progress estimates)."""
+def distances_to_end(steps: dict[str, Step], outcome: str | None = "resolved") -> dict[str, int]:
+    """Fewest transitions from each step to a step that ends the session with ``outcome`` (for progress
+    estimates: "step 2 of 5" counts the steps left if the repair goes well, not the quickest way to give
+    up). Steps that cannot reach that outcome get their distance to any end; ``outcome=None``: any end."""
+    if outcome is not None:
+        happy = distances_to_end(
+            {sid: s for sid, s in steps.items() if not ends(s) or s.outcome == outcome}, None)
+        rest = distances_to_end(steps, None)
+        return {sid: happy.get(sid, d) for sid, d in rest.items()}
     dist = {sid: 0 for sid, s in steps.items() if ends(s)}
     changed = True
     while changed:

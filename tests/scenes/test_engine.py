@@ -396,3 +396,15 @@ def test_engine_speaks_the_negotiated_locale(library: Library, catalog: Catalog,
     (shown,) = engine_for(library, catalog, "router_no_wifi", locale).start(0)
     assert shown.text == text
     assert shown.progress.index == 1 and 0 < shown.progress.fraction < 1
+
+
+
+def test_progress_counts_the_steps_to_a_repair_not_to_giving_up(library: Library) -> None:
+    from scenes.checks import distances_to_end
+
+    scene = library.get("router_no_internet")
+    happy, any_end = distances_to_end(scene.steps), distances_to_end(scene.steps, None)
+    # offering a factory reset is one "call support" away from the end, but four steps from a repair
+    assert any_end["offer_reset"] == 1
+    assert happy["offer_reset"] == 4
+    assert all(happy[sid] >= any_end[sid] for sid in scene.steps)
