@@ -77,6 +77,7 @@ def render_frames(product_id: str, states_list: Sequence[Mapping[str, str]], *, 
 
     Yaw 180 looks at the back, where the router's ports and LEDs are. Uses the offscreen Panda3D renderer.
     """
+    from product_models.backdrop import room_backdrop
     from product_models.camera import CameraIntrinsics, Pose
     from product_models.catalog import default_catalog
     from product_models.render import Renderer
@@ -85,12 +86,13 @@ def render_frames(product_id: str, states_list: Sequence[Mapping[str, str]], *, 
     product = default_catalog().get(product_id)
     camera = CameraIntrinsics.from_fov(width, height, 60.0)
     renderer = Renderer(width, height)
+    backdrop = room_backdrop(width, height, seed=7)  # the twin camera's room: a device seen in a place
     out: list[list[RenderedFrame]] = []
     for states in states_list:
         full = {**product.healthy_states(), **states}
         row = []
         for yaw in yaws:
-            result = renderer.render(product, full, Pose.orbit(yaw, pitch, distance), camera)
+            result = renderer.render(product, full, Pose.orbit(yaw, pitch, distance), camera, background=backdrop)
             jpeg = encode_jpeg(result.image[:, :, ::-1].copy(), quality)  # renderer gives RGB, encoder wants BGR
             row.append(RenderedFrame(jpeg, product_id, full, result.truth))
         out.append(row)
