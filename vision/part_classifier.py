@@ -244,9 +244,9 @@ def train_patch_classifier(datasets: Path | Iterable[Path], seed: int = 0, jitte
                            pose_source=None) -> tuple[PatchClassifier, dict]:
     """Fit one model per (product, part) on ``<dataset>/truth/train``; report accuracy on ``.../val``.
 
-    ``pose_source(image, record) -> Pose | None``, when given, supplies the pose patches are cut with (the
-    live pipeline's own estimate, so training patches carry its real errors); otherwise the true pose
-    with random noise is used."""
+    Patches are cut with ``jitter`` noisy copies of the true pose and, when ``pose_source(image, record) ->
+    Pose | None`` is given, also with the pose it returns (the live pipeline's own estimate, so training
+    patches carry its real errors)."""
     folders = [datasets] if isinstance(datasets, Path) else list(datasets)
     from product_models.catalog import default_catalog
 
@@ -301,8 +301,6 @@ def training_rows(truth_files: Iterable[Path], product_lookup, rng: np.random.Ge
         pose = Pose(np.array(rec["pose"]["R"]), np.array(rec["pose"]["t"]))
         states = rec["states"]
         estimated = pose_source(image, rec) if pose_source is not None else None
-        if pose_source is not None and estimated is None:
-            continue  # the live pipeline would not read parts in this frame either
         for part in product.stateful_parts():
             if part.kind not in CLASSIFIED_KINDS:
                 continue
@@ -324,7 +322,9 @@ def training_rows(truth_files: Iterable[Path], product_lookup, rng: np.random.Ge
             projected = visible_in_some_state(product, part, pose, cam, place)
             if not projected.visible or min(projected.size_px) < MIN_READABLE_PX:
                 continue  # the live pipeline does not ask about parts facing away, out of frame or tiny
-            poses = [estimated] if estimated is not None else [perturb_pose(pose, rng) for _ in range(jitter)]
+            # The live pipeline's own estimate (when given) carries its real errors; noisy true poses
+            # keep every labelled frame in, including those the live pipeline missed.
+            poses = ([estimated] if estimated is not None else []) + [perturb_pose(pose, rng) for _ in range(jitter)]
             for use in poses:
                 patch = face_patch(image, product, part, use, cam, place)
                 if patch is not None:

@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pp.add_argument("--seed", type=int, default=0)
     pp.add_argument("--jitter", type=int, default=2, help="pose-noise copies per sample (default 2)")
     pp.add_argument("--out", type=Path, default=None, help="model file (default vision/weights/part-states.npz)")
+    pp.add_argument("--estimated-poses", type=Path, default=None, metavar="WEIGHTS_DIR",
+                    help="also cut patches with the poses the live pipeline (detector and keypoint weights in "
+                         "WEIGHTS_DIR) estimates for each frame, so the classifier learns their errors")
     pp.set_defaults(handler=_cmd_train_parts)
     kp = trsub.add_parser("keypoints", help="train the crop keypoint network (second stage, for pose)",
                           description="Train the small heatmap network that finds each catalog keypoint in the "
@@ -89,12 +92,29 @@ def _cmd_train_parts(args: argparse.Namespace) -> int:
         if not (folder / "truth" / "train").is_dir():
             print(f"error: {folder}: no truth/train folder; run `fixlens data synth` first", file=sys.stderr)
             return 2
-    classifier, report = train_patch_classifier(args.data, args.seed, args.jitter)
+    source = _estimated_pose_source(args.estimated_poses) if args.estimated_poses else None
+    classifier, report = train_patch_classifier(args.data, args.seed, args.jitter, source)
     out = args.out or WEIGHTS_DIR / PART_MODEL_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     classifier.save(out)
     print(json.dumps({"out": str(out), "parts": report}, indent=2))
     return 0
+
+
+def _estimated_pose_source(weights_dir: Path):
+    import cv2
+
+    from product_models.camera import CameraIntrinsics
+    from vision.pipeline import FrameInput, Pipeline
+
+    pipeline = Pipeline(weights_dir, backend="onnx")
+
+    def source(image, record):
+        _ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        obs = pipeline.process(FrameInput(buf.tobytes(), 0, 0.0, CameraIntrinsics(**record["camera"])))
+        return obs.pose if obs.product_id == record["product"] else None
+
+    return source
 
 
 def _cmd_train_keypoints(args: argparse.Namespace) -> int:
