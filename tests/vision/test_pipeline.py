@@ -111,3 +111,17 @@ def test_rendered_product_is_recognised_with_a_pose(pipeline: Pipeline, product_
     assert obs.pose is not None
     # The estimated camera is where the real one is, to within a fifth of the viewing distance.
     assert np.linalg.norm(obs.pose.camera_position - pose.camera_position) < 0.2 * distance
+
+
+@pytest.mark.parametrize("media", ["loaded", "empty"])
+def test_paper_in_an_open_tray_is_read_when_the_tray_front_is_out_of_sight(pipeline: Pipeline, media: str) -> None:
+    # Seen from above and behind the open tray's front, the tray's own state cannot be read; the paper in
+    # it can, once it is tried in each place the tray can put it.
+    printer = default_catalog().get("printer_lx400")
+    cam = CameraIntrinsics.from_fov(640, 480)
+    states = {**printer.healthy_states(), "tray_paper": "open", "tray_media": media}
+    pose = Pose.orbit(0.0, 82.0, 0.9, target=(0.0, -0.1, 0.1))
+    image = _render("printer_lx400", states, pose, cam)
+    read = pipeline._part_states(image, printer, pose, cam)
+    assert read["tray_paper"].state is None  # its front faces away
+    assert read["tray_media"].state == media and read["tray_media"].visible
