@@ -2,9 +2,15 @@
 
 Each server result carries the capture time (``ts``) of the frame it was computed from, so the client
 knows how old a pose is when it draws. Holding the last pose lags a moving camera by the whole latency
-(100-200 ms); the tracker instead extrapolates from the last two results at constant velocity (rotation
-as an axis-angle rate, translation linearly), capped to ``MAX_PREDICT_S``, and then eases the displayed
-pose toward that prediction so a new result never makes the overlay jump. Pure numpy.
+(100-200 ms); the tracker instead extrapolates from the last two results at a damped constant velocity
+(rotation as an axis-angle rate, translation linearly), capped to ``MAX_PREDICT_S``, and then eases the
+displayed pose toward that prediction so a new result never makes the overlay jump. Pure numpy.
+
+The damping and the cap are small on purpose. A hand-held phone mostly shakes rather than pans, and a
+vision pose carries a few pixels of noise, so a velocity from two results is mostly noise: extrapolating it
+fully (0.9 of it, up to 0.35 s ahead) put the highlight within 8 px on 85 % of frames of twelve recorded
+hand-held runs with the real pipeline's poses, holding the newest pose on 96 %, and 0.2 of it up to 0.1 s
+ahead on 96 % (98 % -> 99.7 % with ground-truth poses), while still leading a steady pan a little.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ import numpy as np
 from product_models.camera import Pose
 
 # Tuning.
-MAX_PREDICT_S = 0.35  # never extrapolate further than this past the newest result (s)
-VELOCITY_DAMPING = 0.9  # < 1: trust the measured velocity a little less than fully (noisy poses)
+MAX_PREDICT_S = 0.1  # never extrapolate further than this past the newest result (s)
+VELOCITY_DAMPING = 0.2  # trust the measured velocity only a little: it is mostly shake and pose noise
 MAX_GAP_S = 0.5  # two results further apart than this give no usable velocity (s)
 EASE_TAU_S = 0.04  # time constant of the displayed pose easing toward the prediction (s)
 STALE_AFTER_S = 1.0  # no fresh pose for this long: overlays start to fade (s)

@@ -79,14 +79,18 @@ def test_highlight_within_8px_on_90_percent_of_frames() -> None:
 
 
 def test_highlight_with_vision_poses_within_8px_on_90_percent_of_frames() -> None:
-    """The same handheld run at 640 x 480, with the poses the real detector, keypoint network and PnP
-    estimate from each frame sent: what a customer sees."""
-    rows = handheld_run("port_wan", 4.0, vision=True, size=(640, 480))
-    assert len(rows) > 60, "the part must be in view, and recognised, for most of the run"
-    errors = np.array([np.linalg.norm(t - d) for t, d, _ in rows])
-    share = float((errors <= TOLERANCE_PX).mean())
-    print(f"anchoring with vision poses: {share:.1%} of {len(rows)} frames within {TOLERANCE_PX} px; "
-          f"median {np.median(errors):.2f} px, p95 {np.percentile(errors, 95):.2f} px")
+    """Hand-held runs at 640 x 480 with the poses the real detector, keypoint network and PnP estimate from
+    each frame sent (what a customer sees): a port on the back and a status light, three camera paths each."""
+    errors = []
+    for part in ("port_wan", "led_internet"):
+        for seed in (1, 2, 3):
+            rows = handheld_run(part, 4.0, seed=seed, vision=True, size=(640, 480))
+            assert len(rows) > 60, f"{part}, seed {seed}: the part must be in view, and recognised, most of the run"
+            errors += [float(np.linalg.norm(t - d)) for t, d, _ in rows]
+    e = np.array(errors)
+    share = float((e <= TOLERANCE_PX).mean())
+    print(f"anchoring with vision poses: {share:.1%} of {len(e)} frames within {TOLERANCE_PX} px; "
+          f"median {np.median(e):.2f} px, p95 {np.percentile(e, 95):.2f} px")
     assert share >= 0.9
 
 
