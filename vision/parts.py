@@ -45,25 +45,30 @@ def project_parts(product: Product, pose: Pose, camera: CameraIntrinsics,
                   states: Mapping[str, str] | None = None) -> dict[str, ProjectedPart]:
     """Project every part of ``product``; ``states`` (part -> state) place moving parts, healthy otherwise."""
     states = dict(states or {})
+    return {part.name: project_part(product, part, pose, camera, states) for part in product.parts}
+
+
+def project_part(product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
+                 states: Mapping[str, str]) -> ProjectedPart:
+    """One part of :func:`project_parts`."""
     cam_pos = pose.camera_position
-    min_cos = math.cos(math.radians(MAX_VIEW_ANGLE_DEG))
-    out: dict[str, ProjectedPart] = {}
-    for part in product.parts:
-        anchor = product.anchor_at(part.name, states)
-        rot = product.part_transform(part.name, states)[:3, :3]
-        normal = rot @ np.asarray(part.normal, dtype=float)
-        to_cam = cam_pos - anchor
-        dist = float(np.linalg.norm(to_cam))
-        view_cos = float(normal @ to_cam / dist) if dist > 0 else -1.0
-        if part.kind in TWO_SIDED_KINDS:
-            view_cos = abs(view_cos)
-        uv, depth = project(anchor[None, :], pose, camera)
-        u, v, z = float(uv[0, 0]), float(uv[0, 1]), float(depth[0])
-        inside = z > 0 and -0.5 <= u <= camera.width - 0.5 and -0.5 <= v <= camera.height - 0.5
-        scale = camera.fx / z if z > 0 else 0.0
-        size = (part.size_mm[0] / 1000.0 * scale, part.size_mm[1] / 1000.0 * scale)
-        out[part.name] = ProjectedPart(part.name, (u, v), z, size, view_cos, bool(inside and view_cos > min_cos))
-    return out
+    anchor = product.anchor_at(part.name, states)
+    rot = product.part_transform(part.name, states)[:3, :3]
+    normal = rot @ np.asarray(part.normal, dtype=float)
+    to_cam = cam_pos - anchor
+    dist = float(np.linalg.norm(to_cam))
+    view_cos = float(normal @ to_cam / dist) if dist > 0 else -1.0
+    if part.kind in TWO_SIDED_KINDS:
+        view_cos = abs(view_cos)
+    uv, depth = project(anchor[None, :], pose, camera)
+    u, v, z = float(uv[0, 0]), float(uv[0, 1]), float(depth[0])
+    inside = z > 0 and -0.5 <= u <= camera.width - 0.5 and -0.5 <= v <= camera.height - 0.5
+    scale = camera.fx / z if z > 0 else 0.0
+    size = (part.size_mm[0] / 1000.0 * scale, part.size_mm[1] / 1000.0 * scale)
+    return ProjectedPart(part.name, (u, v), z, size, view_cos, bool(inside and view_cos > _MIN_COS))
+
+
+_MIN_COS = math.cos(math.radians(MAX_VIEW_ANGLE_DEG))
 
 
 def visible_in_some_state(product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
@@ -71,11 +76,11 @@ def visible_in_some_state(product: Product, part: Part, pose: Pose, camera: Came
     """``part`` projected at rest, marked visible when it faces the camera in at least one of its states.
     A moving part (an open cover faces up, not forward) must be looked at before its state is known.
     ``rest``: the part already projected with ``place``, to save projecting it again."""
-    rest = rest or project_parts(product, pose, camera, place)[part.name]
+    rest = rest or project_part(product, part, pose, camera, place)
     if rest.visible or not part.moves:
         return rest
     for state in part.moves:
-        if project_parts(product, pose, camera, {**place, part.name: state})[part.name].visible:
+        if project_part(product, part, pose, camera, {**place, part.name: state}).visible:
             return ProjectedPart(rest.name, rest.uv, rest.depth, rest.size_px, rest.view_cos, True)
     return rest
 

@@ -7,13 +7,15 @@ centre is assumed; the pose's distance then scales with the true focal length, i
 
 PnP: keypoints whose confidence is at least ``min_confidence`` are used; at least 4 are needed. Candidate
 poses come from SQPnP (a global solver: no initial guess, no planar-case ambiguity for 4+ points) on all
-used points and, with 6 or more, on every subset that leaves out one point (six) or two (seven or more).
+used points and, with 6 or more, on every subset that leaves out one point, and with 7 or more, two.
 The candidate with the lowest truncated squared residual over *all* used points wins (MSAC: each point
 costs at most ``inlier_px`` squared, so a wrong point cannot drag the choice), and Levenberg-Marquardt
 refines it on its inliers. Scoring every leave-two-out subset by all points matters for box-like products:
 a plain maximum-consensus RANSAC with a tight threshold often settles on five corners that fit a subtly
-wrong pose, which is good on those corners and tens of pixels off elsewhere. 46 solves for 10 points cost
-about 1.5 ms. A pose that puts any inlier behind the camera is refused.
+wrong pose, which is good on those corners and tens of pixels off elsewhere. The subsets are tried in
+stages (leave one out, then two) only while more points than a stage leaves out lie beyond half the inlier
+distance of the best pose so far; all 56 solves for 10 points cost about 2 ms. A pose that puts any
+inlier behind the camera is refused.
 """
 
 from __future__ import annotations
@@ -93,21 +95,24 @@ def estimate_pose(image_points: np.ndarray, object_points: np.ndarray, camera: C
                         f"{min_confidence}, got {int(used.sum())}")
     idx = np.flatnonzero(used)
     K, dist = camera.matrix, np.zeros(5)
-    subsets = [idx]
-    if len(idx) >= LEAVE_OUT_MIN_POINTS:
-        drop = 2 if len(idx) > LEAVE_OUT_MIN_POINTS else 1
-        subsets += [np.delete(idx, list(d)) for d in itertools.combinations(range(len(idx)), drop)]
     tau2 = inlier_px * inlier_px
     best: tuple[float, np.ndarray, np.ndarray] | None = None
-    for subset in subsets:
-        ok, rvec, tvec = cv2.solvePnP(xyz[subset].reshape(-1, 1, 3), uv[subset].reshape(-1, 1, 2), K, dist,
-                                      flags=cv2.SOLVEPNP_SQPNP)
-        if not ok:
-            continue
-        proj, _ = cv2.projectPoints(xyz[idx], rvec, tvec, K, dist)
-        cost = float(np.minimum(np.sum((proj.reshape(-1, 2) - uv[idx]) ** 2, axis=1), tau2).sum())
-        if best is None or cost < best[0]:
-            best = (cost, rvec, tvec)
+    # Stages: all points, then leave one out (6+ points), then leave two out (7+). A stage runs only while
+    # more points than it leaves out sit beyond half the inlier distance of the best pose so far.
+    for drop in range(3):
+        if drop > 0 and (len(idx) < LEAVE_OUT_MIN_POINTS + drop - 1 or best is None
+                         or _count_beyond(xyz[idx], uv[idx], best[1], best[2], K, dist, 0.25 * tau2) <= drop - 1):
+            break
+        for d in itertools.combinations(range(len(idx)), drop):
+            subset = np.delete(idx, list(d)) if d else idx
+            ok, rvec, tvec = cv2.solvePnP(xyz[subset].reshape(-1, 1, 3), uv[subset].reshape(-1, 1, 2), K, dist,
+                                          flags=cv2.SOLVEPNP_SQPNP)
+            if not ok:
+                continue
+            proj, _ = cv2.projectPoints(xyz[idx], rvec, tvec, K, dist)
+            cost = float(np.minimum(np.sum((proj.reshape(-1, 2) - uv[idx]) ** 2, axis=1), tau2).sum())
+            if best is None or cost < best[0]:
+                best = (cost, rvec, tvec)
     if best is None:
         raise PoseError(f"PnP found no pose for {len(idx)} keypoints (degenerate layout?)")
     _, rvec, tvec = best
@@ -126,6 +131,14 @@ def estimate_pose(image_points: np.ndarray, object_points: np.ndarray, camera: C
     inliers = np.zeros(len(uv), dtype=bool)
     inliers[inlier_idx] = True
     return PoseEstimate(pose, error, inliers)
+
+
+def _count_beyond(xyz: np.ndarray, uv: np.ndarray, rvec: np.ndarray, tvec: np.ndarray, K: np.ndarray,
+                  dist: np.ndarray, limit2: float) -> int:
+    import cv2
+
+    proj, _ = cv2.projectPoints(xyz, rvec, tvec, K, dist)
+    return int((np.sum((proj.reshape(-1, 2) - uv) ** 2, axis=1) >= limit2).sum())
 
 
 def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
