@@ -160,6 +160,7 @@ class FrameInputMirror:
     ts: float
     camera: Any  # product_models.camera.CameraIntrinsics | None (None: the pipeline's default FOV)
     product_hint: str | None = None
+    track: Any = None  # vision.pipeline.Track | None
 
 
 def frame_input_type() -> type:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from product_models.camera import CameraIntrinsics, Pose
+from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import Catalog, Part, Product, default_catalog
 from vision.decode import DecodeLimits, decode_jpeg
 from vision.detector import WEIGHTS_DIR, Detector, DetectorConfig
@@ -51,12 +51,31 @@ MIN_UPRIGHT = -0.2  # the product's +z axis must not point down in the image (a 
 
 
 @dataclass(frozen=True)
+class Track:
+    """Where a session last saw its product: the detector is skipped and the keypoint network looks at
+    this box (the previous pose's projected keypoints). Verification still runs; if it fails, the frame
+    goes through the detector after all."""
+
+    product_id: str
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 pixels
+    confidence: float  # the detector's confidence when it last saw the product
+
+
+@dataclass(frozen=True)
 class FrameInput:
     jpeg: bytes
     seq: int
     ts: float  # the client's capture time, echoed unchanged
     camera: CameraIntrinsics | None = None  # None: the default field of view
     product_hint: str | None = None  # a product id the client expects; only breaks near-ties
+    track: Track | None = None  # follow the product from here instead of detecting it
+
+
+def track_from(obs: Observation) -> Track | None:
+    """The :class:`Track` for the frame after ``obs`` (None when ``obs`` has no verified product)."""
+    if obs.product_id is None or obs.pose is None or obs.box is None:
+        return None
+    return Track(obs.product_id, obs.box, obs.product_confidence)
 
 
 class Pipeline:
@@ -107,10 +126,29 @@ class Pipeline:
                 results.append(exc)
             decode_ms.append((time.perf_counter() - t) * 1000)
         live = [i for i, img in enumerate(images) if img is not None]
+        # Tracked frames skip the detector; those whose track no longer verifies join the detected ones.
+        detect: list[int] = []
+        for i in live:
+            track = frames[i].track
+            if track is None or track.product_id not in self.detector.names:
+                detect.append(i)
+                continue
+            t = time.perf_counter()
+            try:
+                obs = self._from_box(frames[i], images[i], self.detector.names.index(track.product_id),
+                                     np.asarray(track.box, dtype=np.float32), track.confidence,
+                                     {"decode_ms": decode_ms[i], "detect_ms": 0.0}, t)
+            except VisionError as exc:
+                results[i] = exc
+                continue
+            if obs is None:
+                detect.append(i)
+            else:
+                results[i] = obs
         t = time.perf_counter()
-        detections = self.detector.detect_batch([images[i] for i in live]) if live else []
-        detect_ms = (time.perf_counter() - t) * 1000 / max(1, len(live))
-        for i, det in zip(live, detections, strict=True):
+        detections = self.detector.detect_batch([images[i] for i in detect]) if detect else []
+        detect_ms = (time.perf_counter() - t) * 1000 / max(1, len(detect))
+        for i, det in zip(detect, detections, strict=True):
             try:
                 results[i] = self._observe(frames[i], images[i], det, decode_ms[i], detect_ms)
             except VisionError as exc:
@@ -124,24 +162,39 @@ class Pipeline:
     def _observe(self, frame: FrameInput, image: np.ndarray, det: Detections, decode_ms: float,
                  detect_ms: float) -> Observation:
         h, w = image.shape[:2]
-        camera = resolve_camera(frame.camera, w, h)
+        resolve_camera(frame.camera, w, h)  # bad intrinsics are an error even when nothing is in view
         timing = {"decode_ms": decode_ms, "detect_ms": detect_ms}
         if len(det) == 0:
             timing.update(pose_ms=0.0, states_ms=0.0, total_ms=decode_ms + detect_ms)
             return Observation(frame.seq, frame.ts, timing_ms=timing)
         best = self._pick(det, frame.product_hint)
-        product = self._products[int(det.class_id[best])]
-        t = time.perf_counter()
+        head = (det.keypoints[best], det.keypoint_conf[best])
+        obs = self._from_box(frame, image, int(det.class_id[best]), det.xyxy[best], float(det.confidence[best]),
+                             timing, time.perf_counter(), head)
+        if obs is None:  # no rigid product explains what the detector saw: report nothing, not a phantom
+            timing.update(states_ms=0.0, total_ms=sum(timing.values()))
+            return Observation(frame.seq, frame.ts, timing_ms=timing)
+        return obs
+
+    def _from_box(self, frame: FrameInput, image: np.ndarray, cls: int, box: np.ndarray, confidence: float,
+                  timing: dict[str, float], t: float,
+                  head: tuple[np.ndarray, np.ndarray] | None = None) -> Observation | None:
+        """Keypoints in ``box`` (or the detector's own, ``head``, without a crop keypoint network), pose,
+        verification and part states; None when verification fails or no keypoints can be had."""
+        h, w = image.shape[:2]
+        camera = resolve_camera(frame.camera, w, h)
+        product = self._products[cls]
         pose, error = None, None
-        cls = int(det.class_id[best])
         if self.keypoints is not None:
-            uv, conf = self.keypoints.predict(image, det.xyxy[best], cls)
+            uv, conf = self.keypoints.predict(image, box, cls)
             min_conf = CROP_KEYPOINT_MIN_CONF
+        elif head is not None:
+            uv, conf, min_conf = head[0], head[1], KEYPOINT_MIN_CONF
         else:
-            uv, conf, min_conf = det.keypoints[best], det.keypoint_conf[best], KEYPOINT_MIN_CONF
+            return None  # tracking needs the crop keypoint network
         timing["keypoints_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        side = float(max(det.xyxy[best][2] - det.xyxy[best][0], det.xyxy[best][3] - det.xyxy[best][1]))
+        side = float(max(box[2] - box[0], box[3] - box[1]))
         try:
             est = estimate_pose(uv, self._keypoints[cls], camera, conf, min_confidence=min_conf,
                                 inlier_px=max(MIN_INLIER_PX, INLIER_SHARE * side))
@@ -149,17 +202,29 @@ class Pipeline:
         except PoseError:
             pass
         timing["pose_ms"] = (time.perf_counter() - t) * 1000
-        if pose is None or not self._plausible(pose, error, side):
-            # No rigid product explains what the detector saw: report nothing rather than a phantom.
-            timing.update(states_ms=0.0, total_ms=sum(timing.values()))
-            return Observation(frame.seq, frame.ts, timing_ms=timing)
+        if pose is None or error is None or not self._plausible(pose, error, side):
+            return None
         t = time.perf_counter()
-        parts = self._part_states(image, product, pose, camera) if pose is not None else {}
+        parts = self._part_states(image, product, pose, camera)
         timing["states_ms"] = (time.perf_counter() - t) * 1000
         timing["total_ms"] = sum(timing.values())
-        box = tuple(float(v) for v in det.xyxy[best])
-        return Observation(frame.seq, frame.ts, product.id, float(det.confidence[best]), box, pose, error, parts,
-                           timing_ms=timing)
+        tracked = head is None
+        out_box = self._pose_box(cls, pose, camera, box) if tracked else tuple(float(v) for v in box)
+        return Observation(frame.seq, frame.ts, product.id, confidence, out_box, pose, error, parts,  # type: ignore[arg-type]
+                           timing_ms=timing, tracked=tracked)
+
+    def _pose_box(self, cls: int, pose: Pose, camera: CameraIntrinsics, fallback: np.ndarray
+                  ) -> tuple[float, float, float, float]:
+        """The box of the product's keypoints projected with ``pose``, clipped to the frame: where the
+        next frame's keypoint crop goes when it is tracked. The detector's box when the projection fails."""
+        uv, depth = project(self._keypoints[cls], pose, camera)
+        if (depth <= 0).any():
+            return tuple(float(v) for v in fallback)  # type: ignore[return-value]
+        x1, y1 = max(0.0, float(uv[:, 0].min())), max(0.0, float(uv[:, 1].min()))
+        x2, y2 = min(camera.width - 1.0, float(uv[:, 0].max())), min(camera.height - 1.0, float(uv[:, 1].max()))
+        if x2 - x1 < 4 or y2 - y1 < 4:
+            return tuple(float(v) for v in fallback)  # type: ignore[return-value]
+        return (x1, y1, x2, y2)
 
     @staticmethod
     def _plausible(pose: Pose, error: float, side: float) -> bool:

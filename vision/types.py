@@ -125,6 +125,7 @@ class Observation:
     parts: dict[str, PartState] = field(default_factory=dict)
     hands: tuple[Hand, ...] = ()
     timing_ms: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
+    tracked: bool = False  # the product was followed from the previous pose, without running the detector
 
     def to_dict(self) -> dict[str, object]:
         """Plain Python types only: ``pose`` as ``{"R": 3x3 nested lists, "t": [x, y, z] metres}``."""

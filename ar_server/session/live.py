@@ -48,6 +48,9 @@ from scenes.i18n import pick
 log = logging.getLogger(__name__)
 
 
+REDETECT_EVERY = 8  # a tracked session still runs the detector on every 8th frame (another product, a better box)
+TRACK_MAX_GAP_S = 0.5  # a track older than this (by capture time) is dropped: the camera may have moved far
+
 class Outbox(Protocol):
     """The connection side of a session: queue a message; close after what is queued is sent."""
 
@@ -66,7 +69,8 @@ class SessionContext(Protocol):
 
     @property
     def library(self) -> Library: ...
-    async def infer(self, frame: Frame, camera: CameraIntrinsics | None, product_hint: str | None) -> Any: ...
+    async def infer(self, frame: Frame, camera: CameraIntrinsics | None, product_hint: str | None,
+                    track: Any = None) -> Any: ...
     def remember_observation(self, session_id: str, summary: dict[str, Any]) -> None: ...
     def session_ended(self, session: LiveSession) -> None: ...
 
@@ -88,6 +92,11 @@ class LiveSession:
         self.slot = FrameSlot()
         self.gate = RateGate(max_fps)
         self.smoother = TemporalSmoother()
+        # Detect, then track: after a verified pose the next frames skip the detector and look where the
+        # product was (vision.pipeline.Track), with a full detection every REDETECT_EVERY-th frame.
+        self._track: Any = None
+        self._track_ts = 0.0
+        self._tracked_in_row = 0
         self._smoothed_product: str | None = None
         self._smooth_ms = 0.0
         self._last_seq: int | None = None
@@ -181,8 +190,12 @@ class LiveSession:
         while True:
             pending = await self.slot.take()
             frame = pending.frame
+            track = self._track
+            if track is not None and (self._tracked_in_row >= REDETECT_EVERY - 1
+                                      or not 0.0 <= frame.ts - self._track_ts <= TRACK_MAX_GAP_S):
+                track = None
             try:
-                result = await self.ctx.infer(frame, self.camera, self.product_hint)
+                result = await self.ctx.infer(frame, self.camera, self.product_hint, track)
             except ServerError as exc:
                 self.ctx.metrics.frames_dropped.inc(reason=exc.code)
                 if exc.code == "overloaded":
@@ -196,7 +209,18 @@ class LiveSession:
                     ("bad_field", "camera") if isinstance(value, CameraError) else ("bad_frame", None))
                 self.send_error(Error(code, str(value), field=field, seq=frame.seq))
                 continue
+            self._follow(value, frame.ts)
             await self._observed(value, pending, result.queue_ms)
+
+    def _follow(self, vobs: Any, ts: float) -> None:
+        """Remember where the product is for the next frame (see ``_track``)."""
+        try:
+            from vision.pipeline import track_from
+        except ImportError:  # a stand-in pipeline: nothing to track with
+            return
+        self._tracked_in_row = self._tracked_in_row + 1 if getattr(vobs, "tracked", False) else 0
+        self._track = track_from(vobs) if getattr(vobs, "pose", None) is not None else None
+        self._track_ts = ts
 
     async def _observed(self, vobs: Any, pending: PendingFrame, queue_ms: float) -> None:
         metrics = self.ctx.metrics

@@ -65,9 +65,10 @@ class SessionManager:
         """Use ``library`` for sessions that start a scene from now on (running engines keep theirs)."""
         self._library = library
 
-    async def infer(self, frame: Frame, camera: CameraIntrinsics | None, product_hint: str | None) -> Any:
+    async def infer(self, frame: Frame, camera: CameraIntrinsics | None, product_hint: str | None,
+                    track: Any = None) -> Any:
         return await self.inference.infer(self._frame_input(jpeg=frame.jpeg, seq=frame.seq, ts=frame.ts,
-                                                            camera=camera, product_hint=product_hint))
+                                                            camera=camera, product_hint=product_hint, track=track))
 
     def remember_observation(self, session_id: str, summary: dict[str, Any]) -> None:
         self._observations[session_id] = summary

@@ -125,3 +125,23 @@ def test_paper_in_an_open_tray_is_read_when_the_tray_front_is_out_of_sight(pipel
     read = pipeline._part_states(image, printer, pose, cam)
     assert read["tray_paper"].state is None  # its front faces away
     assert read["tray_media"].state == media and read["tray_media"].visible
+
+
+def test_a_tracked_frame_skips_the_detector_and_a_lost_track_falls_back_to_it(pipeline: Pipeline) -> None:
+    from vision.pipeline import Track, track_from
+
+    cam = CameraIntrinsics.from_fov(640, 480)
+    router = default_catalog().get("router_ax1800")
+    first = Pose.orbit(165.0, 30.0, 0.45, target=(0.0, 0.0, router.size_m[2] / 2))
+    second = Pose.orbit(168.0, 31.0, 0.45, target=(0.0, 0.0, router.size_m[2] / 2))  # the hand moved a little
+    detected = pipeline.process(FrameInput(_jpeg(_render("router_ax1800", {}, first, cam)), 1, 0.0, cam))
+    track = track_from(detected)
+    assert not detected.tracked and track is not None and track.product_id == "router_ax1800"
+    frame = _jpeg(_render("router_ax1800", {}, second, cam))
+    tracked = pipeline.process(FrameInput(frame, 2, 0.1, cam, track=track))
+    assert tracked.tracked and tracked.product_id == "router_ax1800"
+    assert tracked.timing_ms["detect_ms"] == 0.0
+    assert np.linalg.norm(tracked.pose.camera_position - second.camera_position) < 0.05
+    # A track pointing at empty wall does not verify: the detector runs after all and finds the router.
+    lost = pipeline.process(FrameInput(frame, 3, 0.2, cam, track=Track("router_ax1800", (0.0, 0.0, 60.0, 40.0), 0.9)))
+    assert not lost.tracked and lost.product_id == "router_ax1800" and lost.timing_ms["detect_ms"] > 0.0
