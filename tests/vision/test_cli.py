@@ -25,3 +25,21 @@ def test_bench_vision_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     for key in ("decode_640x480_noise_ms", "decode_640x480_smooth_ms", "classify_led_5px_ms",
                 "estimate_pose_10kp_ms"):
         assert result[key] > 0
+
+
+def test_train_options_with_bad_paths_fail_with_a_clear_error(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "d"
+    (data / "truth" / "train").mkdir(parents=True)
+    assert main(["train", "keypoints", "--data", str(data), "--init", str(tmp_path / "none.pt"),
+                 "--out-dir", str(tmp_path / "o")]) == 2
+    assert "--init" in capsys.readouterr().err
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a state dict")
+    assert main(["train", "keypoints", "--data", str(data), "--init", str(junk), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "not a keypoints.state.pt" in capsys.readouterr().err
+    assert main(["train", "parts", "--data", str(data), "--estimated-poses", str(tmp_path / "nowhere"),
+                 "--out", str(tmp_path / "p.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "--estimated-poses" in err and "not found" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "p.npz").exists()

@@ -92,7 +92,15 @@ def _cmd_train_parts(args: argparse.Namespace) -> int:
         if not (folder / "truth" / "train").is_dir():
             print(f"error: {folder}: no truth/train folder; run `fixlens data synth` first", file=sys.stderr)
             return 2
-    source = _estimated_pose_source(args.estimated_poses) if args.estimated_poses else None
+    source = None
+    if args.estimated_poses:
+        from vision.errors import VisionError
+
+        try:
+            source = _estimated_pose_source(args.estimated_poses)
+        except VisionError as exc:
+            print(f"error: --estimated-poses: {exc}", file=sys.stderr)
+            return 2
     classifier, report = train_patch_classifier(args.data, args.seed, args.jitter, source)
     out = args.out or WEIGHTS_DIR / PART_MODEL_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -125,8 +133,16 @@ def _cmd_train_keypoints(args: argparse.Namespace) -> int:
         if not (folder / "truth" / "train").is_dir():
             print(f"error: {folder}: no truth/train folder; run `fixlens data synth` first", file=sys.stderr)
             return 2
-    summary = train_keypoints(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, args.batch, args.seed,
-                              args.jitter, args.lr, args.init, log=lambda line: print(line, flush=True))
+    if args.init is not None and not args.init.is_file():
+        print(f"error: --init: {args.init}: no such file (expected a keypoints.state.pt from an earlier run)",
+              file=sys.stderr)
+        return 2
+    try:
+        summary = train_keypoints(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, args.batch, args.seed,
+                                  args.jitter, args.lr, args.init, log=lambda line: print(line, flush=True))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=2))
     return 0
 

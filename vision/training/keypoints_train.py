@@ -114,12 +114,16 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
     names = class_names(catalog)
     k = keypoint_count(catalog)
     started = time.time()
+    net = build_net(len(names), k)
+    if init is not None:  # fine-tune from an earlier run's state dict; checked before the slow sample loading
+        try:
+            net.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
+        except Exception as exc:  # torch raises RuntimeError, UnpicklingError, KeyError... for a wrong file
+            raise ValueError(f"--init: {init}: not a keypoints.state.pt for this catalog "
+                             f"({type(exc).__name__}: {str(exc)[:200]})") from None
     x_tr, y_tr, w_tr, c_tr = load_samples(folders, "train", jitter, seed)
     x_va, y_va, w_va, c_va = load_samples(folders, "val", 1, seed + 1)
     log(f"samples: train {len(x_tr)}, val {len(x_va)} ({time.time() - started:.0f} s)")
-    net = build_net(len(names), k)
-    if init is not None:  # fine-tune: start from a state dict saved by an earlier run
-        net.load_state_dict(torch.load(init, map_location="cpu"))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x_tr) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
