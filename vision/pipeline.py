@@ -135,7 +135,9 @@ class Pipeline:
                 continue
             t = time.perf_counter()
             try:
-                obs = self._from_box(frames[i], images[i], self.detector.names.index(track.product_id),
+                h, w = images[i].shape[:2]
+                obs = self._from_box(frames[i], images[i], resolve_camera(frames[i].camera, w, h),
+                                     self.detector.names.index(track.product_id),
                                      np.asarray(track.box, dtype=np.float32), track.confidence,
                                      {"decode_ms": decode_ms[i], "detect_ms": 0.0}, t)
             except VisionError as exc:
@@ -162,27 +164,25 @@ class Pipeline:
     def _observe(self, frame: FrameInput, image: np.ndarray, det: Detections, decode_ms: float,
                  detect_ms: float) -> Observation:
         h, w = image.shape[:2]
-        resolve_camera(frame.camera, w, h)  # bad intrinsics are an error even when nothing is in view
+        camera = resolve_camera(frame.camera, w, h)  # bad intrinsics are an error even with nothing in view
         timing = {"decode_ms": decode_ms, "detect_ms": detect_ms}
         if len(det) == 0:
             timing.update(pose_ms=0.0, states_ms=0.0, total_ms=decode_ms + detect_ms)
             return Observation(frame.seq, frame.ts, timing_ms=timing)
         best = self._pick(det, frame.product_hint)
         head = (det.keypoints[best], det.keypoint_conf[best])
-        obs = self._from_box(frame, image, int(det.class_id[best]), det.xyxy[best], float(det.confidence[best]),
-                             timing, time.perf_counter(), head)
+        obs = self._from_box(frame, image, camera, int(det.class_id[best]), det.xyxy[best],
+                             float(det.confidence[best]), timing, time.perf_counter(), head)
         if obs is None:  # no rigid product explains what the detector saw: report nothing, not a phantom
             timing.update(states_ms=0.0, total_ms=sum(timing.values()))
             return Observation(frame.seq, frame.ts, timing_ms=timing)
         return obs
 
-    def _from_box(self, frame: FrameInput, image: np.ndarray, cls: int, box: np.ndarray, confidence: float,
-                  timing: dict[str, float], t: float,
+    def _from_box(self, frame: FrameInput, image: np.ndarray, camera: CameraIntrinsics, cls: int, box: np.ndarray,
+                  confidence: float, timing: dict[str, float], t: float,
                   head: tuple[np.ndarray, np.ndarray] | None = None) -> Observation | None:
         """Keypoints in ``box`` (or the detector's own, ``head``, without a crop keypoint network), pose,
         verification and part states; None when verification fails or no keypoints can be had."""
-        h, w = image.shape[:2]
-        camera = resolve_camera(frame.camera, w, h)
         product = self._products[cls]
         pose, error = None, None
         if self.keypoints is not None:
