@@ -93,19 +93,23 @@ def face_corners(product: Product, part: Part, states: Mapping[str, str]) -> np.
 
 
 def face_patch(image: np.ndarray, product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
-               states: Mapping[str, str]) -> np.ndarray | None:
-    """(PATCH, PATCH, 3) uint8 BGR rectified patch of the part's face, or None when the face is behind
-    the camera or degenerate in the image."""
+               states: Mapping[str, str], size: int = PATCH, extent: float = 1.0) -> np.ndarray | None:
+    """(size, size, 3) uint8 BGR rectified patch of the part's face, or None when the face is behind
+    the camera or degenerate in the image. ``extent`` > 1 widens the face rectangle about its centre
+    (training cuts a wider patch, then crops it at random offsets)."""
     corners = face_corners(product, part, states)
+    if extent != 1.0:
+        centre = corners.mean(axis=0)
+        corners = centre + (corners - centre) * extent
     pc = pose.transform(corners)
     if (pc[:, 2] <= 1e-3).any():
         return None
     uv = np.stack([camera.fx * pc[:, 0] / pc[:, 2] + camera.cx, camera.fy * pc[:, 1] / pc[:, 2] + camera.cy], 1)
     if cv2.contourArea(uv.astype(np.float32)) < 9.0:
         return None
-    dst = np.array([[0, 0], [PATCH - 1, 0], [PATCH - 1, PATCH - 1], [0, PATCH - 1]], np.float32)
+    dst = np.array([[0, 0], [size - 1, 0], [size - 1, size - 1], [0, size - 1]], np.float32)
     h = cv2.getPerspectiveTransform(uv.astype(np.float32), dst)
-    return cv2.warpPerspective(image, h, (PATCH, PATCH), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpPerspective(image, h, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
 def patch_features(patch: np.ndarray) -> np.ndarray:
@@ -229,6 +233,10 @@ class PatchClassifier:
         return PartState(label, float(probs[best]), True, uv)
 
 
+WIDE_ROT_DEG = 1.5  # a close-up's PnP error (the product filling the frame, half its keypoints outside)
+WIDE_TRANS_FRAC = 0.02
+
+
 def perturb_pose(pose: Pose, rng: np.random.Generator, rot_deg: float = 0.6, trans_frac: float = 0.008) -> Pose:
     """A pose off by about what keypoint-based PnP gets wrong, so training patches look like live ones."""
     axis = rng.normal(size=3)
@@ -289,6 +297,15 @@ def _accuracy(model: LinearModel, x: np.ndarray, y: np.ndarray) -> float:
 def training_rows(truth_files: Iterable[Path], product_lookup, rng: np.random.Generator, jitter: int = 2,
                   pose_source=None):
     """Yield ((product_id, part), features, label) from synthetic ground truth (``vision.training.synth``)."""
+    for key, patch, label in training_patches(truth_files, product_lookup, rng, jitter, pose_source):
+        yield key, patch_features(patch), label
+
+
+def training_patches(truth_files: Iterable[Path], product_lookup, rng: np.random.Generator, jitter: int = 2,
+                     pose_source=None, size: int = PATCH, extent: float = 1.0, wide_jitter: int = 0):
+    """Yield ((product_id, part), patch, label) from synthetic ground truth: one patch per pose used (the
+    live estimate when ``pose_source`` gives one, ``jitter`` slightly noisy true poses, ``wide_jitter``
+    true poses off by about a close-up's PnP error). ``size`` and ``extent`` as in :func:`face_patch`."""
     for tf in truth_files:
         rec = json.loads(tf.read_text())
         if not rec.get("product"):
@@ -325,7 +342,8 @@ def training_rows(truth_files: Iterable[Path], product_lookup, rng: np.random.Ge
             # The live pipeline's own estimate (when given) carries its real errors; noisy true poses
             # keep every labelled frame in, including those the live pipeline missed.
             poses = ([estimated] if estimated is not None else []) + [perturb_pose(pose, rng) for _ in range(jitter)]
+            poses += [perturb_pose(pose, rng, WIDE_ROT_DEG, WIDE_TRANS_FRAC) for _ in range(wide_jitter)]
             for use in poses:
-                patch = face_patch(image, product, part, use, cam, place)
+                patch = face_patch(image, product, part, use, cam, place, size, extent)
                 if patch is not None:
-                    yield (product.id, part.name), patch_features(patch), label
+                    yield (product.id, part.name), patch, label

@@ -41,16 +41,16 @@ class ProjectedPart:
     visible: bool
 
 
-def project_parts(product: Product, pose: Pose, camera: CameraIntrinsics,
-                  states: Mapping[str, str] | None = None) -> dict[str, ProjectedPart]:
+def project_parts(product: Product, pose: Pose, camera: CameraIntrinsics, states: Mapping[str, str] | None = None,
+                  max_angle_deg: float = MAX_VIEW_ANGLE_DEG) -> dict[str, ProjectedPart]:
     """Project every part of ``product``; ``states`` (part -> state) place moving parts, healthy otherwise."""
     states = dict(states or {})
-    return {part.name: project_part(product, part, pose, camera, states) for part in product.parts}
+    return {part.name: project_part(product, part, pose, camera, states, max_angle_deg) for part in product.parts}
 
 
 def project_part(product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
-                 states: Mapping[str, str]) -> ProjectedPart:
-    """One part of :func:`project_parts`."""
+                 states: Mapping[str, str], max_angle_deg: float = MAX_VIEW_ANGLE_DEG) -> ProjectedPart:
+    """One part of :func:`project_parts`; ``max_angle_deg``: the most oblique view that counts as visible."""
     cam_pos = pose.camera_position
     anchor = product.anchor_at(part.name, states)
     rot = product.part_transform(part.name, states)[:3, :3]
@@ -65,22 +65,21 @@ def project_part(product: Product, part: Part, pose: Pose, camera: CameraIntrins
     inside = z > 0 and -0.5 <= u <= camera.width - 0.5 and -0.5 <= v <= camera.height - 0.5
     scale = camera.fx / z if z > 0 else 0.0
     size = (part.size_mm[0] / 1000.0 * scale, part.size_mm[1] / 1000.0 * scale)
-    return ProjectedPart(part.name, (u, v), z, size, view_cos, bool(inside and view_cos > _MIN_COS))
-
-
-_MIN_COS = math.cos(math.radians(MAX_VIEW_ANGLE_DEG))
+    min_cos = math.cos(math.radians(max_angle_deg))
+    return ProjectedPart(part.name, (u, v), z, size, view_cos, bool(inside and view_cos > min_cos))
 
 
 def visible_in_some_state(product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
-                          place: Mapping[str, str], rest: ProjectedPart | None = None) -> ProjectedPart:
+                          place: Mapping[str, str], rest: ProjectedPart | None = None,
+                          max_angle_deg: float = MAX_VIEW_ANGLE_DEG) -> ProjectedPart:
     """``part`` projected at rest, marked visible when it faces the camera in at least one of its states.
     A moving part (an open cover faces up, not forward) must be looked at before its state is known.
     ``rest``: the part already projected with ``place``, to save projecting it again."""
-    rest = rest or project_part(product, part, pose, camera, place)
+    rest = rest or project_part(product, part, pose, camera, place, max_angle_deg)
     if rest.visible or not part.moves:
         return rest
     for state in part.moves:
-        if project_part(product, part, pose, camera, {**place, part.name: state}).visible:
+        if project_part(product, part, pose, camera, {**place, part.name: state}, max_angle_deg).visible:
             return ProjectedPart(rest.name, rest.uv, rest.depth, rest.size_px, rest.view_cos, True)
     return rest
 

@@ -24,14 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
-from product_models.catalog import Catalog, Part, Product, default_catalog
+from product_models.catalog import EDGE_ON_DEG, Catalog, Part, Product, default_catalog
 from vision.decode import DecodeLimits, decode_jpeg
 from vision.detector import WEIGHTS_DIR, Detector, DetectorConfig
 from vision.errors import ModelUnavailable, PoseError, VisionError
 from vision.keypoints import MODEL_NAME as KEYPOINT_MODEL_NAME
 from vision.keypoints import KeypointModel
 from vision.led import classify_led
-from vision.part_classifier import CLASSIFIED_KINDS, MIN_READABLE_PX, PatchClassifier
+from vision.part_classifier import CLASSIFIED_KINDS, HIDDEN, MIN_READABLE_PX, PatchClassifier, face_patch
+from vision.part_net import MODEL_NAME as PART_NET_NAME
+from vision.part_net import PartNet
 from vision.parts import ProjectedPart, project_parts, visible_in_some_state
 from vision.pose import estimate_pose, resolve_camera
 from vision.types import Detections, Observation, PartState
@@ -48,6 +50,11 @@ MAX_REPROJECTION_SHARE = 0.03
 INLIER_SHARE = 0.05  # a keypoint farther than this share of the box's longer side from the pose is an outlier
 MIN_INLIER_PX = 4.0
 MIN_UPRIGHT = -0.2  # the product's +z axis must not point down in the image (a product upside down)
+# A part is read when the estimated pose shows it facing the camera within READ_ANGLE_DEG and at least
+# READ_MIN_PX across: a little past the readability rule (EDGE_ON_DEG, MIN_READABLE_PX), because the pose is
+# itself a few degrees and a few percent off, and a part on the edge is better read than dropped.
+READ_ANGLE_DEG = EDGE_ON_DEG + 5.0
+READ_MIN_PX = 0.9 * MIN_READABLE_PX
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,10 @@ class Pipeline:
             raise VisionError(f"detector knows products the catalog lacks: {', '.join(unknown)}")
         self._products: list[Product] = [self.catalog.get(n) for n in self.detector.names]
         self._keypoints = [np.array([k.position for k in p.keypoints]) for p in self._products]
+        try:
+            self.net: PartNet | None = PartNet(Path(weights_dir) / PART_NET_NAME)
+        except ModelUnavailable:
+            self.net = None  # the linear patch models below, then colour rules for LEDs
         try:
             self.parts = PatchClassifier.load(Path(weights_dir) / PART_MODEL_NAME)
         except ModelUnavailable:
@@ -247,40 +258,58 @@ class Pipeline:
 
     def _part_states(self, image: np.ndarray, product: Product, pose: Pose,
                      camera: CameraIntrinsics) -> dict[str, PartState]:
-        # First parts that ride on nothing (trays and covers at rest), then parts attached to them,
-        # placed with the state just read for their carrier.
-        states: dict[str, str] = {}
-        out: dict[str, PartState] = {}
-        ordered = sorted(product.stateful_parts(), key=lambda p: p.attached_to is not None)
-        at_rest = project_parts(product, pose, camera, {})
-        for part in ordered:
-            if part.attached_to is not None and not states.get(part.attached_to):
-                # The carrier could not be read (a tray's front seen edge-on from above): try the attached
-                # part in each place the carrier can put it, and keep the most confident reading.
-                carrier = product.part(part.attached_to)
-                tries = [self._read_part(image, product, part, pose, camera, {carrier.name: s})
-                         for s in carrier.states]
-                out[part.name] = max(tries, key=lambda r: (r.state is not None, r.confidence))
-            else:
-                place = {part.attached_to: states[part.attached_to]} if part.attached_to is not None else {}
-                out[part.name] = self._read_part(image, product, part, pose, camera, place,
-                                                 None if place else at_rest[part.name])
-            if out[part.name].state is not None:
-                states[part.name] = out[part.name].state
-        return out
+        # First parts that ride on nothing (trays and covers at rest), then parts attached to them, placed
+        # with the state just read for their carrier. Each round is one batch through the part network.
+        at_rest = project_parts(product, pose, camera, {}, READ_ANGLE_DEG)
+        parts = product.stateful_parts()
+        free = [p for p in parts if p.attached_to is None]
+        out = dict(zip((p.name for p in free),
+                       self._read_parts(image, product, pose, camera, [(p, {}, at_rest[p.name]) for p in free]),
+                       strict=True))
+        states = {name: r.state for name, r in out.items() if r.state is not None}
+        requests: list[tuple[Part, dict[str, str], ProjectedPart | None]] = []
+        for part in (p for p in parts if p.attached_to is not None):
+            carrier = product.part(part.attached_to)  # type: ignore[arg-type]
+            # A carrier that could not be read (a tray's front seen edge-on from above): try the attached
+            # part in each place the carrier can put it, and keep the most confident reading.
+            places = [states[carrier.name]] if carrier.name in states else list(carrier.states)
+            requests += [(part, {carrier.name: s}, None) for s in places]
+        readings = self._read_parts(image, product, pose, camera, requests)
+        for (part, _place, _rest), reading in zip(requests, readings, strict=True):
+            best = out.get(part.name)
+            if best is None or (reading.state is not None, reading.confidence) > (best.state is not None,
+                                                                                  best.confidence):
+                out[part.name] = reading
+        return {p.name: out[p.name] for p in parts}
 
-    def _read_part(self, image: np.ndarray, product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
-                   place: dict[str, str], rest: ProjectedPart | None = None) -> PartState:
-        p = visible_in_some_state(product, part, pose, camera, place, rest)
-        if min(p.size_px) < MIN_READABLE_PX:  # too small to read: say nothing rather than guess
-            return PartState(None, 0.0, False, p.uv)
-        if part.kind == "led" and not self.parts.handles(product.id, part.name):
-            if not p.visible:
-                return PartState(None, 0.0, False, p.uv)
-            reading = classify_led(image, p.uv, max(p.size_px), part.states)
-            return PartState(reading.state, reading.confidence, True, p.uv)
-        if part.kind in CLASSIFIED_KINDS and self.parts.handles(product.id, part.name):
-            if not p.visible:
-                return PartState(None, 0.0, False, p.uv)
-            return self.parts.classify(image, product, part, pose, camera, place, p.uv)
-        return PartState(None, 0.0, p.visible, p.uv)
+    def _read_parts(self, image: np.ndarray, product: Product, pose: Pose, camera: CameraIntrinsics,
+                    requests: Sequence[tuple[Part, dict[str, str], ProjectedPart | None]]) -> list[PartState]:
+        """One reading per (part, place of its carrier, the part projected at rest or None) request."""
+        out: list[PartState | None] = []
+        batch: list[tuple[int, np.ndarray, tuple[float, float]]] = []
+        for part, place, rest in requests:
+            p = visible_in_some_state(product, part, pose, camera, place, rest, READ_ANGLE_DEG)
+            if min(p.size_px) < READ_MIN_PX:  # too small to read: say nothing rather than guess
+                out.append(PartState(None, 0.0, False, p.uv))
+            elif not p.visible:
+                out.append(PartState(None, 0.0, False, p.uv))
+            elif self.net is not None and self.net.handles(product.id, part.name):
+                patch = face_patch(image, product, part, pose, camera, place)
+                out.append(PartState(None, 0.0, False, p.uv) if patch is None else None)
+                if patch is not None:
+                    batch.append((len(out) - 1, patch, p.uv))
+            elif part.kind in CLASSIFIED_KINDS and self.parts.handles(product.id, part.name):
+                out.append(self.parts.classify(image, product, part, pose, camera, place, p.uv))
+            elif part.kind == "led":
+                reading = classify_led(image, p.uv, max(p.size_px), part.states)
+                out.append(PartState(reading.state, reading.confidence, True, p.uv))
+            else:
+                out.append(PartState(None, 0.0, True, p.uv))
+        if batch:
+            assert self.net is not None
+            keys = [(product.id, requests[i][0].name) for i, _patch, _uv in batch]
+            for (i, _patch, uv), (label, prob) in zip(batch, self.net.predict([b[1] for b in batch], keys),
+                                                     strict=True):
+                # ``hidden``: the part's place faces the camera but something covers it (paper behind a cover).
+                out[i] = PartState(None, 0.0, False, uv) if label == HIDDEN else PartState(label, prob, True, uv)
+        return [r if r is not None else PartState(None, 0.0, False) for r in out]

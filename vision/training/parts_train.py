@@ -1,0 +1,209 @@
+"""Train the part-state network (:mod:`vision.part_net`) on synthetic data, and export it to ONNX.
+
+Samples are pose-rectified patches (:func:`vision.part_classifier.training_patches`) cut with the poses a
+live pipeline would use: its own estimate for the frame, slightly noisy true poses, and true poses off by
+about a close-up's PnP error. Patches are cut ``EXTENT`` times wider than the part's face at ``CUT`` pixels
+and cropped back to ``PATCH`` at a random offset while training (the centre at run time), so the network
+also learns to find a part that sits a little off the patch centre. Brightness and contrast are augmented;
+hue never is (it would turn a red LED green).
+
+torch is imported here only; this module must not run in a process that renders with EGL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from product_models.catalog import default_catalog
+from vision.part_classifier import HIDDEN, HIDEABLE_KINDS, PATCH, training_patches
+from vision.part_net import MODEL_NAME, PartIndex
+
+EXTENT = 1.25  # training patches cover this many face widths ...
+CUT = round(PATCH * EXTENT)  # ... at this many pixels, so a PATCH crop from anywhere inside is a shifted face
+
+
+def part_index() -> PartIndex:
+    """Every classified (product, part) of the catalog, with its classes (paper also learns ``hidden``)."""
+    from vision.part_classifier import CLASSIFIED_KINDS
+
+    entries = []
+    for product in default_catalog():
+        for part in product.stateful_parts():
+            if part.kind in CLASSIFIED_KINDS:
+                classes = (*part.states, HIDDEN) if part.kind in HIDEABLE_KINDS else tuple(part.states)
+                entries.append((product.id, part.name, classes))
+    return PartIndex(tuple(entries))
+
+
+def load_patches(folders: Sequence[Path], split: str, index: PartIndex, seed: int, jitter: int, wide_jitter: int,
+                 pose_source=None, log: Callable[[str], None] = print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patches (n, CUT, CUT, 3) uint8 BGR, part rows (n,) and global class ids (n,) for one split."""
+    catalog = default_catalog()
+    rng = np.random.default_rng(seed)
+    files = sorted(f for d in folders for f in (Path(d) / "truth" / split).glob("*.json"))
+    patches, rows, labels = [], [], []
+    started = time.time()
+    for n, (key, patch, label) in enumerate(training_patches(files, catalog.get, rng, jitter, pose_source,
+                                                               CUT, EXTENT, wide_jitter)):
+        row = index.row(*key)
+        if row is None or label not in index.classes(row):
+            continue
+        patches.append(patch)
+        rows.append(row)
+        labels.append(index.class_id(row, label))
+        if n % 20000 == 0 and n:
+            log(f"{split}: {n} patches ({time.time() - started:.0f} s)")
+    if not patches:
+        raise ValueError(f"no labelled part patches in {', '.join(str(f) for f in folders)} ({split})")
+    return np.stack(patches), np.array(rows, np.int64), np.array(labels, np.int64)
+
+
+def build_net(num_rows: int, num_classes: int) -> Any:
+    import torch
+    from torch import nn
+
+    def conv(cin: int, cout: int, stride: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(inplace=True))
+
+    class Net(nn.Module):
+        """32 x 32 patch and the part's row -> logits over every part's classes (the caller keeps the
+        part's own slice). Pooled features (a coarse 2 x 2 layout plus a global max, which keeps a small lit
+        LED wherever it sits) meet a learned embedding of the part, so one body serves every part."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(conv(3, 24, 1), conv(24, 32, 2), conv(32, 32, 1), conv(32, 48, 2),
+                                      conv(48, 64, 1))
+            self.embed = nn.Embedding(num_rows, 16)
+            self.head = nn.Sequential(nn.Linear(64 * 4 + 64 + 16, 128), nn.ReLU(inplace=True), nn.Dropout(0.1),
+                                      nn.Linear(128, num_classes))
+
+        def forward(self, x: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+            f = self.body(x)
+            # Fixed-size pooling written as reshape + mean: exports to plain ONNX ops.
+            n, c, h, w = f.shape
+            layout = f.reshape(n, c, 2, h // 2, 2, w // 2).mean(dim=(3, 5)).reshape(n, c * 4)
+            peak = f.amax(dim=(2, 3))
+            return self.head(torch.cat([layout, peak, self.embed(row)], dim=1))
+
+    return Net()
+
+
+def to_input(patches: np.ndarray) -> np.ndarray:
+    """(n, PATCH, PATCH, 3) uint8 BGR -> (n, 3, PATCH, PATCH) float32 RGB in [0, 1] (what the ONNX graph takes)."""
+    return np.ascontiguousarray(patches[:, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+
+def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 8, batch: int = 256, seed: int = 0,
+                jitter: int = 1, wide_jitter: int = 1, lr: float = 3e-3, pose_source=None,
+                log: Callable[[str], None] = print, cache: Path | None = None) -> dict[str, Any]:
+    """Train, report validation accuracy per part, export ``out_dir / MODEL_NAME``. ``cache``: an .npz to
+    keep the cut patches in (reused when present, so a rerun skips the slow cutting)."""
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(seed)
+    started = time.time()
+    index = part_index()
+    if cache is not None and cache.is_file():
+        data = np.load(cache)
+        x_tr, r_tr, y_tr, x_va, r_va, y_va = (data[k] for k in ("x_tr", "r_tr", "y_tr", "x_va", "r_va", "y_va"))
+    else:
+        x_tr, r_tr, y_tr = load_patches(folders, "train", index, seed, jitter, wide_jitter, pose_source, log)
+        x_va, r_va, y_va = load_patches(folders, "val", index, seed + 1, 0, 0, pose_source, log)
+        if cache is not None:
+            np.savez(cache, x_tr=x_tr, r_tr=r_tr, y_tr=y_tr, x_va=x_va, r_va=r_va, y_va=y_va)
+    log(f"patches: train {len(x_tr)}, val {len(x_va)} ({time.time() - started:.0f} s)")
+    mask = torch.from_numpy(index.logit_mask())  # (rows, classes): 0 on a part's own classes, -inf elsewhere
+    # Balance classes within each part: a jammed sheet matters as much as the common clear tray.
+    counts = np.bincount(y_tr, minlength=index.num_classes).astype(np.float64)
+    weight = np.zeros(index.num_classes)
+    for row in range(len(index.entries)):
+        ids = index.class_ids(row)
+        present = counts[ids] > 0
+        if present.any():
+            weight[ids] = np.where(present, counts[ids].sum() / (present.sum() * np.maximum(counts[ids], 1)), 0)
+    weight_t = torch.from_numpy(np.clip(weight, 0.0, 10.0).astype(np.float32))
+    net = build_net(len(index.entries), index.num_classes)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * ((len(x_tr) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    rng = np.random.default_rng(seed)
+    margin = CUT - PATCH
+
+    def augment(idx: np.ndarray) -> torch.Tensor:
+        ox, oy = rng.integers(0, margin + 1, 2)  # one offset per batch keeps the crop a cheap slice
+        x = to_input(x_tr[idx, oy:oy + PATCH, ox:ox + PATCH])
+        gain = rng.uniform(0.75, 1.25, (len(x), 1, 1, 1)).astype(np.float32)
+        bias = rng.uniform(-0.08, 0.08, (len(x), 1, 1, 1)).astype(np.float32)
+        return torch.from_numpy(np.clip(x * gain + bias, 0.0, 1.0))
+
+    history = []
+    for epoch in range(epochs):
+        net.train()
+        order = rng.permutation(len(x_tr))
+        total = 0.0
+        for i in range(0, len(order), batch):
+            idx = np.sort(order[i:i + batch])
+            rows = torch.from_numpy(r_tr[idx])
+            logits = net(augment(idx), rows) + mask[rows]
+            loss = F.cross_entropy(logits, torch.from_numpy(y_tr[idx]), weight=weight_t)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        val = evaluate(net, mask, x_va, r_va, y_va, index)
+        history.append({"epoch": epoch + 1, "train_loss": round(total / len(order), 4),
+                        "val_accuracy": val["accuracy"], "seconds": round(time.time() - started)})
+        log(json.dumps(history[-1]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / MODEL_NAME
+    export(net, path, index)
+    summary = {"epochs": epochs, "train_patches": len(x_tr), "val_patches": len(x_va),
+               "train_seconds": round(time.time() - started, 1), "val_accuracy": history[-1]["val_accuracy"],
+               "val_accuracy_by_part": val["by_part"], "onnx": str(path)}
+    (out_dir / "part-states.train.json").write_text(json.dumps({**summary, "history": history}, indent=1) + "\n")
+    return summary
+
+
+def evaluate(net, mask, x: np.ndarray, r: np.ndarray, y: np.ndarray, index: PartIndex) -> dict[str, Any]:
+    import torch
+
+    net.eval()
+    lo = (CUT - PATCH) // 2
+    pred = []
+    with torch.no_grad():
+        for i in range(0, len(x), 512):
+            rows = torch.from_numpy(r[i:i + 512])
+            logits = net(torch.from_numpy(to_input(x[i:i + 512, lo:lo + PATCH, lo:lo + PATCH])), rows) + mask[rows]
+            pred.append(logits.argmax(1).numpy())
+    right = np.concatenate(pred) == y
+    by_part = {}
+    for row, (product_id, part, _classes) in enumerate(index.entries):
+        m = r == row
+        if m.any():
+            by_part[f"{product_id}/{part}"] = round(float(right[m].mean()), 4)
+    return {"accuracy": round(float(right.mean()), 4), "by_part": by_part}
+
+
+def export(net, path: Path, index: PartIndex) -> None:
+    import onnx
+    import torch
+
+    net.eval()
+    dummy = (torch.zeros(2, 3, PATCH, PATCH), torch.zeros(2, dtype=torch.int64))
+    torch.onnx.export(net, dummy, str(path), input_names=["patch", "part"], output_names=["logits"],
+                      opset_version=17, dynamo=False,
+                      dynamic_axes={"patch": {0: "n"}, "part": {0: "n"}, "logits": {0: "n"}})
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "part_index", index.to_json()
+    onnx.save(model, str(path))
