@@ -49,7 +49,7 @@ class Config:
     batch_size: int = 8  # frames per inference batch
     batch_wait_ms: float = 5.0  # how long a partial batch waits for more frames
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    weights_dir: Path = _REPO / "vision" / "weights"  # fixlens-pose.onnx / .pt and part-states.npz
+    weights_dir: Path = _REPO / "vision" / "weights"  # fixlens-pose.onnx / .pt, keypoints.onnx, part-states.onnx
     # Detector backend: auto = torch on CUDA when available, else onnx. A process that also renders with
     # Panda3D's EGL display must use onnx: importing torch there crashes it (auto probes torch for CUDA).
     backend: Backend = "auto"
@@ -268,7 +268,8 @@ _SPECS: dict[str, _Spec] = {
     "batch_size": _Spec(_int(1, 256), "frames per inference batch", "N"),
     "batch_wait_ms": _Spec(_float(0.0, 1000.0), "wait for a fuller batch, milliseconds", "MS"),
     "device": _Spec(_device, "inference device: auto, cpu, cuda or cuda:N", "DEVICE"),
-    "weights_dir": _Spec(_existing_dir, "folder of the detector weights (fixlens-pose.onnx/.pt, part-states.npz)",
+    "weights_dir": _Spec(_existing_dir, "folder of the vision weights (fixlens-pose.onnx/.pt, keypoints.onnx, "
+                         "part-states.onnx)",
                          "DIR"),
     "backend": _Spec(_choice("auto", "onnx", "torch"), "detector backend: auto (torch on CUDA, else onnx), onnx "
                                                        "or torch", "BACKEND"),

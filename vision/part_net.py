@@ -1,7 +1,7 @@
 """Part states from a small convolutional network on pose-rectified patches (ONNX Runtime, no torch).
 
 Every part that has states (LEDs, ports, trays, covers, paper) is cut from the frame with the product's
-pose into a ``PATCH`` x ``PATCH`` patch of its face (:func:`vision.part_classifier.face_patch`), and one
+pose into a ``PATCH`` x ``PATCH`` patch of its face (:func:`vision.part_patches.face_patch`), and one
 network reads them all: the patch and the part's row in a :class:`PartIndex` go in, logits over every
 part's classes come out, and the part's own slice is the answer. Pooling makes the network tolerant of a
 part that sits off the patch centre: the pose of a product filling the frame rests on few keypoints and

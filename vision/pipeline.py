@@ -7,8 +7,10 @@ Stages, each timed (``timing_ms``):
 2. ``detect``: the YOLO pose detector gives the product, its box and keypoints (:mod:`vision.detector`).
 3. ``pose``: ``cv2.solvePnP`` on confident keypoints against the catalog keypoints, with the client's
    intrinsics or the default field of view (:func:`vision.pose.resolve_camera`).
-4. ``states``: every part projected with the pose; LEDs read by colour (:mod:`vision.led`), ports,
-   trays, covers and paper by pose-rectified patch classifiers (:mod:`vision.part_classifier`).
+4. ``states``: every part projected with the pose, cut into a pose-rectified patch
+   (:mod:`vision.part_patches`) and read by the part-state network (:mod:`vision.part_net`), all parts of
+   a frame in one batch. Without that network, LEDs are read by colour (:mod:`vision.led`) and other
+   parts report unknown.
 
 States are per frame and unsmoothed: temporal smoothing is per session (:mod:`vision.smoothing`).
 ``process_batch`` never lets one bad frame fail the others: its slot holds the :class:`VisionError`.
@@ -31,14 +33,13 @@ from vision.errors import ModelUnavailable, PoseError, VisionError
 from vision.keypoints import MODEL_NAME as KEYPOINT_MODEL_NAME
 from vision.keypoints import KeypointModel
 from vision.led import classify_led
-from vision.part_classifier import CLASSIFIED_KINDS, HIDDEN, MIN_READABLE_PX, PatchClassifier, face_patch
 from vision.part_net import MODEL_NAME as PART_NET_NAME
 from vision.part_net import PartNet
+from vision.part_patches import HIDDEN, MIN_READABLE_PX, face_patch
 from vision.parts import ProjectedPart, project_parts, visible_in_some_state
 from vision.pose import estimate_pose, resolve_camera
 from vision.types import Detections, Observation, PartState
 
-PART_MODEL_NAME = "part-states.npz"
 KEYPOINT_MIN_CONF = 0.5  # the detector's own keypoints (used when no crop keypoint model is installed)
 CROP_KEYPOINT_MIN_CONF = 0.15  # heatmap peak mass of the crop keypoint model
 # Geometric verification: a detection counts only if a rigid product explains its keypoints. Real
@@ -102,11 +103,7 @@ class Pipeline:
         try:
             self.net: PartNet | None = PartNet(Path(weights_dir) / PART_NET_NAME)
         except ModelUnavailable:
-            self.net = None  # the linear patch models below, then colour rules for LEDs
-        try:
-            self.parts = PatchClassifier.load(Path(weights_dir) / PART_MODEL_NAME)
-        except ModelUnavailable:
-            self.parts = PatchClassifier({})  # LEDs still work; other parts report unknown
+            self.net = None  # LEDs are still read by colour; other parts report unknown
         try:
             self.keypoints: KeypointModel | None = KeypointModel(Path(weights_dir) / KEYPOINT_MODEL_NAME)
         except ModelUnavailable:
@@ -298,8 +295,6 @@ class Pipeline:
                 out.append(PartState(None, 0.0, False, p.uv) if patch is None else None)
                 if patch is not None:
                     batch.append((len(out) - 1, patch, p.uv))
-            elif part.kind in CLASSIFIED_KINDS and self.parts.handles(product.id, part.name):
-                out.append(self.parts.classify(image, product, part, pose, camera, place, p.uv))
             elif part.kind == "led":
                 reading = classify_led(image, p.uv, max(p.size_px), part.states)
                 out.append(PartState(reading.state, reading.confidence, True, p.uv))

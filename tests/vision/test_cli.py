@@ -39,7 +39,9 @@ def test_train_options_with_bad_paths_fail_with_a_clear_error(tmp_path: Path,
     assert main(["train", "keypoints", "--data", str(data), "--init", str(junk), "--out-dir", str(tmp_path / "o")]) == 2
     assert "not a keypoints.state.pt" in capsys.readouterr().err
     assert main(["train", "parts", "--data", str(data), "--estimated-poses", str(tmp_path / "nowhere"),
-                 "--out", str(tmp_path / "p.npz")]) == 2
+                 "--out-dir", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
     assert "--estimated-poses" in err and "not found" in err
-    assert not (tmp_path / "o").exists() and not (tmp_path / "p.npz").exists()
+    assert main(["train", "parts", "--data", str(data), "--epochs", "0", "--out-dir", str(tmp_path / "p")]) == 2
+    assert "--epochs must be within 1..1000" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()

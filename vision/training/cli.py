@@ -43,16 +43,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--project", type=Path, default=Path("runs/train"),
                    help="Ultralytics run folder (default runs/train)")
     t.set_defaults(handler=_cmd_train)
-    pp = trsub.add_parser("parts", help="train the part-state patch classifiers (ports, trays, covers, paper)",
-                         description="Fit one linear model per product part on pose-rectified patches of a "
-                                     "synthetic dataset; writes vision/weights/part-states.npz.")
+    pp = trsub.add_parser("parts", help="train the part-state network (LEDs, ports, trays, covers, paper)",
+                         description="Train the small network that reads every part's state from its "
+                                     "pose-rectified patch; exports vision/weights/part-states.onnx.")
     pp.add_argument("--data", type=Path, required=True, nargs="+", help="folder(s) written by `fixlens data synth`")
+    pp.add_argument("--epochs", type=int, default=16)
     pp.add_argument("--seed", type=int, default=0)
-    pp.add_argument("--jitter", type=int, default=2, help="pose-noise copies per sample (default 2)")
-    pp.add_argument("--out", type=Path, default=None, help="model file (default vision/weights/part-states.npz)")
+    pp.add_argument("--jitter", type=int, default=2, help="slightly noisy true poses per part (default 2)")
+    pp.add_argument("--wide-jitter", type=int, default=2,
+                    help="true poses off by about a close-up's PnP error, per part (default 2)")
+    pp.add_argument("--out-dir", type=Path, default=None, help="where the model goes (default vision/weights/)")
     pp.add_argument("--estimated-poses", type=Path, default=None, metavar="WEIGHTS_DIR",
                     help="also cut patches with the poses the live pipeline (detector and keypoint weights in "
-                         "WEIGHTS_DIR) estimates for each frame, so the classifier learns their errors")
+                         "WEIGHTS_DIR) estimates for each frame, so the network learns their errors")
     pp.set_defaults(handler=_cmd_train_parts)
     kp = trsub.add_parser("keypoints", help="train the crop keypoint network (second stage, for pose)",
                           description="Train the small heatmap network that finds each catalog keypoint in the "
@@ -84,13 +87,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_parts(args: argparse.Namespace) -> int:
-    from vision.part_classifier import train_patch_classifier
-    from vision.pipeline import PART_MODEL_NAME
     from vision.training.train import WEIGHTS_DIR
 
     for folder in args.data:
         if not (folder / "truth" / "train").is_dir():
             print(f"error: {folder}: no truth/train folder; run `fixlens data synth` first", file=sys.stderr)
+            return 2
+    for name, value, low in (("--epochs", args.epochs, 1), ("--jitter", args.jitter, 0),
+                             ("--wide-jitter", args.wide_jitter, 0)):
+        if not low <= value <= 1000:
+            print(f"error: {name} must be within {low}..1000, got {value}", file=sys.stderr)
             return 2
     source = None
     if args.estimated_poses:
@@ -101,11 +107,16 @@ def _cmd_train_parts(args: argparse.Namespace) -> int:
         except VisionError as exc:
             print(f"error: --estimated-poses: {exc}", file=sys.stderr)
             return 2
-    classifier, report = train_patch_classifier(args.data, args.seed, args.jitter, source)
-    out = args.out or WEIGHTS_DIR / PART_MODEL_NAME
-    out.parent.mkdir(parents=True, exist_ok=True)
-    classifier.save(out)
-    print(json.dumps({"out": str(out), "parts": report}, indent=2))
+    from vision.training.parts_train import train_parts
+
+    try:
+        summary = train_parts(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, seed=args.seed,
+                              jitter=args.jitter, wide_jitter=args.wide_jitter, pose_source=source,
+                              log=lambda line: print(line, flush=True))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import default_catalog
-from vision.part_classifier import MIN_READABLE_PX
+from vision.part_patches import MIN_READABLE_PX
 from vision.parts import project_parts
 
 EVAL_SEED = 9001  # training data uses other seeds; keep it that way

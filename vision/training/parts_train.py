@@ -1,6 +1,6 @@
 """Train the part-state network (:mod:`vision.part_net`) on synthetic data, and export it to ONNX.
 
-Samples are pose-rectified patches (:func:`vision.part_classifier.training_patches`) cut with the poses a
+Samples are pose-rectified patches (:func:`vision.part_patches.training_patches`) cut with the poses a
 live pipeline would use: its own estimate for the frame, slightly noisy true poses, and true poses off by
 about a close-up's PnP error. Patches are cut ``EXTENT`` times wider than the part's face at ``CUT`` pixels
 and cropped back to ``PATCH`` at a random offset while training (the centre at run time), so the network
@@ -21,16 +21,16 @@ from typing import Any
 import numpy as np
 
 from product_models.catalog import default_catalog
-from vision.part_classifier import HIDDEN, HIDEABLE_KINDS, PATCH, training_patches
 from vision.part_net import MODEL_NAME, PartIndex
+from vision.part_patches import HIDDEN, HIDEABLE_KINDS, PATCH, training_patches
 
-EXTENT = 1.25  # training patches cover this many face widths ...
+EXTENT = 1.5  # training patches cover this many face widths ...
 CUT = round(PATCH * EXTENT)  # ... at this many pixels, so a PATCH crop from anywhere inside is a shifted face
 
 
 def part_index() -> PartIndex:
     """Every classified (product, part) of the catalog, with its classes (paper also learns ``hidden``)."""
-    from vision.part_classifier import CLASSIFIED_KINDS
+    from vision.part_patches import CLASSIFIED_KINDS
 
     entries = []
     for product in default_catalog():
@@ -42,8 +42,10 @@ def part_index() -> PartIndex:
 
 
 def load_patches(folders: Sequence[Path], split: str, index: PartIndex, seed: int, jitter: int, wide_jitter: int,
-                 pose_source=None, log: Callable[[str], None] = print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Patches (n, CUT, CUT, 3) uint8 BGR, part rows (n,) and global class ids (n,) for one split."""
+                 pose_source=None, log: Callable[[str], None] = print,
+                 required: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patches (n, CUT, CUT, 3) uint8 BGR, part rows (n,) and global class ids (n,) for one split; a split
+    without any raises ValueError when ``required``, else comes back empty."""
     catalog = default_catalog()
     rng = np.random.default_rng(seed)
     files = sorted(f for d in folders for f in (Path(d) / "truth" / split).glob("*.json"))
@@ -60,7 +62,9 @@ def load_patches(folders: Sequence[Path], split: str, index: PartIndex, seed: in
         if n % 20000 == 0 and n:
             log(f"{split}: {n} patches ({time.time() - started:.0f} s)")
     if not patches:
-        raise ValueError(f"no labelled part patches in {', '.join(str(f) for f in folders)} ({split})")
+        if required:
+            raise ValueError(f"no labelled part patches in {', '.join(str(f) for f in folders)} ({split})")
+        return np.zeros((0, CUT, CUT, 3), np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.stack(patches), np.array(rows, np.int64), np.array(labels, np.int64)
 
 
@@ -101,8 +105,8 @@ def to_input(patches: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(patches[:, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
 
 
-def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 8, batch: int = 256, seed: int = 0,
-                jitter: int = 1, wide_jitter: int = 1, lr: float = 3e-3, pose_source=None,
+def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch: int = 256, seed: int = 0,
+                jitter: int = 2, wide_jitter: int = 2, lr: float = 3e-3, pose_source=None,
                 log: Callable[[str], None] = print, cache: Path | None = None) -> dict[str, Any]:
     """Train, report validation accuracy per part, export ``out_dir / MODEL_NAME``. ``cache``: an .npz to
     keep the cut patches in (reused when present, so a rerun skips the slow cutting)."""
@@ -117,7 +121,10 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 8, batch: 
         x_tr, r_tr, y_tr, x_va, r_va, y_va = (data[k] for k in ("x_tr", "r_tr", "y_tr", "x_va", "r_va", "y_va"))
     else:
         x_tr, r_tr, y_tr = load_patches(folders, "train", index, seed, jitter, wide_jitter, pose_source, log)
-        x_va, r_va, y_va = load_patches(folders, "val", index, seed + 1, 0, 0, pose_source, log)
+        # Validation patches are cut with the live pipeline's poses when it is given (the errors that
+        # matter), else with one slightly noisy true pose.
+        x_va, r_va, y_va = load_patches(folders, "val", index, seed + 1, 0 if pose_source else 1, 0, pose_source,
+                                        log, required=False)
         if cache is not None:
             np.savez(cache, x_tr=x_tr, r_tr=r_tr, y_tr=y_tr, x_va=x_va, r_va=r_va, y_va=y_va)
     log(f"patches: train {len(x_tr)}, val {len(x_va)} ({time.time() - started:.0f} s)")
@@ -185,6 +192,8 @@ def evaluate(net, mask, x: np.ndarray, r: np.ndarray, y: np.ndarray, index: Part
             rows = torch.from_numpy(r[i:i + 512])
             logits = net(torch.from_numpy(to_input(x[i:i + 512, lo:lo + PATCH, lo:lo + PATCH])), rows) + mask[rows]
             pred.append(logits.argmax(1).numpy())
+    if not len(x):
+        return {"accuracy": None, "by_part": {}}
     right = np.concatenate(pred) == y
     by_part = {}
     for row, (product_id, part, _classes) in enumerate(index.entries):

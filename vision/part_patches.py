@@ -1,0 +1,146 @@
+"""Pose-rectified patches of a product's parts: what the part-state network (:mod:`vision.part_net`) reads.
+
+With the product's pose known, each part's face (a rectangle around its anchor, in the plane the catalog
+gives it) maps to the image by a homography. Warping that region to a fixed ``PATCH`` x ``PATCH`` patch
+removes perspective, scale and roll, so one small network reads every part of every product.
+
+Training patches (:func:`training_patches`) are cut from synthetic renders with the poses a live pipeline
+would have: its own estimate, and the true pose perturbed by about its errors (:func:`perturb_pose`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from product_models.camera import CameraIntrinsics, Pose
+from product_models.catalog import FACING_NORMALS, Part, Product
+
+PATCH = 32  # pixels, side of the rectified patch
+MARGIN = 1.8  # the patch covers the part's size times this, so context (a cable below a plug) is in view
+MIN_SIDE_M = 0.028  # ... and at least this much, so a small socket's plug body fits in the patch
+HIDDEN = "hidden"
+CLASSIFIED_KINDS = frozenset({"led", "port", "tray", "cover", "paper", "cable", "switch"})
+LED_SIDE_M = 0.022  # an LED's patch: the lens, its glow and room for pose error, not the label beside it
+MIN_READABLE_PX = 4.0  # a part smaller than this in the image cannot be read by anyone: it is "not visible"
+# Kinds that sit inside the device, so another part's state (a closed cover, a closed tray) can hide
+# them while their place still faces the camera. Only these learn the ``hidden`` class.
+HIDEABLE_KINDS = frozenset({"paper"})
+
+
+def face_axes(part: Part) -> tuple[np.ndarray, np.ndarray]:
+    """(right, up) unit vectors spanning the part's face, product frame, as seen from outside."""
+    normal = np.asarray(FACING_NORMALS[part.facing], dtype=float)
+    up = np.array([0.0, 0.0, 1.0]) if abs(normal[2]) < 0.5 else np.array([0.0, 1.0, 0.0])
+    right = np.cross(up, normal)
+    if abs(normal[2]) >= 0.5 and normal[2] < 0:
+        right = -right
+    return right / np.linalg.norm(right), up
+
+
+def face_corners(product: Product, part: Part, states: Mapping[str, str]) -> np.ndarray:
+    """(4, 3) metres: the patch rectangle of ``part`` (moved by its state), product frame, in the order
+    top-left, top-right, bottom-right, bottom-left as seen from outside."""
+    right, up = face_axes(part)
+    if part.kind == "led":
+        hw = hh = LED_SIDE_M / 2.0
+    elif part.kind == "port":
+        # Narrow, so a neighbour's plug stays out; tall, so the plug's cable run below is in.
+        hw = part.size_mm[0] / 1000.0 * 1.35 / 2.0
+        hh = max(part.size_mm[1] / 1000.0 * MARGIN, MIN_SIDE_M) / 2.0
+    else:
+        hw = max(part.size_mm[0] / 1000.0 * MARGIN, MIN_SIDE_M) / 2.0
+        hh = max(part.size_mm[1] / 1000.0 * MARGIN, MIN_SIDE_M) / 2.0
+    a = np.asarray(part.anchor, dtype=float)
+    local = np.array([a - right * hw + up * hh, a + right * hw + up * hh, a + right * hw - up * hh,
+                      a - right * hw - up * hh])
+    m = product.part_transform(part.name, dict(states))
+    return local @ m[:3, :3].T + m[:3, 3]
+
+
+def face_patch(image: np.ndarray, product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
+               states: Mapping[str, str], size: int = PATCH, extent: float = 1.0) -> np.ndarray | None:
+    """(size, size, 3) uint8 BGR rectified patch of the part's face, or None when the face is behind
+    the camera or degenerate in the image. ``extent`` > 1 widens the face rectangle about its centre
+    (training cuts a wider patch, then crops it at random offsets)."""
+    corners = face_corners(product, part, states)
+    if extent != 1.0:
+        centre = corners.mean(axis=0)
+        corners = centre + (corners - centre) * extent
+    pc = pose.transform(corners)
+    if (pc[:, 2] <= 1e-3).any():
+        return None
+    uv = np.stack([camera.fx * pc[:, 0] / pc[:, 2] + camera.cx, camera.fy * pc[:, 1] / pc[:, 2] + camera.cy], 1)
+    if cv2.contourArea(uv.astype(np.float32)) < 9.0:
+        return None
+    dst = np.array([[0, 0], [size - 1, 0], [size - 1, size - 1], [0, size - 1]], np.float32)
+    h = cv2.getPerspectiveTransform(uv.astype(np.float32), dst)
+    return cv2.warpPerspective(image, h, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+WIDE_ROT_DEG = 1.5  # a close-up's PnP error (the product filling the frame, half its keypoints outside)
+WIDE_TRANS_FRAC = 0.02
+
+
+def perturb_pose(pose: Pose, rng: np.random.Generator, rot_deg: float = 0.6, trans_frac: float = 0.008) -> Pose:
+    """A pose off by about what keypoint-based PnP gets wrong, so training patches look like live ones."""
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    angle = math.radians(rng.normal(0, rot_deg))
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    r = np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
+    t = pose.t * (1 + rng.normal(0, trans_frac)) + rng.normal(0, trans_frac * 0.3, 3) * np.linalg.norm(pose.t)
+    return Pose(r @ pose.R, t)
+
+
+def training_patches(truth_files: Iterable[Path], product_lookup, rng: np.random.Generator, jitter: int = 2,
+                     pose_source=None, size: int = PATCH, extent: float = 1.0, wide_jitter: int = 0):
+    """Yield ((product_id, part), patch, label) from synthetic ground truth: one patch per pose used (the
+    live estimate when ``pose_source`` gives one, ``jitter`` slightly noisy true poses, ``wide_jitter``
+    true poses off by about a close-up's PnP error). ``size`` and ``extent`` as in :func:`face_patch`."""
+    for tf in truth_files:
+        rec = json.loads(tf.read_text())
+        if not rec.get("product"):
+            continue
+        product: Product = product_lookup(rec["product"])
+        image = cv2.imread(str(tf.parent.parent.parent / "images" / tf.parent.name / (tf.stem + ".jpg")))
+        if image is None:
+            continue
+        cam = CameraIntrinsics(**rec["camera"])
+        pose = Pose(np.array(rec["pose"]["R"]), np.array(rec["pose"]["t"]))
+        states = rec["states"]
+        estimated = pose_source(image, rec) if pose_source is not None else None
+        for part in product.stateful_parts():
+            if part.kind not in CLASSIFIED_KINDS:
+                continue
+            info = rec["parts"][part.name]
+            u, v = info["uv"]
+            if not (0 <= u < cam.width and 0 <= v < cam.height):
+                continue
+            if info["visible"]:
+                label = info["state"]
+            elif part.kind in HIDEABLE_KINDS:
+                label = HIDDEN
+            else:
+                continue  # covered by a hand or an object: no label to learn from
+            # Place the patch with the states a live pipeline would assume (trays and covers at rest
+            # unless they are the part itself), exactly as the pipeline cuts them.
+            place = {k: s for k, s in states.items() if k == part.attached_to}
+            from vision.parts import visible_in_some_state
+
+            projected = visible_in_some_state(product, part, pose, cam, place)
+            if not projected.visible or min(projected.size_px) < MIN_READABLE_PX:
+                continue  # the live pipeline does not ask about parts facing away, out of frame or tiny
+            # The live pipeline's own estimate (when given) carries its real errors; noisy true poses
+            # keep every labelled frame in, including those the live pipeline missed.
+            poses = ([estimated] if estimated is not None else []) + [perturb_pose(pose, rng) for _ in range(jitter)]
+            poses += [perturb_pose(pose, rng, WIDE_ROT_DEG, WIDE_TRANS_FRAC) for _ in range(wide_jitter)]
+            for use in poses:
+                patch = face_patch(image, product, part, use, cam, place, size, extent)
+                if patch is not None:
+                    yield (product.id, part.name), patch, label
