@@ -145,3 +145,25 @@ def test_a_tracked_frame_skips_the_detector_and_a_lost_track_falls_back_to_it(pi
     # A track pointing at empty wall does not verify: the detector runs after all and finds the router.
     lost = pipeline.process(FrameInput(frame, 3, 0.2, cam, track=Track("router_ax1800", (0.0, 0.0, 60.0, 40.0), 0.9)))
     assert not lost.tracked and lost.product_id == "router_ax1800" and lost.timing_ms["detect_ms"] > 0.0
+
+
+def test_real_photos_shipped_with_scikit_image_and_matplotlib_are_not_taken_for_products(pipeline: Pipeline) -> None:
+    # The reserved real photos (never used in training): the detector fires on many of them, and the
+    # geometric verification must turn those down (the acceptance bound is at most one in all).
+    from vision.training.evaluate import _fit_640x480, real_photos
+
+    photos = real_photos()
+    assert len(photos) >= 20
+    seen = [name for name, img in photos
+            if pipeline.process(FrameInput(_jpeg(_fit_640x480(img)), 0, 0.0)).product_id is not None]
+    assert len(seen) <= 1, seen
+
+
+def test_a_pose_on_few_inliers_needs_a_sure_keypoint_network() -> None:
+    from vision.pipeline import SURE_INLIERS, THIN_POSE_MIN_CONF
+
+    pose = Pose.orbit(165.0, 30.0, 0.45, target=(0.0, 0.0, 0.02))
+    assert Pipeline._plausible(pose, 3.0, 300.0, SURE_INLIERS, 0.1)
+    assert Pipeline._plausible(pose, 3.0, 300.0, SURE_INLIERS - 1, THIN_POSE_MIN_CONF + 0.1)
+    assert not Pipeline._plausible(pose, 3.0, 300.0, SURE_INLIERS - 1, THIN_POSE_MIN_CONF - 0.1)
+    assert not Pipeline._plausible(pose, 30.0, 300.0, 10, 0.9)  # residuals too large for a 300 px product
