@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from vision.errors import ModelUnavailable, VisionError
+from vision.ort_session import cpu_session
 from vision.types import Detections
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -90,18 +91,7 @@ class OnnxDetector(Detector):
     def __init__(self, path: Path, config: DetectorConfig, threads: int | None = None) -> None:
         if not path.is_file():
             raise ModelUnavailable(f"{path}: detector weights not found; train with `fixlens train`")
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Two sessions (detector, keypoints) take turns on the same cores: a pool that spins after its run
-        # steals the CPU from the other's next run (measured: detection 7 -> 11 ms on 2 cores).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise VisionError(f"{path}: not a usable ONNX model ({exc})") from None
+        self.session = cpu_session(path, "usable ONNX model", threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.names = _names_from_meta(meta.get("names", ""), path)
         kpt = meta.get("kpt_shape", "[0, 3]").strip("[]").split(",")

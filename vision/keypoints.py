@@ -14,14 +14,14 @@ and training (``fixlens train keypoints``) use torch and live in :mod:`vision.tr
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from vision.errors import ModelUnavailable, VisionError
+from vision.errors import ModelUnavailable
+from vision.ort_session import cpu_session
 
 INPUT = 128  # pixels, square network input
 CONTEXT = 1.15  # the crop is the detected box's longer side times this
@@ -76,17 +76,7 @@ class KeypointModel:
         p = Path(path)
         if not p.is_file():
             raise ModelUnavailable(f"{p}: keypoint model not found; train it with `fixlens train keypoints`")
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        # Two sessions (detector, keypoints) take turns on the same cores: a pool that spins after its run
-        # steals the CPU from the other's next run (measured: detection 7 -> 11 ms on 2 cores).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise VisionError(f"{p}: not a usable ONNX model ({exc})") from None
+        self.session = cpu_session(p, "usable ONNX model", threads)
         self.input_name = self.session.get_inputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map
         self.num_keypoints = int(meta.get("num_keypoints", "0")) or None

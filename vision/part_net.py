@@ -16,11 +16,13 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from vision.errors import ModelUnavailable, VisionError
+from vision.ort_session import cpu_session
 
 MODEL_NAME = "part-states.onnx"
 
@@ -31,30 +33,32 @@ class PartIndex:
 
     entries: tuple[tuple[str, str, tuple[str, ...]], ...]  # (product id, part name, classes)
 
-    def __post_init__(self) -> None:
-        offsets, at = [], 0
-        for _product, _part, classes in self.entries:
-            offsets.append(at)
-            at += len(classes)
-        object.__setattr__(self, "_offsets", tuple(offsets))
-        object.__setattr__(self, "_rows", {(p, n): i for i, (p, n, _c) in enumerate(self.entries)})
+    @cached_property
+    def _offsets(self) -> tuple[int, ...]:
+        """Where each row's classes start in the output vector."""
+        sizes = [len(c) for _p, _n, c in self.entries]
+        return tuple(sum(sizes[:i]) for i in range(len(sizes)))
+
+    @cached_property
+    def _rows(self) -> dict[tuple[str, str], int]:
+        return {(p, n): i for i, (p, n, _c) in enumerate(self.entries)}
 
     @property
     def num_classes(self) -> int:
         return sum(len(c) for _p, _n, c in self.entries)
 
     def row(self, product_id: str, part: str) -> int | None:
-        return self._rows.get((product_id, part))  # type: ignore[attr-defined]
+        return self._rows.get((product_id, part))
 
     def classes(self, row: int) -> tuple[str, ...]:
         return self.entries[row][2]
 
     def class_ids(self, row: int) -> np.ndarray:
-        start = self._offsets[row]  # type: ignore[attr-defined]
+        start = self._offsets[row]
         return np.arange(start, start + len(self.entries[row][2]))
 
     def class_id(self, row: int, label: str) -> int:
-        return int(self._offsets[row]) + self.entries[row][2].index(label)  # type: ignore[attr-defined]
+        return self._offsets[row] + self.entries[row][2].index(label)
 
     def logit_mask(self) -> np.ndarray:
         """(rows, num_classes) float32: 0 on each row's own classes, -inf elsewhere."""
@@ -76,6 +80,12 @@ class PartIndex:
         return cls(tuple((p, n, tuple(c)) for p, n, c in rows))
 
 
+def to_input(patches: np.ndarray) -> np.ndarray:
+    """(n, PATCH, PATCH, 3) uint8 BGR -> (n, 3, PATCH, PATCH) float32 RGB in [0, 1]: what the network takes,
+    in training and at run time alike."""
+    return np.ascontiguousarray(patches[:, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+
 class PartNet:
     """Loads ``part-states.onnx``; :meth:`predict` reads a batch of patches."""
 
@@ -83,20 +93,14 @@ class PartNet:
         p = Path(path)
         if not p.is_file():
             raise ModelUnavailable(f"{p}: part-state model not found; train it with `fixlens train parts`")
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = cpu_session(p, "part-state model", threads or min(2, os.cpu_count() or 1))
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "part_index" not in meta:
+            raise VisionError(f"{p}: part-state model lacks its part_index metadata")
         try:
-            self.session = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
-            meta = self.session.get_modelmeta().custom_metadata_map
             self.index = PartIndex.from_json(meta["part_index"])
-        except KeyError:
-            raise VisionError(f"{p}: part-state model lacks its part_index metadata") from None
-        except Exception as exc:  # onnxruntime raises its own exception types for a broken file
-            raise VisionError(f"{p}: not a part-state model ({type(exc).__name__}: {str(exc)[:200]})") from None
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+            raise VisionError(f"{p}: part-state model has a bad part_index ({exc})") from None
         self._mask = self.index.logit_mask()
 
     def handles(self, product_id: str, part: str) -> bool:
@@ -107,8 +111,7 @@ class PartNet:
         if not patches:
             return []
         rows = np.array([self.index.row(*k) for k in keys], np.int64)
-        x = np.ascontiguousarray(np.stack(patches)[:, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
-        logits = self.session.run(None, {"patch": x, "part": rows})[0] + self._mask[rows]
+        logits = self.session.run(None, {"patch": to_input(np.stack(patches)), "part": rows})[0] + self._mask[rows]
         logits -= logits.max(axis=1, keepdims=True)
         prob = np.exp(logits)
         prob /= prob.sum(axis=1, keepdims=True)

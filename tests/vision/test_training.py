@@ -132,6 +132,11 @@ def test_part_network_load_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(VisionError, match="not a part-state model"):
         PartNet(tmp_path / "bad.onnx")
+    # A working ONNX model that is not the part-state network (the keypoint network): no part index.
+    from vision.detector import WEIGHTS_DIR
+
+    with pytest.raises(VisionError, match="lacks its part_index"):
+        PartNet(WEIGHTS_DIR / "keypoints.onnx")
 
 
 def test_face_patch_rectifies_the_wan_port() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from product_models.catalog import default_catalog
-from vision.part_net import MODEL_NAME, PartIndex
+from vision.part_net import MODEL_NAME, PartIndex, to_input
 from vision.part_patches import HIDDEN, HIDEABLE_KINDS, PATCH, training_patches
 
 EXTENT = 1.5  # training patches cover this many face widths ...
@@ -98,11 +98,6 @@ def build_net(num_rows: int, num_classes: int) -> Any:
             return self.head(torch.cat([layout, peak, self.embed(row)], dim=1))
 
     return Net()
-
-
-def to_input(patches: np.ndarray) -> np.ndarray:
-    """(n, PATCH, PATCH, 3) uint8 BGR -> (n, 3, PATCH, PATCH) float32 RGB in [0, 1] (what the ONNX graph takes)."""
-    return np.ascontiguousarray(patches[:, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
 
 
 def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch: int = 256, seed: int = 0,
