@@ -57,3 +57,81 @@ def room_backdrop(width: int, height: int, seed: int = 0) -> np.ndarray:
     grey = img.mean(axis=2, keepdims=True)
     muted = 0.35 * img + 0.65 * grey
     return np.clip(0.75 * muted + 40.0, 0, 255).astype(np.uint8)
+
+
+# Plausible room colours (RGB): painted walls, laminate and wooden desks, shelves.
+WALL_COLOURS = ((236, 234, 228), (220, 214, 200), (200, 200, 204), (160, 160, 164), (90, 92, 96),
+                (225, 215, 190), (190, 200, 210), (205, 220, 205), (240, 240, 240), (40, 40, 44))
+WOOD_COLOURS = ((176, 128, 84), (140, 96, 60), (198, 160, 116), (100, 70, 48), (222, 196, 160), (70, 52, 40))
+
+
+def home_surface(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A plain surface of a home: a painted wall (flat or with the light falling off across it), a desk or
+    shelf in front of a wall, or wood grain. Near-featureless on purpose: a device on a plain grey table is
+    the easy case for a person and must be for the detector too."""
+    kind = rng.random()
+    wall = np.asarray(WALL_COLOURS[int(rng.integers(len(WALL_COLOURS)))], np.float32) * rng.uniform(0.8, 1.1)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = ((xx - width / 2) * math.cos(angle) + (yy - height / 2) * math.sin(angle)) / max(width, height)
+    light = 1.0 + rng.uniform(0.0, 0.5) * ramp  # light falling off across the surface
+    img = wall[None, None, :] * light[:, :, None]
+    if kind < 0.3:
+        pass  # a plain wall or table top
+    elif kind < 0.65:  # a desk or shelf edge: another surface below a (possibly tilted) line
+        y_edge = rng.uniform(0.2, 0.8) * height + (xx - width / 2) * math.tan(rng.normal(0, 0.15))
+        other = (np.asarray(WOOD_COLOURS[int(rng.integers(len(WOOD_COLOURS)))], np.float32)
+                 if rng.random() < 0.6 else rng.uniform(30, 230, 3).astype(np.float32))
+        below = (yy > y_edge)[:, :, None]
+        img = np.where(below, other[None, None, :] * light[:, :, None] * rng.uniform(0.7, 1.1), img)
+        if rng.random() < 0.5:  # the desk's front edge catches the light
+            edge = np.abs(yy - y_edge) < rng.uniform(1.5, 6)
+            img[edge] *= rng.uniform(0.6, 1.4)
+    else:  # wood grain: stretched noise with rings
+        base = np.asarray(WOOD_COLOURS[int(rng.integers(len(WOOD_COLOURS)))], np.float32)
+        grain = cv2.resize(rng.normal(0, 1, (int(rng.integers(20, 60)), 3)).astype(np.float32), (width, height),
+                           interpolation=cv2.INTER_CUBIC)
+        rings = np.sin(yy / rng.uniform(3, 12) + 4.0 * grain + xx * rng.normal(0, 0.004))
+        img = base[None, None, :] * (1.0 + 0.12 * rings[:, :, None]) * light[:, :, None]
+        if rng.random() < 0.5:
+            img = np.ascontiguousarray(np.transpose(cv2.resize(np.transpose(img, (1, 0, 2)), (height, width)),
+                                                    (1, 0, 2)))
+    img += cv2.resize(rng.normal(0, 1, (height // 4, width // 4, 3)).astype(np.float32), (width, height),
+                      interpolation=cv2.INTER_LINEAR) * float(rng.uniform(0, 5))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def home_background(rng: np.random.Generator, width: int, height: int, textures: list[np.ndarray]) -> np.ndarray:
+    """Training backgrounds, mixed: plain home surfaces (walls, desks, shelves, wood), often with a few
+    shaded objects on them (books, boxes, cups, cables), and the older cluttered colour fields and textures."""
+    if rng.random() < 0.35:
+        return random_background(rng, width, height, textures)
+    img = home_surface(rng, width, height).astype(np.float32)
+    for _ in range(int(rng.choice([0, 0, 1, 2, 3, 4]))):
+        _shaded_object(img, rng)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _shaded_object(img: np.ndarray, rng: np.random.Generator) -> None:
+    """A box or book (two lit faces), a cup (a cylinder with a rim) or a cable, drawn in place."""
+    h, w = img.shape[:2]
+    colour = rng.uniform(15, 240, 3)
+    x, y = float(rng.uniform(-0.1, 1.0) * w), float(rng.uniform(-0.1, 1.0) * h)
+    kind = rng.random()
+    if kind < 0.5:
+        bw, bh, depth = rng.uniform(30, 220), rng.uniform(20, 160), rng.uniform(5, 40)
+        front = np.array([[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]], np.int32)
+        top = np.array([[x, y], [x + depth, y - depth * 0.6], [x + bw + depth, y - depth * 0.6], [x + bw, y]],
+                       np.int32)
+        cv2.fillPoly(img, [front], tuple(float(c) for c in colour), cv2.LINE_AA)
+        cv2.fillPoly(img, [top], tuple(float(c) for c in np.clip(colour * 1.25, 0, 255)), cv2.LINE_AA)
+    elif kind < 0.8:
+        r, ch = rng.uniform(10, 45), rng.uniform(25, 110)
+        cv2.rectangle(img, (int(x - r), int(y)), (int(x + r), int(y + ch)), tuple(float(c) for c in colour), -1)
+        cv2.ellipse(img, (int(x), int(y + ch)), (int(r), int(r / 3)), 0, 0, 180, tuple(float(c) for c in colour), -1)
+        cv2.ellipse(img, (int(x), int(y)), (int(r), int(r / 3)), 0, 0, 360,
+                    tuple(float(c) for c in colour * 0.55), -1, cv2.LINE_AA)
+    else:
+        pts = np.stack([np.linspace(x, x + rng.uniform(-300, 300), 5), y + rng.normal(0, 60, 5)], 1)
+        cv2.polylines(img, [pts.astype(np.int32)], False, tuple(float(c) for c in colour * 0.4),
+                      int(rng.integers(2, 7)), cv2.LINE_AA)

@@ -25,6 +25,15 @@ PATCH = 32  # pixels, side of the rectified patch
 MARGIN = 1.8  # the patch covers the part's size times this, so context (a cable below a plug) is in view
 MIN_SIDE_M = 0.028  # ... and at least this much, so a small socket's plug body fits in the patch
 HIDDEN = "hidden"
+# What the network says when a patch does not show the part's state, so the pipeline abstains instead of
+# guessing: a hand over the part, something else over it (an object, a glare's highlight), or no such part
+# at all under the patch (the pose is off, e.g. by one LED spacing along a row of look-alike LEDs).
+HAND = "hand"
+COVERED = "covered"
+ABSENT = "absent"
+UNREADABLE_CLASSES = (HAND, COVERED)  # every classified part learns these
+ROW_KINDS = frozenset({"led", "port"})  # parts in rows of look-alikes; these also learn ``absent``
+ABSENT_P = 0.35  # share of a row part's training sightings that also yield a shifted, ``absent`` patch
 CLASSIFIED_KINDS = frozenset({"led", "port", "tray", "cover", "paper", "cable", "switch"})
 LED_SIDE_M = 0.022  # an LED's patch: the lens, its glow and room for pose error, not the label beside it
 MIN_READABLE_PX = 4.0  # a part smaller than this in the image cannot be read by anyone: it is "not visible"
@@ -64,11 +73,15 @@ def face_corners(product: Product, part: Part, states: Mapping[str, str]) -> np.
 
 
 def face_patch(image: np.ndarray, product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
-               states: Mapping[str, str], size: int = PATCH, extent: float = 1.0) -> np.ndarray | None:
+               states: Mapping[str, str], size: int = PATCH, extent: float = 1.0,
+               offset_m: np.ndarray | None = None) -> np.ndarray | None:
     """(size, size, 3) uint8 BGR rectified patch of the part's face, or None when the face is behind
     the camera or degenerate in the image. ``extent`` > 1 widens the face rectangle about its centre
-    (training cuts a wider patch, then crops it at random offsets)."""
+    (training cuts a wider patch, then crops it at random offsets). ``offset_m`` moves the rectangle
+    (product frame, metres): where the part would be under a shifted pose."""
     corners = face_corners(product, part, states)
+    if offset_m is not None:
+        corners = corners + np.asarray(offset_m, dtype=float)[None, :]
     if extent != 1.0:
         centre = corners.mean(axis=0)
         corners = centre + (corners - centre) * extent
@@ -98,6 +111,39 @@ def perturb_pose(pose: Pose, rng: np.random.Generator, rot_deg: float = 0.6, tra
     return Pose(r @ pose.R, t)
 
 
+def row_spacing(product: Product, part: Part) -> tuple[np.ndarray, float] | None:
+    """(unit direction, spacing in metres) of the row of look-alike parts ``part`` belongs to (parts of its
+    kind on its face), or None when it has no neighbour there."""
+    mine = np.asarray(part.anchor, dtype=float)
+    best: tuple[np.ndarray, float] | None = None
+    for other in product.parts:
+        if other.name == part.name or other.kind != part.kind or other.facing != part.facing:
+            continue
+        d = np.asarray(other.anchor, dtype=float) - mine
+        dist = float(np.linalg.norm(d))
+        if dist > 1e-6 and (best is None or dist < best[1]):
+            best = (d / dist, dist)
+    return best
+
+
+def absent_offset(product: Product, part: Part, rng: np.random.Generator) -> np.ndarray | None:
+    """A shift of ``part``'s patch by one row spacing, either way along its row, that lands where no part of
+    its kind sits (past the row's end): the patch a pose shifted by one part would cut. None if both
+    directions land on a neighbour, or the part is in no row."""
+    row = row_spacing(product, part)
+    if row is None:
+        return None
+    direction, spacing = row
+    mine = np.asarray(part.anchor, dtype=float)
+    others = [np.asarray(o.anchor, dtype=float) for o in product.parts
+              if o.kind == part.kind and o.facing == part.facing and o.name != part.name]
+    for sign in rng.permutation([-1.0, 1.0]):
+        offset = sign * spacing * direction
+        if all(np.linalg.norm(mine + offset - o) > 0.5 * spacing for o in others):
+            return offset
+    return None
+
+
 def training_patches(truth_files: Iterable[Path], product_lookup, rng: np.random.Generator, jitter: int = 2,
                      pose_source=None, size: int = PATCH, extent: float = 1.0, wide_jitter: int = 0):
     """Yield ((product_id, part), patch, label) from synthetic ground truth: one patch per pose used (the
@@ -124,10 +170,12 @@ def training_patches(truth_files: Iterable[Path], product_lookup, rng: np.random
                 continue
             if info["visible"]:
                 label = info["state"]
+            elif info.get("covered_by"):  # in view, but a hand or an object is over it
+                label = HAND if info["covered_by"] == "hand" else COVERED
             elif part.kind in HIDEABLE_KINDS:
                 label = HIDDEN
             else:
-                continue  # covered by a hand or an object: no label to learn from
+                continue
             # Place the patch with the states a live pipeline would assume (trays and covers at rest
             # unless they are the part itself), exactly as the pipeline cuts them.
             place = {k: s for k, s in states.items() if k == part.attached_to}
@@ -144,3 +192,9 @@ def training_patches(truth_files: Iterable[Path], product_lookup, rng: np.random
                 patch = face_patch(image, product, part, use, cam, place, size, extent)
                 if patch is not None:
                     yield (product.id, part.name), patch, label
+            if part.kind in ROW_KINDS and info["visible"] and rng.random() < ABSENT_P:
+                offset = absent_offset(product, part, rng)
+                patch = None if offset is None else face_patch(image, product, part, perturb_pose(pose, rng), cam,
+                                                               place, size, extent, offset)
+                if patch is not None:
+                    yield (product.id, part.name), patch, ABSENT

@@ -69,6 +69,30 @@ def project_part(product: Product, part: Part, pose: Pose, camera: CameraIntrins
     return ProjectedPart(part.name, (u, v), z, size, view_cos, bool(inside and view_cos > min_cos))
 
 
+BODY_INSET_M = 0.004  # the body box used for self-occlusion, shrunk so a point on its surface never hides itself
+
+
+def behind_body(product: Product, point: np.ndarray, camera_position: np.ndarray) -> bool:
+    """Whether the product's own body (its ``size_mm`` box, slightly shrunk) lies between the camera and
+    ``point`` (product frame, metres). Covers the case the facing rule cannot: a part that faces the camera
+    from the far side of the product, such as an open front cover seen from behind. A point inside the
+    box (paper in a cassette) is not tested: the part-state network's ``hidden`` class reads those."""
+    w, d, h = product.size_m
+    lo = np.array([-w / 2 + BODY_INSET_M, -d / 2 + BODY_INSET_M, BODY_INSET_M])
+    hi = np.array([w / 2 - BODY_INSET_M, d / 2 - BODY_INSET_M, h - BODY_INSET_M])
+    p = np.asarray(point, dtype=float)
+    if np.all(p > lo) and np.all(p < hi):
+        return False
+    origin = np.asarray(camera_position, dtype=float)
+    direction = p - origin
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1, t2 = (lo - origin) / direction, (hi - origin) / direction
+    t1 = np.where(direction == 0, np.where((origin > lo) & (origin < hi), -np.inf, np.inf), t1)
+    t2 = np.where(direction == 0, np.where((origin > lo) & (origin < hi), np.inf, -np.inf), t2)
+    near, far = float(np.max(np.minimum(t1, t2))), float(np.min(np.maximum(t1, t2)))
+    return near <= far and far > 0.0 and near < 1.0
+
+
 def visible_in_some_state(product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
                           place: Mapping[str, str], rest: ProjectedPart | None = None,
                           max_angle_deg: float = MAX_VIEW_ANGLE_DEG) -> ProjectedPart:

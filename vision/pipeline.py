@@ -35,10 +35,10 @@ from vision.keypoints import KeypointModel
 from vision.led import classify_led
 from vision.part_net import MODEL_NAME as PART_NET_NAME
 from vision.part_net import PartNet
-from vision.part_patches import HIDDEN, MIN_READABLE_PX, face_patch
-from vision.parts import ProjectedPart, project_parts, visible_in_some_state
+from vision.part_patches import ABSENT, COVERED, HAND, HIDDEN, MIN_READABLE_PX, ROW_KINDS, face_patch, row_spacing
+from vision.parts import ProjectedPart, behind_body, project_parts, visible_in_some_state
 from vision.pose import estimate_pose, resolve_camera
-from vision.types import Detections, Observation, PartState
+from vision.types import Detections, ImageQuality, Observation, PartState
 
 KEYPOINT_MIN_CONF = 0.5  # the detector's own keypoints (used when no crop keypoint model is installed)
 CROP_KEYPOINT_MIN_CONF = 0.15  # heatmap peak mass of the crop keypoint model
@@ -64,6 +64,10 @@ MIN_UPRIGHT = -0.2  # the product's +z axis must not point down in the image (a 
 # itself a few degrees and a few percent off, and a part on the edge is better read than dropped.
 READ_ANGLE_DEG = EDGE_ON_DEG + 5.0
 READ_MIN_PX = 0.9 * MIN_READABLE_PX
+# A reading the part-state network gives less than this probability is a guess (with two to four states, a
+# coin flip is 0.25-0.5): the part is reported unknown ("unsure") instead.
+READ_MIN_CONF = 0.5
+QUALITY_SIZE = (160, 120)  # the small grey copy that ImageQuality is measured on
 
 
 @dataclass(frozen=True)
@@ -184,14 +188,14 @@ class Pipeline:
         timing = {"decode_ms": decode_ms, "detect_ms": detect_ms}
         if len(det) == 0:
             timing.update(pose_ms=0.0, states_ms=0.0, total_ms=decode_ms + detect_ms)
-            return Observation(frame.seq, frame.ts, timing_ms=timing)
+            return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image))
         best = self._pick(det, frame.product_hint)
         head = (det.keypoints[best], det.keypoint_conf[best])
         obs = self._from_box(frame, image, camera, int(det.class_id[best]), det.xyxy[best],
                              float(det.confidence[best]), timing, time.perf_counter(), head)
         if obs is None:  # no rigid product explains what the detector saw: report nothing, not a phantom
             timing.update(states_ms=0.0, total_ms=sum(timing.values()))
-            return Observation(frame.seq, frame.ts, timing_ms=timing)
+            return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image))
         return obs
 
     def _from_box(self, frame: FrameInput, image: np.ndarray, camera: CameraIntrinsics, cls: int, box: np.ndarray,
@@ -228,7 +232,7 @@ class Pipeline:
         tracked = head is None
         out_box = self._pose_box(cls, pose, camera, box) if tracked else tuple(float(v) for v in box)
         return Observation(frame.seq, frame.ts, product.id, confidence, out_box, pose, error, parts,  # type: ignore[arg-type]
-                           timing_ms=timing, tracked=tracked)
+                           timing_ms=timing, tracked=tracked, quality=image_quality(image))
 
     def _pose_box(self, cls: int, pose: Pose, camera: CameraIntrinsics, fallback: np.ndarray
                   ) -> tuple[float, float, float, float]:
@@ -293,28 +297,108 @@ class Pipeline:
 
     def _read_parts(self, image: np.ndarray, product: Product, pose: Pose, camera: CameraIntrinsics,
                     requests: Sequence[tuple[Part, dict[str, str], ProjectedPart | None]]) -> list[PartState]:
-        """One reading per (part, place of its carrier, the part projected at rest or None) request."""
-        out: list[PartState | None] = []
-        batch: list[tuple[int, np.ndarray, tuple[float, float]]] = []
+        """One reading per (part, place of its carrier, the part projected at rest or None) request. A part
+        that cannot be read is unknown with the reason (:data:`vision.types.UNREADABLE_REASONS`)."""
+        out: list[PartState] = []
+        batch: list[int] = []  # indices into ``out`` read by the network
+        patches: list[np.ndarray] = []
         for part, place, rest in requests:
             p = visible_in_some_state(product, part, pose, camera, place, rest, READ_ANGLE_DEG)
-            if min(p.size_px) < READ_MIN_PX or not p.visible:  # too small or turned away: say nothing, not a guess
-                out.append(PartState(None, 0.0, False, p.uv))
+            size = float(max(p.size_px))
+            reason = self._unreadable(product, part, p, pose, camera, place)
+            if reason is not None:  # say why, never guess
+                out.append(PartState(None, 0.0, False, p.uv, reason=reason, size_px=size))
             elif self.net is not None and self.net.handles(product.id, part.name):
                 patch = face_patch(image, product, part, pose, camera, place)
-                out.append(PartState(None, 0.0, False, p.uv) if patch is None else None)
+                out.append(PartState(None, 0.0, False, p.uv, reason="out_of_frame", size_px=size))
                 if patch is not None:
-                    batch.append((len(out) - 1, patch, p.uv))
+                    batch.append(len(out) - 1)
+                    patches.append(patch)
             elif part.kind == "led":
-                reading = classify_led(image, p.uv, max(p.size_px), part.states)
-                out.append(PartState(reading.state, reading.confidence, True, p.uv))
+                reading = classify_led(image, p.uv, size, part.states)
+                out.append(self._reading(reading.state, reading.confidence, p.uv, size))
             else:
-                out.append(PartState(None, 0.0, True, p.uv))
-        if batch:
-            assert self.net is not None
-            keys = [(product.id, requests[i][0].name) for i, _patch, _uv in batch]
-            for (i, _patch, uv), (label, prob) in zip(batch, self.net.predict([b[1] for b in batch], keys),
-                                                     strict=True):
-                # ``hidden``: the part's place faces the camera but something covers it (paper behind a cover).
-                out[i] = PartState(None, 0.0, False, uv) if label == HIDDEN else PartState(label, prob, True, uv)
-        return [r if r is not None else PartState(None, 0.0, False) for r in out]
+                out.append(PartState(None, 0.0, True, p.uv, reason="unsure", size_px=size))
+        if not batch:
+            return out
+        assert self.net is not None
+        labels = self.net.predict(patches, [(product.id, requests[i][0].name) for i in batch])
+        for i, (label, prob) in zip(batch, labels, strict=True):
+            out[i] = self._reading(label, prob, out[i].uv, out[i].size_px)
+        self._check_rows(image, product, pose, camera, requests, batch, labels, out)
+        return out
+
+    @staticmethod
+    def _reading(label: str | None, prob: float, uv: tuple[float, float] | None, size: float) -> PartState:
+        """The network's (or the colour reader's) answer as a PartState: a state, or unknown with why."""
+        if label == HIDDEN:  # the part's place faces the camera but another part covers it (paper behind a cover)
+            return PartState(None, 0.0, False, uv, reason="covered", size_px=size)
+        if label == HAND:
+            return PartState(None, 0.0, False, uv, reason="hand", size_px=size)
+        if label == COVERED:
+            return PartState(None, 0.0, False, uv, reason="covered", size_px=size)
+        if label == ABSENT:  # resolved for the whole row by _check_rows
+            return PartState(None, 0.0, True, uv, reason="ambiguous_pose", size_px=size)
+        if label is None or prob < READ_MIN_CONF:
+            return PartState(None, 0.0, True, uv, reason="unsure", size_px=size)
+        return PartState(label, prob, True, uv, size_px=size)
+
+    @staticmethod
+    def _unreadable(product: Product, part: Part, p: ProjectedPart, pose: Pose, camera: CameraIntrinsics,
+                    place: dict[str, str]) -> str | None:
+        """Why ``part`` cannot be read from this view, or None when it can be tried."""
+        u, v = p.uv
+        if p.depth <= 0 or not (-0.5 <= u <= camera.width - 0.5 and -0.5 <= v <= camera.height - 0.5):
+            return "out_of_frame"
+        if not p.visible:
+            return "facing_away"
+        # Hidden by the product's own body in every place the part can be (an open cover seen from behind).
+        cam = pose.camera_position
+        places = [place, *({**place, part.name: s} for s in part.moves)] if part.moves else [place]
+        if all(behind_body(product, product.anchor_at(part.name, pl), cam) for pl in places):
+            return "behind_product"
+        if min(p.size_px) < READ_MIN_PX:
+            return "too_small"
+        return None
+
+    def _check_rows(self, image: np.ndarray, product: Product, pose: Pose, camera: CameraIntrinsics,
+                    requests: Sequence[tuple[Part, dict[str, str], ProjectedPart | None]], batch: list[int],
+                    labels: list[tuple[str, float]], out: list[PartState]) -> None:
+        """Resolve a pose that is off by one part along a row of look-alikes (LEDs, ports). Such a pose fits
+        the keypoints well, and every patch of the row then shows its neighbour: only the row's end gives it
+        away, where a patch shows bare body (``absent``). Where a part of a row reads ``absent``, the row is
+        read again one spacing either way; a single shift under which every part is present is taken, and
+        otherwise every part of the row is unknown (``ambiguous_pose``). In place on ``out``."""
+        assert self.net is not None
+        rows: dict[tuple[str, str], list[int]] = {}
+        for i in batch:
+            part = requests[i][0]
+            if part.kind in ROW_KINDS:
+                rows.setdefault((part.kind, part.facing), []).append(i)
+        for members in rows.values():
+            if not any(labels[batch.index(i)][0] == ABSENT for i in members):
+                continue
+            spacing = row_spacing(product, requests[members[0]][0])
+            fixed: list[list[PartState]] = []
+            if spacing is not None:
+                for sign in (-1.0, 1.0):
+                    shift = sign * spacing[1] * spacing[0]
+                    cut = [face_patch(image, product, requests[i][0], pose, camera, requests[i][1], offset_m=shift)
+                           for i in members]
+                    if any(c is None for c in cut):
+                        continue
+                    read = self.net.predict(cut, [(product.id, requests[i][0].name) for i in members])  # type: ignore[misc]
+                    if all(label != ABSENT for label, _prob in read):
+                        fixed.append([self._reading(label, prob, out[i].uv, out[i].size_px)
+                                      for i, (label, prob) in zip(members, read, strict=True)])
+            for k, i in enumerate(members):
+                out[i] = fixed[0][k] if len(fixed) == 1 else PartState(
+                    None, 0.0, True, out[i].uv, reason="ambiguous_pose", size_px=out[i].size_px)
+
+
+def image_quality(image: np.ndarray) -> ImageQuality:
+    """Mean brightness and sharpness of a small grey copy of ``image`` (BGR): about 0.3 ms a frame."""
+    import cv2
+
+    small = cv2.cvtColor(cv2.resize(image, QUALITY_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    return ImageQuality(float(small.mean()), float(cv2.Laplacian(small, cv2.CV_32F).var()))

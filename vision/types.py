@@ -77,6 +77,19 @@ class Detections:
                           None if self.keypoint_conf is None else self.keypoint_conf[index])
 
 
+# Why a part was not read. The pipeline never guesses: a part it cannot read is unknown, with one of these.
+UNREADABLE_REASONS = (
+    "out_of_frame",  # its place projects outside the image
+    "facing_away",  # turned more than READ_ANGLE_DEG from the camera
+    "behind_product",  # the product's own body is between the camera and the part
+    "too_small",  # smaller than READ_MIN_PX in the image: move closer
+    "hand",  # a hand covers it
+    "covered",  # something else covers it (an object, glare, another part)
+    "ambiguous_pose",  # the pose could be off by one part along a row of look-alike parts: hold steady
+    "unsure",  # read, but below the confidence the pipeline reports
+)
+
+
 @dataclass(frozen=True)
 class PartState:
     """What the camera says about one part in one frame (or, after smoothing, over recent frames)."""
@@ -86,11 +99,13 @@ class PartState:
     visible: bool  # faces the camera and projects inside the frame
     uv: tuple[float, float] | None = None  # pixels, the projected anchor; None without a pose
     blinking: bool = False  # an LED alternating between ``state`` and off (set by smoothing)
+    reason: str | None = None  # why ``state`` is None: one of ``UNREADABLE_REASONS`` (None when read)
+    size_px: float = 0.0  # the part's larger side in the image as the pose projects it (0 without a pose)
 
     def to_dict(self) -> dict[str, object]:
         return {"state": self.state, "confidence": float(self.confidence), "visible": bool(self.visible),
                 "uv": None if self.uv is None else [float(self.uv[0]), float(self.uv[1])],
-                "blinking": bool(self.blinking)}
+                "blinking": bool(self.blinking), "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,17 @@ class Hand:
 
 
 @dataclass(frozen=True)
+class ImageQuality:
+    """Cheap whole-frame cues, so a session can say "more light" or "hold steady" instead of nothing."""
+
+    luma: float  # mean brightness, 0..255, of a small grey copy of the frame
+    sharpness: float  # variance of the Laplacian of that copy: low for a blurred or defocused frame
+
+    def to_dict(self) -> dict[str, float]:
+        return {"luma": float(self.luma), "sharpness": float(self.sharpness)}
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything vision says about one frame. ``seq``/``ts`` echo the frame's, so overlays line up."""
 
@@ -126,6 +152,7 @@ class Observation:
     hands: tuple[Hand, ...] = ()
     timing_ms: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
     tracked: bool = False  # the product was followed from the previous pose, without running the detector
+    quality: ImageQuality | None = None  # how well lit and how sharp the frame is (None for a bad frame)
 
     def to_dict(self) -> dict[str, object]:
         """Plain Python types only: ``pose`` as ``{"R": 3x3 nested lists, "t": [x, y, z] metres}``."""
@@ -142,4 +169,5 @@ class Observation:
             "parts": {name: ps.to_dict() for name, ps in self.parts.items()},
             "hands": [h.to_dict() for h in self.hands],
             "timing_ms": {k: float(v) for k, v in self.timing_ms.items()},
+            "quality": None if self.quality is None else self.quality.to_dict(),
         }

@@ -94,3 +94,33 @@ def test_classifiers_plug_in_by_part_kind() -> None:
     with pytest.raises(VisionError, match=r"returned state 'lit' for router_ax1800\.port_power: "
                                           r"expected one of empty, plugged"):
         recognize_part_states(image, router, projected, (_PortsAlwaysPlugged("lit"),))
+
+
+def test_an_open_front_cover_seen_from_behind_is_behind_the_body() -> None:
+    from vision.parts import behind_body
+
+    printer = default_catalog().get("printer_lx400")
+    behind = Pose.orbit(180, 20, 1.0).camera_position
+    front = Pose.orbit(0, 20, 1.0).camera_position
+    for state in ("closed", "open"):
+        anchor = printer.anchor_at("cover_front", {"cover_front": state})
+        assert behind_body(printer, anchor, behind), state
+        assert not behind_body(printer, anchor, front), state
+    # A point inside the body (paper in the cassette) is left to the part-state network.
+    assert not behind_body(printer, np.array([0.0, 0.0, 0.1]), behind)
+
+
+def test_the_pipeline_says_why_a_cover_seen_from_behind_is_not_read() -> None:
+    from vision.pipeline import Pipeline
+
+    printer = default_catalog().get("printer_lx400")
+    pose = Pose.orbit(180, 20, 1.0)
+    part = printer.part("cover_front")
+    from vision.parts import visible_in_some_state
+
+    projected = visible_in_some_state(printer, part, pose, CAMERA, {}, max_angle_deg=85.0)
+    assert projected.visible  # two-sided and facing the camera when open: the facing rule alone would read it
+    assert Pipeline._unreadable(printer, part, projected, pose, CAMERA, {}) == "behind_product"
+    front = Pose.orbit(0, 20, 1.0)
+    projected = visible_in_some_state(printer, part, front, CAMERA, {}, max_angle_deg=85.0)
+    assert Pipeline._unreadable(printer, part, projected, front, CAMERA, {}) is None

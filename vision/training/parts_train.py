@@ -22,21 +22,32 @@ import numpy as np
 
 from product_models.catalog import default_catalog
 from vision.part_net import MODEL_NAME, PartIndex, to_input
-from vision.part_patches import HIDDEN, HIDEABLE_KINDS, PATCH, training_patches
+from vision.part_patches import (
+    ABSENT,
+    HIDDEN,
+    HIDEABLE_KINDS,
+    PATCH,
+    ROW_KINDS,
+    UNREADABLE_CLASSES,
+    training_patches,
+)
 
 EXTENT = 1.5  # training patches cover this many face widths ...
 CUT = round(PATCH * EXTENT)  # ... at this many pixels, so a PATCH crop from anywhere inside is a shifted face
 
 
 def part_index() -> PartIndex:
-    """Every classified (product, part) of the catalog, with its classes (paper also learns ``hidden``)."""
+    """Every classified (product, part) of the catalog, with its classes: its states, then ``hand`` and
+    ``covered``; paper also learns ``hidden`` and parts in rows (LEDs, ports) ``absent``."""
     from vision.part_patches import CLASSIFIED_KINDS
 
     entries = []
     for product in default_catalog():
         for part in product.stateful_parts():
             if part.kind in CLASSIFIED_KINDS:
-                classes = (*part.states, HIDDEN) if part.kind in HIDEABLE_KINDS else tuple(part.states)
+                classes = (*part.states, *UNREADABLE_CLASSES)
+                classes += (HIDDEN,) if part.kind in HIDEABLE_KINDS else ()
+                classes += (ABSENT,) if part.kind in ROW_KINDS else ()
                 entries.append((product.id, part.name, classes))
     return PartIndex(tuple(entries))
 
@@ -145,7 +156,10 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
         x = to_input(x_tr[idx, oy:oy + PATCH, ox:ox + PATCH])
         gain = rng.uniform(0.75, 1.25, (len(x), 1, 1, 1)).astype(np.float32)
         bias = rng.uniform(-0.08, 0.08, (len(x), 1, 1, 1)).astype(np.float32)
-        return torch.from_numpy(np.clip(x * gain + bias, 0.0, 1.0))
+        # White balance: red and blue gains move against each other, as a colour temperature does; hue stays.
+        temp = rng.uniform(-0.25, 0.25, (len(x), 1, 1, 1)).astype(np.float32)
+        balance = np.concatenate([1 + temp, np.ones_like(temp), 1 - temp], axis=1)
+        return torch.from_numpy(np.clip(x * gain * balance + bias, 0.0, 1.0))
 
     history = []
     for epoch in range(epochs):

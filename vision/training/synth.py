@@ -1,20 +1,30 @@
-"""Synthetic training and evaluation data: catalog products rendered with exact labels.
+"""Synthetic training and evaluation data: catalog products rendered with exact labels, as a phone in a home
+would film them.
 
 Each sample is a headless render of one product in random part states, from a random handheld-like
-viewpoint (product width 15-80 % of the frame), under random light, over a random background, then
-degraded like a phone frame: partial occlusion, motion blur, sensor noise and JPEG quality 50-95.
-A share of samples holds no product (negatives).
+viewpoint (horizontal field of view 40-85 degrees; 4:3 and 16:9 frames, landscape or upright; product width
+8-95 % of the frame), under random light, over a home background (:func:`product_models.backdrop.home_background`:
+plain walls, desks, shelves and wood, often with books, boxes and cups, sometimes another catalog product in
+the room; or the older cluttered fields), then put through a phone camera:
 
-Backgrounds are procedural or scikit-image's *texture* images (brick, grass, gravel). The real photos
-shipped in scikit-image and matplotlib are reserved for evaluation (false positives) and never used
-here. Colour augmentation keeps hue fixed: a hue shift can turn a red LED green.
+- in front of the product: hands of varied skin tones, often with a finger on a part, and everyday objects
+  (:mod:`vision.training.occluders`); the parts and keypoints under them are labelled covered, with what
+  covers them (``hand`` or ``object``);
+- specular glare on the body (parts under its core are labelled covered), lit LEDs saturating and blooming;
+- motion blur up to 15 px or defocus, white balance from warm to cool, exposure and gamma down to low light,
+  and sensor noise that grows with the gain (:mod:`vision.training.phone`); JPEG quality 40-95.
+
+A share of samples holds no product (negatives). The real photos shipped in scikit-image and matplotlib are
+reserved for evaluation (false positives) and never used here. Colour augmentation keeps hue fixed: a hue
+shift can turn a red LED green; white balance changes channel gains only.
 
 Output (Ultralytics pose format)::
 
     DIR/data.yaml                  names, kpt_shape, flip_idx, train/val folders
     DIR/images/{train,val}/N.jpg
     DIR/labels/{train,val}/N.txt   class cx cy w h  x1 y1 v1 ... (normalised; v: 0 out of frame,
-                                   1 in frame but hidden, 2 visible)
+                                   1 in frame but hidden, 2 visible); a second line labels another
+                                   catalog product in the room
     DIR/truth/{train,val}/N.json   exact ground truth: states, part boxes/visibility, pose, camera
 """
 
@@ -30,14 +40,30 @@ from typing import Any
 import cv2
 import numpy as np
 
-from product_models.backdrop import random_background
+from product_models.backdrop import home_background
 from product_models.camera import CameraIntrinsics, Pose
-from product_models.catalog import Catalog, Product, default_catalog
+from product_models.catalog import Catalog, Part, Product, default_catalog
+from vision.training.occluders import draw_hand, draw_object
+from vision.training.phone import defocus, exposure, glare, led_bloom, motion_blur, sensor_noise, white_balance
 
 WIDTH, HEIGHT = 640, 480
 NEGATIVE_SHARE = 0.08
-OCCLUSION_P = 0.35
-BLUR_P = 0.3
+# Frame shapes a phone sends (width, height, share): 4:3 and 16:9, held landscape or upright.
+ASPECTS = ((640, 480, 0.5), (640, 360, 0.2), (480, 640, 0.15), (360, 640, 0.15))
+HFOV_DEG = (40.0, 85.0)  # from a tele-ish main camera to an ultra-wide one
+WIDTH_SHARE = (0.08, 0.95)  # the product's width as a share of the frame's
+# Shares of frames that get each effect (independently).
+HAND_P = 0.3
+OBJECT_P = 0.15
+DISTRACTOR_P = 0.25  # another catalog product, rendered in the room beside this one
+CAST_P = 0.75
+LOW_LIGHT_P = 0.2
+GLARE_P = 0.2
+BLOOM_P = 0.5  # of frames with a lit LED in view
+MOTION_BLUR_P = 0.2
+DEFOCUS_P = 0.12
+COVERED_SHARE = 0.5  # a part whose centre is under this much of a hand or object is covered
+GLARE_COVERS = 0.6  # ... or under this strength of a glare's highlight
 TEXTURES = ("brick", "grass", "gravel")  # scikit-image textures: allowed as backgrounds
 
 
@@ -78,12 +104,14 @@ class Synthesizer:
     """Renders samples deterministically for a seed. Reuses one renderer."""
 
     def __init__(self, seed: int, catalog: Catalog | None = None, width: int = WIDTH, height: int = HEIGHT,
-                 negative_share: float = NEGATIVE_SHARE) -> None:
+                 negative_share: float = NEGATIVE_SHARE,
+                 aspects: tuple[tuple[int, int, float], ...] | None = ASPECTS) -> None:
         from product_models.render import Renderer
 
         self.catalog = catalog or default_catalog()
         self.names = class_names(self.catalog)
         self.width, self.height = width, height
+        self.aspects = aspects  # None: every frame is width x height
         self.negative_share = negative_share
         self.rng = np.random.default_rng(seed)
         self.renderer = Renderer(width, height)
@@ -96,36 +124,65 @@ class Synthesizer:
         from product_models.render import Lighting
 
         rng = self.rng
-        background = random_background(rng, self.width, self.height, self._textures)
-        quality = int(rng.integers(50, 96))
+        width, height = self._frame_size()
+        background = home_background(rng, width, height, self._textures)
+        quality = int(rng.integers(40, 96))
+        camera = random_camera(rng, width, height)
         if rng.random() < self.negative_share:
-            image = degrade(background, rng, occluder_box=None)[0]
-            return Sample(image, quality, None, None, {"product": None, "jpeg_quality": quality})
+            image = self._distractor(background, camera, None)[0] if rng.random() < 0.3 else background
+            return Sample(phone_frame(image.astype(np.float32), rng, None, []), quality, None, None,
+                          {"product": None, "jpeg_quality": quality, "labels": []})
         product = self.catalog.get(self.names[int(rng.integers(len(self.names)))])
         states = random_states(product, rng)
-        camera = random_camera(rng, self.width, self.height)
         pose = random_pose(product, camera, rng)
+        extra_labels: list[str] = []
+        if rng.random() < DISTRACTOR_P:
+            background, extra = self._distractor(background, camera, product)
+            extra_labels += extra
         result = self.renderer.render(product, states, pose, camera, lighting=Lighting.random(rng),
                                       background=background)
         truth = result.truth
         if truth.product_box is None:  # the random view missed the product: draw again
             return self.sample()
-        image, occluder = degrade(result.image, rng, occluder_box=truth.product_box)
+        img = result.image.astype(np.float32)
+        # In front of the product: a hand (often with a finger on a part) or an everyday object.
+        covered = np.zeros((height, width), np.float32)
+        cover_kind = np.full((height, width), "", dtype=object)
+        if rng.random() < HAND_P:
+            tip = None
+            seen = [pt.center_uv for pt in truth.parts.values() if pt.visible]
+            if seen and rng.random() < 0.6:
+                tip = tuple(float(v) for v in seen[int(rng.integers(len(seen)))])
+            mask = draw_hand(img, rng, truth.product_box, tip)
+            cover_kind[mask >= COVERED_SHARE] = "hand"
+            covered = np.maximum(covered, mask)
+        if rng.random() < OBJECT_P:
+            mask = draw_object(img, rng, truth.product_box)
+            cover_kind[mask >= COVERED_SHARE] = "object"
+            covered = np.maximum(covered, mask)
+        if rng.random() < GLARE_P:
+            strength = glare(img, rng, truth.product_box)
+            cover_kind[(strength >= GLARE_COVERS) & (cover_kind == "")] = "object"
+        leds = [(tuple(pt.center_uv), _size_px(product.part(name), pose, camera), pt.state)
+                for name, pt in truth.parts.items()
+                if product.part(name).kind == "led" and pt.visible and pt.state not in (None, "off")
+                and cover_kind[_pixel(pt.center_uv, width, height)] == ""]
+        image = phone_frame(img, rng, truth.product_box, leds if rng.random() < BLOOM_P else [])
         kp_vis = np.where(truth.keypoint_visible, 2, 1)
-        in_frame = ((truth.keypoints[:, 0] >= 0) & (truth.keypoints[:, 0] <= self.width - 1)
-                    & (truth.keypoints[:, 1] >= 0) & (truth.keypoints[:, 1] <= self.height - 1))
+        in_frame = ((truth.keypoints[:, 0] >= 0) & (truth.keypoints[:, 0] <= width - 1)
+                    & (truth.keypoints[:, 1] >= 0) & (truth.keypoints[:, 1] <= height - 1))
         kp_vis = np.where(in_frame, kp_vis, 0)
+        for i, uv in enumerate(truth.keypoints):
+            if kp_vis[i] == 2 and covered[_pixel(uv, width, height)] >= COVERED_SHARE:
+                kp_vis[i] = 1
         parts = {}
         for name, pt in truth.parts.items():
-            visible = pt.visible and not _inside(occluder, pt.center_uv)
-            parts[name] = {"state": pt.state, "visible": bool(visible), "uv": [float(v) for v in pt.center_uv],
+            inside = 0 <= pt.center_uv[0] < width and 0 <= pt.center_uv[1] < height
+            by = cover_kind[_pixel(pt.center_uv, width, height)] if inside and pt.visible else ""
+            parts[name] = {"state": pt.state, "visible": bool(pt.visible and not by), "covered_by": by or None,
+                           "uv": [float(v) for v in pt.center_uv],
                            "box": None if pt.box is None else [float(v) for v in pt.box]}
-        if occluder is not None:
-            for i, uv in enumerate(truth.keypoints):
-                if kp_vis[i] == 2 and _inside(occluder, uv):
-                    kp_vis[i] = 1
-        label = pose_label(self.names.index(product.id), truth.product_box, truth.keypoints, kp_vis,
-                           self.width, self.height)
+        label = pose_label(self.names.index(product.id), truth.product_box, truth.keypoints, kp_vis, width, height)
         record = {
             "product": product.id, "jpeg_quality": quality, "states": states,
             "box": [float(v) for v in truth.product_box], "keypoints": truth.keypoints.tolist(),
@@ -133,9 +190,39 @@ class Synthesizer:
             "pose": {"R": pose.R.tolist(), "t": pose.t.tolist()},
             "camera": {"fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy,
                        "width": camera.width, "height": camera.height},
-            "occluder": None if occluder is None else [float(v) for v in occluder],
+            "labels": extra_labels,
         }
-        return Sample(image, quality, product, label, record)
+        return Sample(image, quality, product, "\n".join([label, *extra_labels]), record)
+
+    def _frame_size(self) -> tuple[int, int]:
+        if self.aspects is None:
+            return self.width, self.height
+        shares = np.array([a[2] for a in self.aspects])
+        w, h, _ = self.aspects[int(self.rng.choice(len(self.aspects), p=shares / shares.sum()))]
+        return w, h
+
+    def _distractor(self, background: np.ndarray, camera: CameraIntrinsics,
+                    main: Product | None) -> tuple[np.ndarray, list[str]]:
+        """``background`` with another catalog product rendered into the room (away from the frame centre,
+        where the main product usually is), and its detector label when it is fully in the frame."""
+        from product_models.render import Lighting
+
+        rng = self.rng
+        others = [n for n in self.names if main is None or n != main.id]
+        if not others:
+            return background, []
+        other = self.catalog.get(others[int(rng.integers(len(others)))])
+        pose = random_pose(other, camera, rng, width_share=(0.08, 0.35), off_centre=0.9)
+        result = self.renderer.render(other, random_states(other, rng), pose, camera,
+                                      lighting=Lighting.random(rng), background=background)
+        truth = result.truth
+        if truth.product_box is None or truth.product_box_unclipped is None:
+            return background, []
+        if not np.allclose(truth.product_box, truth.product_box_unclipped):
+            return result.image, []  # cut by the frame edge: shown, but too partial to label fairly
+        kp_vis = np.where(truth.keypoint_visible, 2, 1)
+        return result.image, [pose_label(self.names.index(other.id), truth.product_box, truth.keypoints, kp_vis,
+                                         camera.width, camera.height)]
 
     def __iter__(self) -> Iterator[Sample]:
         while True:
@@ -155,18 +242,23 @@ def random_states(product: Product, rng: np.random.Generator) -> dict[str, str]:
 
 
 def random_camera(rng: np.random.Generator, width: int, height: int) -> CameraIntrinsics:
-    """Phone-like intrinsics: horizontal FOV 55-72 degrees, principal point near the centre."""
-    cam = CameraIntrinsics.from_fov(width, height, float(rng.uniform(55.0, 72.0)))
-    return CameraIntrinsics(cam.fx, cam.fx * float(rng.uniform(0.995, 1.005)),
-                            cam.cx + float(rng.normal(0, 4)), cam.cy + float(rng.normal(0, 4)), width, height)
+    """Phone-like intrinsics: horizontal FOV of the frame's longer side within ``HFOV_DEG`` (so an upright
+    frame has the same lens as a landscape one), principal point near the centre."""
+    fov = float(rng.uniform(*HFOV_DEG))
+    long_side = max(width, height)
+    fx = long_side / 2.0 / math.tan(math.radians(fov) / 2.0)
+    return CameraIntrinsics(fx, fx * float(rng.uniform(0.995, 1.005)), width / 2.0 + float(rng.normal(0, 4)),
+                            height / 2.0 + float(rng.normal(0, 4)), width, height)
 
 
-def random_pose(product: Product, camera: CameraIntrinsics, rng: np.random.Generator) -> Pose:
-    """A handheld view: any yaw, looking down 5-75 degrees, slight roll, product width 15-80 % of the
-    frame, off-centre as far as its size allows."""
+def random_pose(product: Product, camera: CameraIntrinsics, rng: np.random.Generator,
+                width_share: tuple[float, float] = WIDTH_SHARE, off_centre: float = 0.42) -> Pose:
+    """A handheld view: any yaw, looking down 5-75 degrees, slight roll, product width ``width_share`` of
+    the frame (log-uniform, so close-ups and far views are both common), off-centre as far as its size
+    allows (``off_centre``: the share of the free room used)."""
     w, d, h = product.size_m
     extent = math.hypot(w, d)  # the widest the footprint can look, seen along a diagonal
-    fraction = float(rng.uniform(0.15, 0.80))
+    fraction = float(math.exp(rng.uniform(math.log(width_share[0]), math.log(width_share[1]))))
     distance = camera.fx * extent / (fraction * camera.width)
     yaw = float(rng.uniform(-180.0, 180.0))
     pitch = float(rng.uniform(5.0, 75.0))
@@ -174,7 +266,7 @@ def random_pose(product: Product, camera: CameraIntrinsics, rng: np.random.Gener
     centre = np.array([0.0, 0.0, h / 2.0])
     base = Pose.orbit(yaw, pitch, distance, target=tuple(centre), roll_deg=roll)
     # Shift the product off-centre by turning the camera a little: move the look-at point sideways.
-    room = 0.42 * (1.0 - fraction)  # a large product has little room to move before it leaves the frame
+    room = off_centre * max(1.0 - fraction, 0.0)  # a large product has little room before it leaves the frame
     du, dv = rng.uniform(-room, room) * camera.width, rng.uniform(-room, room) * camera.height
     shift_cam = np.array([-du / camera.fx, -dv / camera.fy, 0.0]) * distance
     eye = base.camera_position
@@ -182,36 +274,33 @@ def random_pose(product: Product, camera: CameraIntrinsics, rng: np.random.Gener
     return Pose.look_at(eye, target, roll_deg=roll)
 
 
-def degrade(image: np.ndarray, rng: np.random.Generator,
-            occluder_box: np.ndarray | None) -> tuple[np.ndarray, tuple[float, float, float, float] | None]:
-    """Phone-frame artefacts: a partial occluder over the product, motion blur, gain and noise.
-    Returns the image and the occluder's box (x1, y1, x2, y2) or None."""
-    img = image.astype(np.float32)
-    occluder = None
-    if occluder_box is not None and rng.random() < OCCLUSION_P:
-        x1, y1, x2, y2 = (float(v) for v in occluder_box)
-        bw, bh = max(x2 - x1, 4.0), max(y2 - y1, 4.0)
-        ow, oh = bw * rng.uniform(0.15, 0.45), bh * rng.uniform(0.15, 0.45)
-        # Enter from a side, like a hand or a cable in front of the device.
-        ox = float(np.clip(rng.uniform(x1 - ow * 0.5, x2 - ow * 0.5), 0, image.shape[1] - 2))
-        oy = float(np.clip(rng.uniform(y1 - oh * 0.5, y2 - oh * 0.5), 0, image.shape[0] - 2))
-        occluder = (ox, oy, min(ox + ow, image.shape[1] - 1.0), min(oy + oh, image.shape[0] - 1.0))
-        colour = rng.choice([[200, 150, 120], [170, 120, 90], [90, 60, 40], [60, 60, 70], [220, 220, 225]])
-        colour = np.asarray(colour, np.float32) * rng.uniform(0.7, 1.2)
-        centre = (int((occluder[0] + occluder[2]) / 2), int((occluder[1] + occluder[3]) / 2))
-        axes = (max(int(ow / 2), 2), max(int(oh / 2), 2))
-        cv2.ellipse(img, centre, axes, 0.0, 0, 360, tuple(float(c) for c in colour), -1, cv2.LINE_AA)
-    if rng.random() < BLUR_P:
-        length = int(rng.integers(3, 10))
-        kernel = np.zeros((length, length), np.float32)
-        kernel[length // 2, :] = 1.0 / length
-        rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), float(rng.uniform(0, 180)), 1.0)
-        kernel = cv2.warpAffine(kernel, rot, (length, length))
-        kernel /= max(kernel.sum(), 1e-6)
-        img = cv2.filter2D(img, -1, kernel)
-    gain = float(rng.uniform(0.8, 1.2))
-    img = img * gain + rng.normal(0, float(rng.uniform(0, 6)), size=img.shape).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8), occluder
+def phone_frame(img: np.ndarray, rng: np.random.Generator, box: np.ndarray | None,
+                leds: list[tuple[tuple[float, float], float, str]]) -> np.ndarray:
+    """What the phone's camera makes of the scene (float RGB in): LED bloom, optics (motion blur or
+    defocus), white balance, exposure and sensor noise. uint8 RGB out."""
+    del box  # the frame-wide effects do not depend on where the product is
+    if leds:
+        led_bloom(img, rng, leds)
+    if rng.random() < MOTION_BLUR_P:
+        img = motion_blur(img, rng, 15)
+    elif rng.random() < DEFOCUS_P:
+        img = defocus(img, rng, 6.0)
+    if rng.random() < CAST_P:
+        img = white_balance(img, rng)
+    img, gain = exposure(img, rng, low_light=rng.random() < LOW_LIGHT_P)
+    img = sensor_noise(img, rng, gain)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _pixel(uv: np.ndarray | tuple[float, float], width: int, height: int) -> tuple[int, int]:
+    """(row, column) of the pixel under ``uv``, clamped into the frame."""
+    return (int(min(max(round(float(uv[1])), 0), height - 1)), int(min(max(round(float(uv[0])), 0), width - 1)))
+
+
+def _size_px(part: Part, pose: Pose, camera: CameraIntrinsics) -> float:
+    """The part's larger side in pixels at its depth (face-on)."""
+    depth = float(pose.transform(np.asarray(part.anchor, dtype=float)[None, :])[0, 2])
+    return max(part.size_mm) / 1000.0 * camera.fx / max(depth, 1e-3)
 
 
 def pose_label(class_id: int, box: np.ndarray, keypoints: np.ndarray, visibility: np.ndarray,
@@ -226,10 +315,6 @@ def pose_label(class_id: int, box: np.ndarray, keypoints: np.ndarray, visibility
         else:
             fields += [f"{float(u) / width:.6f}", f"{float(v) / height:.6f}", str(int(vis))]
     return " ".join(fields)
-
-
-def _inside(box: tuple[float, float, float, float] | None, uv: np.ndarray) -> bool:
-    return box is not None and box[0] <= uv[0] <= box[2] and box[1] <= uv[1] <= box[3]
 
 
 def _load_textures() -> list[np.ndarray]:
