@@ -32,6 +32,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(handler=_cmd_eval)
 
+    r = vsub.add_parser("robustness", help="accuracy under one degradation at a time (casts, a hand, low light...)",
+                        description="Render held-out frames (seeds 7xxx, never used for training) under each "
+                                    "condition, run them through the pipeline, and report recall, part-state "
+                                    "accuracy, pose error and unsafe reads per condition; also false "
+                                    "verifications on handheld clips of unfixed devices (detect, track, smoothing, "
+                                    "step verifier) and false detections on product-free frames.")
+    r.add_argument("--frames", type=int, default=150, help="frames per condition (default 150)")
+    r.add_argument("--clips", type=int, default=14, help="unfixed-device clips per condition (default 14)")
+    r.add_argument("--backgrounds", type=int, default=24,
+                   help="drawn product-free frames per condition, beside the real photos (default 24)")
+    r.add_argument("--conditions", default=None, metavar="A,B,...", help="conditions to run (default: all)")
+    r.add_argument("--seed", type=int, default=None, help="base seed (default 7301; 1000-6999 are training's)")
+    r.add_argument("--weights-dir", type=Path, default=None, help="model folder (default vision/weights/)")
+    r.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    r.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    r.add_argument("--chart", type=Path, default=None, metavar="PNG",
+                   help="write a bar chart of recall and part-state accuracy per condition")
+    r.add_argument("--debug-dir", type=Path, default=None,
+                   help="write sample frames of each condition and a contact sheet here")
+    r.set_defaults(handler=_cmd_robustness)
+
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p = bench_sub.add_parser("vision", help="JPEG decode, LED classifier and PnP timings",
@@ -95,6 +116,66 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=None if args.json else 2))
+    return 0
+
+
+def _robustness_options(args: argparse.Namespace) -> list[str]:
+    """The condition names to run; raises ValueError naming the bad option."""
+    from vision.training.conditions import CONDITIONS
+    from vision.training.robustness import TRAINING_SEEDS
+
+    if not 1 <= args.frames <= 100_000:
+        raise ValueError(f"--frames must be within 1..100000, got {args.frames}")
+    if not 0 <= args.clips <= 10_000:
+        raise ValueError(f"--clips must be within 0..10000, got {args.clips}")
+    if not 0 <= args.backgrounds <= 10_000:
+        raise ValueError(f"--backgrounds must be within 0..10000, got {args.backgrounds}")
+    if args.seed is not None and (args.seed < 0 or args.seed in TRAINING_SEEDS):
+        raise ValueError(f"--seed must be >= 0 and outside the training seeds "
+                         f"{TRAINING_SEEDS.start}-{TRAINING_SEEDS.stop - 1}, got {args.seed}")
+    if args.weights_dir is not None and not args.weights_dir.is_dir():
+        raise ValueError(f"--weights-dir {args.weights_dir}: not found (expected a folder with the models)")
+    if args.chart is not None and args.chart.suffix.lower() != ".png":
+        raise ValueError(f"--chart {args.chart}: expected a .png file name")
+    names = list(CONDITIONS) if args.conditions is None else [n.strip() for n in args.conditions.split(",")]
+    if not names or any(not n for n in names):
+        raise ValueError(f"--conditions {args.conditions!r}: expected comma-separated names, e.g. as_rendered,hand")
+    for name in names:
+        if name not in CONDITIONS:
+            raise ValueError(f"--conditions: unknown condition {name!r}; expected some of: {', '.join(CONDITIONS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--conditions {args.conditions!r}: a condition is named twice")
+    return names
+
+
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    from vision.errors import VisionError
+    from vision.training.robustness import ROBUSTNESS_SEED, default_verifier, run_robustness
+    from vision.training.robustness_report import format_table, write_chart
+
+    try:
+        names = _robustness_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    verifier = default_verifier()
+    if verifier is None and args.clips:
+        print("warning: vision.verification is not installed: clips are skipped (false_verifications null)",
+              file=sys.stderr)
+    try:
+        report = run_robustness(names, frames=args.frames, clips=args.clips, backgrounds=args.backgrounds,
+                                seed=ROBUSTNESS_SEED if args.seed is None else args.seed,
+                                weights_dir=args.weights_dir, verifier=verifier, debug_dir=args.debug_dir,
+                                progress=not args.json)
+    except VisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if args.chart is not None:
+        write_chart(report, args.chart)
+    print(json.dumps(report) if args.json else format_table(report))
     return 0
 
 

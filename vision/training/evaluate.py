@@ -1,22 +1,32 @@
 """Held-out evaluation of the whole pipeline, and its latency benchmark.
 
 ``evaluate`` renders its own held-out frames (seed ``EVAL_SEED``, never used for training) with the same
-generator as the training data, runs each 640x480 JPEG through :class:`vision.pipeline.Pipeline`, and
-compares with the exact ground truth:
+generator as the training data, runs each JPEG through :class:`vision.pipeline.Pipeline`, and compares with
+the exact ground truth.
+
+The plain figures, the same definitions as ``fixlens vision robustness`` (:mod:`vision.training.scoring`
+has them in full): ``product_recall``; ``part_state_accuracy_4px`` (with ``..._by_kind``) over every truly
+visible part whose true box is at least 4 px across, a missed product or an unknown read counted wrong;
+``part_state_accuracy_all`` over every truly visible part of any size; ``abstained_share``;
+``pose_error_median_px`` / ``pose_error_p90_px`` over all keypoints, a frame without a pose counted as a
+failure (``pose_missing``); ``unsafe_reads``.
+
+The older figures stay beside them, with their own definitions:
 
 - ``product_accuracy``: frames with a product in view and a detection whose top product is right.
 - ``detection_recall``: frames with a product in view whose top detection overlaps the true box at IoU
   >= 0.5 (a missed product counts against it).
 - ``part_state_accuracy`` (and ``..._by_kind``): over every part the ground truth marks visible in a
-  frame with a product in view, and that is at least ``MIN_READABLE_PX`` (4 px) across in the frame;
-  a part the pipeline leaves unknown counts as wrong. Parts visible but smaller are counted in
-  ``part_state_too_small_by_kind`` (a 4 mm LED on a router filling 15 % of the frame is 1-2 px).
+  frame with a product in view, and that is at least ``MIN_READABLE_PX`` (4 px) across face-on at its
+  depth (the plain figure measures its true box instead); a part the pipeline leaves unknown counts as
+  wrong. Parts visible but smaller are counted in ``part_state_too_small_by_kind`` (a 4 mm LED on a router
+  filling 15 % of the frame is 1-2 px).
 - ``pose_reproj_median_px`` / ``pose_reproj_p90_px``: per frame, the mean distance between the catalog
   keypoints projected with the *estimated* pose and their true projections, over the keypoints whose true
   projection lies inside the frame (an error outside the image is not one a viewer sees, and a product
-  filling the frame has its far corners hundreds of pixels outside it); a frame with no pose counts as
-  missing and is reported in ``pose_missing``. ``pose_reproj_all_keypoints_median_px`` / ``..._p90_px``
-  are the same over all keypoints, extrapolated ones included.
+  filling the frame has its far corners hundreds of pixels outside it); a frame with no pose is left out
+  of these (``pose_missing`` counts it). ``pose_reproj_all_keypoints_median_px`` / ``..._p90_px`` are the
+  same over all keypoints, extrapolated ones included, still without the frames that have no pose.
 - ``real_photo_false_positives``: product detections on the real photos that ship inside scikit-image
   and matplotlib (reserved for evaluation, never used in training).
 """
@@ -35,17 +45,10 @@ from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import default_catalog
 from vision.part_patches import MIN_READABLE_PX
 from vision.parts import project_parts
+from vision.training.scoring import FrameTruth, Tally, iou, verifying_confidence
 
 EVAL_SEED = 9001  # training data uses other seeds; keep it that way
 DEFAULT_FRAMES = 400
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def real_photos() -> list[tuple[str, np.ndarray]]:
@@ -103,6 +106,7 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
     detected_parts = [0, 0]  # [right, total] over frames where the product was recognised
     parts_right: dict[str, int] = {}
     per_product: dict[str, list[int]] = {}
+    plain = Tally(verifying_confidence()[0])
     try:
         for i in tqdm(range(frames), desc="evaluating", unit="frame", disable=not progress):
             s = synth.sample()
@@ -117,10 +121,11 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
             if obs.product_id is not None:
                 n_detected += 1
                 n_right += obs.product_id == truth["product"]
-                if obs.product_id == truth["product"] and _iou(np.array(obs.box), np.array(truth["box"])) >= 0.5:
+                if obs.product_id == truth["product"] and iou(obs.box, truth["box"]) >= 0.5:
                     n_recalled += 1
                     stats[1] += 1
             product = catalog.get(truth["product"])
+            plain.add(FrameTruth.from_record(product, truth), obs, product, cam)
             if obs.pose is not None and obs.product_id == truth["product"]:
                 kp = np.array([k.position for k in product.keypoints])
                 est, _ = project(kp, obs.pose, cam)
@@ -158,6 +163,8 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
     reproj_sorted, reproj_all_sorted = sorted(reproj), sorted(reproj_all)
     return {
         "frames": frames, "seed": seed, "backend": pipeline.backend,
+        **plain.summary(),
+        # The older figures, with the definitions of the module docstring.
         "product_accuracy": round(n_right / n_detected, 4) if n_detected else 0.0,
         "detection_recall": round(n_recalled / n_view, 4) if n_view else 0.0,
         "detection_recall_by_product": {k: round(v[1] / v[0], 4) for k, v in sorted(per_product.items())},

@@ -1,0 +1,252 @@
+"""Plain scores of the pipeline against exact ground truth, shared by ``vision eval`` and ``vision robustness``.
+
+Every figure is over *every* frame or part it names; nothing is left out for being hard, and a miss counts:
+
+- ``product_recall``: frames with the product in view where the pipeline's product is the right one and its
+  box overlaps the true box at IoU >= 0.5.
+- ``part_state_accuracy_4px`` (and ``..._by_kind``): over every truly visible part at least
+  ``MIN_READABLE_PX`` (4 px) across; *truly visible* means the renderer's truth (faces the camera within
+  ``EDGE_ON_DEG``, inside the frame, not hidden by the product's own body) and not under something drawn over
+  the frame (a hand, a glare core). *Across* is the larger side of the part's true box in the image. A read
+  is right only when the pipeline found the right product and returned the true state: a missed or wrong
+  product, or an unknown read (state None), is wrong.
+- ``part_state_accuracy_all`` (and ``..._by_kind``): the same over every truly visible part, of any size.
+- ``abstained_share`` (and ``..._by_kind``; all truly visible parts) and ``abstained_share_4px``: the share
+  of those sightings for which the pipeline returned no state (state None, or nothing because it missed the
+  product).
+- ``pose_error_median_px`` / ``pose_error_p90_px``: per frame, the mean distance between *all* catalog
+  keypoints projected with the estimated pose and with the true pose (out-of-frame ones included). A frame
+  without a pose of the right product is a failure with infinite error; percentiles are nearest-rank, and
+  one that lands on a failure is None (more than that share of frames failed). ``pose_missing`` counts them.
+- ``unsafe_reads``: truly visible sightings whose true state is not the part's healthy state but which the
+  pipeline read as the healthy state with confidence >= the verifying confidence; ``unsafe_read_rate``
+  divides by every truly visible sighting. ``unsafe_reads_not_visible`` counts the same on parts that are
+  not truly visible (a port under a hand read as plugged).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from product_models.camera import CameraIntrinsics, project
+from product_models.catalog import Product
+from product_models.render_truth import GroundTruth
+from vision.part_patches import MIN_READABLE_PX
+from vision.types import Observation
+
+RECALL_IOU = 0.5
+# The confidence at which a healthy read would verify a step, when vision.verification does not say.
+VERIFY_CONFIDENCE = 0.8
+# A part counts as covered by something drawn over the frame when the cover hides its anchor pixel or at
+# least this share of its box: half a lens or half a socket cannot be read by anyone either.
+COVERED_BOX_SHARE = 0.5
+
+
+def verifying_confidence() -> tuple[float, str]:
+    """The confidence a healthy read needs to count toward verifying a step, and where the figure came from."""
+    try:
+        from vision.verification import VerificationConfig
+    except ImportError:
+        return VERIFY_CONFIDENCE, "vision.training.scoring.VERIFY_CONFIDENCE"
+    value = getattr(VerificationConfig(), "min_confidence", None)  # rule 1b: the least a read of evidence has
+    if isinstance(value, int | float):
+        return float(value), "vision.verification.VerificationConfig.min_confidence"
+    return VERIFY_CONFIDENCE, "vision.training.scoring.VERIFY_CONFIDENCE"
+
+
+def iou(a: np.ndarray | tuple[float, ...], b: np.ndarray | tuple[float, ...]) -> float:
+    """Intersection over union of two xyxy boxes (pixels)."""
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0 < q <= 1) of ``values``; infinity stays infinity."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+@dataclass(frozen=True)
+class PartSighting:
+    """One stateful part of one frame, as the ground truth has it."""
+
+    name: str
+    kind: str
+    state: str
+    healthy: str | None
+    visible: bool  # truly visible: see the module docstring
+    size_px: float  # larger side of the part's true box in the image; 0 when out of view
+
+
+@dataclass(frozen=True)
+class FrameTruth:
+    """What a frame holds: the product, its box and keypoints, and its stateful parts."""
+
+    product: str
+    box: np.ndarray  # (4,) float64 xyxy pixels, clipped to the frame
+    keypoints: np.ndarray  # (k, 2) float64 pixels: the catalog keypoints projected with the true pose
+    parts: tuple[PartSighting, ...]
+
+    @classmethod
+    def from_render(cls, product: Product, truth: GroundTruth, covered: np.ndarray | None = None) -> FrameTruth:
+        """From a render's ground truth; ``covered``: (h, w) bool, pixels hidden by something drawn over the
+        frame (see ``COVERED_BOX_SHARE``)."""
+        if truth.product_box is None:
+            raise ValueError("the product is not in view: a FrameTruth needs its box")
+        parts = []
+        for part in product.stateful_parts():
+            pt = truth.parts[part.name]
+            if pt.state is None:
+                continue
+            visible = pt.visible and not (covered is not None and _is_covered(covered, pt.center_uv, pt.box))
+            parts.append(PartSighting(part.name, part.kind, pt.state, part.healthy, visible, _size(pt.box)))
+        return cls(product.id, np.asarray(truth.product_box, float), np.asarray(truth.keypoints, float),
+                   tuple(parts))
+
+    @classmethod
+    def from_record(cls, product: Product, record: Mapping[str, Any]) -> FrameTruth:
+        """From a ``fixlens data synth`` truth record (its ``parts[name].visible`` already excludes occluders)."""
+        parts = []
+        for part in product.stateful_parts():
+            info = record["parts"].get(part.name)
+            if info is None or info["state"] is None:
+                continue
+            box = None if info["box"] is None else np.asarray(info["box"], float)
+            parts.append(PartSighting(part.name, part.kind, info["state"], part.healthy, bool(info["visible"]),
+                                      _size(box)))
+        return cls(product.id, np.asarray(record["box"], float), np.asarray(record["keypoints"], float),
+                   tuple(parts))
+
+
+def _size(box: np.ndarray | None) -> float:
+    return 0.0 if box is None else float(max(box[2] - box[0], box[3] - box[1]))
+
+
+def _is_covered(covered: np.ndarray, uv: np.ndarray, box: np.ndarray | None) -> bool:
+    h, w = covered.shape
+    u, v = round(float(uv[0])), round(float(uv[1]))
+    if 0 <= u < w and 0 <= v < h and covered[v, u]:
+        return True
+    if box is None:
+        return False
+    x1, y1 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+    x2, y2 = min(w, math.ceil(box[2]) + 1), min(h, math.ceil(box[3]) + 1)
+    if x2 <= x1 or y2 <= y1:
+        return False
+    return float(covered[y1:y2, x1:x2].mean()) >= COVERED_BOX_SHARE
+
+
+@dataclass
+class _Counts:
+    seen: int = 0
+    right: int = 0
+    abstained: int = 0
+
+    def add(self, right: bool, abstained: bool) -> None:
+        self.seen += 1
+        self.right += right
+        self.abstained += abstained
+
+
+@dataclass
+class Tally:
+    """Accumulates frames; :meth:`summary` gives the plain figures of the module docstring."""
+
+    verify_confidence: float = VERIFY_CONFIDENCE  # a healthy read at least this sure would verify a step
+    frames: int = 0
+    recalled: int = 0
+    pose_errors: list[float] = field(default_factory=list)  # pixels per frame; inf for a frame without a pose
+    by_kind_4px: dict[str, _Counts] = field(default_factory=dict)
+    by_kind_all: dict[str, _Counts] = field(default_factory=dict)
+    unsafe_reads: int = 0
+    unsafe_reads_not_visible: int = 0
+
+    def add(self, truth: FrameTruth, obs: Observation, product: Product, camera: CameraIntrinsics) -> None:
+        """Score one frame with the product in view."""
+        self.frames += 1
+        right_product = obs.product_id == truth.product
+        if right_product and obs.box is not None and iou(obs.box, truth.box) >= RECALL_IOU:
+            self.recalled += 1
+        error = math.inf
+        if right_product and obs.pose is not None:
+            uv, depth = project(np.array([k.position for k in product.keypoints]), obs.pose, camera)
+            mean = float(np.linalg.norm(uv - truth.keypoints, axis=1).mean())
+            error = mean if math.isfinite(mean) and bool((depth > 0).all()) else math.inf
+        self.pose_errors.append(error)
+        for part in truth.parts:
+            got = obs.parts.get(part.name) if right_product else None
+            state = None if got is None else got.state
+            unsafe = (part.healthy is not None and part.state != part.healthy and state == part.healthy
+                      and got is not None and got.confidence >= self.verify_confidence)
+            if not part.visible:
+                self.unsafe_reads_not_visible += unsafe
+                continue
+            self.unsafe_reads += unsafe
+            self.by_kind_all.setdefault(part.kind, _Counts()).add(state == part.state, state is None)
+            if part.size_px >= MIN_READABLE_PX:
+                self.by_kind_4px.setdefault(part.kind, _Counts()).add(state == part.state, state is None)
+
+    def merge(self, other: Tally) -> None:
+        """Fold ``other``'s frames into this one (to pool conditions)."""
+        self.frames += other.frames
+        self.recalled += other.recalled
+        self.pose_errors += other.pose_errors
+        for mine, theirs in ((self.by_kind_4px, other.by_kind_4px), (self.by_kind_all, other.by_kind_all)):
+            for kind, c in theirs.items():
+                m = mine.setdefault(kind, _Counts())
+                m.seen, m.right, m.abstained = m.seen + c.seen, m.right + c.right, m.abstained + c.abstained
+        self.unsafe_reads += other.unsafe_reads
+        self.unsafe_reads_not_visible += other.unsafe_reads_not_visible
+
+    def summary(self) -> dict[str, Any]:
+        four, every = _total(self.by_kind_4px), _total(self.by_kind_all)
+        missing = sum(1 for e in self.pose_errors if not math.isfinite(e))
+        return {
+            "frames": self.frames,
+            "product_recall": _share(self.recalled, self.frames),
+            "part_state_accuracy_4px": _share(four.right, four.seen),
+            "part_state_accuracy_4px_by_kind": _by_kind(self.by_kind_4px, "right"),
+            "part_state_count_4px": four.seen,
+            "part_state_accuracy_all": _share(every.right, every.seen),
+            "part_state_accuracy_all_by_kind": _by_kind(self.by_kind_all, "right"),
+            "part_state_count_all": every.seen,
+            "abstained_share": _share(every.abstained, every.seen),
+            "abstained_share_by_kind": _by_kind(self.by_kind_all, "abstained"),
+            "abstained_share_4px": _share(four.abstained, four.seen),
+            "pose_error_median_px": _quantile(self.pose_errors, 0.5),
+            "pose_error_p90_px": _quantile(self.pose_errors, 0.9),
+            "pose_missing": missing,
+            "unsafe_reads": self.unsafe_reads,
+            "unsafe_read_rate": _share(self.unsafe_reads, every.seen, digits=5),
+            "unsafe_reads_not_visible": self.unsafe_reads_not_visible,
+        }
+
+
+def _total(by_kind: dict[str, _Counts]) -> _Counts:
+    out = _Counts()
+    for c in by_kind.values():
+        out.seen, out.right, out.abstained = out.seen + c.seen, out.right + c.right, out.abstained + c.abstained
+    return out
+
+
+def _by_kind(counts: dict[str, _Counts], field_name: str) -> dict[str, float | None]:
+    return {kind: _share(getattr(c, field_name), c.seen) for kind, c in sorted(counts.items())}
+
+
+def _share(part: int, whole: int, digits: int = 4) -> float | None:
+    return round(part / whole, digits) if whole else None
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    value = nearest_rank(values, q)
+    return round(value, 3) if math.isfinite(value) else None
