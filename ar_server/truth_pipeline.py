@@ -64,10 +64,27 @@ class TruthTablePipeline:
         timing = {"decode_ms": decode_ms, "detect_ms": 0.0, "pose_ms": 0.0, "states_ms": 0.0}
         if known is None:
             return Observation(seq=frame.seq, ts=frame.ts, timing_ms=timing)
-        parts = {name: PartState(truth.state, self.confidence if truth.visible else 0.0, truth.visible)
+        sizes = _sizes_px(known)
+        parts = {name: PartState(truth.state, self.confidence if truth.visible else 0.0, truth.visible,
+                                 size_px=sizes[name])
                  for name, truth in known.truth.parts.items() if truth.state is not None}
         return Observation(seq=frame.seq, ts=frame.ts, product_id=known.product,
                            product_confidence=self.confidence, pose=known.truth.pose, parts=parts, timing_ms=timing)
+
+
+def _sizes_px(frame: RenderedFrame) -> dict[str, float]:
+    """Each part's larger side in pixels, seen face-on at its depth: what the real pipeline reports as
+    ``size_px`` (step verification needs it)."""
+    from product_models.catalog import default_catalog
+
+    product = default_catalog().get(frame.product)
+    truth = frame.truth
+    fx = float(truth.camera[0, 0])
+    out = {}
+    for part in product.parts:
+        depth = float(truth.pose.transform(product.anchor_at(part.name, frame.states)[None, :])[0, 2])
+        out[part.name] = max(part.size_mm) / 1000.0 * fx / depth if depth > 0 else 0.0
+    return out
 
 
 def render_frames(product_id: str, states_list: Sequence[Mapping[str, str]], *, width: int = 320,

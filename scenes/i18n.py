@@ -1,4 +1,4 @@
-"""Locale negotiation and the engine's own messages (en, de, es).
+"""Locale negotiation and the messages the engine and the server say by themselves (en, de, es).
 
 Negotiation walks a tag down to its language (``de-AT`` -> ``de``), then falls back to the scene's
 default locale, so a customer always gets whole sentences in one language.
@@ -12,7 +12,7 @@ from scenes.model import I18nText
 
 ENGINE_LOCALES: tuple[str, ...] = ("en", "de", "es")
 
-# Texts the engine says by itself. ``{product}`` is the product's localized name.
+# Texts said without a scene's words. ``{product}`` is the product's localized name.
 MESSAGES: dict[str, I18nText] = {
     "wrong_product": {
         "en": "That is not your {product}. Please point the camera at the {product}.",
@@ -43,6 +43,43 @@ MESSAGES: dict[str, I18nText] = {
         "en": "A support agent will take over from here.",
         "de": "Ein Support-Mitarbeiter übernimmt ab hier.",
         "es": "Un agente de soporte continuará desde aquí.",
+    },
+    # Why the parts the current step watches cannot be read (the server's view hints). ``{part}`` is the
+    # part's localized catalog label; ``led_part`` makes "Power" into "Power light".
+    "move_closer": {
+        "en": "Move the camera a little closer so the {part} can be read.",
+        "de": "Gehen Sie mit der Kamera etwas näher heran, damit dieses Teil lesbar wird: {part}.",
+        "es": "Acerque un poco la cámara para poder leer esta parte: {part}.",
+    },
+    "more_light": {
+        "en": "It is too dark to see the device. Please turn on a light.",
+        "de": "Es ist zu dunkel, um das Gerät zu erkennen. Bitte schalten Sie ein Licht ein.",
+        "es": "Está demasiado oscuro para ver el dispositivo. Encienda una luz, por favor.",
+    },
+    "hold_steady": {
+        "en": "Hold the camera still for a moment.",
+        "de": "Halten Sie die Kamera einen Moment ruhig.",
+        "es": "Mantenga la cámara quieta un momento.",
+    },
+    "hand_covering": {
+        "en": "Your hand is covering the {part}. Please move it aside for a moment.",
+        "de": "Ihre Hand verdeckt dieses Teil: {part}. Bitte nehmen Sie sie kurz zur Seite.",
+        "es": "Su mano tapa esta parte: {part}. Apártela un momento, por favor.",
+    },
+    "part_covered": {
+        "en": "Something is covering the {part}. Please clear the view.",
+        "de": "Etwas verdeckt dieses Teil: {part}. Bitte machen Sie die Sicht frei.",
+        "es": "Algo tapa esta parte: {part}. Despeje la vista, por favor.",
+    },
+    "turn_device": {
+        "en": "Turn the device, or move around it, so the camera can see the {part}.",
+        "de": "Drehen Sie das Gerät oder gehen Sie darum herum, damit die Kamera dieses Teil sieht: {part}.",
+        "es": "Gire el dispositivo o muévase a su alrededor para que la cámara vea esta parte: {part}.",
+    },
+    "led_part": {
+        "en": "{label} light",
+        "de": "Leuchte „{label}“",
+        "es": "luz «{label}»",
     },
 }
 

@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "recognize_part_states": "vision.parts",
     "LedReading": "vision.led", "classify_led": "vision.led",
     "SmoothingConfig": "vision.smoothing", "TemporalSmoother": "vision.smoothing",
+    "VerificationConfig": "vision.verification", "StepVerifier": "vision.verification",
     "HandTracker": "vision.hands", "nearest_part": "vision.hands", "with_nearest_parts": "vision.hands",
     "FaceBlurrer": "vision.privacy",
     "ModelFiles": "vision.model_files", "ensure_models": "vision.model_files",

@@ -7,12 +7,19 @@ Rules:
    replacing any unprocessed one.
 2. One task per session takes from the slot, awaits the shared inference service, smooths the part states
    (``vision.smoothing.TemporalSmoother``, one per session) and sends ``obs`` echoing ``seq`` and ``ts``.
+   The same frame goes through step verification (``vision.verification.StepVerifier``, one per session).
+   The client's ``obs`` and scene selection (rule 4) use the smoothed states; the scene engine gets only
+   verified ones, so a step moves on only on the evidence that rule asks for. Both start over when another
+   product comes into view.
 3. Engine events are handled under one lock per session, so a step change is recorded in the store
    (previous step verified, new step entered, engine snapshot saved) *before* its ``step`` message is sent,
    in the order the engine produced it. A killed server therefore never loses a step the client saw.
 4. Without a scene, every smoothed observation is offered to ``scenes.select``; the first match starts its
    scene and a ``scene_started`` notice tells the customer why.
 5. Escalations (offered or handed over) are recorded in the store with the context an agent needs.
+6. While a step runs, ``ViewHints`` says why the parts it watches cannot be read (``move_closer``,
+   ``more_light``, ``hold_steady``, ``hand_covering``, ``part_covered``, ``turn_device``), in the engine's
+   locale, at most once per code every ``ViewHintConfig.interval_s``; each is recorded like an engine notice.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from ar_server.session.convert import (
 )
 from ar_server.session.frame_archive import FrameArchive
 from ar_server.session.slot import FrameSlot, PendingFrame, RateGate
+from ar_server.session.view_hints import ViewHints, hint_text, watched_parts
 from ar_server.store import Store
 from product_models.camera import CameraIntrinsics
 from product_models.catalog import Catalog
@@ -80,6 +88,7 @@ class LiveSession:
                  camera: CameraIntrinsics | None, product_hint: str | None, consent_store_frames: bool,
                  max_fps: float, engine: Engine | None = None) -> None:
         from vision.smoothing import TemporalSmoother
+        from vision.verification import StepVerifier
 
         self.ctx = ctx
         self.outbox = outbox
@@ -92,6 +101,8 @@ class LiveSession:
         self.slot = FrameSlot()
         self.gate = RateGate(max_fps)
         self.smoother = TemporalSmoother()
+        self.verifier = StepVerifier()
+        self.hints = ViewHints(self.verifier.config.min_size_px)
         # Detect, then track: after a verified pose the next frames skip the detector and look where the
         # product was (vision.pipeline.Track), with a full detection every REDETECT_EVERY-th frame.
         self._track: Any = None
@@ -231,8 +242,10 @@ class LiveSession:
         self._smooth_ms = max(self._smooth_ms, self.ctx.clock() * 1000.0)
         if vobs.product_id != self._smoothed_product and vobs.product_id is not None:
             self.smoother.reset()
+            self.verifier.reset()
             self._smoothed_product = vobs.product_id
         parts = self.smoother.update(self._smooth_ms, vobs.parts if vobs.product_id is not None else {})
+        verified = self.verifier.update(self._smooth_ms, vobs, parts)
         total_ms = (time.perf_counter() - pending.received_at) * 1000.0
         obs = wire_obs(vobs, parts, queue_ms=queue_ms, total_ms=total_ms)
         for stage in ("decode", "detect", "pose", "states"):
@@ -243,11 +256,11 @@ class LiveSession:
         self.ctx.remember_observation(self.id, observation_summary(obs))
         if self.consent_store_frames and self.ctx.archive.enabled:
             await self._archive(pending.frame)
-        seen = scene_observation(vobs.product_id, parts, self.ctx.catalog)
         if self.engine is None:
-            await self._maybe_start(seen)
+            await self._maybe_start(scene_observation(vobs.product_id, parts, self.ctx.catalog))
         elif not self.engine.finished:
-            await self._handle(seen, "vision")
+            await self._handle(scene_observation(vobs.product_id, verified, self.ctx.catalog), "vision")
+            await self._hint(vobs)
 
     async def _archive(self, frame: Frame) -> None:
         now = time.monotonic()
@@ -276,6 +289,19 @@ class LiveSession:
             title = pick(scene.title, self.locale, scene.default_locale)
             self.outbox.send(Notice("scene_started", f"{title}: {selection.reason}"))
             await self._effects(self.engine.start(now), None, None)
+
+    async def _hint(self, vobs: Any) -> None:
+        """Rule 6: say why the current step's parts cannot be read, when ``ViewHints`` finds a reason."""
+        async with self._lock:
+            engine = self.engine
+            if engine is None or engine.finished or self.ended or engine.step_id is None:
+                return
+            now = self.ctx.clock()
+            hint = self.hints.update(now, watched_parts(engine.scene.steps[engine.step_id]), vobs)
+            if hint is None:
+                return
+            await self.ctx.store.add_event(self.id, "notice", at=now, data={"code": hint.code, "part": hint.part})
+            self.outbox.send(Notice(hint.code, hint_text(hint, engine.product, engine.locale)))
 
     async def _handle(self, event: Any, cause: str) -> None:
         async with self._lock:

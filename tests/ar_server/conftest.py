@@ -48,7 +48,9 @@ def twin_frames() -> TwinFrames:
     twin.act("plug", "port_wan", 1.0)
     fixed = twin.states(120.0)  # long after every timer: the link is up
     assert fixed["led_internet"] == "green", fixed
-    rows = render_frames(PRODUCT, [fault, fixed], yaws=(176.0, 180.0, 184.0))
+    # 640x480 from 0.35 m: the 4 mm internet LED spans the 5 px step verification asks for
+    # (vision.verification), and the three yaws are viewpoints it tells apart.
+    rows = render_frames(PRODUCT, [fault, fixed], width=640, height=480, yaws=(176.0, 180.0, 184.0), distance=0.35)
     return TwinFrames(fault=rows[0], fixed=rows[1])
 
 

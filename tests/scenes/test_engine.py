@@ -388,9 +388,9 @@ def test_locale_negotiation() -> None:
 
 
 @pytest.mark.parametrize(("locale", "text"), [
-    ("de-AT", "Drücken Sie einmal die WLAN-Taste vorne am Router."),
-    ("es", "Pulse una vez el botón Wi-Fi de la parte delantera del router."),
-    ("fr", "Press the Wi-Fi button on the front of the router once."),
+    ("de-AT", "Drücken Sie einmal die WLAN-Taste vorne am Router und schauen Sie dann auf die WLAN-Leuchte oben."),
+    ("es", "Pulse una vez el botón Wi-Fi de la parte delantera del router y luego mire la luz de Wi-Fi de arriba."),
+    ("fr", "Press the Wi-Fi button on the front of the router once, then look at the Wi-Fi light on top."),
 ])
 def test_engine_speaks_the_negotiated_locale(library: Library, catalog: Catalog, locale: str, text: str) -> None:
     (shown,) = engine_for(library, catalog, "router_no_wifi", locale).start(0)

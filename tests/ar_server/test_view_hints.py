@@ -1,0 +1,224 @@
+"""View hints (why the current step's parts cannot be read) and what the scene engine is fed: pure units first,
+then a real server driven with crafted observations on a simulated clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ar_server.app import create_app
+from ar_server.app_keys import STORE
+from ar_server.session.view_hints import HINT_CODES, ViewHint, ViewHintConfig, ViewHints, hint_text, watched_parts
+from product_models.camera import Pose
+from product_models.catalog import default_catalog
+from scenes import load_library
+from scenes.i18n import ENGINE_LOCALES, MESSAGES
+from tests.ar_server.conftest import StreamClient, make_config
+from vision.decode import encode_jpeg
+from vision.types import ImageQuality, Observation, PartState
+
+PRODUCT = "router_ax1800"
+WATCHED = ("port_wan", "led_internet")  # router_no_internet, step check_wan
+SHARP = ImageQuality(luma=120.0, sharpness=300.0)
+
+
+def read(state: str, size_px: float = 20.0) -> PartState:
+    return PartState(state, 0.95, True, (10.0, 10.0), size_px=size_px)
+
+
+def unread(reason: str, size_px: float = 20.0) -> PartState:
+    return PartState(None, 0.0, reason in ("unsure", "ambiguous_pose"), (10.0, 10.0), reason=reason, size_px=size_px)
+
+
+def observed(parts: dict[str, PartState], quality: ImageQuality | None = SHARP, *, product: str | None = PRODUCT,
+             seq: int = 0, camera: tuple[float, float, float] = (0.0, 0.5, 0.2), tracked: bool = False) -> Observation:
+    if product is None:
+        return Observation(seq=seq, ts=seq / 8, quality=quality)
+    return Observation(seq=seq, ts=seq / 8, product_id=product, product_confidence=0.9,
+                       pose=Pose(np.eye(3), -np.asarray(camera)), parts=parts, tracked=tracked, quality=quality)
+
+
+def run(hints: ViewHints, frames: Sequence[Observation], watched: Sequence[str] = WATCHED, start_s: float = 0.0,
+        step_s: float = 0.125) -> list[ViewHint | None]:
+    return [hints.update(start_s + i * step_s, watched, obs) for i, obs in enumerate(frames)]
+
+
+# ---------------------------------------------------------------- pure units
+
+
+def test_watched_parts_are_the_parts_in_the_steps_conditions_in_order() -> None:
+    library = load_library()
+    steps = library.get("router_no_internet").steps
+    assert watched_parts(steps["check_wan"]) == WATCHED
+    assert watched_parts(steps["hold_reset"]) == ("led_power", "led_internet")
+    assert watched_parts(steps["resolved"]) == ()
+
+
+def test_a_hand_over_the_port_is_named_after_it_persists_then_not_again_for_a_while() -> None:
+    hints = ViewHints(5.0)
+    frames = [observed({"port_wan": unread("hand"), "led_internet": read("red", 6.0)})] * 40
+    out = run(hints, frames)
+    sent = [(i, h) for i, h in enumerate(out) if h is not None]
+    assert sent == [(12, ViewHint("hand_covering", "port_wan"))]  # 1.5 s unread; then nothing for 12 s
+    later = hints.update(0.125 * 12 + ViewHintConfig().interval_s, WATCHED, frames[0])
+    assert later == ViewHint("hand_covering", "port_wan")
+
+
+def test_a_read_restarts_the_wait() -> None:
+    hand = observed({"port_wan": unread("hand"), "led_internet": read("red", 6.0)})
+    seen = observed({"port_wan": read("empty"), "led_internet": read("red", 6.0)})
+    assert run(ViewHints(5.0), [hand] * 10 + [seen] + [hand] * 11) == [None] * 22
+
+
+@pytest.mark.parametrize("port, code", [
+    (unread("hand"), "hand_covering"),
+    (unread("covered"), "part_covered"),
+    (unread("too_small", 3.0), "move_closer"),
+    (read("empty", 4.5), "move_closer"),  # read, but too small to verify
+    (unread("unsure"), "hold_steady"),
+    (unread("unsure", 4.5), "move_closer"),  # unsure because it is small: coming closer helps
+    (unread("ambiguous_pose"), "hold_steady"),
+    (unread("out_of_frame"), None),
+], ids=["hand", "covered", "too_small", "read_small", "unsure", "unsure_small", "ambiguous_pose", "out_of_frame"])
+def test_each_reason_gives_its_hint(port: PartState, code: str | None) -> None:
+    out = run(ViewHints(5.0), [observed({"port_wan": port, "led_internet": port})] * 13)
+    assert out[-1] == (None if code is None else ViewHint(code, "port_wan"))
+
+
+@pytest.mark.parametrize("away, code", [
+    (unread("facing_away"), "turn_device"),
+    (unread("behind_product"), "turn_device"),
+    (read("red", 4.5), "move_closer"),
+], ids=["facing_away", "behind_product", "small"])
+def test_where_to_stand_only_when_no_watched_part_can_be_read(away: PartState, code: str) -> None:
+    """While the customer reads the port, the internet light facing away or far off is no reason to move."""
+    one_away = observed({"port_wan": read("empty"), "led_internet": away})
+    assert run(ViewHints(5.0), [one_away] * 20) == [None] * 20
+    all_away = observed({"port_wan": unread("behind_product"), "led_internet": away})
+    assert run(ViewHints(5.0), [all_away] * 13)[-1] == ViewHint("turn_device", "port_wan")
+    alone = run(ViewHints(5.0), [one_away] * 13, watched=("led_internet",))
+    assert alone[-1] == ViewHint(code, "led_internet")
+
+
+def test_dark_and_blurred_frames_say_so_first() -> None:
+    hand = {"port_wan": unread("hand"), "led_internet": unread("hand")}
+    dark = run(ViewHints(5.0), [observed(hand, ImageQuality(30.0, 300.0))] * 13)
+    assert dark[-1] == ViewHint("more_light", "port_wan")
+    blurred = run(ViewHints(5.0), [observed(hand, ImageQuality(120.0, 10.0))] * 13)
+    assert blurred[-1] == ViewHint("hold_steady", "port_wan")
+    nothing = run(ViewHints(5.0), [observed({}, ImageQuality(20.0, 5.0), product=None)] * 13)
+    assert nothing[-1] == ViewHint("more_light", None)  # a dark room hides the whole device
+    lit = run(ViewHints(5.0), [observed({}, SHARP, product=None)] * 20)
+    assert lit == [None] * 20  # the engine's point_camera notice covers this
+
+
+def test_nothing_to_say_without_watched_parts() -> None:
+    assert run(ViewHints(5.0), [observed({"port_wan": unread("hand")})] * 20, watched=()) == [None] * 20
+
+
+@pytest.mark.parametrize("locale, hint, text", [
+    ("en", ViewHint("hand_covering", "port_wan"), "Your hand is covering the WAN (Internet) port."),
+    ("de", ViewHint("hand_covering", "port_wan"), "Ihre Hand verdeckt dieses Teil: WAN-Anschluss (Internet)."),
+    ("es", ViewHint("part_covered", "led_internet"), "Algo tapa esta parte: luz «Internet»."),
+    ("en", ViewHint("move_closer", "led_internet"), "so the Internet light can be read"),
+    ("de-AT", ViewHint("turn_device", "port_wan"), "Drehen Sie das Gerät"),
+    ("fr", ViewHint("hold_steady", "port_wan"), "Hold the camera still for a moment."),
+    ("es", ViewHint("more_light", None), "Está demasiado oscuro"),
+])
+def test_hint_text_is_localized_and_names_the_part_by_its_label(locale: str, hint: ViewHint, text: str) -> None:
+    assert text in hint_text(hint, default_catalog().get(PRODUCT), locale)
+
+
+def test_every_hint_code_speaks_every_engine_locale() -> None:
+    for code in (*HINT_CODES, "led_part"):
+        assert set(MESSAGES[code]) == set(ENGINE_LOCALES), code
+
+
+# ---------------------------------------------------------------- a real server, crafted observations
+
+
+class SimulatedClock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class ScriptedPipeline:
+    """A stand-in for ``vision.pipeline.Pipeline`` that answers every frame with ``script(seq)``."""
+
+    def __init__(self) -> None:
+        self.script: Callable[[int], Observation] = lambda seq: Observation(seq=seq, ts=0.0)
+
+    def process_batch(self, frames: Sequence[Any]) -> list[Any]:
+        return [replace(self.script(frame.seq), seq=frame.seq, ts=frame.ts) for frame in frames]
+
+
+@pytest.fixture
+def scripted() -> ScriptedPipeline:
+    return ScriptedPipeline()
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock()
+
+
+@pytest.fixture
+async def scripted_server(aiohttp_server: Any, tmp_path: Path, scripted: ScriptedPipeline,
+                          clock: SimulatedClock) -> Any:
+    # The frames go out in lockstep on simulated time, faster than real time: admit them all.
+    return await aiohttp_server(create_app(make_config(tmp_path, max_fps=240), pipeline=scripted, clock=clock))
+
+
+JPEG = encode_jpeg(np.full((48, 64, 3), 90, np.uint8), 80)
+
+
+async def lockstep(client: StreamClient, clock: SimulatedClock, frames: int, fps: float = 8.0) -> None:
+    """Send ``frames`` frames, each after ``1/fps`` simulated seconds, waiting for each one's ``obs``."""
+    for _ in range(frames):
+        clock.t += 1.0 / fps
+        seq = await client.frame(JPEG)
+        await client.expect("obs", seq=seq)
+        await asyncio.sleep(1.0 / 200)  # under the server's max_fps in real time
+
+
+async def test_a_hand_over_the_port_gets_a_localized_notice(scripted_server: Any, connect: Any, authority: Any,
+                                                            scripted: ScriptedPipeline, clock: SimulatedClock) -> None:
+    client: StreamClient = await connect(scripted_server)
+    welcome = await client.hello(authority.mint("customer", "cust-hint", 600), scene="router_no_internet", locale="de")
+    assert (await client.expect("step")).step == "check_wan"
+    scripted.script = lambda seq: observed({"port_wan": unread("hand"), "led_internet": read("red", 6.0)})
+    await lockstep(client, clock, 24)  # 3 s: one hint after 1.5 s, none again within 12 s
+    notices = [m for m in client.received if m.t == "notice"]
+    assert [n.code for n in notices] == ["hand_covering"]
+    assert notices[0].text.startswith("Ihre Hand verdeckt dieses Teil: WAN-Anschluss (Internet).")
+    events = await scripted_server.app[STORE].events(welcome.session)
+    assert {"code": "hand_covering", "part": "port_wan"} in [e.data for e in events if e.kind == "notice"]
+
+
+async def test_the_engine_gets_verified_states_and_the_client_smoothed_ones(
+        scripted_server: Any, connect: Any, authority: Any, scripted: ScriptedPipeline, clock: SimulatedClock) -> None:
+    """Regression (issue 11): a bad read that smoothing passes (here "plugged" from one still viewpoint, no
+    tracking) used to move the scene on. Now the client still sees it, but the step waits for verification."""
+    client: StreamClient = await connect(scripted_server)
+    await client.hello(authority.mint("customer", "cust-verify", 600), scene="router_no_internet")
+    assert (await client.expect("step")).step == "check_wan"
+    scripted.script = lambda seq: observed({"port_wan": read("plugged"), "led_internet": read("red", 6.0)})
+    await lockstep(client, clock, 32)  # 4 s: smoothing (0.3 s) plus the step's hold (1.5 s) would have passed
+    obs = [m for m in client.received if m.t == "obs"]
+    assert obs[-1].parts["port_wan"].state == "plugged"  # smoothed, for the client
+    assert [m.step for m in client.received if m.t == "step"] == ["check_wan"]  # never verified
+
+    # The same reads while the customer's hand drifts (1 cm a frame): two viewpoints, verified, moved on.
+    scripted.script = lambda seq: observed({"port_wan": read("plugged"), "led_internet": read("red", 6.0)},
+                                           camera=(0.01 * seq, 0.5, 0.2))
+    await lockstep(client, clock, 24)
+    assert [m.step for m in client.received if m.t == "step"] == ["check_wan", "wait_link"]
