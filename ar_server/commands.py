@@ -27,9 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def register_bench(sub: argparse._SubParsersAction) -> None:
-    from ar_server import bench_load
+    from ar_server import bench_load, bench_plain
 
     bench_load.register_bench(sub)
+    bench_plain.register_bench(sub)
 
 
 def _cmd_token(args: argparse.Namespace) -> int:

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distance", type=float, help="metres from the product centre (default: phone distance)")
     p.add_argument("--width", type=int, default=640, help="pixels (default 640)")
     p.add_argument("--height", type=int, default=480, help="pixels (default 480)")
+    p.add_argument("--background", default="grey", metavar="COLOUR",
+                   help="plain surface behind the product: grey (the default light grey), white, or R,G,B "
+                        "(three integers 0..255)")
     p.add_argument("--markers", action="store_true", help="draw magenta dots at the keypoints")
     p.add_argument("--truth", type=Path, help="also write the ground truth as JSON to this file")
     p.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
@@ -120,9 +123,7 @@ def _write_png(path: Path, image_rgb) -> None:
 
 def _cmd_render(args: argparse.Namespace) -> int:
     try:
-        from product_models.camera import CameraIntrinsics
-        from product_models.render import Renderer
-        from product_models.render_sheet import HFOV_DEG, product_view
+        from product_models.render_view import parse_background, render_view
 
         product = default_catalog().get(args.product)
         states = product.fault_states(args.fault) if args.fault else product.healthy_states()
@@ -130,14 +131,12 @@ def _cmd_render(args: argparse.Namespace) -> int:
         for part, state in extra.items():
             product.check_state(part, state)
         states.update(extra)
-        if not (16 <= args.width <= 8192 and 16 <= args.height <= 8192):
-            raise CatalogError(f"--width/--height must be within 16..8192, got {args.width}x{args.height}")
-        if args.distance is not None and not 0.05 <= args.distance <= 50:
-            raise CatalogError(f"--distance must be within 0.05..50 metres, got {args.distance}")
-        camera = CameraIntrinsics.from_fov(args.width, args.height, HFOV_DEG)
-        renderer = Renderer(args.width, args.height)
-        result = renderer.render(product, states, product_view(product, args.yaw, args.pitch, args.distance),
-                                 camera, markers=args.markers)
+        try:
+            background = parse_background(args.background)
+        except CatalogError as exc:
+            raise CatalogError(f"--background: {exc}") from None
+        result = render_view(product, states, yaw=args.yaw, pitch=args.pitch, distance=args.distance,
+                             width=args.width, height=args.height, background=background, markers=args.markers)
         _write_png(args.output, result.image)
         if args.truth:
             args.truth.write_text(json.dumps(result.truth.to_dict(), indent=1))

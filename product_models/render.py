@@ -94,10 +94,12 @@ class Renderer:
 
     def render(self, product: Product, states: dict[str, str], pose: Pose, camera: CameraIntrinsics,
                lighting: Lighting | None = None, background: np.ndarray | None = None, *,
-               markers: bool = False, model_path: str | Path | None = None) -> RenderResult:
+               background_rgb: tuple[float, float, float] = DEFAULT_BACKGROUND, markers: bool = False,
+               model_path: str | Path | None = None) -> RenderResult:
         """Render ``product`` in ``states`` (unnamed parts healthy) at ``pose``, seen by ``camera``.
 
-        ``background``: (h, w, 3) uint8 RGB drawn behind the product. ``markers`` draws a magenta dot of
+        ``background``: (h, w, 3) uint8 RGB drawn behind the product; without it the product stands on the
+        plain colour ``background_rgb`` (0..1 per channel). ``markers`` draws a magenta dot of
         ``MARKER_RADIUS_PX`` at every keypoint, on top of everything (a debugging and test aid).
         Raises CatalogError for an unknown part or state or an unusable model file.
         """
@@ -106,12 +108,16 @@ class Renderer:
             camera.validate()
         except ValueError as exc:
             raise CatalogError(str(exc)) from None
+        if len(background_rgb) != 3 or not all(0.0 <= float(c) <= 1.0 for c in background_rgb):
+            raise ValueError(f"background_rgb must be three numbers in 0..1, got {background_rgb!r}")
+        plain = (float(background_rgb[0]), float(background_rgb[1]), float(background_rgb[2]))
         return eng.call(lambda: self._render_on_thread(eng, product, states, pose, camera, lighting, background,
-                                                       markers, model_path))
+                                                       plain, markers, model_path))
 
     def _render_on_thread(self, eng: Engine, product: Product, states: dict[str, str], pose: Pose,
                        camera: CameraIntrinsics, lighting: Lighting | None, background: np.ndarray | None,
-                       markers: bool, model_path: str | Path | None) -> RenderResult:
+                       plain: tuple[float, float, float], markers: bool,
+                       model_path: str | Path | None) -> RenderResult:
         model = self.model(product, model_path)
         full = model.apply(states)
         target = eng.target(camera.width, camera.height)
@@ -122,7 +128,7 @@ class Renderer:
         configure_camera(target, pose, camera)
         self._light(target, model, lighting or Lighting(), pose)
         marker_np = self._markers(target, product, pose, camera) if markers else None
-        image = eng.draw(target, background, DEFAULT_BACKGROUND)
+        image = eng.draw(target, background, plain)
         if marker_np is not None:
             marker_np.removeNode()
         model.root.clearLight()

@@ -49,8 +49,30 @@ def test_render_writes_png_and_truth(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("background", "corner_rgb"), [
+    (None, (204, 207, 212)),  # the renderer's default light grey, as before the option existed
+    ("grey", (204, 207, 212)),
+    ("white", (255, 255, 255)),
+    (" 10, 20,30", (10, 20, 30)),
+])
+def test_render_over_a_plain_background(tmp_path: Path, background: str | None,
+                                        corner_rgb: tuple[int, int, int]) -> None:
+    out = tmp_path / "r.png"
+    extra = [] if background is None else ["--background", background]
+    assert main(["products", "render", "router_ax1800", "--width", "160", "--height", "120", *extra,
+                 "-o", str(out)]) == 0
+    img = cv2.imread(str(out))[:, :, ::-1]
+    assert tuple(int(c) for c in img[0, 0]) == corner_rgb and tuple(int(c) for c in img[-1, -1]) == corner_rgb
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["products", "render", "toaster"], "unknown product 'toaster'"),
+    (["products", "render", "router_ax1800", "--background", "blue"],
+     "--background: expected grey, white or R,G,B (three integers 0..255, e.g. 236,234,228), got 'blue'"),
+    (["products", "render", "router_ax1800", "--background", "255,255,256"], "got '255,255,256'"),
+    (["products", "render", "router_ax1800", "--background", "1,2"], "got '1,2'"),
+    (["products", "render", "router_ax1800", "--background=-1,2,3"], "got '-1,2,3'"),
+    (["products", "render", "router_ax1800", "--background", ""], "got ''"),
     (["products", "render", "router_ax1800", "--state", "led_x=red"], "no part 'led_x'"),
     (["products", "render", "router_ax1800", "--state", "led_internet=blue"], "no state 'blue'"),
     (["products", "render", "router_ax1800", "--state", "led_internet"], "expected PART=STATE"),
