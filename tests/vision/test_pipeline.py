@@ -160,10 +160,11 @@ def test_real_photos_shipped_with_scikit_image_and_matplotlib_are_not_taken_for_
 
 
 def test_a_pose_on_few_inliers_needs_a_sure_keypoint_network() -> None:
-    from vision.pipeline import SURE_INLIERS, THIN_POSE_MIN_CONF
+    from vision.pipeline import MIN_INLIERS, SURE_INLIERS, THIN_POSE_MIN_CONF
 
     pose = Pose.orbit(165.0, 30.0, 0.45, target=(0.0, 0.0, 0.02))
     assert Pipeline._plausible(pose, 3.0, 300.0, SURE_INLIERS, 0.1)
     assert Pipeline._plausible(pose, 3.0, 300.0, SURE_INLIERS - 1, THIN_POSE_MIN_CONF + 0.1)
     assert not Pipeline._plausible(pose, 3.0, 300.0, SURE_INLIERS - 1, THIN_POSE_MIN_CONF - 0.1)
     assert not Pipeline._plausible(pose, 30.0, 300.0, 10, 0.9)  # residuals too large for a 300 px product
+    assert not Pipeline._plausible(pose, 1.0, 300.0, MIN_INLIERS - 1, 0.99)  # four points fit almost anything
