@@ -15,7 +15,7 @@ import yaml
 from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import default_catalog
 from vision.part_net import PartIndex, PartNet
-from vision.part_patches import HIDDEN, PATCH, face_patch
+from vision.part_patches import ABSENT, COVERED, HAND, HIDDEN, PATCH, face_patch
 from vision.training.synth import flip_index, keypoint_count, pose_label, write_dataset
 
 pytestmark = pytest.mark.slow
@@ -37,17 +37,25 @@ def test_dataset_layout_and_labels(tiny_dataset: Path) -> None:
     images = sorted((tiny_dataset / "images" / "train").glob("*.jpg"))
     assert len(images) == 9 and len(list((tiny_dataset / "images" / "val").glob("*.jpg"))) == 3
     for img in images:
-        label = (tiny_dataset / "labels" / "train" / f"{img.stem}.txt").read_text().split()
+        lines = (tiny_dataset / "labels" / "train" / f"{img.stem}.txt").read_text().splitlines()
         truth = json.loads((tiny_dataset / "truth" / "train" / f"{img.stem}.json").read_text())
         if truth["product"] is None:
-            assert label == []
+            assert lines == []
             continue
-        assert len(label) == 5 + 3 * k
-        values = [float(v) for v in label[1:]]
-        coords = values[:4] + [v for i, v in enumerate(values[4:]) if i % 3 != 2]
-        assert all(0.0 <= v <= 1.0 for v in coords)
-        assert {values[4 + 3 * i + 2] for i in range(k)} <= {0.0, 1.0, 2.0}
+        # The first line is the product; another catalog product standing in the room adds one more.
+        assert len(lines) == 1 + len(truth["labels"])
+        assert int(lines[0].split()[0]) == sorted(catalog.products).index(truth["product"])
+        for line in lines:
+            label = line.split()
+            assert len(label) == 5 + 3 * k
+            values = [float(v) for v in label[1:]]
+            coords = values[:4] + [v for i, v in enumerate(values[4:]) if i % 3 != 2]
+            assert all(0.0 <= v <= 1.0 for v in coords)
+            assert {values[4 + 3 * i + 2] for i in range(k)} <= {0.0, 1.0, 2.0}
         assert set(truth["states"]) == {p.name for p in catalog.get(truth["product"]).stateful_parts()}
+        for info in truth["parts"].values():  # a covered part is not visible, and says what covers it
+            assert info["covered_by"] in (None, "hand", "object")
+            assert not (info["covered_by"] and info["visible"])
 
 
 def test_same_seed_same_data(tmp_path: Path, tiny_dataset: Path) -> None:
@@ -108,8 +116,8 @@ def test_smoke_training_exports_a_working_part_state_network(tiny_dataset: Path,
     assert net.handles("printer_lx400", "paper_jam") and not net.handles("router_ax1800", "button_wifi")
     patches = [np.zeros((PATCH, PATCH, 3), np.uint8), np.full((PATCH, PATCH, 3), 200, np.uint8)]
     out = net.predict(patches, [("printer_lx400", "paper_jam"), ("router_ax1800", "led_power")])
-    assert out[0][0] in ("clear", "jammed", HIDDEN)
-    assert out[1][0] in default_catalog().get("router_ax1800").part("led_power").states
+    assert out[0][0] in ("clear", "jammed", HIDDEN, HAND, COVERED)
+    assert out[1][0] in (*default_catalog().get("router_ax1800").part("led_power").states, HAND, COVERED, ABSENT)
     assert all(0.0 <= prob <= 1.0 for _label, prob in out)
 
 
