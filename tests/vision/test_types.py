@@ -55,6 +55,6 @@ def test_observation_to_dict_is_plain_and_msgpack_round_trips() -> None:
     assert back["seq"] == 7 and back["product"] == "router_ax1800"
     assert np.allclose(np.array(back["pose"]["R"]), obs.pose.R) and len(back["pose"]["t"]) == 3
     assert back["parts"]["led_power"] == {"state": "green", "confidence": 0.9, "visible": True,
-                                          "uv": [3.0, 4.0], "blinking": True}
+                                          "uv": [3.0, 4.0], "blinking": True, "reason": None}
     assert back["hands"][0]["nearest_part"] == "led_power"
     assert Observation(seq=1, ts=0.0).to_dict()["pose"] is None
