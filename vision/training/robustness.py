@@ -22,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -36,6 +36,9 @@ from vision.training import conditions as cn
 from vision.training.degradations import Degraded, InView
 from vision.training.scoring import FrameTruth, Tally, verifying_confidence
 from vision.types import Observation, PartState
+
+if TYPE_CHECKING:
+    from product_models.render import Renderer
 
 # Seeds: training data uses 1000-6999 and `fixlens vision eval` 9001; robustness frames come from 7xxx.
 ROBUSTNESS_SEED = 7301
@@ -200,13 +203,8 @@ class RobustnessRun:
         smoother, verifier = TemporalSmoother(), self.verifier()
         track, track_ts, tracked_in_row, smoothed_product = None, 0.0, 0, None
         false_verification = confirmed = False
-        for f, pose in enumerate(clip.poses):
-            ts = f / CLIP_FPS
-            result = self.renderer.render(product, clip.states, pose, clip.camera, clip.lighting, clip.background)
-            view = InView(product, result.truth) if result.truth.product_box is not None else None
-            out = self._degrade(cond, result.image, view, cn.stream(self.seed, 8, key, j),
-                                cn.stream(self.seed, 9, key, j, f))
-            jpeg = encode(out.image, cond.jpeg_quality)
+        for frame in clip_frames(self.renderer, cond, clip, self.seed, j, CLIP_FPS):
+            f, ts, jpeg = frame.index, frame.ts, frame.jpeg
             use = track if (track is not None and tracked_in_row < REDETECT_EVERY - 1
                             and 0.0 <= ts - track_ts <= TRACK_MAX_GAP_S) else None
             obs = self.pipeline.process(FrameInput(jpeg, f, ts, clip.camera, track=use))
@@ -226,9 +224,8 @@ class RobustnessRun:
                 false_verification |= got.state == healthy
                 confirmed |= got.state == fault
             if self.debug and j == 0 and f in (0, CLIP_FRAMES - 1):
-                self.samples[cond.name].append(DebugFrame(f"clip {part}={fault} f{f}", _decoded(jpeg),
-                                                      None if view is None else result.truth.product_box,
-                                                      out.covered))
+                self.samples[cond.name].append(DebugFrame(f"clip {part}={fault} f{f}", _decoded(jpeg), frame.box,
+                                                      frame.covered))
             bar.update()
         return false_verification, confirmed
 
@@ -254,6 +251,34 @@ class RobustnessRun:
             self.samples[cond.name].append(DebugFrame(f"{'FOUND' if found else 'none'}: {name}", _decoded(jpeg),
                                                   None, out.covered))
         return found
+
+
+# ---- clip frames --------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ClipFrame:
+    """One frame of a clip, as a phone would send it."""
+
+    index: int
+    ts: float  # seconds since the clip's first frame
+    jpeg: bytes
+    box: np.ndarray | None  # (4,) true product box, pixels; None when the device is out of view
+    covered: np.ndarray | None  # (h, w) bool: pixels the degradation hid (a hand, glare), if it hides any
+
+
+def clip_frames(renderer: Renderer, cond: cn.Condition, clip: cn.Clip, seed: int, index: int,
+                fps: float) -> Iterator[ClipFrame]:
+    """The frames of ``clip`` (:func:`vision.training.conditions.clip_scene` with ``seed`` and ``index``), rendered,
+    degraded by ``cond`` and JPEG-encoded as the robustness clips are: the degradation's streams are keyed by
+    ``seed``, the condition's name, ``index`` and (for the noise) the frame."""
+    key = zlib.crc32(cond.name.encode())
+    for f, pose in enumerate(clip.poses):
+        result = renderer.render(clip.product, clip.states, pose, clip.camera, clip.lighting, clip.background)
+        view = InView(clip.product, result.truth) if result.truth.product_box is not None else None
+        out = RobustnessRun._degrade(cond, result.image, view, cn.stream(seed, 8, key, index),
+                                     cn.stream(seed, 9, key, index, f))
+        yield ClipFrame(f, f / fps, encode(out.image, cond.jpeg_quality),
+                        None if view is None else result.truth.product_box, out.covered)
 
 
 def run_robustness(conditions: Sequence[str], *, frames: int = DEFAULT_FRAMES, clips: int = DEFAULT_CLIPS,
