@@ -106,7 +106,8 @@ CASES = {c.name: c for c in (
 # (condition, case, clip index under SEED): one router and one printer case under every condition, the next
 # case in each product's cycle, at index 200 + 2 * row + slot + 32 * k for the first k whose clip the shipped
 # pipeline found the device in (MIN_SEEN frames) when the table was made; where a case had none in six, the next
-# case in the cycle. `fixlens vision robustness` uses indices 0-13.
+# case in the cycle (and where no case had, a larger k: plain_surface's printer). `fixlens vision robustness`
+# uses indices 0-13.
 PLAN: list[tuple[str, str, int]] = [
     ("as_rendered", "wan_unplugged", 200), ("as_rendered", "paper_jam", 201),
     ("warm_cast", "wan_unplugged_done_pressed", 202), ("warm_cast", "cover_open", 235),
@@ -128,23 +129,19 @@ PLAN: list[tuple[str, str, int]] = [
 # Clips on which, when they were chosen, an engine fed the smoothed states (unverified) left the step and the
 # verifier held it: with verification bypassed, these fail.
 HARD: list[tuple[str, str, int]] = [
-    ("hand", "wan_unplugged", 216), ("hand", "paper_jam", 201), ("hand", "tray_open", 200), ("hand", "tray_open", 203),
-    ("glare", "tray_open", 200), ("cool_cast", "cover_open", 204), ("cool_cast", "tray_open", 224),
+    ("hand", "wan_unplugged", 216), ("hand", "wifi_off", 217), ("glare", "wan_unplugged", 206),
+    ("glare", "tray_open", 200), ("glare", "tray_open", 211), ("cool_cast", "tray_open", 206),
 ]
-# Clips of the unfixed device whose step moved on when they were found, and how.
-_COOL_COVER = ("under the cool cast the part network read the open front cover 'closed' (0.92-0.99) in every "
-               "frame that found the printer: a misread that holds in every view, which no rule over reads refuses")
+# Clips of the unfixed device whose step moved on when they were found, and how. Each moves on a hold that
+# completes on the ticks after the last frame.
 KNOWN_FALSE_VERIFICATIONS: dict[tuple[str, str, int], str] = {
-    ("cool_cast", "cover_open", 205): _COOL_COVER,
-    ("cool_cast", "cover_open", 208): _COOL_COVER,
-    ("hand", "wifi_off", 338): "the hand held the pose one LED spacing off at both detections, so the Wi-Fi "
-                               "patch showed the internet LED (green) for 2 s; the true 'off' reads after that "
-                               "were folded into a green blink and did not contradict it",
     ("hand", "wifi_off", 225): "the unlit Wi-Fi LED was read green (0.87-1.00) in nine frames in a row; smoothing "
                                "folded the sure 'off' reads after them into a green blink, so they did not "
-                               "contradict the verified green",
+                               "contradict the verified green, and the scene ended resolved",
     ("hand", "wan_unplugged", 218): "a finger over the empty WAN port was read 'plugged' (0.60-1.00) in 13 of the "
-                                    "last 16 frames",
+                                    "last 16 frames, so the step went on to wait for the link",
+    ("hand", "tray_open", 207): "the unlit paper-jam light was verified 'amber' (0.85) on the last frame, and the "
+                                "scene went back to 'open the front cover'",
 }
 CONTROL_INDEX = 300
 
