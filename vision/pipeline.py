@@ -378,8 +378,9 @@ class Pipeline:
             part = requests[i][0]
             if part.kind in ROW_KINDS:
                 rows.setdefault((part.kind, part.facing), []).append(i)
+        label_of = {i: label for i, (label, _prob) in zip(batch, labels, strict=True)}
         for members in rows.values():
-            if not any(labels[batch.index(i)][0] == ABSENT for i in members):
+            if not any(label_of[i] == ABSENT for i in members):
                 continue
             spacing = row_spacing(product, requests[members[0]][0])
             fixed: list[list[PartState]] = []

@@ -130,7 +130,7 @@ class Synthesizer:
         camera = random_camera(rng, width, height)
         if rng.random() < self.negative_share:
             image = self._distractor(background, camera, None)[0] if rng.random() < 0.3 else background
-            return Sample(phone_frame(image.astype(np.float32), rng, None, []), quality, None, None,
+            return Sample(phone_frame(image.astype(np.float32), rng, []), quality, None, None,
                           {"product": None, "jpeg_quality": quality, "labels": []})
         product = self.catalog.get(self.names[int(rng.integers(len(self.names)))])
         states = random_states(product, rng)
@@ -167,7 +167,7 @@ class Synthesizer:
                 for name, pt in truth.parts.items()
                 if product.part(name).kind == "led" and pt.visible and pt.state not in (None, "off")
                 and cover_kind[_pixel(pt.center_uv, width, height)] == ""]
-        image = phone_frame(img, rng, truth.product_box, leds if rng.random() < BLOOM_P else [])
+        image = phone_frame(img, rng, leds if rng.random() < BLOOM_P else [])
         kp_vis = np.where(truth.keypoint_visible, 2, 1)
         in_frame = ((truth.keypoints[:, 0] >= 0) & (truth.keypoints[:, 0] <= width - 1)
                     & (truth.keypoints[:, 1] >= 0) & (truth.keypoints[:, 1] <= height - 1))
@@ -274,11 +274,10 @@ def random_pose(product: Product, camera: CameraIntrinsics, rng: np.random.Gener
     return Pose.look_at(eye, target, roll_deg=roll)
 
 
-def phone_frame(img: np.ndarray, rng: np.random.Generator, box: np.ndarray | None,
+def phone_frame(img: np.ndarray, rng: np.random.Generator,
                 leds: list[tuple[tuple[float, float], float, str]]) -> np.ndarray:
     """What the phone's camera makes of the scene (float RGB in): LED bloom, optics (motion blur or
     defocus), white balance, exposure and sensor noise. uint8 RGB out."""
-    del box  # the frame-wide effects do not depend on where the product is
     if leds:
         led_bloom(img, rng, leds)
     if rng.random() < MOTION_BLUR_P:
