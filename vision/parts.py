@@ -15,6 +15,7 @@ is registered for a kind, those parts report ``state=None, confidence=0``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import EDGE_ON_DEG, TWO_SIDED_KINDS, Part, Product
+from product_models.render_truth import part_samples
 from vision.errors import VisionError
 from vision.led import classify_led
 from vision.types import PartState
@@ -39,6 +41,9 @@ class ProjectedPart:
     size_px: tuple[float, float]  # the part's size_mm seen face-on at this depth, pixels (not foreshortened)
     view_cos: float  # cosine between the part's normal and the direction to the camera; > 0 = facing
     visible: bool
+    # The larger side of the part's box in the image (its outline as projected, foreshortened and turned):
+    # the measure the ground truth's "at least 4 px across" uses (render_truth.part_samples corners).
+    extent_px: float = 0.0
 
 
 def project_parts(product: Product, pose: Pose, camera: CameraIntrinsics, states: Mapping[str, str] | None = None,
@@ -66,7 +71,18 @@ def project_part(product: Product, part: Part, pose: Pose, camera: CameraIntrins
     scale = camera.fx / z if z > 0 else 0.0
     size = (part.size_mm[0] / 1000.0 * scale, part.size_mm[1] / 1000.0 * scale)
     min_cos = math.cos(math.radians(max_angle_deg))
-    return ProjectedPart(part.name, (u, v), z, size, view_cos, bool(inside and view_cos > min_cos))
+    return ProjectedPart(part.name, (u, v), z, size, view_cos, bool(inside and view_cos > min_cos),
+                         _extent_px(part, product.part_transform(part.name, states), pose, camera))
+
+
+def _extent_px(part: Part, transform: np.ndarray, pose: Pose, camera: CameraIntrinsics) -> float:
+    """The larger side of ``part``'s image box, as the ground truth measures it; 0 behind the camera."""
+    corners = part_samples(part, transform)[2]
+    uv, depth = project(corners, pose, camera)
+    if (depth <= 1e-6).any():
+        return 0.0
+    span = uv.max(axis=0) - uv.min(axis=0)
+    return float(span.max())
 
 
 BODY_INSET_M = 0.004  # the body box used for self-occlusion, shrunk so a point on its surface never hides itself
@@ -104,7 +120,7 @@ def visible_in_some_state(product: Product, part: Part, pose: Pose, camera: Came
         return rest
     for state in part.moves:
         if project_part(product, part, pose, camera, {**place, part.name: state}, max_angle_deg).visible:
-            return ProjectedPart(rest.name, rest.uv, rest.depth, rest.size_px, rest.view_cos, True)
+            return dataclasses.replace(rest, visible=True)
     return rest
 
 

@@ -62,8 +62,9 @@ THIN_POSE_MIN_CONF = 0.45
 # at least five must agree. (On the home-style validation frames this drops 4 of 495 recognised products.)
 MIN_INLIERS = 5
 MIN_UPRIGHT = -0.2  # the product's +z axis must not point down in the image (a product upside down)
-# A part is read when the estimated pose shows it facing the camera within READ_ANGLE_DEG and at least
-# READ_MIN_PX across: a little past the readability rule (EDGE_ON_DEG, MIN_READABLE_PX), because the pose is
+# A part is read when the estimated pose shows it facing the camera within READ_ANGLE_DEG and its image box
+# at least READ_MIN_PX on its larger side (ProjectedPart.extent_px, the ground truth's own measure): a little
+# past the readability rule (EDGE_ON_DEG, MIN_READABLE_PX), because the pose is
 # itself a few degrees and a few percent off, and a part on the edge is better read than dropped.
 READ_ANGLE_DEG = EDGE_ON_DEG + 5.0
 READ_MIN_PX = 0.9 * MIN_READABLE_PX
@@ -360,7 +361,7 @@ class Pipeline:
         places = [place, *({**place, part.name: s} for s in part.moves)] if part.moves else [place]
         if all(behind_body(product, product.anchor_at(part.name, pl), cam) for pl in places):
             return "behind_product"
-        if min(p.size_px) < READ_MIN_PX:
+        if p.extent_px < READ_MIN_PX:
             return "too_small"
         return None
 

@@ -119,6 +119,16 @@ def test_smoke_training_exports_a_working_part_state_network(tiny_dataset: Path,
     assert out[0][0] in ("clear", "jammed", HIDDEN, HAND, COVERED)
     assert out[1][0] in (*default_catalog().get("router_ax1800").part("led_power").states, HAND, COVERED, ABSENT)
     assert all(0.0 <= prob <= 1.0 for _label, prob in out)
+    # The run leaves its weights for a fine-tune and a checkpoint a resumed run continues from.
+    assert (tmp_path / "part-states.state.pt").is_file() and (tmp_path / "part-states.ckpt.pt").is_file()
+    again = subprocess.run([*cmd[:cmd.index("--out-dir")], "--init", str(tmp_path / "part-states.state.pt"),
+                            "--out-dir", str(tmp_path / "tuned")], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "initialised from" in again.stdout, again.stderr[-2000:]
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and "resumed from" in resumed.stdout, resumed.stderr[-2000:]
+    other = subprocess.run([*cmd[:cmd.index("--epochs") + 1], "2", *cmd[cmd.index("--epochs") + 2:], "--resume"],
+                           capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "other epochs" in other.stderr
 
 
 def test_part_index_lays_out_each_parts_classes_end_to_end() -> None:

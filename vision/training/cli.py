@@ -56,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     pp.add_argument("--estimated-poses", type=Path, default=None, metavar="WEIGHTS_DIR",
                     help="also cut patches with the poses the live pipeline (detector and keypoint weights in "
                          "WEIGHTS_DIR) estimates for each frame, so the network learns their errors")
+    pp.add_argument("--init", type=Path, default=None,
+                    help="fine-tune from a part-states.state.pt written by an earlier run")
+    pp.add_argument("--cache", type=Path, default=None, metavar="NPZ",
+                    help="keep the cut patches in this .npz and reuse it when present (cutting is slow)")
+    pp.add_argument("--resume", action="store_true",
+                    help="continue the run checkpointed in --out-dir (same data and arguments)")
     pp.set_defaults(handler=_cmd_train_parts)
     kp = trsub.add_parser("keypoints", help="train the crop keypoint network (second stage, for pose)",
                           description="Train the small heatmap network that finds each catalog keypoint in the "
@@ -98,6 +104,9 @@ def _cmd_train_parts(args: argparse.Namespace) -> int:
         if not low <= value <= 1000:
             print(f"error: {name} must be within {low}..1000, got {value}", file=sys.stderr)
             return 2
+    if args.init is not None and not args.init.is_file():
+        print(f"error: --init {args.init}: no such file", file=sys.stderr)
+        return 2
     source = None
     if args.estimated_poses:
         from vision.errors import VisionError
@@ -112,7 +121,8 @@ def _cmd_train_parts(args: argparse.Namespace) -> int:
     try:
         summary = train_parts(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, seed=args.seed,
                               jitter=args.jitter, wide_jitter=args.wide_jitter, pose_source=source,
-                              log=lambda line: print(line, flush=True))
+                              log=lambda line: print(line, flush=True), cache=args.cache, init=args.init,
+                              resume=args.resume)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

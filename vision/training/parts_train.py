@@ -32,6 +32,8 @@ from vision.part_patches import (
     training_patches,
 )
 
+STATE_NAME = "part-states.state.pt"  # the trained weights, for fine-tuning (--init)
+CHECKPOINT_NAME = "part-states.ckpt.pt"  # the run so far, rewritten after every epoch (--resume)
 EXTENT = 1.5  # training patches cover this many face widths ...
 CUT = round(PATCH * EXTENT)  # ... at this many pixels, so a PATCH crop from anywhere inside is a shifted face
 
@@ -113,9 +115,13 @@ def build_net(num_rows: int, num_classes: int) -> Any:
 
 def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch: int = 256, seed: int = 0,
                 jitter: int = 2, wide_jitter: int = 2, lr: float = 3e-3, pose_source=None,
-                log: Callable[[str], None] = print, cache: Path | None = None) -> dict[str, Any]:
-    """Train, report validation accuracy per part, export ``out_dir / MODEL_NAME``. ``cache``: an .npz to
-    keep the cut patches in (reused when present, so a rerun skips the slow cutting)."""
+                log: Callable[[str], None] = print, cache: Path | None = None, init: Path | None = None,
+                resume: bool = False) -> dict[str, Any]:
+    """Train, report validation accuracy per part, export ``out_dir / MODEL_NAME`` and its weights
+    (``STATE_NAME``, for a later ``init``). ``cache``: an .npz to keep the cut patches in (reused when present,
+    so a rerun skips the slow cutting). ``init``: start from a ``STATE_NAME`` file of the same catalog.
+    After every epoch the run is checkpointed to ``out_dir / CHECKPOINT_NAME``; ``resume`` continues a run
+    from there (same data and arguments), so a run longer than one sitting survives being killed."""
     import torch
     from torch.nn import functional as F
 
@@ -145,11 +151,29 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
             weight[ids] = np.where(present, counts[ids].sum() / (present.sum() * np.maximum(counts[ids], 1)), 0)
     weight_t = torch.from_numpy(np.clip(weight, 0.0, 10.0).astype(np.float32))
     net = build_net(len(index.entries), index.num_classes)
+    if init is not None:
+        net.load_state_dict(load_state(init, index))
+        log(f"initialised from {init}")
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x_tr) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     rng = np.random.default_rng(seed)
     margin = CUT - PATCH
+    history: list[dict[str, Any]] = []
+    first_epoch, spent = 0, 0.0
+    checkpoint = out_dir / CHECKPOINT_NAME
+    if resume and checkpoint.is_file():
+        ck = torch.load(checkpoint, weights_only=False)
+        if ck["epochs"] != epochs or ck["train_patches"] != len(x_tr) or ck["index"] != index.to_json():
+            raise ValueError(f"{checkpoint}: written by a run with other epochs, data or catalog; "
+                             "delete it or rerun with the same arguments")
+        net.load_state_dict(ck["net"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        rng.bit_generator.state = ck["rng"]
+        first_epoch, history, spent = ck["epoch"], ck["history"], ck["seconds"]
+        log(f"resumed from {checkpoint} after epoch {first_epoch}")
+    started -= spent
 
     def augment(idx: np.ndarray) -> torch.Tensor:
         ox, oy = rng.integers(0, margin + 1, 2)  # one offset per batch keeps the crop a cheap slice
@@ -161,8 +185,9 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
         balance = np.concatenate([1 + temp, np.ones_like(temp), 1 - temp], axis=1)
         return torch.from_numpy(np.clip(x * gain * balance + bias, 0.0, 1.0))
 
-    history = []
-    for epoch in range(epochs):
+    val: dict[str, Any] = {"accuracy": None, "by_part": {}}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(first_epoch, epochs):
         net.train()
         order = rng.permutation(len(x_tr))
         total = 0.0
@@ -180,14 +205,38 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
         history.append({"epoch": epoch + 1, "train_loss": round(total / len(order), 4),
                         "val_accuracy": val["accuracy"], "seconds": round(time.time() - started)})
         log(json.dumps(history[-1]))
-    out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "rng": rng.bit_generator.state, "epoch": epoch + 1, "history": history,
+                    "seconds": time.time() - started, "epochs": epochs, "train_patches": len(x_tr),
+                    "index": index.to_json()}, tmp)
+        tmp.replace(checkpoint)  # atomic: a kill mid-write leaves the previous checkpoint whole
+    if first_epoch >= epochs:  # resumed a finished run: only export
+        val = evaluate(net, mask, x_va, r_va, y_va, index)
     path = out_dir / MODEL_NAME
     export(net, path, index)
+    torch.save({"net": net.state_dict(), "index": index.to_json()}, out_dir / STATE_NAME)
     summary = {"epochs": epochs, "train_patches": len(x_tr), "val_patches": len(x_va),
                "train_seconds": round(time.time() - started, 1), "val_accuracy": history[-1]["val_accuracy"],
                "val_accuracy_by_part": val["by_part"], "onnx": str(path)}
     (out_dir / "part-states.train.json").write_text(json.dumps({**summary, "history": history}, indent=1) + "\n")
     return summary
+
+
+def load_state(path: Path, index: PartIndex) -> dict[str, Any]:
+    """The network weights in a ``STATE_NAME`` file, checked against this catalog's parts and states."""
+    import torch
+
+    try:
+        state = torch.load(path, weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise ValueError(f"{path}: not a part-state weights file ({exc})") from exc
+    if not isinstance(state, dict) or "net" not in state or "index" not in state:
+        raise ValueError(f"{path}: not a part-state weights file (no 'net' and 'index' entries)")
+    if state["index"] != index.to_json():
+        raise ValueError(f"{path}: trained for other parts or states than this catalog has; "
+                         "train from scratch (without --init)")
+    return state["net"]
 
 
 def evaluate(net, mask, x: np.ndarray, r: np.ndarray, y: np.ndarray, index: PartIndex) -> dict[str, Any]:
