@@ -7,11 +7,16 @@ map from *path* (a tuple of keys and list indices) to its source position.
 Rules:
 - Booleans are only ``true``/``false`` (YAML 1.2): ``off``, ``on``, ``yes``, ``no`` stay text, because
   ``led_power: off`` names a state.
-- Only plain YAML data (maps, lists, strings, numbers, booleans, null). Tags, anchors that build
-  recursive data, and duplicate keys are refused: a duplicate key silently overwriting another is the
-  classic authoring bug.
+- Only plain YAML data (maps, lists, strings, numbers, booleans, null). Tags (on scalars, maps and
+  lists), anchors that build recursive data, and duplicate keys are refused: a duplicate key silently
+  overwriting another is the classic authoring bug.
 - Map keys must be strings or integers.
-- Files over ``MAX_BYTES`` are refused before parsing.
+- Budgets, because scenes arrive over the network (``PUT /v1/scenes``): files over ``MAX_BYTES`` are
+  refused before parsing; nesting deeper than ``MAX_DEPTH`` and more than ``MAX_ALIASES`` aliases are
+  refused from the event stream, before any tree is built (PyYAML's composer recurses once per level, so
+  a deep document would otherwise end in ``RecursionError``); and aliases may expand to at most
+  ``MAX_ALIAS_VALUES`` values in all (nested aliases multiply: 6 levels of 10 make a million). Values
+  written out in full are bounded by ``MAX_BYTES``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from typing import Any
 import yaml
 
 MAX_BYTES = 2 * 1024 * 1024
+MAX_DEPTH = 64  # the deepest shipped file nests 9 levels
+MAX_ALIASES = 100  # no shipped file uses one; a few are harmless
+MAX_ALIAS_VALUES = 50_000  # about 60 times the largest shipped file (856 values)
 
 PathKey = tuple[str | int, ...]
 
@@ -83,6 +91,7 @@ def load_text(text: str, file: str = "<string>") -> SourceDoc:
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise SourceError(file, 1, 1, f"file is larger than {MAX_BYTES} bytes")
     try:
+        _check_events(text, file)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -94,8 +103,30 @@ def load_text(text: str, file: str = "<string>") -> SourceDoc:
     doc = SourceDoc(file=file, data=None)
     if node is None:
         return doc
-    doc.data = _convert(node, (), doc, depth=0)
+    loader = yaml.SafeLoader("")
+    try:
+        doc.data = _convert(node, (), doc, 0, _Build(loader))
+    finally:
+        loader.dispose()
     return doc
+
+
+def _check_events(text: str, file: str) -> None:
+    """Depth and alias budgets on the parser's event stream, which is built without recursion."""
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise SourceError(file, mark.line + 1, mark.column + 1, f"nesting deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                mark = event.start_mark
+                raise SourceError(file, mark.line + 1, mark.column + 1, f"more than {MAX_ALIASES} aliases")
 
 
 def load_file(path: str | Path) -> SourceDoc:
@@ -118,34 +149,57 @@ def load_file(path: str | Path) -> SourceDoc:
     return load_text(text, name)
 
 
-_MAX_DEPTH = 64
+_COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
 
 
-def _convert(node: yaml.Node, path: PathKey, doc: SourceDoc, depth: int) -> Any:
+@dataclass
+class _Build:
+    """One document's conversion: the scalar constructor (made once: it is slow to make), the collections
+    built so far (a node met again is an alias) and the values built through aliases, against
+    ``MAX_ALIAS_VALUES``."""
+
+    loader: yaml.SafeLoader
+    seen: set[int] = field(default_factory=set)
+    alias_values: int = 0
+
+
+def _convert(node: yaml.Node, path: PathKey, doc: SourceDoc, depth: int, build: _Build,
+             aliased: bool = False) -> Any:
+    """``aliased``: ``node`` is reached through an alias (it, or a collection above it, was met before)."""
     doc.positions[path] = Position(node.start_mark.line + 1, node.start_mark.column + 1)
-    if depth > _MAX_DEPTH:
-        raise doc.error(path, f"nesting deeper than {_MAX_DEPTH} levels")
+    if isinstance(node, yaml.CollectionNode):
+        aliased = aliased or id(node) in build.seen
+        build.seen.add(id(node))
+    if aliased:
+        build.alias_values += 1
+        if build.alias_values > MAX_ALIAS_VALUES:
+            raise doc.error(path, f"aliases expand to more than {MAX_ALIAS_VALUES} values")
+    if depth > MAX_DEPTH:  # an alias that points at its own ancestor (recursive data) ends here
+        raise doc.error(path, f"nesting deeper than {MAX_DEPTH} levels")
+    expected = _COLLECTION_TAGS.get(type(node))
+    if expected is not None and node.tag != expected:
+        raise doc.error(path, f"unsupported YAML tag {node.tag}")
     if isinstance(node, yaml.MappingNode):
         out: dict[str | int, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 pos = key_node.start_mark
                 raise SourceError(doc.file, pos.line + 1, pos.column + 1, "map keys must be plain text")
-            key = _scalar(key_node, doc, path)
+            key = _scalar(key_node, doc, path, build.loader)
             if isinstance(key, bool) or not isinstance(key, str | int):
                 key = str(key_node.value)
             if key in out:
                 pos = key_node.start_mark
                 raise SourceError(doc.file, pos.line + 1, pos.column + 1, f"duplicate key {key!r}",
                                   format_path(path))
-            out[key] = _convert(value_node, (*path, key), doc, depth + 1)
+            out[key] = _convert(value_node, (*path, key), doc, depth + 1, build, aliased)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), doc, depth + 1) for i, item in enumerate(node.value)]
-    return _scalar(node, doc, path)
+        return [_convert(item, (*path, i), doc, depth + 1, build, aliased) for i, item in enumerate(node.value)]
+    return _scalar(node, doc, path, build.loader)
 
 
-def _scalar(node: yaml.Node, doc: SourceDoc, path: PathKey) -> Any:
+def _scalar(node: yaml.Node, doc: SourceDoc, path: PathKey, loader: yaml.SafeLoader) -> Any:
     tag = node.tag
     allowed = {
         "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
@@ -158,11 +212,7 @@ def _scalar(node: yaml.Node, doc: SourceDoc, path: PathKey) -> Any:
     if tag == "tag:yaml.org,2002:bool" and node.value.lower() not in ("true", "false"):
         # YAML 1.1 reads on/off/yes/no as booleans; authors writing `led: off` mean the word (YAML 1.2).
         return node.value
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+    return loader.construct_object(node, deep=True)
 
 
 def iter_paths(doc: SourceDoc) -> Iterator[PathKey]:
