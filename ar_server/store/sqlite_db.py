@@ -87,14 +87,22 @@ class SQLiteDatabase:
             yield self._conn
             self._conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise StoreError("conflict", str(exc)) from None
         except sqlite3.Error as exc:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StoreError("storage_full", f"the database is full, nothing was written: {exc}") from None
             raise StoreError("database", str(exc)) from None
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        # On a full disk or an I/O error SQLite may already have rolled the transaction back itself; an
+        # explicit ROLLBACK would then raise and hide the real error behind "no transaction is active".
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,3 +178,26 @@ def test_full_synchronous(tmp_path: Path) -> None:
     db = SQLiteDatabase(tmp_path / "f.db", synchronous="full")
     assert db.pragma("synchronous") == 2
     db.close()
+
+
+async def test_a_full_database_is_a_clear_error_and_the_store_goes_on(tmp_path: Path) -> None:
+    """On a full disk SQLite had already rolled back; the explicit ROLLBACK then raised 'no transaction is
+    active', which reached clients as a plain 500. A size limit on the database file fills it the same way."""
+    store = await SQLiteStore.open(tmp_path / "full.db")
+
+    def limit(extra_pages: int) -> Callable[[Any], None]:
+        def apply(db: Any) -> None:
+            db._conn.execute(f"PRAGMA max_page_count={db.pragma('page_count') + extra_pages}")  # noqa: SLF001
+        return apply
+
+    try:
+        await store.run(limit(1))
+        with pytest.raises(StoreError) as err:
+            for i in range(200):
+                await store.put_scene_version("big", "x" * 8000, "ann", at=float(i))
+        assert err.value.code == "storage_full" and "nothing was written" in err.value.message
+        await store.run(limit(10_000))  # room again: the store goes on
+        await store.create_session(session("after-full"))
+        assert (await store.get_session("after-full")) is not None
+    finally:
+        await store.close()
