@@ -187,7 +187,7 @@ async def test_a_full_database_is_a_clear_error_and_the_store_goes_on(tmp_path: 
 
     def limit(extra_pages: int) -> Callable[[Any], None]:
         def apply(db: Any) -> None:
-            db._conn.execute(f"PRAGMA max_page_count={db.pragma('page_count') + extra_pages}")  # noqa: SLF001
+            db._conn.execute(f"PRAGMA max_page_count={db.pragma('page_count') + extra_pages}")
         return apply
 
     try:
