@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps 'mediapipe>=1.2.2,<1.3'
+	@# The browser tests drive Debian's chromium (Playwright never downloads one); CI runs as root.
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -2,8 +2,9 @@
 
 Resources start and stop in ``cleanup_ctx``, in this order (and stop in reverse): the store, the vision
 pipeline, the inference service, the session manager. The pipeline is injectable (tests, benchmarks);
-without one the app builds ``vision.pipeline.Pipeline`` off the event loop, and fails at startup with a
-clear error if it cannot.
+without one the app builds ``vision.pipeline.Pipeline`` off the event loop, on the app's catalog and with
+the decode limits of its config (so vision refuses exactly the frames the protocol does), and fails at
+startup with a clear error if it cannot.
 """
 
 from __future__ import annotations
@@ -37,17 +38,27 @@ from ar_server.rest import json_error, routes
 from ar_server.scene_files import SceneFiles
 from ar_server.session import FrameArchive, SessionManager
 from ar_server.store import SQLiteStore
-from ar_server.stream import stream_handler
+from ar_server.stream import going_away, stream_handler
+from ar_server.web import add_web_routes
 from product_models.catalog import CATALOG_DIR, Catalog, default_catalog
+from product_models.errors import CatalogError
 
 log = logging.getLogger(__name__)
 PIPELINE = web.AppKey("pipeline", object)
 MAX_PENDING_FRAMES = 1024  # inference queue bound: at most one frame per session waits, so ~sessions
 
 
-def load_pipeline(config: Config) -> BatchPipeline:
-    """The production ``vision.pipeline.Pipeline``; raises ``ServerError("pipeline_unavailable")`` saying why
-    (not importable, weights missing, device unusable)."""
+def load_catalog(config: Config) -> Catalog:
+    """The catalog under ``config.catalog_dir`` (the shipped one is loaded once per process)."""
+    if config.catalog_dir.resolve() == CATALOG_DIR.resolve():
+        return default_catalog()
+    return Catalog.load(config.catalog_dir)
+
+
+def load_pipeline(config: Config, catalog: Catalog | None = None) -> BatchPipeline:
+    """The production ``vision.pipeline.Pipeline`` on ``catalog`` (default: ``config.catalog_dir``'s) and
+    the decode limits ``config`` states; raises ``ServerError("pipeline_unavailable")`` saying why (not
+    importable, weights missing, device unusable, a detector product the catalog lacks)."""
     try:
         from vision.pipeline import Pipeline
     except ImportError as exc:
@@ -56,16 +67,17 @@ def load_pipeline(config: Config) -> BatchPipeline:
     from vision.errors import VisionError
 
     try:
-        return Pipeline(config.weights_dir, backend=config.backend, device=config.device)
-    except VisionError as exc:
+        return Pipeline(config.weights_dir, backend=config.backend, device=config.device,
+                        catalog=catalog if catalog is not None else load_catalog(config),
+                        limits=config.decode_limits())
+    except (VisionError, CatalogError) as exc:
         raise ServerError("pipeline_unavailable", f"the vision pipeline cannot start: {exc}") from None
 
 
 def create_app(config: Config, *, pipeline: BatchPipeline | None = None,
                clock: Callable[[], float] = time.time) -> web.Application:
     """The server application. ``clock`` gives wall-clock seconds for the scene engine and the store."""
-    catalog = default_catalog() if config.catalog_dir.resolve() == CATALOG_DIR.resolve() else \
-        Catalog.load(config.catalog_dir)
+    catalog = load_catalog(config)
     app = web.Application(client_max_size=1024 * 1024, middlewares=[_errors_middleware])
     app[CONFIG] = config
     app[CLOCK] = clock
@@ -78,7 +90,9 @@ def create_app(config: Config, *, pipeline: BatchPipeline | None = None,
     app.cleanup_ctx.append(_inference_ctx)
     app.cleanup_ctx.append(_sessions_ctx)
     app.router.add_get(STREAM_PATH, stream_handler)
+    app.on_shutdown.append(going_away)  # close streams with 1001 before the handlers are waited for
     app.router.add_routes(routes())
+    add_web_routes(app)
     return app
 
 
@@ -91,7 +105,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _pipeline_ctx(pipeline: BatchPipeline | None) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        built = pipeline if pipeline is not None else await asyncio.to_thread(load_pipeline, app[CONFIG])
+        built = pipeline if pipeline is not None else await asyncio.to_thread(load_pipeline, app[CONFIG],
+                                                                               app[CATALOG])
         app[PIPELINE] = built
         log.info("vision pipeline: %s", type(built).__name__)
         yield
@@ -139,7 +154,7 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
             raise
         return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
     except ServerError as exc:
-        status = 503 if exc.code in ("overloaded", "closed") else 500
+        status = 503 if exc.code in ("overloaded", "closed") else 507 if exc.code == "storage_full" else 500
         log.exception("request %s %s failed", request.method, request.path)
         return json_error(status, exc.code, exc.message)
     finally:

@@ -21,16 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", default=None, choices=("dev", "production"), help="override FIXLENS_MODE")
     p.add_argument("--json", action="store_true", help="print the token and its claims as JSON")
     p.set_defaults(handler=_cmd_token)
-    from ar_server import serve
-
-    serve.register(sub)
-
-
-def register_bench(sub: argparse._SubParsersAction) -> None:
-    from ar_server import bench_load, bench_plain
-
-    bench_load.register_bench(sub)
-    bench_plain.register_bench(sub)
 
 
 def _cmd_token(args: argparse.Namespace) -> int:

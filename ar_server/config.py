@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ar_server.errors import ConfigError
 from ar_server.protocol.messages import FRAME_OVERHEAD_BYTES, Limits
+from vision.jpeg_header import DecodeLimits
 
 ENV_PREFIX = "FIXLENS_"
 # Public and documented (docs/PROTOCOL.md, "Authentication"): fine on a laptop, refused in production.
@@ -99,6 +100,12 @@ class Config:
         """The protocol limits these settings imply (decoder and `welcome.limits`)."""
         return Limits(max_frame_bytes=self.max_frame_bytes, max_width=self.max_width, max_height=self.max_height,
                       max_fps=self.max_fps, max_message_bytes=self.max_frame_bytes + FRAME_OVERHEAD_BYTES)
+
+    def decode_limits(self) -> DecodeLimits:
+        """The vision decoder's guards under these settings: the frames the protocol accepts, and no more
+        (``max_pixels`` is the largest frame both sides allow)."""
+        return DecodeLimits(max_pixels=self.max_width * self.max_height, max_bytes=self.max_frame_bytes,
+                            max_width=self.max_width, max_height=self.max_height)
 
     def source_of(self, name: str) -> str:
         return self.sources.get(name, "default")

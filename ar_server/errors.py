@@ -13,11 +13,12 @@ class ServerError(Exception):
 
     code: str = "server_error"
 
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+    def __init__(self, code: str, message: str, field: str | None = None, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.reason = reason  # a finer machine-readable cause within ``code`` (``error.reason`` on the wire)
 
     def __str__(self) -> str:
         where = f" ({self.field})" if self.field else ""
@@ -39,10 +40,16 @@ class AuthError(ServerError):
     ``not_yet_valid``, ``wrong_role``, ``forbidden``."""
 
 
+class SessionStateError(ServerError):
+    """An event a session core cannot take in its state (a driver bug, never a client's fault): it raises this
+    and changes nothing. Code: ``illegal_event``."""
+
+
 class ConfigError(ServerError):
     """A configuration value that is missing or invalid; the message names the field and where it came from."""
 
 
 class StoreError(ServerError):
     """The persistence store failed or was used wrongly. Codes: ``not_found``, ``conflict``, ``bad_value``,
-    ``schema_too_new``, ``closed``, ``database``."""
+    ``schema_too_new``, ``closed``, ``database``, ``storage_full`` (the disk or the database's size limit is
+    full; the transaction was rolled back whole)."""

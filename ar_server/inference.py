@@ -11,6 +11,8 @@ Rules:
 4. ``pipeline.process_batch`` runs on a dedicated worker thread, never on the event loop. One bad frame
    yields a ``VisionError`` in its slot (the pipeline's contract); a batch that raises as a whole (a bug)
    fails each of its frames with ``ServerError("internal")`` and the service keeps running.
+5. A frame's ``VisionError`` reaches the client as the wire code :data:`VISION_ERROR_CODES` gives it
+   (:func:`wire_code`): the one place vision's errors become protocol codes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any, Protocol
 
 from ar_server.errors import ServerError
 from ar_server.metrics import Metrics
+from ar_server.protocol.messages import ErrorCode
+from vision.errors import CameraError, FrameError, FrameTooLarge, VisionError
 
 log = logging.getLogger(__name__)
 THREAD_NAME = "fixlens-inference"
@@ -151,22 +155,17 @@ class InferenceService:
                                                       len(jobs)))
 
 
-@dataclass(frozen=True)
-class FrameInputMirror:
-    """Same fields as ``vision.pipeline.FrameInput``; used only while that module is not importable."""
-
-    jpeg: bytes
-    seq: int
-    ts: float
-    camera: Any  # product_models.camera.CameraIntrinsics | None (None: the pipeline's default FOV)
-    product_hint: str | None = None
-    track: Any = None  # vision.pipeline.Track | None
+# The one place a vision error becomes a wire error: (error class, ``error.code``, ``error.field``). The
+# first class the error is an instance of wins, so a subclass comes before its base.
+VISION_ERROR_CODES: tuple[tuple[type[VisionError], str, str | None], ...] = (
+    (FrameTooLarge, ErrorCode.TOO_LARGE, "jpeg"),  # over max_frame_bytes, max_width or max_height
+    (FrameError, ErrorCode.BAD_JPEG, "jpeg"),  # not a JPEG, malformed, truncated, or it does not decode
+    (CameraError, ErrorCode.BAD_FIELD, "camera"),  # the session's intrinsics do not fit the frame
+    (VisionError, ErrorCode.BAD_FRAME, None),  # any other reason the pipeline could not use the frame
+)
 
 
-def frame_input_type() -> type:
-    """``vision.pipeline.FrameInput`` when the vision pipeline exists, else ``FrameInputMirror``."""
-    try:
-        from vision.pipeline import FrameInput
-    except ImportError:
-        return FrameInputMirror
-    return FrameInput
+def wire_code(error: VisionError) -> tuple[str, str | None]:
+    """The wire ``(code, field)`` for ``error`` (:data:`VISION_ERROR_CODES`)."""
+    return next((code, field) for kind, code, field in VISION_ERROR_CODES if isinstance(error, kind))
+

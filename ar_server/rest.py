@@ -47,6 +47,22 @@ def json_error(status: int, code: str, message: str, **extra: Any) -> web.Respon
     return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
 
 
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or None when it is over ``limit`` bytes (by its Content-Length, before
+    reading anything, or once more than ``limit`` bytes have arrived). A single ``content.read(n)`` returns
+    only what has arrived so far: a body sent in two TCP writes was stored cut short."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _claims(request: web.Request, roles: tuple[str, ...]) -> Claims:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -100,8 +116,8 @@ def _product_json(product: Any, full: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"id": product.id, "name": dict(product.name), "size_mm": list(product.size_mm)}
     if full:
         out["parts"] = [{"name": p.name, "kind": p.kind, "states": list(p.states), "healthy": p.healthy,
-                         "facing": p.facing, "anchor": list(p.anchor), "actions": list(p.actions),
-                         "label": dict(p.label)} for p in product.parts]
+                         "facing": p.facing, "anchor": list(p.anchor), "size_mm": list(p.size_mm),
+                         "actions": list(p.actions), "label": dict(p.label)} for p in product.parts]
         out["faults"] = {name: {"description": dict(f.description), "states": dict(f.states)}
                          for name, f in product.faults.items()}
     return out
@@ -153,8 +169,8 @@ async def get_scene(request: web.Request, claims: Claims | None) -> web.Response
 async def put_scene(request: web.Request, claims: Claims | None) -> web.Response:
     assert claims is not None
     scene_id = _scene_path(request)
-    raw = await request.content.read(MAX_SCENE_BYTES + 1)
-    if len(raw) > MAX_SCENE_BYTES:
+    raw = await read_body(request, MAX_SCENE_BYTES)
+    if raw is None:
         return json_error(413, "too_large", f"a scene is at most {MAX_SCENE_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
@@ -165,11 +181,14 @@ async def put_scene(request: web.Request, claims: Claims | None) -> web.Response
     if scene is None:
         return json_error(422, "invalid_scene", f"scene {scene_id!r} has {len(issues)} issue(s)",
                           issues=[i.to_dict() for i in issues], lines=[str(i) for i in issues])
-    previous = await asyncio.to_thread(files.text, scene_id)
-    if previous is not None and not await store.scene_versions(scene_id):
-        await store.put_scene_version(scene_id, previous, "file", at=now)  # keep the version that predates the API
-    version = await store.put_scene_version(scene_id, text, claims.subject, at=now)
-    await asyncio.to_thread(files.write, scene_id, text)
+    # One write at a time: two first writes at once would each find no stored version and each store the
+    # file that predates the API as a baseline.
+    async with files.api_lock:
+        previous = await asyncio.to_thread(files.text, scene_id)
+        if previous is not None and not await store.scene_versions(scene_id):
+            await store.put_scene_version(scene_id, previous, "file", at=now)  # the version that predates the API
+        version = await store.put_scene_version(scene_id, text, claims.subject, at=now)
+        await asyncio.to_thread(files.write, scene_id, text)
     request.app[SESSIONS].replace_library(files.library)
     return web.json_response({"id": scene_id, "version": version, "created": previous is None,
                               "warnings": [str(i) for i in issues]}, status=201 if previous is None else 200)

@@ -7,6 +7,7 @@ was there before the first API write included), so an overwrite loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import threading
@@ -24,6 +25,7 @@ class SceneFiles:
         self.catalog = catalog
         self.library: Library = load_library(self.folder, catalog)
         self._write_lock = threading.Lock()  # one writer at a time across worker threads
+        self.api_lock = asyncio.Lock()  # one REST write at a time: version bookkeeping and file together
 
     def path_for(self, scene_id: str) -> Path:
         """The file of ``scene_id``. Raises ``ServerError("bad_id")`` for anything that is not a plain ident

@@ -30,19 +30,13 @@ class AgentTranscript:
 
 def step_from_scene(scene: Any, step_id: str, locale: str) -> StepView:
     """The StepView of ``scene``'s step ``step_id`` in ``locale`` (what the engine would show)."""
+    from ar_server.protocol import copy_overlay
     from scenes.i18n import negotiate, pick
+    from scenes.view import overlay_view
 
     loc = negotiate(locale, scene.locales, scene.default_locale)
     step = scene.steps[step_id]
-    overlays = []
-    for o in step.overlays:
-        item: dict[str, Any] = {"kind": o.kind, "part": o.part}
-        for key in ("color", "direction", "action"):
-            if getattr(o, key) is not None:
-                item[key] = getattr(o, key)
-        if o.text is not None:
-            item["text"] = pick(o.text, loc, scene.default_locale)
-        overlays.append(item)
+    overlays = [copy_overlay(overlay_view(o, loc, scene.default_locale)) for o in step.overlays]
     return StepView(step.id, pick(step.text, loc, scene.default_locale), tuple(overlays),
                     tuple((c.id, pick(c.label, loc, scene.default_locale)) for c in step.choices))
 
@@ -85,9 +79,9 @@ def run_standalone(scene_id: str, fault: str | None, *, width: int, height: int,
             effects = []
             if step is not None and not acted and now - shown_at >= DEMO_S:
                 acted = True
-                animate = next((o for o in step.overlays if o.get("kind") == "animate"), None)
+                animate = step.demonstration()
                 if animate is not None:
-                    action, part = str(animate["action"]), str(animate["part"])
+                    action, part = animate.action, animate.part
                     result = twin.act(action, part, now, duration=10.5 if action == "hold" else None)
                     log.actions.append({"at": round(now, 2), "action": action, "part": part,
                                         "happened": result.happened})

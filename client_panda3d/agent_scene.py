@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ar_server.protocol import Animate
 from client_panda3d.ar_view import ui_layer
 from client_panda3d.hand import APPROACH_S, build_hand, fingertip, place_hand
 from client_panda3d.overlays import OverlayBuilder, part_frame
@@ -109,17 +110,17 @@ class AgentView:
         extra = []
         if step is not None:
             overlays = tuple(o for o in step.overlays
-                             if not (o.get("kind") == "animate" and o.get("action") in ("press", "hold")))
+                             if not (isinstance(o, Animate) and o.action in ("press", "hold")))
             root, _ = self.overlays.build(overlays, full, now, 1.0, pose, cam)
             root.reparentTo(target.scene)
             extra.append(root)
-            animate = next((o for o in step.overlays if o.get("kind") == "animate" and o.get("part")), None)
-            if animate is not None and self.product.has_part(str(animate["part"])):
-                part = self.product.part(str(animate["part"]))
+            animate = step.demonstration()
+            if animate is not None and self.product.has_part(animate.part):
+                part = self.product.part(animate.part)
                 frame = part_frame(self.product, part, full)
                 if self._hand is None:
                     self._hand = build_hand()
-                tip, approach = fingertip(part, frame, str(animate.get("action", "press")), demo_t - APPROACH_S)
+                tip, approach = fingertip(part, frame, animate.action, demo_t - APPROACH_S)
                 place_hand(self._hand, tip, frame.normal, frame.up, approach)
                 self._hand.reparentTo(target.scene)
                 for light in self._lights:
@@ -151,7 +152,7 @@ class AgentView:
         y = pad + text_height(title, px * 0.85) + pad * 0.5
         if step is None:
             return
-        label = words(self.locale)["step"].format(n=step.number, total=step.total)
+        label = words(self.locale)["step"].format(n=step.progress.index, total=step.progress.total)
         _text(parent, label, pad, y, px * 0.8, rgba=(0.35, 0.8, 1.0, 1), bold=True)
         y += px * 1.4
         size = px

@@ -278,7 +278,7 @@ class ClientApp:
             self.status.notice = ""
             self.source.on_step(self.step, now)
             self.transcript.steps.append({"at": round(now, 3), "step": self.step.step_id, "text": self.step.text,
-                                          "progress": f"{self.step.number}/{self.step.total}"})
+                                          "progress": f"{self.step.progress.index}/{self.step.progress.total}"})
             self._key_frame(f"{now:5.1f}s {self.step.step_id}", now + KEYFRAME_DELAY_S)
         elif isinstance(msg, Notice):
             self.status.notice = msg.text

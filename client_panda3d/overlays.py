@@ -2,8 +2,8 @@
 
 ``build_overlays`` runs on the render thread and returns a NodePath holding every overlay of the step at
 time ``now`` (animations are a function of ``now``), plus the product-frame centre of each highlight so
-the caller can report where it was drawn. Unknown overlay kinds and parts the product lacks are skipped
-(the protocol says a client must skip what it does not know).
+the caller can report where it was drawn. Overlays on parts the product lacks are skipped; the protocol's
+decoder has already dropped kinds, directions and actions it does not know.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from ar_server.protocol import Animate, Arrow, Highlight, Label, Overlay
 from client_panda3d import geometry as g
 from client_panda3d.panel import words
 from product_models.camera import CameraIntrinsics, Pose
-from product_models.catalog import Motion, Part, Product, localized
-from product_models.modeling.mesh import face_frame
+from product_models.catalog import Motion, Part, Product, face_frame, localized
 
 # Tuning (metres and seconds).
 RING_MARGIN_M = 0.004  # ring radius beyond the part's half size
@@ -50,17 +50,12 @@ class PartFrame:
 
 def part_frame(product: Product, part: Part, states: dict[str, str]) -> PartFrame:
     """The part's frame once ``states`` (observed, healthy for the rest) have moved it."""
-    m = product.part_transform(part.name, states)
-    rot = m[:3, :3]
-    if part.kind == "antenna":
-        right, up, normal = np.array([1.0, 0, 0]), np.array([0, 0, 1.0]), np.array([0, -1.0, 0])
-    else:
-        right, up, normal = face_frame(part.facing)
+    right, up, normal = product.face_frame(part.name, states)
     w, h = part.size_mm[0] / 1000.0, part.size_mm[1] / 1000.0
     radius = max(RING_MIN_RADIUS_M, 0.5 * max(w, h) + RING_MARGIN_M)
     if part.kind == "antenna":
         radius = RING_MIN_RADIUS_M + 0.004
-    return PartFrame(product.anchor_at(part.name, states), rot @ normal, rot @ right, rot @ up, radius, (w, h))
+    return PartFrame(product.anchor_at(part.name, states), normal, right, up, radius, (w, h))
 
 
 def _place(node: Any, origin: np.ndarray, z_axis: np.ndarray, up: np.ndarray | None = None) -> Any:
@@ -86,13 +81,18 @@ def _ease(s: float) -> float:
     return s * s * (3 - 2 * s)
 
 
+def rgb_of(color: str) -> tuple[float, float, float]:
+    """0..1 RGB of a ``#rrggbb`` colour, as the protocol sends it."""
+    return (int(color[1:3], 16) / 255.0, int(color[3:5], 16) / 255.0, int(color[5:7], 16) / 255.0)
+
+
 class OverlayBuilder:
     """Builds a step's overlays for one product (see the module docstring)."""
 
     def __init__(self, product: Product, locale: str = "en") -> None:
         self.product, self.locale = product, locale
 
-    def build(self, overlays: tuple[dict[str, Any], ...], states: dict[str, str], now: float, opacity: float,
+    def build(self, overlays: tuple[Overlay, ...], states: dict[str, str], now: float, opacity: float,
               pose: Pose, camera: CameraIntrinsics) -> tuple[Any, dict[str, np.ndarray]]:
         """(root NodePath, {part: highlight centre (3,) product frame}) for ``overlays`` at ``now``."""
         from panda3d.core import NodePath
@@ -103,13 +103,11 @@ class OverlayBuilder:
         eye = pose.camera_position
         told_behind: set[str] = set()
         for i, ov in enumerate(overlays):
-            name = ov.get("part")
-            if not name or not self.product.has_part(str(name)):
+            if not self.product.has_part(ov.part):
                 continue
-            part = self.product.part(str(name))
+            part = self.product.part(ov.part)
             frame = part_frame(self.product, part, full)
-            rgb = g.colour(ov.get("color"))
-            kind = ov.get("kind")
+            rgb = rgb_of(ov.color)
             sort = 10 + 4 * i
             # Overlays draw over the camera image without a depth test, so a ring on a part that faces
             # away would float on the near side of the device as if it were there. Draw it faint, and
@@ -122,17 +120,17 @@ class OverlayBuilder:
                     told_behind.add(part.name)
                     text = words(self.locale)["behind"].format(part=localized(part.label, self.locale))
                     self._label(root, frame, text, opacity, sort + 40, pose, camera)
-                if kind == "label":
+                if isinstance(ov, Label):
                     continue
-            if kind == "highlight":
+            if isinstance(ov, Highlight):
                 centres[part.name] = self._highlight(root, frame, rgb, opacity_here, sort)
-            elif kind == "arrow":
-                self._arrow(root, frame, rgb, opacity_here, sort, str(ov.get("direction", "in")), now)
-            elif kind == "label":
-                text = str(ov.get("text") or localized(part.label, self.locale))
-                self._label(root, frame, text, opacity, sort + 40, pose, camera)
-            elif kind == "animate":
-                self._ghost(root, part, frame, full, str(ov.get("action", "press")), ov, opacity_here, sort, now)
+            elif isinstance(ov, Arrow):
+                self._arrow(root, frame, rgb, opacity_here, sort, ov.direction, now)
+            elif isinstance(ov, Label):
+                self._label(root, frame, ov.text or localized(part.label, self.locale), opacity, sort + 40, pose,
+                            camera)
+            elif isinstance(ov, Animate):
+                self._ghost(root, part, frame, full, ov.action, rgb, opacity_here, sort, now)
         return root, centres
 
     # -------------------------------------------------------------------------------------------- kinds
@@ -200,10 +198,10 @@ class OverlayBuilder:
         path.setBin("fixed", sort)
 
     def _ghost(self, root: Any, part: Part, f: PartFrame, states: dict[str, str], action: str,
-               ov: dict[str, Any], opacity: float, sort: int, now: float) -> None:
+               accent: tuple[float, float, float], opacity: float, sort: int, now: float) -> None:
         rgb, alpha = (0.75, 0.92, 1.0), GHOST_ALPHA * opacity
         if action in ("press", "hold"):
-            seconds = float(ov.get("seconds", DEFAULT_HOLD_S) or DEFAULT_HOLD_S)
+            seconds = DEFAULT_HOLD_S
             if action == "press":
                 depth = _press_depth(_cycle(now, PRESS_PERIOD_S))
             else:
@@ -213,7 +211,7 @@ class OverlayBuilder:
                 arc = _place(g.ring("hold-progress", f.radius + 0.006, 0.003, sweep=sweep),
                              f.anchor + f.normal * LIFT_M, f.normal, f.up)
                 arc.reparentTo(root)
-                g.overlay_style(arc, g.colour(ov.get("color") or "green"), 0.95 * opacity, sort + 3)
+                g.overlay_style(arc, accent, 0.95 * opacity, sort + 3)
             finger_r = max(0.0035, min(0.007, 0.5 * min(f.size)))
             tip = f.anchor + f.normal * (LIFT_M + 0.035 * (1.0 - depth))
             finger = g.prism("ghost-finger", g.circle_profile(14) * finger_r, 0.0, 0.06)

@@ -150,9 +150,11 @@ def _panel(parent: Any, step: StepView, w: dict[str, str], width: int, height: i
     """Lay the panel out bottom-up at font size ``px``; False if it would cover too much of the image."""
     pad = px * 0.7
     inner = width - 2 * pad
-    # Buttons: choices first, then Back, Help, Done; wrapped into rows right-aligned.
+    # Buttons: choices first, then Back, Help, and Done where the step takes it; wrapped into rows right-aligned.
     specs = [(f"choose:{cid}", label) for cid, label in step.choices]
-    specs += [("back", w["back"]), ("help", w["help"]), ("done", w["done"])]
+    specs += [("back", w["back"]), ("help", w["help"])]
+    if step.accepts_done:
+        specs.append(("done", w["done"]))
     bpx = px * 0.95
     bh = bpx * 1.9
     rows: list[list[tuple[str, str, float]]] = [[]]
@@ -178,12 +180,12 @@ def _panel(parent: Any, step: StepView, w: dict[str, str], width: int, height: i
     top = height - total
     _rect(parent, 0, top, width, height, PANEL_RGBA)
     # Progress: "Step 2 of 5" and a bar.
-    label = w["step"].format(n=step.number, total=step.total)
+    label = w["step"].format(n=step.progress.index, total=step.progress.total)
     _, pnode = _text(parent, label, pad, top + pad, px * 0.85, rgba=(0.75, 0.8, 0.88, 1), bold=True)
     bar_x0 = pad + pnode.getWidth() * px * 0.85 + pad
     bar_y = top + pad + progress_h * 0.35
     _rect(parent, bar_x0, bar_y, width - pad, bar_y + px * 0.35, (0.25, 0.28, 0.33, 1))
-    share = step.number / max(step.total, 1)
+    share = step.progress.index / step.progress.total
     _rect(parent, bar_x0, bar_y, bar_x0 + (width - pad - bar_x0) * share, bar_y + px * 0.35, (0.2, 0.75, 1.0, 1))
     text_top = top + pad + progress_h + pad * 0.6
     _text(parent, step.text, pad, text_top, px, wrap_px=inner)

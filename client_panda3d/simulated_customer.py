@@ -11,14 +11,14 @@ the same kind first, so that notices, branches and escalation get exercised.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from ar_server.protocol import Animate, Highlight, Overlay
 from product_models.twin import Twin
 from product_models.virtual_camera import HandheldCamera
 
-DEFAULT_HOLD_S = 10.0  # how long to hold when a step shows "hold" and names no duration
+DEFAULT_HOLD_S = 10.0  # how long to hold when a step shows "hold" (a step names no duration)
 DELAY_RANGE_S = (2.0, 4.5)  # a person reads the step, finds the part, reaches for it
 
 
@@ -69,29 +69,29 @@ class SimulatedCustomer:
     def pending(self) -> PlannedAction | None:
         return self._plan
 
-    def on_step(self, step_id: str, overlays: Sequence[Mapping[str, Any]], now: float,
+    def on_step(self, step_id: str, overlays: Sequence[Overlay], now: float,
                 choices: Sequence[str] = ()) -> None:
         """A new step is shown: plan its action (if any) and point the camera at the part it concerns.
 
         A step that shows no action but offers choices is answered with its first choice, the one a
         scene lists to carry on with the repair; pressing a choice is a decision, not a Done press.
         """
-        animate = next((o for o in overlays if o.get("kind") == "animate"), None)
-        focus = animate or next((o for o in overlays if o.get("part")), None)
-        self._aim_part = focus.get("part") if focus else None
+        animate = next((o for o in overlays if isinstance(o, Animate)), None)
+        focus = animate or next(iter(overlays), None)
+        self._aim_part = focus.part if focus else None
         self.handheld.aim(self._aim_part, now)
         self._plan, self._choice, self._slip = None, None, None
         # After acting, a person looks at what the step says will change (the status light).
-        self._then_look = next((str(o["part"]) for o in overlays if o.get("kind") == "highlight"
-                                and o.get("part") and o.get("part") != self._aim_part), None)
+        self._then_look = next((o.part for o in overlays if isinstance(o, Highlight) and o.part != self._aim_part),
+                               None)
         if animate is None:
             if choices:
                 self._choice = (now + self._rng.uniform(*self.delay_range_s), choices[0])
             return
-        action, part = str(animate["action"]), str(animate["part"])
+        action, part = animate.action, animate.part
         duration = None
         if action == "hold":
-            duration = float(animate.get("seconds", DEFAULT_HOLD_S)) + 0.5  # people hold a little longer
+            duration = DEFAULT_HOLD_S + 0.5  # people hold a little longer
         delay = self._rng.uniform(*self.delay_range_s)
         if self.clumsy and self._rng.random() < self.clumsy:
             wrong = self._wrong_part(part)

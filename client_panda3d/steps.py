@@ -1,43 +1,52 @@
-"""What the client shows for a step, whichever way it arrived (the wire ``step`` or a scene ``ShowStep``)."""
+"""What the client shows for a step, whichever way it arrived (the wire ``step`` or a scene ``ShowStep``).
+
+Both carry the same typed overlays (``ar_server.protocol.Overlay``) and the same progress convention
+(``index`` of ``total``, counting from 1), so nothing is converted on the way but the class.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from ar_server.protocol import Animate, Overlay, Progress, Step, copy_overlay
+
+FIRST_OF_ONE = Progress(1, 1)
+
 
 @dataclass(frozen=True)
 class StepView:
-    """One step as the view draws it. ``overlays`` are flat dicts ``{kind, part, color?, direction?, text?,
-    action?, ...}``; ``number`` is 1-based (``Step 2 of 5``)."""
+    """One step as the view draws it: ``Step {progress.index} of {progress.total}``, the text, the
+    overlays, the choices, and a Done button only when ``accepts_done``."""
 
     step_id: str
     text: str
-    overlays: tuple[dict[str, Any], ...] = ()
+    overlays: tuple[Overlay, ...] = ()
     choices: tuple[tuple[str, str], ...] = ()  # (choice id, localized label)
-    number: int = 1
-    total: int = 1
+    progress: Progress = FIRST_OF_ONE
+    accepts_done: bool = False
 
     @classmethod
-    def from_protocol(cls, step: Any) -> StepView:
-        """From an ``ar_server.protocol.Step`` (0-based progress index on the wire)."""
-        overlays = tuple({"kind": o.kind, "part": o.part, **dict(o.params)} for o in step.overlays)
-        number, total = (step.progress.index + 1, step.progress.total) if step.progress else (1, 1)
-        return cls(step.step, step.text, overlays, tuple((c.id, c.text) for c in step.choices),
-                   min(number, max(total, 1)), max(total, 1))
+    def from_protocol(cls, step: Step) -> StepView:
+        """From a decoded wire ``step``; a step without progress counts as step 1 of 1."""
+        return cls(step.step, step.text, step.overlays, tuple((c.id, c.text) for c in step.choices),
+                   step.progress or FIRST_OF_ONE, step.accepts_done)
 
     @classmethod
     def from_effect(cls, effect: Any) -> StepView:
-        """From a ``scenes.ShowStep`` (its progress index already counts from 1)."""
-        return cls(effect.step_id, effect.text, tuple(dict(o) for o in effect.overlays),
-                   tuple((c.id, c.label) for c in effect.choices), max(effect.progress.index, 1),
-                   max(effect.progress.total, effect.progress.index, 1))
+        """From a ``scenes.ShowStep`` (the agent scene runs the engine itself)."""
+        return cls(effect.step_id, effect.text, tuple(copy_overlay(o) for o in effect.overlays),
+                   tuple((c.id, c.label) for c in effect.choices),
+                   Progress(effect.progress.index, effect.progress.total), effect.accepts_done)
+
+    def demonstration(self) -> Animate | None:
+        """The step's action demonstration, if it asks for one."""
+        return next((o for o in self.overlays if isinstance(o, Animate)), None)
 
     def focus_part(self) -> str | None:
         """The part the step is about: its animated part, else the first part an overlay names."""
-        animate = next((o for o in self.overlays if o.get("kind") == "animate" and o.get("part")), None)
-        first = animate or next((o for o in self.overlays if o.get("part")), None)
-        return None if first is None else str(first["part"])
+        first = self.demonstration() or next(iter(self.overlays), None)
+        return None if first is None else first.part
 
 
 @dataclass

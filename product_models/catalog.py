@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
@@ -34,6 +34,33 @@ FACING_NORMALS: dict[str, tuple[float, float, float]] = {
     "left": (-1.0, 0.0, 0.0), "right": (1.0, 0.0, 0.0),
     "top": (0.0, 0.0, 1.0), "bottom": (0.0, 0.0, -1.0),
 }
+
+
+class FaceFrame(NamedTuple):
+    """(3,) unit vectors of a face, product frame, as a viewer facing it sees them. right x up = normal
+    (right-handed), so nothing drawn on the face or cut from it is mirrored."""
+
+    right: np.ndarray
+    up: np.ndarray
+    normal: np.ndarray  # outward
+
+
+# (right, up) of each facing. Side faces stand up (+z is up). A viewer above the product, its front toward
+# them, sees +x to the right and the back (+y) at the top. A viewer below it sees +x to the right too, so
+# the front (-y) is at the top: up = -y keeps right x up on the outward normal, -z, as the model builder's
+# faces (modeling.mesh.rect) and the renderer's ground truth (render_truth.part_samples) need.
+_FACE_AXES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "front": ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)), "back": ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+    "left": ((0.0, -1.0, 0.0), (0.0, 0.0, 1.0)), "right": ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+    "top": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)), "bottom": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
+}
+
+
+def face_frame(facing: str) -> FaceFrame:
+    """The frame of the product face ``facing`` (one of :data:`FACING_NORMALS`): the one definition that
+    the model builder, the renderer's ground truth, the part patches and the overlays share."""
+    right, up = _FACE_AXES[facing]
+    return FaceFrame(np.array(right, float), np.array(up, float), np.array(FACING_NORMALS[facing], float))
 
 # Physical actions a person performs on a part; the twin and the scenes' `animate` overlays use these.
 Action = Literal["press", "hold", "insert", "remove", "open", "close", "plug", "unplug"]
@@ -95,6 +122,11 @@ class Part:
     @property
     def normal(self) -> tuple[float, float, float]:
         return FACING_NORMALS[self.facing]
+
+    def face_frame(self) -> FaceFrame:
+        """The part's face at rest. An antenna stands up from its face, so its frame is the one a viewer in
+        front of the product sees it in."""
+        return face_frame("front" if self.kind == "antenna" else self.facing)
 
 
 @dataclass(frozen=True)
@@ -180,6 +212,12 @@ class Product:
                 m = motion.matrix() @ m
             part = self.part(part.attached_to) if part.attached_to else None
         return m
+
+    def face_frame(self, name: str, states: dict[str, str]) -> FaceFrame:
+        """Part ``name``'s :meth:`Part.face_frame`, turned with it to where ``states`` put it."""
+        rot = self.part_transform(name, states)[:3, :3]
+        right, up, normal = self.part(name).face_frame()
+        return FaceFrame(rot @ right, rot @ up, rot @ normal)
 
     def anchor_at(self, name: str, states: dict[str, str]) -> np.ndarray:
         """(3,) metres: the part's anchor once ``states`` have moved it."""

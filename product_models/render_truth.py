@@ -15,7 +15,6 @@ import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import EDGE_ON_DEG, TWO_SIDED_KINDS, Part, Product
-from product_models.modeling.mesh import face_frame
 
 KEYPOINT_EPS_M = 0.012  # keypoints are the sharp box corners; bevels cut up to ~1 cm off them
 SURFACE_EPS_M = 0.002  # part sample points lie on (or 0.2 mm above) a surface
@@ -123,10 +122,7 @@ def part_samples(part: Part, transform: np.ndarray) -> tuple[np.ndarray, np.ndar
     length, standing up, instead of as a patch on the top face."""
     w, h = part.size_mm[0] / 1000.0, part.size_mm[1] / 1000.0
     anchor = np.asarray(part.anchor, dtype=float)
-    if part.kind == "antenna":
-        right, up, normal = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0]), np.array([0.0, -1.0, 0.0])
-    else:
-        right, up, normal = face_frame(part.facing)
+    right, up, normal = part.face_frame()
     offsets = [(a, b) for a in SAMPLE_GRID for b in SAMPLE_GRID]
     offsets.sort(key=lambda ab: (ab != (0.0, 0.0)))  # anchor first
     pts = np.array([anchor + right * a * w + up * b * h for a, b in offsets])

@@ -28,19 +28,33 @@ from scenes.events import (
     Notice,
     Observation,
     PartObservation,
-    Progress,
     ShowStep,
     Tick,
     UserEvent,
 )
 from scenes.i18n import negotiate
 from scenes.loader import check_file, check_text, load_scene
-from scenes.model import Issue, Scene, Step
+from scenes.model import COLOR_HEX, Issue, Scene, Step
+from scenes.view import (
+    STEP_CAUSES,
+    Animate,
+    Arrow,
+    Highlight,
+    Label,
+    OverlayView,
+    Progress,
+    StepCause,
+    overlay_view,
+)
 
 __all__ = [
+    "COLOR_HEX",
     "EVENTS_SUFFIX",
     "LIBRARY_DIR",
+    "STEP_CAUSES",
     "USER_KINDS",
+    "Animate",
+    "Arrow",
     "ChoiceView",
     "Effect",
     "End",
@@ -49,11 +63,14 @@ __all__ = [
     "Escalate",
     "Event",
     "EventsFileError",
+    "Highlight",
     "IllegalEventError",
     "Issue",
+    "Label",
     "Library",
     "Notice",
     "Observation",
+    "OverlayView",
     "PartObservation",
     "Progress",
     "Scene",
@@ -63,6 +80,7 @@ __all__ = [
     "ShowStep",
     "SnapshotError",
     "Step",
+    "StepCause",
     "Tick",
     "UserEvent",
     "check_file",
@@ -72,6 +90,7 @@ __all__ = [
     "load_library",
     "load_scene",
     "negotiate",
+    "overlay_view",
     "scene_files",
     "select",
 ]

@@ -8,8 +8,10 @@ Rules (the whole contract; the code below only implements them):
    nothing: any event before ``start`` or after the scene ended, ``choose`` with a choice the step does
    not offer, ``done`` on a step with no Done target, ``back`` on the first step, an observation of this
    product naming a part or state the catalog does not know, a confidence outside 0..1.
-3. At most one transition per event. Entering a step emits ``ShowStep``; entering a terminal step also
-   emits ``Escalate(offer=False)`` when its outcome is ``escalate``, then ``End(outcome)``.
+3. At most one transition per event. Entering a step emits ``ShowStep``, which says what moved the scene
+   there (``cause``: start, vision, timeout, done, choice, back) and whether the step takes ``done``;
+   entering a terminal step also emits ``Escalate(offer=False)`` when its outcome is ``escalate``, then
+   ``End(outcome)``.
 4. Observations: a part reading below ``min_confidence`` makes that part unknown; a reading older than
    ``stale_after_s`` is forgotten. Conditions see only known parts (unknown is neither true nor false).
 5. A ``when`` entry counts once its condition has held, as seen at every event since, for ``hold``
@@ -47,7 +49,6 @@ from scenes.events import (
     Event,
     Notice,
     Observation,
-    Progress,
     ShowStep,
     Tick,
     UserEvent,
@@ -55,6 +56,7 @@ from scenes.events import (
 from scenes.i18n import message, negotiate, pick
 from scenes.model import I18nText, Scene, Step
 from scenes.state import EngineState
+from scenes.view import Progress, StepCause, overlay_view
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ class Engine:
         state = copy.deepcopy(self._state)
         state.last_seen = state.last_time = now
         effects: list[Effect] = []
-        self._enter(state, self.scene.start, now, effects, self._initial_reason)
+        self._enter(state, self.scene.start, now, effects, self._initial_reason, "start")
         self._state = state
         return effects
 
@@ -191,17 +193,17 @@ class Engine:
             if len(state.history) < 2:
                 raise IllegalEventError("there is no earlier step to go back to")
             state.history.pop()
-            self._enter(state, state.history.pop(), now, effects, None)
+            self._enter(state, state.history.pop(), now, effects, None, "back")
             return True
         if event.kind == "done":
             target = step.done_target()
             if target is None:
                 raise IllegalEventError(f"step {step.id!r} has no Done button; it moves on by itself")
-            self._enter(state, target, now, effects, None)
+            self._enter(state, target, now, effects, None, "done")
             return True
         for choice in step.choices:
             if choice.id == event.choice:
-                self._enter(state, choice.goto, now, effects, None)
+                self._enter(state, choice.goto, now, effects, None, "choice")
                 return True
         offered = ", ".join(c.id for c in step.choices) or "none"
         raise IllegalEventError(f"step {step.id!r} has no choice {event.choice!r}; choices: {offered}")
@@ -221,12 +223,12 @@ class Engine:
         for i, expectation in enumerate(step.when):
             started = state.since[i]
             if started is not None and now - started >= expectation.hold:
-                self._enter(state, expectation.goto, now, effects, expectation.reason)
+                self._enter(state, expectation.goto, now, effects, expectation.reason, "vision")
                 return
         timeout = step.on_timeout
         if timeout is not None and now - state.entered_at >= timeout.after:
             if timeout.goto is not None:
-                self._enter(state, timeout.goto, now, effects, timeout.reason)
+                self._enter(state, timeout.goto, now, effects, timeout.reason, "timeout")
             else:
                 effects.append(Escalate("timeout", False, message("handover", self.locale)))
                 effects.append(End("escalate"))
@@ -240,7 +242,7 @@ class Engine:
             self._camera_notice(state, "point_camera", now, effects)
 
     def _enter(self, state: EngineState, target: str, now: float, effects: list[Effect],
-               reason: I18nText | None) -> None:
+               reason: I18nText | None, cause: StepCause) -> None:
         step = self.scene.steps[target]
         state.step = target
         state.history.append(target)
@@ -248,6 +250,7 @@ class Engine:
         state.entered_at = now
         state.since = [None] * len(step.when)
         state.reason = reason
+        state.cause = cause
         effects.append(self._show(state, step))
         if step.outcome is not None:
             if step.outcome == "escalate":
@@ -273,19 +276,12 @@ class Engine:
 
     def _show(self, state: EngineState, step: Step) -> ShowStep:
         loc, default = self.locale, self.scene.default_locale
-        overlays = []
-        for o in step.overlays:
-            item: dict[str, Any] = {"kind": o.kind, "part": o.part}
-            for key in ("color", "direction", "action"):
-                if getattr(o, key) is not None:
-                    item[key] = getattr(o, key)
-            if o.text is not None:
-                item["text"] = pick(o.text, loc, default)
-            overlays.append(item)
         index = len(state.history)
         return ShowStep(
-            step_id=step.id, text=pick(step.text, loc, default), overlays=tuple(overlays),
+            step_id=step.id, text=pick(step.text, loc, default),
+            overlays=tuple(overlay_view(o, loc, default) for o in step.overlays),
             choices=tuple(ChoiceView(c.id, pick(c.label, loc, default)) for c in step.choices),
             progress=Progress(index, index + self._distance.get(step.id, 0)),
             reason=pick(state.reason, loc, default) if state.reason else None, outcome=step.outcome,
+            accepts_done=step.done_target() is not None, cause=state.cause,
         )

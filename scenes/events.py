@@ -1,7 +1,7 @@
 """What goes into the engine (events) and what comes out (effects). Plain frozen data, no behaviour.
 
-Effects carry text already localized for the session, and overlays as plain maps in product terms
-(part names, not pixels), so the server can put them on the wire as they are.
+Effects carry text already localized for the session, and overlays as typed views in product terms
+(part names, not pixels; see :mod:`scenes.view`), so the server can put them on the wire field for field.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
+
+from scenes.view import OverlayView, Progress, StepCause
 
 UserKind = Literal["done", "back", "help", "choose"]
 USER_KINDS: tuple[str, ...] = get_args(UserKind)
@@ -43,16 +45,6 @@ Event = Observation | UserEvent | Tick
 
 
 @dataclass(frozen=True)
-class Progress:
-    index: int  # 1-based count of steps shown so far on the current path
-    total: int  # index plus the fewest steps left to an end; equals index on a terminal step
-
-    @property
-    def fraction(self) -> float:
-        return self.index / self.total if self.total else 1.0
-
-
-@dataclass(frozen=True)
 class ChoiceView:
     id: str
     label: str
@@ -62,11 +54,13 @@ class ChoiceView:
 class ShowStep:
     step_id: str
     text: str
-    overlays: tuple[dict[str, Any], ...]
+    overlays: tuple[OverlayView, ...]
     choices: tuple[ChoiceView, ...]
     progress: Progress
     reason: str | None = None  # why we are here ("the internet light is red"), when the scene says so
     outcome: str | None = None  # set on terminal steps
+    accepts_done: bool = False  # the step has a Done target (done_goto, else its first choice)
+    cause: StepCause = "start"  # what moved the scene into this step
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

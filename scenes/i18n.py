@@ -44,6 +44,17 @@ MESSAGES: dict[str, I18nText] = {
         "de": "Ein Support-Mitarbeiter übernimmt ab hier.",
         "es": "Un agente de soporte continuará desde aquí.",
     },
+    # The server's answers to the customer's own actions: Help pressed, a button of a step that is over.
+    "help_requested": {
+        "en": "A support agent has been asked to help you.",
+        "de": "Ein Support-Mitarbeiter wurde gebeten, Ihnen zu helfen.",
+        "es": "Se ha pedido a un agente de soporte que le ayude.",
+    },
+    "stale_step": {
+        "en": "That was for an earlier step. Please follow the current one.",
+        "de": "Das galt einem früheren Schritt. Bitte folgen Sie dem aktuellen.",
+        "es": "Eso era para un paso anterior. Siga el paso actual, por favor.",
+    },
     # Why the parts the current step watches cannot be read (the server's view hints). ``{part}`` is the
     # part's localized catalog label; ``led_part`` makes "Power" into "Power light".
     "move_closer": {

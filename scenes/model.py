@@ -22,7 +22,13 @@ OUTCOMES: tuple[str, ...] = get_args(Outcome)
 ArrowDirection = Literal["in", "out", "up", "down", "left", "right", "front", "back"]
 ARROW_DIRECTIONS: tuple[str, ...] = get_args(ArrowDirection)
 
-NAMED_COLORS: tuple[str, ...] = ("green", "red", "amber", "yellow", "blue", "white", "cyan", "magenta")
+# The colour names a scene may use, and the sRGB each is sent as (clients get "#rrggbb" only). amber, green,
+# red, white and blue are the colours the Panda3D client drew for those names before colours travelled as hex.
+COLOR_HEX: dict[str, str] = {
+    "green": "#26d959", "red": "#ff3833", "amber": "#ffb800", "yellow": "#ffe14d", "blue": "#4099ff",
+    "white": "#f7f7f7", "cyan": "#26d9e6", "magenta": "#e040fb",
+}
+NAMED_COLORS: tuple[str, ...] = tuple(COLOR_HEX)
 
 Severity = Literal["error", "warning"]
 

@@ -39,6 +39,7 @@ from scenes.events import (
 from scenes.loader import source_issue
 from scenes.model import Issue, Scene
 from scenes.reader import type_name
+from scenes.view import Animate, Arrow, OverlayView
 
 KINDS = ("observe", "product", "user", "tick")
 
@@ -194,6 +195,15 @@ def _describe(event: Event) -> str:
     return "tick"
 
 
+def _what(overlay: OverlayView) -> tuple[str, ...]:
+    """What an overlay does beyond marking its part: the action shown, or where an arrow points."""
+    if isinstance(overlay, Animate):
+        return (overlay.action,)
+    if isinstance(overlay, Arrow):
+        return (overlay.direction,)
+    return ()
+
+
 def _write(out: Transcript, now: float, effects: list[Effect]) -> None:
     for effect in effects:
         stamp = f"{now:7.1f}s  "
@@ -203,8 +213,7 @@ def _write(out: Transcript, now: float, effects: list[Effect]) -> None:
             if effect.reason:
                 out.lines.append(f"           because {effect.reason}")
             if effect.overlays:
-                shown = ", ".join(f"{o['kind']} {o['part']}" + "".join(
-                    f" {o[k]}" for k in ("action", "direction") if k in o) for o in effect.overlays)
+                shown = ", ".join(" ".join((o.kind, o.part, *_what(o))) for o in effect.overlays)
                 out.lines.append(f"           overlays: {shown}")
             if effect.choices:
                 out.lines.append("           choices: " + " | ".join(f"[{c.id}] {c.label}" for c in effect.choices))

@@ -12,6 +12,7 @@ from typing import Any
 
 from scenes.errors import SnapshotError
 from scenes.model import I18nText, Scene
+from scenes.view import STEP_CAUSES, StepCause
 
 SNAPSHOT_VERSION = 1
 
@@ -29,7 +30,8 @@ class EngineState:
     notices: dict[str, float] = field(default_factory=dict)  # rate-limit key -> last time shown
     offered: list[str] = field(default_factory=list)  # "<signal>:<step>" escalation offers made
     outcome: str | None = None  # set once the scene has ended
-    reason: I18nText | None = None  # why the current step was entered
+    reason: I18nText | None = None  # why the current step was entered, as the scene words it
+    cause: StepCause = "start"  # what moved the scene into the current step
 
     def to_dict(self, scene_id: str, locale: str) -> dict[str, Any]:
         return {
@@ -38,7 +40,7 @@ class EngineState:
             "since": list(self.since), "known": {p: [s, t] for p, (s, t) in self.known.items()},
             "last_seen": self.last_seen, "last_time": self.last_time, "notices": dict(self.notices),
             "offered": list(self.offered), "outcome": self.outcome,
-            "reason": dict(self.reason) if self.reason else None,
+            "reason": dict(self.reason) if self.reason else None, "cause": self.cause,
         }
 
     @classmethod
@@ -61,6 +63,8 @@ class EngineState:
                 notices={str(k): _time(v) for k, v in data["notices"].items()},
                 offered=[str(o) for o in data["offered"]], outcome=data["outcome"],
                 reason=None if data["reason"] is None else {str(k): str(v) for k, v in data["reason"].items()},
+                # Snapshots saved before causes were kept have none; what they show is re-shown, not moved to.
+                cause=data.get("cause", "start"),
             )
             locale = str(data["locale"])
         except SnapshotError:
@@ -73,6 +77,9 @@ class EngineState:
             if len(state.since) != len(scene.steps[state.step].when):
                 raise SnapshotError(f"snapshot has {len(state.since)} hold timers; step {state.step!r} has "
                                     f"{len(scene.steps[state.step].when)} 'when' entries")
+        if state.cause not in STEP_CAUSES:
+            raise SnapshotError(f"snapshot has unknown cause {state.cause!r}; expected one of: "
+                                f"{', '.join(STEP_CAUSES)}")
         if state.outcome not in (None, "resolved", "escalate", "unresolved"):
             raise SnapshotError(f"snapshot has unknown outcome {state.outcome!r}")
         return state, locale

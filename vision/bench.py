@@ -1,4 +1,5 @@
-"""Timings behind ``fixlens bench vision``: median milliseconds per call, on synthetic frames."""
+"""Timings behind ``fixlens bench vision`` (wired in ``fixlens.bench_vision``): median milliseconds per call, on
+synthetic frames."""
 
 from __future__ import annotations
 

@@ -2,11 +2,13 @@
 
 Two backends behind one interface, :meth:`Detector.detect_batch` (BGR frames in, :class:`Detections` out):
 
-- ``onnx``: ONNX Runtime on the CPU (the CPU default). Our own letterbox and decoding, no Ultralytics
-  at run time, so each frame costs one ``session.run`` plus a few array operations.
+- ``onnx``: ONNX Runtime on the CPU (the CPU default). Our own letterbox, and decoding by
+  :meth:`Detections.from_onnx`, no Ultralytics at run time, so each frame costs one ``session.run`` plus a
+  few array operations.
 - ``torch``: Ultralytics + PyTorch; on CUDA it runs fp16 and batches frames across sessions.
 
-Ultralytics ``Results`` never leave this module.
+Ultralytics ``Results`` become arrays at once (:meth:`Detections.from_ultralytics`) and never leave
+``vision``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from vision.types import Detections
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_STEM = "fixlens-pose"
 PAD_VALUE = 114  # Ultralytics' letterbox grey
+KEYPOINT_MIN_CONF = 0.5  # the detector's own keypoints (used when no crop keypoint model is installed)
 
 
 @dataclass(frozen=True)
@@ -108,31 +111,11 @@ class OnnxDetector(Detector):
             lb, scale, px, py = _letterbox(image, self.imgsz)
             blob = cv2.dnn.blobFromImage(lb, 1.0 / 255.0, swapRB=True)
             pred = self.session.run(None, {self.input_name: blob})[0][0]  # (4 + nc + 3k, anchors)
-            out.append(self._decode(pred, scale, px, py, image.shape))
+            out.append(Detections.from_onnx(pred, num_classes=len(self.names), num_keypoints=self.num_keypoints,
+                                            scale=scale, pad=(px, py), frame_size=(image.shape[1], image.shape[0]),
+                                            conf=self.config.conf, iou=self.config.iou,
+                                            max_det=self.config.max_det))
         return out
-
-    def _decode(self, pred: np.ndarray, scale: float, px: float, py: float, shape: tuple[int, ...]) -> Detections:
-        nc, k = len(self.names), self.num_keypoints
-        scores = pred[4:4 + nc]
-        cls = scores.argmax(axis=0)
-        conf = scores[cls, np.arange(scores.shape[1])]
-        keep = np.flatnonzero(conf >= self.config.conf)
-        if keep.size == 0:
-            return Detections.empty(k)
-        keep = keep[np.argsort(-conf[keep])][:100]
-        cx, cy, w, h = pred[0, keep], pred[1, keep], pred[2, keep], pred[3, keep]
-        boxes = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
-        chosen = cv2.dnn.NMSBoxes(boxes.tolist(), conf[keep].tolist(), self.config.conf, self.config.iou)
-        idx = keep[np.asarray(chosen, dtype=int).ravel()[: self.config.max_det]]
-        xyxy = np.stack([pred[0, idx] - pred[2, idx] / 2, pred[1, idx] - pred[3, idx] / 2,
-                         pred[0, idx] + pred[2, idx] / 2, pred[1, idx] + pred[3, idx] / 2], axis=1)
-        xyxy = (xyxy - [px, py, px, py]) / scale
-        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, shape[1] - 1)
-        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, shape[0] - 1)
-        kp = pred[4 + nc:, idx].T.reshape(len(idx), k, 3)
-        uv = (kp[:, :, :2] - [px, py]) / scale
-        return Detections(xyxy.astype(np.float32), conf[idx].astype(np.float32), cls[idx].astype(np.int64),
-                          uv.astype(np.float32), kp[:, :, 2].astype(np.float32))
 
 
 def _names_from_meta(text: str, path: Path) -> tuple[str, ...]:
@@ -168,16 +151,4 @@ class TorchDetector(Detector):
         results = self.model.predict(list(images), imgsz=self.imgsz, conf=self.config.conf, iou=self.config.iou,
                                      max_det=self.config.max_det, device=self.device, half=self.half,
                                      verbose=False)
-        out = []
-        for r in results:
-            boxes = r.boxes
-            if boxes is None or len(boxes) == 0:
-                out.append(Detections.empty(self.num_keypoints))
-                continue
-            kps = r.keypoints
-            out.append(Detections(boxes.xyxy.cpu().numpy().astype(np.float32),
-                                  boxes.conf.cpu().numpy().astype(np.float32),
-                                  boxes.cls.cpu().numpy().astype(np.int64),
-                                  kps.xy.cpu().numpy().astype(np.float32),
-                                  kps.conf.cpu().numpy().astype(np.float32)))
-        return out
+        return [Detections.from_ultralytics(r, self.num_keypoints) for r in results]

@@ -11,6 +11,10 @@ class FrameError(VisionError):
     """The frame bytes are not a usable JPEG: empty, not JPEG, too large, zero-sized, truncated or corrupt."""
 
 
+class FrameTooLarge(FrameError):
+    """The frame is over a configured limit: its bytes, or the width, height or pixels its header declares."""
+
+
 class CameraError(VisionError):
     """Camera intrinsics are unusable (NaN, zero, negative, or a shape that does not fit the frame)."""
 

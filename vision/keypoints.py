@@ -16,17 +16,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from vision.errors import ModelUnavailable
 from vision.ort_session import cpu_session
+from vision.types import Keypoints
 
 INPUT = 128  # pixels, square network input
 CONTEXT = 1.15  # the crop is the detected box's longer side times this
 MODEL_NAME = "keypoints.onnx"
 PAD_VALUE = 114
+CROP_KEYPOINT_MIN_CONF = 0.15  # heatmap peak mass of the crop keypoint model
 
 
 @dataclass(frozen=True)
@@ -53,20 +56,41 @@ def crop_square(image: np.ndarray, box: tuple[float, float, float, float] | np.n
     return crop, CropTransform(x0, y0, scale)
 
 
-def soft_argmax(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(k, h, w) logits -> (k, 2) crop-pixel coordinates of each expectation, and (k,) confidences
-    (the probability mass within one cell of the peak)."""
-    k, h, w = heatmaps.shape
-    flat = heatmaps.reshape(k, -1).astype(np.float64)
-    flat = np.exp(flat - flat.max(axis=1, keepdims=True))
-    prob = (flat / flat.sum(axis=1, keepdims=True)).reshape(k, h, w)
-    ys, xs = np.arange(h) + 0.5, np.arange(w) + 0.5
-    u = (prob.sum(axis=1) * xs).sum(axis=1) * (INPUT / w)
-    v = (prob.sum(axis=2) * ys).sum(axis=1) * (INPUT / h)
+def to_input(crops: np.ndarray) -> np.ndarray:
+    """(n, INPUT, INPUT, 3) uint8 BGR crops -> (n, 3, INPUT, INPUT) float32 RGB in [0, 1]: what the network
+    takes, in training and at run time alike."""
+    return np.ascontiguousarray(crops[:, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+
+def soft_argmax(heatmaps: Any) -> tuple[Any, Any]:
+    """(..., k, h, w) logits -> (..., k, 2) crop-pixel coordinates of each heatmap's expectation, and the
+    (..., k, h, w) probabilities. One definition for run time (numpy, in float64) and training (torch
+    tensors, differentiable), so the network learns exactly the readout it is used with."""
+    *lead, h, w = heatmaps.shape
+    if isinstance(heatmaps, np.ndarray):
+        flat = heatmaps.reshape(*lead, h * w).astype(np.float64)
+        flat = np.exp(flat - flat.max(axis=-1, keepdims=True))
+        prob = (flat / flat.sum(axis=-1, keepdims=True)).reshape(*lead, h, w)
+        xs, ys = np.arange(w) + 0.5, np.arange(h) + 0.5
+        stack = np.stack
+    else:  # a torch tensor: imported here only, so run time never loads torch
+        import torch
+
+        prob = torch.softmax(heatmaps.reshape(*lead, h * w), dim=-1).reshape(*lead, h, w)
+        xs = torch.arange(w, dtype=heatmaps.dtype, device=heatmaps.device) + 0.5
+        ys = torch.arange(h, dtype=heatmaps.dtype, device=heatmaps.device) + 0.5
+        stack = torch.stack
+    u = (prob.sum(-2) * xs).sum(-1) * (INPUT / w)
+    v = (prob.sum(-1) * ys).sum(-1) * (INPUT / h)
+    return stack([u, v], -1), prob
+
+
+def peak_mass(prob: np.ndarray) -> np.ndarray:
+    """(k, h, w) heatmap probabilities -> (k,) confidences: the probability within one cell of each peak."""
+    k, _h, w = prob.shape
     peak = prob.reshape(k, -1).argmax(axis=1)
     py, px = np.divmod(peak, w)
-    conf = np.array([prob[i, max(0, py[i] - 1): py[i] + 2, max(0, px[i] - 1): px[i] + 2].sum() for i in range(k)])
-    return np.stack([u, v], axis=1), conf
+    return np.array([prob[i, max(0, py[i] - 1): py[i] + 2, max(0, px[i] - 1): px[i] + 2].sum() for i in range(k)])
 
 
 class KeypointModel:
@@ -82,15 +106,13 @@ class KeypointModel:
         self.num_keypoints = int(meta.get("num_keypoints", "0")) or None
 
     def predict(self, image: np.ndarray, box: tuple[float, float, float, float] | np.ndarray,
-                class_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """(k, 2) frame-pixel keypoints and (k,) confidences for the product of class ``class_id``."""
+                class_id: int) -> Keypoints:
+        """Frame-pixel keypoints and their confidences for the product of class ``class_id`` in ``box``."""
         crop, tf = crop_square(image, box)
-        blob = (crop[:, :, ::-1].astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
-        heat = self.session.run(None, {self.input_name: blob})[0][0]  # (classes * k, h, w)
+        heat = self.session.run(None, {self.input_name: to_input(crop[None])})[0][0]  # (classes * k, h, w)
         k = heat.shape[0] // self._classes(heat)
-        heat = heat[class_id * k:(class_id + 1) * k]
-        uv, conf = soft_argmax(heat)
-        return uv * tf.scale + [tf.x0, tf.y0], conf
+        uv, prob = soft_argmax(heat[class_id * k:(class_id + 1) * k])
+        return Keypoints(uv * tf.scale + [tf.x0, tf.y0], peak_mass(prob), CROP_KEYPOINT_MIN_CONF)
 
     def _classes(self, heat: np.ndarray) -> int:
         if self.num_keypoints:

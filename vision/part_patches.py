@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose
-from product_models.catalog import FACING_NORMALS, Part, Product
+from product_models.catalog import Part, Product
 
 PATCH = 32  # pixels, side of the rectified patch
 MARGIN = 1.8  # the patch covers the part's size times this, so context (a cable below a plug) is in view
@@ -42,20 +42,10 @@ MIN_READABLE_PX = 4.0  # a part smaller than this in the image cannot be read by
 HIDEABLE_KINDS = frozenset({"paper"})
 
 
-def face_axes(part: Part) -> tuple[np.ndarray, np.ndarray]:
-    """(right, up) unit vectors spanning the part's face, product frame, as seen from outside."""
-    normal = np.asarray(FACING_NORMALS[part.facing], dtype=float)
-    up = np.array([0.0, 0.0, 1.0]) if abs(normal[2]) < 0.5 else np.array([0.0, 1.0, 0.0])
-    right = np.cross(up, normal)
-    if abs(normal[2]) >= 0.5 and normal[2] < 0:
-        right = -right
-    return right / np.linalg.norm(right), up
-
-
 def face_corners(product: Product, part: Part, states: Mapping[str, str]) -> np.ndarray:
     """(4, 3) metres: the patch rectangle of ``part`` (moved by its state), product frame, in the order
     top-left, top-right, bottom-right, bottom-left as seen from outside."""
-    right, up = face_axes(part)
+    right, up, _normal = part.face_frame()
     if part.kind == "led":
         hw = hh = LED_SIDE_M / 2.0
     elif part.kind == "port":

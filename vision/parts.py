@@ -1,4 +1,4 @@
-"""Where each part of a product appears in the frame, and how part states are read from it.
+"""Where each part of a product appears in the frame, as a pose and the catalog put it.
 
 Projection: every part's anchor goes through ``Product.anchor_at`` (so an open tray or cover is where its
 state puts it) and the pose. A part is *visible* when its face points toward the camera (the angle between
@@ -6,11 +6,8 @@ its outward normal, turned with the part's own motion, and the direction to the 
 ``MAX_VIEW_ANGLE_DEG``, the catalog's ``EDGE_ON_DEG``: the same rule as the renderer's ground truth;
 covers and paper are thin sheets, seen from either side) and its anchor lies in front of the camera and inside
 the frame. Products are box-like, so facing away is the same as hidden by the body; other objects in front
-are not modelled.
-
-Part states: LEDs are read by :func:`vision.led.classify_led` (no trained model needed). Ports, trays,
-covers, paper need a trained crop classifier, which plugs in through :class:`PartStateClassifier`; until one
-is registered for a kind, those parts report ``state=None, confidence=0``.
+are not modelled here; :func:`behind_body` covers the product's own body for a part that faces the camera
+from its far side. Reading the states is :class:`vision.part_reader.PartReader`'s.
 """
 
 from __future__ import annotations
@@ -19,16 +16,12 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import EDGE_ON_DEG, TWO_SIDED_KINDS, Part, Product
 from product_models.render_truth import part_samples
-from vision.errors import VisionError
-from vision.led import classify_led
-from vision.types import PartState
 
 MAX_VIEW_ANGLE_DEG = EDGE_ON_DEG  # beyond this a face is too oblique to read anything from it
 
@@ -122,43 +115,3 @@ def visible_in_some_state(product: Product, part: Part, pose: Pose, camera: Came
         if project_part(product, part, pose, camera, {**place, part.name: state}, max_angle_deg).visible:
             return dataclasses.replace(rest, visible=True)
     return rest
-
-
-@runtime_checkable
-class PartStateClassifier(Protocol):
-    """Reads the state of parts of some kinds from an image crop; a trained model implements this."""
-
-    kinds: frozenset[str]  # part kinds it handles ("port", "tray", ...)
-
-    def classify(self, image: np.ndarray, part: Part, projected: ProjectedPart) -> PartState:
-        """State of ``part`` in ``image`` ((h, w, 3) uint8 BGR); ``state`` must be one of ``part.states``
-        or None."""
-        ...
-
-
-def recognize_part_states(image: np.ndarray, product: Product, projected: Mapping[str, ProjectedPart],
-                          classifiers: tuple[PartStateClassifier, ...] = ()) -> dict[str, PartState]:
-    """One unsmoothed :class:`PartState` per part with states. Parts not visible, or of a kind that no
-    classifier reads yet, come back with ``state=None, confidence=0``."""
-    by_kind = {kind: c for c in classifiers for kind in c.kinds}
-    out: dict[str, PartState] = {}
-    for part in product.stateful_parts():
-        p = projected.get(part.name)
-        if p is None:
-            out[part.name] = PartState(None, 0.0, False)
-            continue
-        if not p.visible:
-            out[part.name] = PartState(None, 0.0, False, p.uv)
-            continue
-        if part.kind == "led":
-            reading = classify_led(image, p.uv, max(p.size_px), part.states)
-            out[part.name] = PartState(reading.state, reading.confidence, True, p.uv)
-        elif part.kind in by_kind:
-            result = by_kind[part.kind].classify(image, part, p)
-            if result.state is not None and result.state not in part.states:
-                raise VisionError(f"classifier for {part.kind!r} parts returned state {result.state!r} for "
-                                  f"{product.id}.{part.name}: expected one of {', '.join(part.states)}")
-            out[part.name] = result
-        else:
-            out[part.name] = PartState(None, 0.0, True, p.uv)
-    return out

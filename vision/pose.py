@@ -140,8 +140,3 @@ def _count_beyond(xyz: np.ndarray, uv: np.ndarray, rvec: np.ndarray, tvec: np.nd
     proj, _ = cv2.projectPoints(xyz, rvec, tvec, K, dist)
     return int((np.sum((proj.reshape(-1, 2) - uv) ** 2, axis=1) >= limit2).sum())
 
-
-def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """Angle of the rotation that takes ``a`` to ``b`` (both (3, 3)), degrees."""
-    cos = (np.trace(np.asarray(a).T @ np.asarray(b)) - 1.0) / 2.0
-    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))

@@ -1,27 +1,35 @@
-"""Result types of the vision pipeline: validated dataclasses of parallel numpy arrays.
+"""The types at vision's seam: what goes in (:class:`FrameInput`, :class:`Track`), what the stages hand on
+(:class:`Detections`, :class:`Keypoints`) and what comes out (:class:`Observation`, :class:`PartState`,
+:class:`Hand`, :class:`ImageQuality`).
 
-Arrays carry their shape and unit where declared. Validation failures raise :class:`VisionError` with
-"expected X, got Y". ``Observation.to_dict()`` gives plain Python types only (for msgpack), so library
-objects never leave ``vision``.
+Results are validated dataclasses of parallel numpy arrays; arrays carry their shape and unit where
+declared. Validation failures raise :class:`VisionError` with "expected X, got Y". Library objects
+(ONNX Runtime outputs, Ultralytics ``Results``) enter only through the ``from_<source>`` adapters and never
+leave ``vision``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from product_models.camera import Pose
+from product_models.camera import CameraIntrinsics, Pose
 from vision.errors import VisionError
+from vision.jpeg_header import JpegHeader
 
 
-def _check_array(name: str, value: object, shape: tuple[int | None, ...], dtype: type) -> np.ndarray:
-    """Coerce ``value`` to ``dtype`` and check its shape (``None`` = any length)."""
+def _check_array(name: str, value: object, shape: tuple[int | None, ...], dtype: type | None) -> np.ndarray:
+    """Coerce ``value`` to ``dtype`` (None: keep a floating dtype as it is) and check its shape (``None`` =
+    any length)."""
     try:
         arr = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise VisionError(f"{name}: expected an array of {np.dtype(dtype).name}, got {type(value).__name__}"
                           f" ({exc})") from None
+    if dtype is None and not np.issubdtype(arr.dtype, np.floating):
+        raise VisionError(f"{name}: expected an array of floats, got {arr.dtype.name}")
     dims = ["n" if d is None else str(d) for d in shape]
     want = f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
     if arr.ndim != len(shape) or any(d is not None and d != s for d, s in zip(shape, arr.shape, strict=False)):
@@ -65,16 +73,80 @@ class Detections:
         kc = None if num_keypoints is None else np.zeros((0, num_keypoints), np.float32)
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), kp, kc)
 
+    @classmethod
+    def from_onnx(cls, output: np.ndarray, *, num_classes: int, num_keypoints: int, scale: float,
+                  pad: tuple[float, float], frame_size: tuple[int, int], conf: float, iou: float,
+                  max_det: int) -> Detections:
+        """One frame's raw output of the exported YOLO pose graph, ``(4 + classes + 3k, anchors)`` (centre
+        x, y, width, height, class scores, then x, y, confidence per keypoint, in letterbox pixels), as
+        detections in frame pixels: anchors under ``conf`` dropped, overlaps over ``iou`` suppressed, at most
+        ``max_det`` kept. ``scale`` and ``pad`` (x, y pixels) undo the letterbox; boxes are clipped to the
+        ``frame_size`` (width, height) frame."""
+        import cv2  # heavy; only the ONNX detector calls this
+
+        nc, k = num_classes, num_keypoints
+        scores = output[4:4 + nc]
+        cls_ = scores.argmax(axis=0)
+        confidence = scores[cls_, np.arange(scores.shape[1])]
+        keep = np.flatnonzero(confidence >= conf)
+        if keep.size == 0:
+            return cls.empty(k)
+        keep = keep[np.argsort(-confidence[keep])][:100]
+        cx, cy, w, h = output[0, keep], output[1, keep], output[2, keep], output[3, keep]
+        boxes = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
+        chosen = cv2.dnn.NMSBoxes(boxes.tolist(), confidence[keep].tolist(), conf, iou)
+        idx = keep[np.asarray(chosen, dtype=int).ravel()[:max_det]]
+        px, py = pad
+        xyxy = np.stack([output[0, idx] - output[2, idx] / 2, output[1, idx] - output[3, idx] / 2,
+                         output[0, idx] + output[2, idx] / 2, output[1, idx] + output[3, idx] / 2], axis=1)
+        xyxy = (xyxy - [px, py, px, py]) / scale
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, frame_size[0] - 1)
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, frame_size[1] - 1)
+        kp = output[4 + nc:, idx].T.reshape(len(idx), k, 3)
+        uv = (kp[:, :, :2] - [px, py]) / scale
+        return cls(xyxy.astype(np.float32), confidence[idx].astype(np.float32), cls_[idx].astype(np.int64),
+                   uv.astype(np.float32), kp[:, :, 2].astype(np.float32))
+
+    @classmethod
+    def from_ultralytics(cls, result: Any, num_keypoints: int) -> Detections:
+        """One frame's Ultralytics ``Results`` of a pose model (boxes and keypoints in frame pixels)."""
+        boxes = result.boxes
+        if boxes is None or len(boxes) == 0:
+            return cls.empty(num_keypoints)
+        kps = result.keypoints
+        return cls(boxes.xyxy.cpu().numpy().astype(np.float32), boxes.conf.cpu().numpy().astype(np.float32),
+                   boxes.cls.cpu().numpy().astype(np.int64), kps.xy.cpu().numpy().astype(np.float32),
+                   kps.conf.cpu().numpy().astype(np.float32))
+
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    def select(self, index: np.ndarray | slice | int) -> Detections:
-        """A subset by boolean mask, index array, slice or single index (kept as a length-1 result)."""
-        if isinstance(index, int | np.integer):
-            index = slice(int(index), int(index) + 1 if int(index) != -1 else None)
-        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index],
-                          None if self.keypoints is None else self.keypoints[index],
-                          None if self.keypoint_conf is None else self.keypoint_conf[index])
+
+@dataclass(frozen=True)
+class Keypoints:
+    """A product's keypoints in one frame, in its catalog keypoint order: what the keypoint stage gives
+    the pose stage."""
+
+    uv: np.ndarray  # (k, 2) float, pixels of the frame
+    confidence: np.ndarray  # (k,) float, the keypoint network's (or the detector's) confidence
+    min_confidence: float  # a keypoint less sure than this is left out of the pose
+
+    def __post_init__(self) -> None:
+        uv = _check_array("uv", self.uv, (None, 2), None)
+        object.__setattr__(self, "uv", uv)
+        object.__setattr__(self, "confidence", _check_array("confidence", self.confidence, (len(uv),), None))
+
+    @property
+    def mean_confidence(self) -> float:
+        """How sure the network was of the whole product (0 without keypoints)."""
+        return float(np.mean(self.confidence)) if len(self.confidence) else 0.0
+
+    @classmethod
+    def from_detections(cls, det: Detections, index: int, min_confidence: float) -> Keypoints:
+        """The detector's own keypoints of detection ``index``."""
+        if det.keypoints is None or det.keypoint_conf is None:
+            raise VisionError("detections: expected keypoints from a pose detector, got none")
+        return cls(det.keypoints[index], det.keypoint_conf[index], min_confidence)
 
 
 # Why a part was not read. The pipeline never guesses: a part it cannot read is unknown, with one of these.
@@ -102,11 +174,6 @@ class PartState:
     reason: str | None = None  # why ``state`` is None: one of ``UNREADABLE_REASONS`` (None when read)
     size_px: float = 0.0  # the part's larger side in the image as the pose projects it (0 without a pose)
 
-    def to_dict(self) -> dict[str, object]:
-        return {"state": self.state, "confidence": float(self.confidence), "visible": bool(self.visible),
-                "uv": None if self.uv is None else [float(self.uv[0]), float(self.uv[1])],
-                "blinking": bool(self.blinking), "reason": self.reason}
-
 
 @dataclass(frozen=True)
 class Hand:
@@ -119,12 +186,6 @@ class Hand:
     nearest_part: str | None = None  # the projected part closest to the index fingertip
     nearest_part_px: float | None = None  # its distance in pixels
 
-    def to_dict(self) -> dict[str, object]:
-        return {"handedness": self.handedness, "score": float(self.score),
-                "fingertips": {k: [float(u), float(v)] for k, (u, v) in self.fingertips.items()},
-                "nearest_part": self.nearest_part,
-                "nearest_part_px": None if self.nearest_part_px is None else float(self.nearest_part_px)}
-
 
 @dataclass(frozen=True)
 class ImageQuality:
@@ -132,9 +193,6 @@ class ImageQuality:
 
     luma: float  # mean brightness, 0..255, of a small grey copy of the frame
     sharpness: float  # variance of the Laplacian of that copy: low for a blurred or defocused frame
-
-    def to_dict(self) -> dict[str, float]:
-        return {"luma": float(self.luma), "sharpness": float(self.sharpness)}
 
 
 @dataclass(frozen=True)
@@ -154,20 +212,29 @@ class Observation:
     tracked: bool = False  # the product was followed from the previous pose, without running the detector
     quality: ImageQuality | None = None  # how well lit and how sharp the frame is (None for a bad frame)
 
-    def to_dict(self) -> dict[str, object]:
-        """Plain Python types only: ``pose`` as ``{"R": 3x3 nested lists, "t": [x, y, z] metres}``."""
-        pose = None if self.pose is None else {
-            "R": [[float(v) for v in row] for row in np.asarray(self.pose.R)],
-            "t": [float(v) for v in np.asarray(self.pose.t)]}
-        return {
-            "seq": int(self.seq), "ts": float(self.ts),
-            "product": self.product_id, "product_confidence": float(self.product_confidence),
-            "box": None if self.box is None else [float(v) for v in self.box],
-            "pose": pose,
-            "reprojection_error_px": None if self.reprojection_error_px is None
-            else float(self.reprojection_error_px),
-            "parts": {name: ps.to_dict() for name, ps in self.parts.items()},
-            "hands": [h.to_dict() for h in self.hands],
-            "timing_ms": {k: float(v) for k, v in self.timing_ms.items()},
-            "quality": None if self.quality is None else self.quality.to_dict(),
-        }
+
+@dataclass(frozen=True)
+class Track:
+    """Where a session last saw its product: the detector is skipped and the keypoint network looks at
+    this box (the previous pose's projected keypoints). Verification still runs; if it fails, the frame
+    goes through the detector after all. :class:`vision.tracking.Tracker` says when to send one."""
+
+    product_id: str
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 pixels
+    confidence: float  # the detector's confidence when it last saw the product
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """One frame for :class:`vision.pipeline.Pipeline`: the JPEG as the client sent it, and what the caller
+    knows about it."""
+
+    jpeg: bytes
+    seq: int
+    ts: float  # the client's capture time, echoed unchanged
+    camera: CameraIntrinsics | None = None  # None: the default field of view
+    product_hint: str | None = None  # a product id the client expects; only breaks near-ties
+    track: Track | None = None  # follow the product from here instead of detecting it
+    # The header of these very bytes, as the server's probe read it (vision.jpeg_header): the decoder then
+    # does not parse it again. None: the decoder reads it.
+    header: JpegHeader | None = None

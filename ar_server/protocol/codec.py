@@ -7,6 +7,10 @@ Rules:
   number of arrays/maps, so a hostile payload cannot make the decoder allocate much more than its own size.
 - ``encode_server`` trusts its input (the server builds it); ``check=True`` decodes the result again, which
   the tests use to prove every encoder output is a valid message.
+- A frame refused after its ``seq`` was read raises ``FrameError``, which carries that ``seq``, so the
+  server's ``error`` can name the frame.
+- ``decode_server`` skips an overlay whose ``kind``, ``direction`` or ``action`` it does not know (a newer
+  server may add them within v1); a known one with a bad field is refused like any other bad field.
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ from typing import Any
 import msgpack
 
 from ar_server.errors import ProtocolError
-from ar_server.jpeg_probe import probe_jpeg
-from ar_server.protocol.fields import IDENT, LOCALE, MapReader, check_float, check_plain, check_string, wire_type
+from ar_server.protocol.fields import IDENT, LOCALE, MapReader, check_float, check_string, wire_type
 from ar_server.protocol.messages import (
+    ACTIONS,
+    ARROW_DIRECTIONS,
     CLIENT_KINDS,
     EVENT_KINDS,
+    OVERLAY_TYPES,
     PROTOCOL_VERSION,
+    Animate,
+    Arrow,
     Bye,
     Choice,
     ClientMessage,
@@ -34,7 +42,9 @@ from ar_server.protocol.messages import (
     Event,
     Frame,
     Hello,
+    Highlight,
     Intrinsics,
+    Label,
     Limits,
     Notice,
     Obs,
@@ -55,9 +65,19 @@ MAX_TEXT_CHARS = 4096
 MAX_PARTS = 256
 MAX_OVERLAYS = 64
 MAX_CHOICES = 16
+MAX_PROGRESS = 10_000
 MAX_SERVER_MESSAGE_BYTES = 4 * 1024 * 1024
 _RESUME = re.compile(r"^[A-Za-z0-9_\-.=]{1,256}$")
+HEX_COLOR = re.compile(r"^#[0-9a-f]{6}$")
 _TIMING_KEYS = tuple(f.name for f in dataclasses.fields(Timing))
+
+
+class FrameError(ProtocolError):
+    """A ``frame`` refused after its ``seq`` was read; ``seq`` names the frame."""
+
+    def __init__(self, error: ProtocolError, seq: int) -> None:
+        super().__init__(error.code, error.message, error.field)
+        self.seq = seq
 
 
 # ---------------------------------------------------------------- unpacking with limits
@@ -145,18 +165,23 @@ def _hello(m: MapReader, limits: Limits) -> Hello:
 
 def _frame(m: MapReader, limits: Limits) -> Frame:
     seq = m.integer("seq", lo=0, hi=MAX_SEQ)
+    try:
+        return _frame_body(m, limits, seq)
+    except ProtocolError as exc:
+        raise FrameError(exc, seq) from None
+
+
+def _frame_body(m: MapReader, limits: Limits, seq: int) -> Frame:
     ts = m.number("ts", lo=0.0, hi=MAX_TS)
     jpeg = m.binary("jpeg")
     if len(jpeg) > limits.max_frame_bytes:
         raise ProtocolError("too_large", f"JPEG is {len(jpeg)} bytes; the limit is {limits.max_frame_bytes}",
                             "jpeg")
-    info = probe_jpeg(jpeg, max_width=limits.max_width, max_height=limits.max_height)
-    for key, actual in (("width", info.width), ("height", info.height)):
-        declared = m.integer(key, lo=1, hi=65535, required=False)
-        if declared is not None and declared != actual:
-            raise ProtocolError("bad_field", f"declared {key} {declared} does not match the JPEG header's {actual}",
-                                key)
-    return Frame(seq=seq, ts=ts, jpeg=jpeg, width=info.width, height=info.height)
+    # The JPEG's own header is read (and checked against these) by the session, which keeps it for the decoder:
+    # the codec stays free of image code.
+    width = m.integer("width", lo=1, hi=65535, required=False)
+    height = m.integer("height", lo=1, hi=65535, required=False)
+    return Frame(seq=seq, ts=ts, jpeg=jpeg, width=width or 0, height=height or 0)
 
 
 def _event(m: MapReader, limits: Limits) -> Event:
@@ -167,7 +192,7 @@ def _event(m: MapReader, limits: Limits) -> Event:
 
 
 def _bye(m: MapReader, limits: Limits) -> Bye:
-    return Bye(reason=m.string("reason", required=False, max_len=256))
+    return Bye(reason=m.string("reason", required=False, max_len=256, min_len=0))
 
 
 _CLIENT_DECODERS: dict[str, Callable[[MapReader, Limits], ClientMessage]] = {
@@ -197,7 +222,7 @@ def _welcome(m: MapReader) -> Welcome:
         max_message_bytes=lim.integer("max_message_bytes", lo=1, hi=2**31))
     return Welcome(session=m.string("session", pattern=IDENT), resume=m.string("resume", max_len=256, pattern=_RESUME),
                    limits=limits, server_time=m.number("server_time", lo=0.0, hi=MAX_TS),
-                   resumed=m.boolean("resumed"))
+                   resumed=m.boolean("resumed"), store_frames=m.boolean("store_frames"))
 
 
 def _pose(value: Any) -> PoseData | None:
@@ -238,13 +263,30 @@ def _obs(m: MapReader) -> Obs:
                timing=Timing(**{k: timing.number(k, lo=0.0, hi=1e7) for k in _TIMING_KEYS}))
 
 
+def _overlay(o: MapReader) -> Overlay | None:
+    """One overlay, or None for a kind or value this decoder does not know (the client skips it)."""
+    kind = o.string("kind", pattern=IDENT)
+    if kind not in OVERLAY_TYPES:
+        return None
+    part = o.string("part", pattern=IDENT)
+    color = o.string("color", max_len=7, pattern=HEX_COLOR)
+    if kind == "highlight":
+        return Highlight(part, color)
+    if kind == "label":
+        return Label(part, o.string("text", max_len=MAX_TEXT_CHARS, min_len=0), color)
+    if kind == "arrow":
+        direction = o.string("direction", pattern=IDENT)
+        return Arrow(part, direction, color) if direction in ARROW_DIRECTIONS else None
+    action = o.string("action", pattern=IDENT)
+    return Animate(part, action, color) if action in ACTIONS else None
+
+
 def _step(m: MapReader) -> Step:
     overlays = []
     for i, raw in enumerate(m.array("overlays", max_len=MAX_OVERLAYS, required=False)):
-        o = MapReader(raw, f"overlays[{i}]")
-        params = {k: check_plain(v, o.name(k)) for k, v in o.value.items() if k not in ("kind", "part")}
-        overlays.append(Overlay(kind=o.string("kind", pattern=IDENT), part=o.string("part", required=False,
-                                                                                   pattern=IDENT), params=params))
+        overlay = _overlay(MapReader(raw, f"overlays[{i}]"))
+        if overlay is not None:
+            overlays.append(overlay)
     choices = []
     for i, raw in enumerate(m.array("choices", max_len=MAX_CHOICES, required=False)):
         c = MapReader(raw, f"choices[{i}]")
@@ -252,10 +294,11 @@ def _step(m: MapReader) -> Step:
     progress = None
     prog = m.submap("progress", required=False)
     if prog is not None:
-        total = prog.integer("total", lo=1, hi=10_000)
-        progress = Progress(index=prog.integer("index", lo=0, hi=total), total=total)
+        total = prog.integer("total", lo=1, hi=MAX_PROGRESS)
+        progress = Progress(index=prog.integer("index", lo=1, hi=total), total=total)
     return Step(step=m.string("step", pattern=IDENT), text=m.string("text", max_len=MAX_TEXT_CHARS, min_len=0),
-                overlays=tuple(overlays), choices=tuple(choices), progress=progress)
+                overlays=tuple(overlays), choices=tuple(choices), progress=progress,
+                accepts_done=m.boolean("accepts_done"))
 
 
 def _notice(m: MapReader) -> Notice:
@@ -270,7 +313,8 @@ def _end(m: MapReader) -> End:
 def _error(m: MapReader) -> Error:
     return Error(code=m.string("code", pattern=IDENT), message=m.string("message", max_len=MAX_TEXT_CHARS),
                  fatal=m.boolean("fatal"), field=m.string("field", required=False, max_len=256),
-                 seq=m.integer("seq", lo=0, hi=MAX_SEQ, required=False))
+                 seq=m.integer("seq", lo=0, hi=MAX_SEQ, required=False),
+                 reason=m.string("reason", required=False, pattern=IDENT))
 
 
 _SERVER_DECODERS: dict[str, Callable[[MapReader], ServerMessage]] = {
@@ -286,6 +330,19 @@ def decode_server(data: bytes, *, max_bytes: int = MAX_SERVER_MESSAGE_BYTES) -> 
     return _SERVER_DECODERS[kind](reader)
 
 
+# ---------------------------------------------------------------- engine views -> wire overlays
+
+
+def copy_overlay(view: Any) -> Overlay:
+    """The wire overlay with the kind and fields of ``view`` (a ``scenes.view`` overlay, or any object with
+    the same attributes). Raises ``ProtocolError`` for a kind the protocol does not have."""
+    cls = OVERLAY_TYPES.get(getattr(view, "kind", None))  # type: ignore[arg-type]
+    if cls is None:
+        raise ProtocolError("bad_field", f"expected an overlay of kind {', '.join(OVERLAY_TYPES)}, got {view!r}",
+                            "kind")
+    return cls(*(getattr(view, f.name) for f in dataclasses.fields(cls) if f.init))
+
+
 # ---------------------------------------------------------------- encoding
 
 # Fields sent as nil rather than left out when they are None: a client reads "nothing recognised" from them.
@@ -295,13 +352,6 @@ _KEEP_NONE = frozenset({(Obs, "product"), (Obs, "pose"), (PartObs, "state")})
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, bool | str | bytes):
         return value
-    if isinstance(value, Overlay):
-        # kind/part first and authoritative: params never override them.
-        out = {"kind": value.kind}
-        if value.part is not None:
-            out["part"] = value.part
-        out.update({k: _plain(v) for k, v in value.params.items() if k not in ("kind", "part")})
-        return out
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         cls = type(value)
         out: dict[str, Any] = {}

@@ -163,22 +163,3 @@ def check_float(value: Any, field: str, *, lo: float = -math.inf, hi: float = ma
         _fail("bad_field", f"expected a number in {low}, {hi:g}], got {number:g}", field)
     return number
 
-
-def check_plain(value: Any, field: str, depth: int = 0) -> Any:
-    """A JSON-like value (nil, bool, number, str, array, map with str keys) at most 8 levels deep."""
-    if depth > 8:
-        _fail("bad_field", "nested more than 8 levels deep", field)
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return check_float(value, field)
-    if isinstance(value, list):
-        return [check_plain(item, f"{field}[{i}]", depth + 1) for i, item in enumerate(value)]
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                _fail("bad_field", f"map keys must be strings, got a {wire_type(key)} key", field)
-            out[key] = check_plain(item, f"{field}.{key}", depth + 1)
-        return out
-    _fail("bad_field", f"expected nil, bool, number, str, array or map, got {wire_type(value)}", field)

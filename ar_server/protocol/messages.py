@@ -2,7 +2,9 @@
 
 These are plain values. Validation lives in ``codec.py``: a decoded message has already passed every check
 of ``docs/PROTOCOL.md``, and an encoded one is what the server promises to send. Units are written at each
-field; ranges are in the codec and the doc.
+field; ranges are in the codec and the doc. The overlay classes have the names and fields of the scene
+engine's overlay views (``scenes.view``), so a step crosses the wire field for field; this package does not
+import ``scenes`` (it stays free of numpy), and a test holds the two sets equal.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as _field
-from typing import Any, Final, Literal, get_args
+from typing import Final, Literal, get_args
 
 PROTOCOL_VERSION: Final = 1
 STREAM_PATH: Final = "/v1/stream"
@@ -24,6 +26,35 @@ EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 # Known `end.outcome` values. A client must treat an unknown outcome as a plain end (forward compatibility).
 Outcome = Literal["resolved", "unresolved", "escalated", "abandoned", "timeout", "error"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
+
+# The physical actions an `animate` overlay demonstrates (product_models.catalog.ACTIONS) and the directions
+# an `arrow` points in (scenes.model.ARROW_DIRECTIONS): `in` and `out` run along the part's face normal, the
+# rest are product-frame axes. A decoder skips an overlay with a value it does not know.
+Action = Literal["press", "hold", "insert", "remove", "open", "close", "plug", "unplug"]
+ACTIONS: tuple[str, ...] = get_args(Action)
+ArrowDirection = Literal["in", "out", "up", "down", "left", "right", "front", "back"]
+ARROW_DIRECTIONS: tuple[str, ...] = get_args(ArrowDirection)
+
+# `error.reason`: a finer machine code within an error code, for a client to act on (which credential of a
+# refused hello failed, and why). The codes stay as they were released; reasons refine them. A client treats a
+# reason it does not know as no reason.
+UnauthorizedReason = Literal["token_expired", "token_invalid", "token_not_yet_valid"]
+ForbiddenReason = Literal["wrong_role", "other_session", "other_customer", "taken_over"]
+BadResumeReason = Literal["resume_token_unknown", "resume_token_used", "session_ended", "session_timed_out"]
+ERROR_REASONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "unauthorized": get_args(UnauthorizedReason), "forbidden": get_args(ForbiddenReason),
+    "bad_resume": get_args(BadResumeReason)}
+
+
+class CloseCode:
+    """WebSocket close codes (RFC 6455) as this protocol uses them."""
+
+    NORMAL: Final = 1000  # after `end`, or after the client's `bye`
+    GOING_AWAY: Final = 1001  # the server is shutting down; the session stays resumable
+    ABNORMAL: Final = 1006  # never sent: the connection dropped without a close frame
+    POLICY_VIOLATION: Final = 1008  # after a fatal `error`, except those of 1009 and 1011
+    MESSAGE_TOO_BIG: Final = 1009  # after the fatal `too_large` for a message over `limits.max_message_bytes`
+    INTERNAL_ERROR: Final = 1011  # after a fatal `internal` error; the session stays resumable
 
 
 class ErrorCode:
@@ -46,6 +77,7 @@ class ErrorCode:
     BAD_RESUME: Final = "bad_resume"
     UNKNOWN_SCENE: Final = "unknown_scene"
     UNKNOWN_PRODUCT: Final = "unknown_product"
+    BAD_FRAME: Final = "bad_frame"  # vision could not use a frame for a reason other than its JPEG
     RATE_LIMITED: Final = "rate_limited"
     IDLE_TIMEOUT: Final = "idle_timeout"
     OVERLOADED: Final = "overloaded"
@@ -104,8 +136,8 @@ class Frame:
     seq: int  # client's frame counter, 0 .. 2**53
     ts: float  # capture time, seconds, client clock
     jpeg: bytes = _field(repr=False)
-    width: int = 0  # pixels, from the JPEG header (a declared width must match it)
-    height: int = 0
+    width: int = 0  # pixels, as the client declares them (0: not declared); the server checks them against the
+    height: int = 0  # JPEG's own header, which it reads when the frame reaches the session
     t: Literal["frame"] = _field(default="frame", init=False)
 
 
@@ -136,6 +168,9 @@ class Welcome:
     limits: Limits
     server_time: float  # seconds since the Unix epoch, server clock
     resumed: bool = False  # True when `hello.resume` continued an existing session
+    # True when this server keeps frames of sessions whose customer consented (`hello.consent_store_frames`):
+    # a client asks for consent only then.
+    store_frames: bool = False
     t: Literal["welcome"] = _field(default="welcome", init=False)
 
 
@@ -178,13 +213,45 @@ class Obs:
     t: Literal["obs"] = _field(default="obs", init=False)
 
 
-@dataclass(frozen=True)
-class Overlay:
-    """One 3D overlay anchored on a product part; kind-specific keys travel in ``params``."""
+# Overlays: one class per kind, each anchored on a part of the recognised product (geometry from
+# `GET /v1/products/{id}`). Colours are "#rrggbb", lowercase.
 
-    kind: str  # highlight | arrow | label | ghost | ... (defined by the scene format)
-    part: str | None = None  # product part name the overlay is anchored on
-    params: Mapping[str, Any] = _field(default_factory=dict)
+
+@dataclass(frozen=True)
+class Highlight:
+    kind: Literal["highlight"] = _field(default="highlight", init=False)
+    part: str
+    color: str
+
+
+@dataclass(frozen=True)
+class Arrow:
+    kind: Literal["arrow"] = _field(default="arrow", init=False)
+    part: str
+    direction: ArrowDirection
+    color: str
+
+
+@dataclass(frozen=True)
+class Label:
+    kind: Literal["label"] = _field(default="label", init=False)
+    part: str
+    text: str  # localized
+    color: str
+
+
+@dataclass(frozen=True)
+class Animate:
+    """A demonstration of the physical action the step asks for."""
+
+    kind: Literal["animate"] = _field(default="animate", init=False)
+    part: str
+    action: Action
+    color: str
+
+
+Overlay = Highlight | Arrow | Label | Animate
+OVERLAY_TYPES: dict[str, type[Overlay]] = {"highlight": Highlight, "arrow": Arrow, "label": Label, "animate": Animate}
 
 
 @dataclass(frozen=True)
@@ -195,8 +262,8 @@ class Choice:
 
 @dataclass(frozen=True)
 class Progress:
-    index: int  # 0-based index of this step along the expected path
-    total: int  # expected number of steps; index < total
+    index: int  # 1-based: this is step `index` of `total` along the path taken; 1 <= index <= total
+    total: int  # index plus the fewest steps left to a repair (an estimate: it changes when a branch is taken)
 
 
 @dataclass(frozen=True)
@@ -206,6 +273,7 @@ class Step:
     overlays: tuple[Overlay, ...] = ()
     choices: tuple[Choice, ...] = ()
     progress: Progress | None = None
+    accepts_done: bool = False  # True: `event` `done` moves this step on (show a Done button)
     t: Literal["step"] = _field(default="step", init=False)
 
 
@@ -230,6 +298,7 @@ class Error:
     fatal: bool = False  # True: the server closes the connection after this message
     field: str | None = None  # offending field path, e.g. "camera.fx"
     seq: int | None = None  # the frame this error is about, when it is about one
+    reason: str | None = None  # refines `code`: one of ERROR_REASONS[code]
     t: Literal["error"] = _field(default="error", init=False)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ar_server.protocol import Choice, Obs, Overlay, PartObs, PoseData, Progress, Step, Timing
+from ar_server.protocol import Choice, Obs, PartObs, PoseData, Progress, Step, Timing, copy_overlay
 from product_models.catalog import Catalog
 from scenes import Observation as SceneObservation
 from scenes import PartObservation, ShowStep
@@ -64,15 +64,12 @@ def scene_observation(product_id: str | None, parts: Mapping[str, Any], catalog:
 
 
 def step_message(show: ShowStep) -> Step:
-    """The wire ``step`` for an engine ``ShowStep`` (progress becomes 0-based, as the protocol says)."""
-    overlays = []
-    for item in show.overlays:
-        params = {k: v for k, v in item.items() if k not in ("kind", "part") and v is not None}
-        overlays.append(Overlay(kind=str(item["kind"]), part=item.get("part"), params=params))
-    total = max(1, show.progress.total)
-    return Step(step=show.step_id, text=show.text, overlays=tuple(overlays),
+    """The wire ``step`` for an engine ``ShowStep``: the same overlays, progress and Done flag, field for
+    field (``reason``, ``outcome`` and ``cause`` stay on the server)."""
+    return Step(step=show.step_id, text=show.text, overlays=tuple(copy_overlay(o) for o in show.overlays),
                 choices=tuple(Choice(id=c.id, text=c.label) for c in show.choices),
-                progress=Progress(index=min(max(0, show.progress.index - 1), total), total=total))
+                progress=Progress(index=show.progress.index, total=show.progress.total),
+                accepts_done=show.accepts_done)
 
 
 def observation_summary(obs: Obs) -> dict[str, Any]:

@@ -1,25 +1,15 @@
-"""One live customer session: frames in through the newest-frame slot, vision, smoothing, the scene engine,
-and the engine's effects back to the client and into the store.
+"""The driver of one connection's ``SessionCore``: it feeds the core events and performs the effects it returns.
 
 Rules:
-1. Frames: ``seq`` must increase on a connection (else ``bad_field`` on ``seq``); frames over ``max_fps`` are
-   dropped silently, and a client far over it gets ``rate_limited``; an admitted frame goes into the slot,
-   replacing any unprocessed one.
-2. One task per session takes from the slot, awaits the shared inference service, smooths the part states
-   (``vision.smoothing.TemporalSmoother``, one per session) and sends ``obs`` echoing ``seq`` and ``ts``.
-   The same frame goes through step verification (``vision.verification.StepVerifier``, one per session).
-   The client's ``obs`` and scene selection (rule 4) use the smoothed states; the scene engine gets only
-   verified ones, so a step moves on only on the evidence that rule asks for. Both start over when another
-   product comes into view.
-3. Engine events are handled under one lock per session, so a step change is recorded in the store
-   (previous step verified, new step entered, engine snapshot saved) *before* its ``step`` message is sent,
-   in the order the engine produced it. A killed server therefore never loses a step the client saw.
-4. Without a scene, every smoothed observation is offered to ``scenes.select``; the first match starts its
-   scene and a ``scene_started`` notice tells the customer why.
-5. Escalations (offered or handed over) are recorded in the store with the context an agent needs.
-6. While a step runs, ``ViewHints`` says why the parts it watches cannot be read (``move_closer``,
-   ``more_light``, ``hold_steady``, ``hand_covering``, ``part_covered``, ``turn_device``), in the engine's
-   locale, at most once per code every ``ViewHintConfig.interval_s``; each is recorded like an engine notice.
+1. ``feed(event)`` hands one event to the core at the server clock's ``now`` and queues the effects. One task
+   performs them, in order, one at a time, so a store write finishes before any message queued after it is
+   sent (the core's rule 3 holds on the wire).
+2. ``Infer`` and ``ArchiveFrame`` start a task and return at once; what the task learns comes back through
+   ``feed`` (``VisionResult``, ``InferenceFailed``, ``FrameNotStored``).
+3. Once the core is closed and its last effect performed, the driver stops: its tasks are cancelled and the
+   host forgets it (``SessionHost.release``). An event that arrives later is dropped.
+4. An effect that fails is a server bug: it is logged and the core gets ``Failed`` (``internal``, close
+   1011); the session stays resumable.
 """
 
 from __future__ import annotations
@@ -27,352 +17,277 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-from ar_server.errors import ServerError
+from ar_server.auth import Claims, TokenAuthority, check_role
+from ar_server.errors import AuthError, ServerError
+from ar_server.inference import InferenceService
 from ar_server.metrics import Metrics
-from ar_server.protocol import End, Error, Event, Frame, Notice, ServerMessage
-from ar_server.session.convert import (
-    OUTCOMES,
-    observation_summary,
-    scene_observation,
-    stage_ms,
-    step_message,
-    wire_obs,
+from ar_server.protocol import Error, Hello, ServerMessage
+from ar_server.session.core import CoreConfig, SessionCore
+from ar_server.session.effects import (
+    ArchiveFrame,
+    Close,
+    EndSession,
+    EnterStep,
+    Infer,
+    OpenEscalation,
+    OpenSession,
+    RecordEvent,
+    RememberObservation,
+    SaveSnapshot,
+    SceneStarted,
+    Send,
+    SessionEffect,
+)
+from ar_server.session.events import (
+    Disconnected,
+    Failed,
+    FrameNotStored,
+    GoingAway,
+    InferenceFailed,
+    OpenRefused,
+    SessionEvent,
+    SessionOpened,
+    TakenOver,
+    Tick,
+    VisionResult,
 )
 from ar_server.session.frame_archive import FrameArchive
-from ar_server.session.slot import FrameSlot, PendingFrame, RateGate
-from ar_server.session.view_hints import ViewHints, hint_text, watched_parts
 from ar_server.store import Store
-from product_models.camera import CameraIntrinsics
 from product_models.catalog import Catalog
-from scenes import End as EngineEnd
-from scenes import Engine, Escalate, IllegalEventError, Library, ShowStep, Tick, UserEvent, select
-from scenes import Notice as EngineNotice
-from scenes.i18n import pick
+from scenes import Library
+from vision.types import FrameInput
 
 log = logging.getLogger(__name__)
+STREAM_ROLES = ("customer", "agent", "admin")  # authors edit scenes; they do not stream
+# `error.reason` of an `unauthorized` error, by the token check's code (ar_server.auth).
+UNAUTHORIZED_REASONS: dict[str, str] = {"expired": "token_expired", "not_yet_valid": "token_not_yet_valid",
+                                        "malformed": "token_invalid", "bad_signature": "token_invalid"}
 
-
-REDETECT_EVERY = 8  # a tracked session still runs the detector on every 8th frame (another product, a better box)
-TRACK_MAX_GAP_S = 0.5  # a track older than this (by capture time) is dropped: the camera may have moved far
 
 class Outbox(Protocol):
-    """The connection side of a session: queue a message; close after what is queued is sent."""
+    """The connection side of a session: queue a message; close once what is queued is sent."""
 
     def send(self, message: ServerMessage) -> None: ...
     def close(self, code: int) -> None: ...
 
 
-class SessionContext(Protocol):
-    """What a session needs from the server (``SessionManager`` provides it)."""
+class SessionHost(Protocol):
+    """What a driver needs from the server (``SessionManager`` provides it)."""
 
     store: Store
     catalog: Catalog
     metrics: Metrics
     archive: FrameArchive
+    inference: InferenceService
     clock: Callable[[], float]
 
     @property
     def library(self) -> Library: ...
-    async def infer(self, frame: Frame, camera: CameraIntrinsics | None, product_hint: str | None,
-                    track: Any = None) -> Any: ...
+    @property
+    def core_config(self) -> CoreConfig: ...
+    async def open(self, hello: Hello, claims: Claims, driver: SessionDriver) -> SessionOpened: ...
     def remember_observation(self, session_id: str, summary: dict[str, Any]) -> None: ...
-    def session_ended(self, session: LiveSession) -> None: ...
+    def release(self, driver: SessionDriver) -> None: ...
 
 
-class LiveSession:
-    def __init__(self, ctx: SessionContext, outbox: Outbox, *, session_id: str, locale: str,
-                 camera: CameraIntrinsics | None, product_hint: str | None, consent_store_frames: bool,
-                 max_fps: float, engine: Engine | None = None) -> None:
-        from vision.smoothing import TemporalSmoother
-        from vision.verification import StepVerifier
+class SessionDriver:
+    """One connection's session core, with the I/O it asks for; see the module rules."""
 
-        self.ctx = ctx
+    def __init__(self, host: SessionHost, outbox: Outbox, authority: TokenAuthority) -> None:
+        self.host = host
         self.outbox = outbox
-        self.id = session_id
-        self.locale = locale
-        self.camera = camera
-        self.product_hint = product_hint
-        self.consent_store_frames = consent_store_frames
-        self.engine = engine
-        self.slot = FrameSlot()
-        self.gate = RateGate(max_fps)
-        self.smoother = TemporalSmoother()
-        self.verifier = StepVerifier()
-        self.hints = ViewHints(self.verifier.config.min_size_px)
-        # Detect, then track: after a verified pose the next frames skip the detector and look where the
-        # product was (vision.pipeline.Track), with a full detection every REDETECT_EVERY-th frame.
-        self._track: Any = None
-        self._track_ts = 0.0
-        self._tracked_in_row = 0
-        self._smoothed_product: str | None = None
-        self._smooth_ms = 0.0
-        self._last_seq: int | None = None
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._last_stored_at = -1e18
-        self._notices_sent: set[str] = set()
-        self.last_message_at = time.monotonic()
-        self.processed = 0
-        self.ended = False
+        self.authority = authority
+        self.core = SessionCore(host.core_config, catalog=host.catalog, library=lambda: host.library,
+                                now=host.clock(), metrics=host.metrics)
+        self._queue: deque[SessionEffect] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._runner: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._performers: dict[type, Callable[[Any], Awaitable[None]]] = {
+            Send: self._send, Close: self._close, OpenSession: self._open, Infer: self._infer,
+            ArchiveFrame: self._archive, RememberObservation: self._remember, EnterStep: self._enter_step,
+            SaveSnapshot: self._save_snapshot, RecordEvent: self._record_event, SceneStarted: self._scene_started,
+            OpenEscalation: self._open_escalation, EndSession: self._end_session,
+        }
 
-    # ---------------------------------------------------------------- lifecycle
+    @property
+    def session_id(self) -> str | None:
+        return self.core.session_id
 
-    async def begin(self, *, resumed: bool) -> None:
-        """Start the frame task; show the current step (resume) or start the requested scene."""
-        self._task = asyncio.create_task(self._frames(), name=f"fixlens-session-{self.id}")
-        if self.engine is None:
-            return
-        async with self._lock:
-            if resumed and self.engine.step_id is not None:
-                self.outbox.send(step_message(self.engine.view()))
-            elif self.engine.step_id is None:
-                await self._effects(self.engine.start(self.ctx.clock()), None, None)
+    @property
+    def closed(self) -> bool:
+        return self.core.closed
 
-    async def stop(self) -> None:
-        """Stop processing and save the engine state, so a resume continues exactly here."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self.engine is not None and not self.ended:
-            async with self._lock:
-                await self.ctx.store.update_session(self.id, at=self.ctx.clock(), snapshot=self.engine.snapshot())
+    # ---------------------------------------------------------------- events in
 
-    # ---------------------------------------------------------------- client messages
+    def feed(self, event: SessionEvent) -> None:
+        """Rule 1. Raises ``SessionStateError`` for an event the core cannot take now (nothing changes)."""
+        self._queue.extend(self.core.handle(event, self.host.clock()))
+        self._idle.clear()
+        self._wake.set()
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name=f"fixlens-session-effects-{id(self):x}")
 
-    def on_frame(self, frame: Frame) -> None:
-        """Rule 1. Sends an error for a frame that goes backwards or arrives far over the rate."""
-        now = time.perf_counter()
-        metrics = self.ctx.metrics
-        metrics.frames_received.inc()
-        if self._last_seq is not None and frame.seq <= self._last_seq:
-            metrics.frames_dropped.inc(reason="invalid")
-            self.send_error(Error("bad_field", f"seq must increase: expected more than {self._last_seq}, got "
-                                               f"{frame.seq}", field="seq", seq=frame.seq))
-            return
-        self._last_seq = frame.seq
-        if not self.gate.admit(now):
-            metrics.frames_dropped.inc(reason="rate")
-            if self.gate.abusive(now):
-                self.send_error(Error("rate_limited", f"frames arrive faster than {self.gate.rate:g} per second "
-                                                      "by a large factor; excess frames are dropped", seq=frame.seq))
-            return
-        if self.slot.put(PendingFrame(frame, now)):
-            metrics.frames_dropped.inc(reason="superseded")
+    async def drained(self) -> None:
+        """Wait until every effect fed so far has been performed."""
+        await self._idle.wait()
 
-    async def on_event(self, event: Event) -> None:
-        engine = self.engine
-        if engine is None or engine.finished:
-            if event.kind == "help":
-                await self._record_escalation(Escalate("help", True, ""), None)
-                self.outbox.send(Notice("escalation_offer", "A support agent has been asked to help you."))
-            else:
-                self.outbox.send(Notice("no_scene", "No guidance is running yet: point the camera at the device."))
-            return
-        if event.step is not None and event.step != engine.step_id:
-            self.outbox.send(Notice("stale_step", f"that was for step {event.step}; the current step is "
-                                                  f"{engine.step_id}"))
-            return
-        try:
-            await self._handle(UserEvent(event.kind, event.choice), "user")
-        except IllegalEventError as exc:
-            field = "choice" if event.kind == "choose" else "kind"
-            self.send_error(Error("bad_field", str(exc), field=field))
+    def tick(self) -> None:
+        if not self.closed:
+            self.feed(Tick())
 
-    async def tick(self) -> None:
-        """Let engine timers fire without frames (hold, timeouts, struggle, lost view)."""
-        if self.engine is not None and not self.engine.finished:
-            await self._handle(Tick(), "tick")
+    def fail(self, message: str) -> None:
+        if not self.closed:
+            self.feed(Failed(message))
 
-    def send_error(self, error: Error) -> None:
-        self.ctx.metrics.errors.inc(code=error.code)
-        self.outbox.send(error)
+    async def take_over(self) -> None:
+        """Another connection resumed this session: tell this client, save the state, close (1008)."""
+        await self._end_with(TakenOver())
 
-    # ---------------------------------------------------------------- frames -> vision -> engine
+    async def going_away(self) -> None:
+        """The server shuts down: save the state, close (1001)."""
+        await self._end_with(GoingAway())
 
-    async def _frames(self) -> None:
-        from vision.errors import CameraError, FrameError, VisionError
+    async def disconnected(self) -> None:
+        """The socket is gone: save the state."""
+        await self._end_with(Disconnected())
 
+    async def _end_with(self, event: SessionEvent) -> None:
+        if not self.closed:
+            self.feed(event)
+        await self.drained()
+
+    # ---------------------------------------------------------------- effects out
+
+    async def _run(self) -> None:
         while True:
-            pending = await self.slot.take()
-            frame = pending.frame
-            track = self._track
-            if track is not None and (self._tracked_in_row >= REDETECT_EVERY - 1
-                                      or not 0.0 <= frame.ts - self._track_ts <= TRACK_MAX_GAP_S):
-                track = None
-            try:
-                result = await self.ctx.infer(frame, self.camera, self.product_hint, track)
-            except ServerError as exc:
-                self.ctx.metrics.frames_dropped.inc(reason=exc.code)
-                if exc.code == "overloaded":
-                    self._notice_once("server_busy", "The server is busy; some frames are skipped.")
-                    continue
-                raise
-            value = result.value
-            if isinstance(value, VisionError):
-                self.ctx.metrics.frames_dropped.inc(reason="vision_error")
-                code, field = ("bad_jpeg", "jpeg") if isinstance(value, FrameError) else (
-                    ("bad_field", "camera") if isinstance(value, CameraError) else ("bad_frame", None))
-                self.send_error(Error(code, str(value), field=field, seq=frame.seq))
-                continue
-            self._follow(value, frame.ts)
-            await self._observed(value, pending, result.queue_ms)
+            while self._queue:
+                effect = self._queue.popleft()
+                try:
+                    await self._performers[type(effect)](effect)
+                except Exception as exc:  # rule 4
+                    log.exception("session %s: %s failed", self.session_id, type(effect).__name__)
+                    self.fail(type(exc).__name__)
+            if self.closed:
+                self._stop()
+                self._idle.set()
+                return
+            self._idle.set()
+            self._wake.clear()
+            await self._wake.wait()
 
-    def _follow(self, vobs: Any, ts: float) -> None:
-        """Remember where the product is for the next frame (see ``_track``)."""
+    def _stop(self) -> None:
+        """Rule 3."""
+        for task in self._tasks:
+            task.cancel()
+        self.host.release(self)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("session %s: background work failed", self.session_id, exc_info=task.exception())
+            self.fail(type(task.exception()).__name__)
+
+    async def _send(self, effect: Send) -> None:
+        if isinstance(effect.message, Error):
+            self.host.metrics.errors.inc(code=effect.message.code)
+        self.outbox.send(effect.message)
+
+    async def _close(self, effect: Close) -> None:
+        self.outbox.close(effect.code)
+
+    async def _open(self, effect: OpenSession) -> None:
         try:
-            from vision.pipeline import track_from
-        except ImportError:  # a stand-in pipeline: nothing to track with
-            return
-        self._tracked_in_row = self._tracked_in_row + 1 if getattr(vobs, "tracked", False) else 0
-        self._track = track_from(vobs) if getattr(vobs, "pose", None) is not None else None
-        self._track_ts = ts
+            claims = self.authority.verify(effect.hello.token)
+            check_role(claims, STREAM_ROLES)
+            event: SessionEvent = await self.host.open(effect.hello, claims, self)
+        except AuthError as exc:
+            event = OpenRefused(_auth_error(exc))
+        except ServerError as exc:
+            event = OpenRefused(Error(exc.code, exc.message, fatal=True, field=exc.field, reason=exc.reason))
+        if self.core.state == "opening":
+            self.feed(event)
+        # else the server went away meanwhile: the core closed, and _stop() releases what open() took
 
-    async def _observed(self, vobs: Any, pending: PendingFrame, queue_ms: float) -> None:
-        metrics = self.ctx.metrics
-        self.processed += 1
-        metrics.frames_processed.inc()
-        # Smoothing runs on the server's clock, as the engine does, so a simulated clock (tests, the demo)
-        # drives both the same way; max() keeps it monotonic should the wall clock step back.
-        self._smooth_ms = max(self._smooth_ms, self.ctx.clock() * 1000.0)
-        if vobs.product_id != self._smoothed_product and vobs.product_id is not None:
-            self.smoother.reset()
-            self.verifier.reset()
-            self._smoothed_product = vobs.product_id
-        parts = self.smoother.update(self._smooth_ms, vobs.parts if vobs.product_id is not None else {})
-        verified = self.verifier.update(self._smooth_ms, vobs, parts)
-        total_ms = (time.perf_counter() - pending.received_at) * 1000.0
-        obs = wire_obs(vobs, parts, queue_ms=queue_ms, total_ms=total_ms)
-        for stage in ("decode", "detect", "pose", "states"):
-            metrics.stage_seconds.observe(stage_ms(vobs.timing_ms or {}, stage) / 1000.0, stage=stage)
-        metrics.stage_seconds.observe(queue_ms / 1000.0, stage="queue")
-        metrics.stage_seconds.observe(total_ms / 1000.0, stage="total")
-        self.outbox.send(obs)
-        self.ctx.remember_observation(self.id, observation_summary(obs))
-        if self.consent_store_frames and self.ctx.archive.enabled:
-            await self._archive(pending.frame)
-        if self.engine is None:
-            await self._maybe_start(scene_observation(vobs.product_id, parts, self.ctx.catalog))
-        elif not self.engine.finished:
-            await self._handle(scene_observation(vobs.product_id, verified, self.ctx.catalog), "vision")
-            await self._hint(vobs)
+    async def _infer(self, effect: Infer) -> None:
+        self._spawn(self._inference(effect.frame))
 
-    async def _archive(self, frame: Frame) -> None:
-        now = time.monotonic()
-        if now - self._last_stored_at < self.ctx.archive.interval_s:
-            return
-        self._last_stored_at = now
-        if not await self.ctx.archive.store(self.id, frame.seq, frame.jpeg):
-            self._notice_once("frames_not_stored", "Frames are not being stored: "
-                              + (self.ctx.archive.unavailable or "storage failed"))
+    async def _inference(self, frame: FrameInput) -> None:
+        try:
+            result = await self.host.inference.infer(frame)
+        except ServerError as exc:
+            event: SessionEvent = InferenceFailed(frame.seq, exc.code, exc.message)
+        else:
+            event = VisionResult(frame.seq, result.value, result.queue_ms)
+        if not self.closed:
+            self.feed(event)
 
-    async def _maybe_start(self, seen: Any) -> None:
-        """Rule 4: start the scene that matches what the camera sees, and say why."""
-        selection = select(self.ctx.library, seen, self.locale)
-        if selection is None:
-            return
-        async with self._lock:
-            if self.engine is not None or self.ended:
-                return
-            scene = selection.scene
-            self.engine = Engine(scene, self.ctx.catalog.get(scene.product), self.locale,
-                                 reason=selection.trigger.reason)
-            now = self.ctx.clock()
-            await self.ctx.store.update_session(self.id, at=now, scene=scene.id, product=scene.product)
-            await self.ctx.store.add_event(self.id, "scene_started", at=now,
-                                           data={"scene": scene.id, "reason": selection.reason})
-            title = pick(scene.title, self.locale, scene.default_locale)
-            self.outbox.send(Notice("scene_started", f"{title}: {selection.reason}"))
-            await self._effects(self.engine.start(now), None, None)
+    async def _archive(self, effect: ArchiveFrame) -> None:
+        self._spawn(self._store_frame(effect.seq, effect.jpeg))
 
-    async def _hint(self, vobs: Any) -> None:
-        """Rule 6: say why the current step's parts cannot be read, when ``ViewHints`` finds a reason."""
-        async with self._lock:
-            engine = self.engine
-            if engine is None or engine.finished or self.ended or engine.step_id is None:
-                return
-            now = self.ctx.clock()
-            hint = self.hints.update(now, watched_parts(engine.scene.steps[engine.step_id]), vobs)
-            if hint is None:
-                return
-            await self.ctx.store.add_event(self.id, "notice", at=now, data={"code": hint.code, "part": hint.part})
-            self.outbox.send(Notice(hint.code, hint_text(hint, engine.product, engine.locale)))
+    async def _store_frame(self, seq: int, jpeg: bytes) -> None:
+        archive = self.host.archive
+        stored = await archive.store(self._id(), seq, jpeg)
+        if not stored and not self.closed:
+            self.feed(FrameNotStored(archive.unavailable or "storage failed"))
 
-    async def _handle(self, event: Any, cause: str) -> None:
-        async with self._lock:
-            engine = self.engine
-            if engine is None or engine.finished or self.ended:
-                return
-            before = engine.step_id
-            effects = engine.handle(event, self.ctx.clock())
-            await self._effects(effects, before, self._how(cause, before, effects))
+    async def _remember(self, effect: RememberObservation) -> None:
+        self.host.remember_observation(self._id(), effect.summary)
 
-    def _how(self, cause: str, before: str | None, effects: list[Any]) -> str | None:
-        """How the step that was left got done: by the user, by vision, or by its timeout."""
-        if cause == "user":
-            return "user"
-        shown = next((e for e in effects if isinstance(e, ShowStep)), None)
-        if shown is None or before is None or self.engine is None:
-            return None
-        step = self.engine.scene.steps[before]
-        timeout = step.on_timeout
-        if timeout is not None and timeout.goto == shown.step_id and all(w.goto != shown.step_id for w in step.when):
-            return "timeout"
-        return "vision"
+    async def _enter_step(self, effect: EnterStep) -> None:
+        store, now, session = self.host.store, self.host.clock(), self._id()
+        if effect.left is not None and effect.how is not None:
+            with contextlib.suppress(ServerError):  # a step entered before a crash may lack its row
+                await store.verify_step(session, effect.left, effect.how, at=now)
+        await store.enter_step(session, effect.step, at=now)
+        await store.update_session(session, at=now, snapshot=effect.snapshot)
 
-    async def _effects(self, effects: list[Any], before: str | None, how: str | None) -> None:
-        """Rule 3: record, then send, each effect in order. Called with the session lock held."""
-        store, now = self.ctx.store, self.ctx.clock()
-        assert self.engine is not None
-        for effect in effects:
-            if isinstance(effect, ShowStep):
-                if before is not None and how is not None:
-                    with contextlib.suppress(ServerError):  # a step entered before a crash may lack its row
-                        await store.verify_step(self.id, before, how, at=now)  # type: ignore[arg-type]
-                await store.enter_step(self.id, effect.step_id, at=now)
-                await store.update_session(self.id, at=now, snapshot=self.engine.snapshot())
-                before, how = effect.step_id, None
-                self.outbox.send(step_message(effect))
-            elif isinstance(effect, EngineNotice):
-                await store.add_event(self.id, "notice", at=now, data={"code": effect.code})
-                self.outbox.send(Notice(effect.code, effect.text))
-            elif isinstance(effect, Escalate):
-                await self._record_escalation(effect, self.engine.step_id)
-                self.outbox.send(Notice("escalation_offer" if effect.offer else "escalated", effect.text))
-            elif isinstance(effect, EngineEnd):
-                await self.finish(OUTCOMES.get(effect.outcome, effect.outcome))
+    async def _save_snapshot(self, effect: SaveSnapshot) -> None:
+        await self.host.store.update_session(self._id(), at=self.host.clock(), snapshot=effect.snapshot)
 
-    async def _record_escalation(self, effect: Escalate, step: str | None) -> None:
-        store, now = self.ctx.store, self.ctx.clock()
+    async def _record_event(self, effect: RecordEvent) -> None:
+        await self.host.store.add_event(self._id(), effect.kind, at=self.host.clock(), data=effect.data)
+
+    async def _scene_started(self, effect: SceneStarted) -> None:
+        store, now, session = self.host.store, self.host.clock(), self._id()
+        await store.update_session(session, at=now, scene=effect.scene, product=effect.product)
+        await store.add_event(session, "scene_started", at=now, data={"scene": effect.scene, "reason": effect.reason})
+
+    async def _open_escalation(self, effect: OpenEscalation) -> None:
+        store, session = self.host.store, self._id()
         history = [{"step": r.step_id, "entered_at": r.entered_at, "verified_at": r.verified_at, "how": r.how}
-                   for r in await store.step_history(self.id)]
-        context = {"offer": effect.offer, "step": step, "scene": None if self.engine is None else
-                   self.engine.scene.id, "history": history, "locale": self.locale}
-        await store.open_escalation(self.id, effect.reason, at=now, context=context)
-        self.ctx.metrics.escalations.inc(reason=effect.reason, offer=str(effect.offer).lower())
+                   for r in await store.step_history(session)]
+        context = {"offer": effect.offer, "step": effect.step, "scene": effect.scene, "history": history,
+                   "locale": effect.locale}
+        await store.open_escalation(session, effect.reason, at=self.host.clock(), context=context)
+        self.host.metrics.escalations.inc(reason=effect.reason, offer=str(effect.offer).lower())
 
-    async def finish(self, outcome: str, text: str | None = None, *, close: bool = True) -> None:
-        """End the session for good: record the outcome, send ``end`` and close (1000)."""
-        if self.ended:
-            return
-        self.ended = True
-        now = self.ctx.clock()
-        if self.engine is not None:
-            await self.ctx.store.update_session(self.id, at=now, snapshot=self.engine.snapshot())
-        await self.ctx.store.end_session(self.id, outcome, at=now)
-        self.ctx.metrics.outcomes.inc(outcome=outcome)
-        if close:
-            self.outbox.send(End(outcome, text))
-            self.outbox.close(1000)
-        self.ctx.session_ended(self)
+    async def _end_session(self, effect: EndSession) -> None:
+        store, now, session = self.host.store, self.host.clock(), self._id()
+        if effect.snapshot is not None:
+            await store.update_session(session, at=now, snapshot=effect.snapshot)
+        await store.end_session(session, effect.outcome, at=now)
+        self.host.metrics.outcomes.inc(outcome=effect.outcome)
 
-    def _notice_once(self, code: str, text: str) -> None:
-        if code not in self._notices_sent:
-            self._notices_sent.add(code)
-            self.outbox.send(Notice(code, text))
+    def _id(self) -> str:
+        session = self.core.session_id
+        assert session is not None, "a store effect before the session opened"
+        return session
 
+
+def _auth_error(exc: AuthError) -> Error:
+    if exc.code == "wrong_role":
+        return Error("forbidden", f"wrong_role: {exc.message}", fatal=True, field="token", reason="wrong_role")
+    return Error("unauthorized", f"token {exc.code.replace('_', ' ')}: {exc.message}", fatal=True, field="token",
+                 reason=UNAUTHORIZED_REASONS.get(exc.code, "token_invalid"))

@@ -1,9 +1,19 @@
-"""Live sessions of this server node: opening (new, bound or resumed), the 2 Hz engine tick, idle ends.
+"""Live sessions of this server node: opening (new, bound, resumed or joined), the 2 Hz timers, idle ends.
 
 A session lives in memory only while a client is connected; everything needed to continue it (scene,
 engine snapshot, step history) is in the store, so a reconnect -- to this process or to one restarted
-after ``kill -9`` -- restores it from there. The resume token rotates on every ``welcome``; the store keeps
-only its SHA-256.
+after ``kill -9`` -- restores it from there.
+
+Rules:
+1. Opens are one at a time, so checking a resume token and rotating it is atomic: of two hellos with the
+   same token, one gets ``welcome`` and a new token, the other ``bad_resume`` (``resume_token_used``). The
+   store keeps only the token's SHA-256; the hashes this process retired are remembered (``MAX_USED_RESUME``)
+   to tell a used token from one never seen.
+2. The same session from another connection: the newest connection wins; the older one hears why
+   (``forbidden``, ``taken_over``), its state is saved, then the new one continues from it.
+3. Every ``TICK_INTERVAL_S`` (real time) each connection's core gets a ``Tick`` at the server clock's now
+   (hello and idle timeouts, engine timers), and every ``SWEEP_INTERVAL_S`` of the server clock disconnected
+   sessions idle past ``session_idle_timeout_s`` end as ``abandoned``. ``run_timers`` is one such pass.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -20,11 +31,13 @@ from typing import Any
 from ar_server.auth import Claims, check_session_access, new_resume_token, resume_token_hash
 from ar_server.config import Config
 from ar_server.errors import AuthError, ServerError
-from ar_server.inference import InferenceService, frame_input_type
+from ar_server.inference import InferenceService
 from ar_server.metrics import Metrics
-from ar_server.protocol import Error, Frame, Hello, Welcome
+from ar_server.protocol import Hello
+from ar_server.session.core import CoreConfig
+from ar_server.session.events import GoingAway, SessionOpened
 from ar_server.session.frame_archive import FrameArchive
-from ar_server.session.live import LiveSession, Outbox
+from ar_server.session.live import SessionDriver
 from ar_server.store import SessionRecord, Store
 from product_models.camera import CameraIntrinsics
 from product_models.catalog import Catalog
@@ -34,10 +47,11 @@ log = logging.getLogger(__name__)
 TICK_INTERVAL_S = 0.5  # engine timers (hold, on_timeout, struggle) fire within this of their due time
 SWEEP_INTERVAL_S = 30.0  # how often disconnected sessions past the idle timeout are ended
 MAX_REMEMBERED_OBSERVATIONS = 10_000  # last observation per session, for agents (LRU)
+MAX_USED_RESUME = 10_000  # retired resume-token hashes remembered (rule 1; LRU)
 
 
 class SessionManager:
-    """Implements ``SessionContext`` for every ``LiveSession`` of this process."""
+    """Implements ``SessionHost`` for every ``SessionDriver`` of this process."""
 
     def __init__(self, config: Config, *, store: Store, inference: InferenceService, catalog: Catalog,
                  library: Library, metrics: Metrics, archive: FrameArchive,
@@ -50,25 +64,30 @@ class SessionManager:
         self.metrics = metrics
         self.archive = archive
         self.clock = clock
-        self.live: dict[str, LiveSession] = {}
+        self.live: dict[str, SessionDriver] = {}  # session id -> the connection carrying it
+        self.connections: set[SessionDriver] = set()  # every connection, before hello too
+        self._core_config = CoreConfig(limits=config.limits(), idle_timeout_s=config.session_idle_timeout_s,
+                                       archive_interval_s=archive.interval_s if archive.enabled else None)
         self._observations: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._frame_input = frame_input_type()
+        self._used_resume: OrderedDict[str, str] = OrderedDict()  # retired token hash -> session id
+        self._open_lock = asyncio.Lock()
+        self._going_away = False
         self._ticker: asyncio.Task[None] | None = None
+        self._last_sweep = -math.inf
 
-    # ---------------------------------------------------------------- SessionContext
+    # ---------------------------------------------------------------- SessionHost
 
     @property
     def library(self) -> Library:
         return self._library
 
+    @property
+    def core_config(self) -> CoreConfig:
+        return self._core_config
+
     def replace_library(self, library: Library) -> None:
         """Use ``library`` for sessions that start a scene from now on (running engines keep theirs)."""
         self._library = library
-
-    async def infer(self, frame: Frame, camera: CameraIntrinsics | None, product_hint: str | None,
-                    track: Any = None) -> Any:
-        return await self.inference.infer(self._frame_input(jpeg=frame.jpeg, seq=frame.seq, ts=frame.ts,
-                                                            camera=camera, product_hint=product_hint, track=track))
 
     def remember_observation(self, session_id: str, summary: dict[str, Any]) -> None:
         self._observations[session_id] = summary
@@ -79,35 +98,49 @@ class SessionManager:
     def last_observation(self, session_id: str) -> dict[str, Any] | None:
         return self._observations.get(session_id)
 
-    def session_ended(self, session: LiveSession) -> None:
-        if self.live.get(session.id) is session:
-            del self.live[session.id]
-            self.metrics.active_sessions.set(len(self.live))
+    def register(self, driver: SessionDriver) -> None:
+        """A new connection: its core gets ticks from now on (the hello timeout runs before any session).
+        One that arrives while the server shuts down is closed at once (1001)."""
+        self.connections.add(driver)
+        if self._going_away:
+            driver.feed(GoingAway())
 
-    # ---------------------------------------------------------------- opening and closing
+    def release(self, driver: SessionDriver) -> None:
+        """The connection's core closed: forget it (its session, if any, stays in the store)."""
+        self.connections.discard(driver)
+        for session_id in [s for s, d in self.live.items() if d is driver]:
+            del self.live[session_id]
+        self.metrics.active_sessions.set(len(self.live))
 
-    async def open(self, hello: Hello, claims: Claims, outbox: Outbox) -> tuple[LiveSession, Welcome]:
-        """The session a good ``hello`` reaches, attached to ``outbox``, and the ``welcome`` to send first.
+    # ---------------------------------------------------------------- opening
 
-        Raises ``ServerError`` with the protocol's code: ``bad_resume``, ``forbidden``, ``unknown_scene``.
+    async def open(self, hello: Hello, claims: Claims, driver: SessionDriver) -> SessionOpened:
+        """The session a good ``hello`` reaches, now carried by ``driver``.
+
+        Raises ``ServerError`` with the protocol's code and reason: ``bad_resume`` (``resume_token_unknown``,
+        ``resume_token_used``, ``session_ended``, ``session_timed_out``), ``forbidden`` (``other_session``,
+        ``other_customer``), ``unknown_scene``.
         """
+        async with self._open_lock:  # rule 1
+            return await self._open(hello, claims, driver)
+
+    async def _open(self, hello: Hello, claims: Claims, driver: SessionDriver) -> SessionOpened:
         now = self.clock()
         record = await self._find(hello, claims)
         if record is not None:
             self._check_access(claims, record)
             if record.outcome is not None:
-                raise ServerError("bad_resume", f"session {record.id} has ended ({record.outcome})", "resume")
+                raise ServerError("bad_resume", f"session {record.id} has ended ({record.outcome})", "resume",
+                                  reason="session_ended")
             if record.id not in self.live and now - record.updated_at > self.config.session_idle_timeout_s:
                 await self.store.end_session(record.id, "abandoned", at=now)
                 self.metrics.outcomes.inc(outcome="abandoned")
                 raise ServerError("bad_resume", f"session {record.id} timed out after "
                                                 f"{self.config.session_idle_timeout_s:g} s without a client",
-                                  "resume")
+                                  "resume", reason="session_timed_out")
             old = self.live.get(record.id)
-            if old is not None:  # the same session from another connection: the newest connection wins
-                old.outbox.send(Error("forbidden", "this session was resumed from another connection", fatal=True))
-                old.outbox.close(1008)
-                await self.detach(old)
+            if old is not None:  # rule 2
+                await old.take_over()
                 record = await self.store.get_session(record.id) or record  # with the snapshot it just saved
         scene_id = record.scene if record is not None and record.scene else hello.scene
         if hello.scene is not None and record is not None and record.scene and hello.scene != record.scene:
@@ -126,40 +159,50 @@ class SessionManager:
             await self.store.create_session(record)
         else:
             await self.store.update_session(record.id, at=now, resume_hash=resume_hash, scene=scene_id)
-        engine = self._engine(record, scene_id, locale)
-        camera = None if hello.camera is None else CameraIntrinsics(
-            hello.camera.fx, hello.camera.fy, hello.camera.cx, hello.camera.cy, hello.camera.width,
-            hello.camera.height)
-        hint = hello.product if hello.product in self.catalog else None
-        session = LiveSession(self, outbox, session_id=record.id, locale=locale, camera=camera, product_hint=hint,
-                              consent_store_frames=hello.consent_store_frames, max_fps=self.config.max_fps,
-                              engine=engine)
-        self.live[record.id] = session
-        self.metrics.active_sessions.set(len(self.live))
+            self._retire(record.resume_hash, record.id)
         resumed = record.current_step is not None or record.snapshot is not None
         await self.store.add_event(record.id, "resume" if resumed else "open", at=now,
                                    data={"client": hello.client, "subject": claims.subject, "role": claims.role})
-        welcome = Welcome(session=record.id, resume=resume, limits=self.config.limits(), server_time=time.time(),
-                          resumed=resumed)
-        return session, welcome
+        self.live[record.id] = driver
+        self.metrics.active_sessions.set(len(self.live))
+        camera = None if hello.camera is None else CameraIntrinsics(
+            hello.camera.fx, hello.camera.fy, hello.camera.cx, hello.camera.cy, hello.camera.width,
+            hello.camera.height)
+        known = hello.product is not None and hello.product in self.catalog
+        return SessionOpened(session_id=record.id, resume=resume, resumed=resumed, locale=locale, camera=camera,
+                             product_hint=hello.product if known else None,
+                             consent_store_frames=hello.consent_store_frames,
+                             engine=self._engine(record, scene_id, locale),
+                             unknown_product=None if known or hello.product is None else hello.product)
 
     async def _find(self, hello: Hello, claims: Claims) -> SessionRecord | None:
         if hello.resume is not None:
-            record = await self.store.find_session_by_resume(resume_token_hash(hello.resume))
-            if record is None:
-                raise ServerError("bad_resume", "unknown resume token (it rotates on every welcome: use the newest)",
-                                  "resume")
-            return record
+            token_hash = resume_token_hash(hello.resume)
+            record = await self.store.find_session_by_resume(token_hash)
+            if record is not None:
+                return record
+            if token_hash in self._used_resume:
+                raise ServerError("bad_resume", "this resume token was already used; each welcome gives a new "
+                                                "one: use the newest", "resume", reason="resume_token_used")
+            raise ServerError("bad_resume", "unknown resume token (it rotates on every welcome: use the newest)",
+                              "resume", reason="resume_token_unknown")
         if claims.session is not None:
             return await self.store.get_session(claims.session)
         return None
+
+    def _retire(self, token_hash: str, session_id: str) -> None:
+        self._used_resume[token_hash] = session_id
+        while len(self._used_resume) > MAX_USED_RESUME:
+            self._used_resume.popitem(last=False)
 
     @staticmethod
     def _check_access(claims: Claims, record: SessionRecord) -> None:
         try:
             check_session_access(claims, record.id, record.customer)
         except AuthError as exc:
-            raise ServerError("forbidden", exc.message, "token") from None
+            reason = "wrong_role" if exc.code == "wrong_role" else (
+                "other_session" if claims.session is not None else "other_customer")
+            raise ServerError("forbidden", exc.message, "token", reason=reason) from None
 
     def _engine(self, record: SessionRecord, scene_id: str | None, locale: str) -> Engine | None:
         if scene_id is None:
@@ -173,51 +216,44 @@ class SessionManager:
                 log.warning("session %s: cannot restore engine (%s); restarting scene %s", record.id, exc, scene_id)
         return Engine(scene, product, locale)
 
-    async def detach(self, session: LiveSession) -> None:
-        """The client went away: stop processing and save state; the session stays resumable."""
-        await session.stop()
-        if self.live.get(session.id) is session:
-            del self.live[session.id]
-            self.metrics.active_sessions.set(len(self.live))
-
-    # ---------------------------------------------------------------- background work
+    # ---------------------------------------------------------------- timers and shutdown
 
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_loop(), name="fixlens-session-ticker")
 
     async def stop(self) -> None:
-        """Stop the ticker and detach every live session (their state is saved for resume)."""
+        """Stop the timers; connections still open are told the server is going away (their state is saved)."""
         task, self._ticker = self._ticker, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for session in list(self.live.values()):
-            session.outbox.close(1001)
-            await self.detach(session)
+        await self.going_away()
+
+    async def going_away(self) -> None:
+        """Close every connection with 1001 (going away), each session's state saved for a resume; and every
+        connection that comes after."""
+        self._going_away = True
+        await asyncio.gather(*(driver.going_away() for driver in list(self.connections)))
 
     async def _tick_loop(self) -> None:
-        last_sweep = time.monotonic()
         while True:
             await asyncio.sleep(TICK_INTERVAL_S)
-            now = time.monotonic()
-            for session in list(self.live.values()):
-                try:
-                    if now - session.last_message_at > self.config.session_idle_timeout_s:
-                        session.send_error(Error("idle_timeout", f"no message for "
-                                                 f"{self.config.session_idle_timeout_s:g} s", fatal=True))
-                        await session.finish("abandoned", close=False)
-                        session.outbox.close(1008)
-                        await session.stop()
-                    else:
-                        await session.tick()
-                except Exception:  # one session's failure must not stop the others' timers
-                    log.exception("session %s: tick failed", session.id)
-            if now - last_sweep >= SWEEP_INTERVAL_S:
-                last_sweep = now
-                await self._sweep()
+            await self.run_timers()
 
-    async def _sweep(self) -> None:
+    async def run_timers(self) -> None:
+        """Rule 3, once."""
+        for driver in list(self.connections):
+            try:
+                driver.tick()
+            except Exception:  # one session's failure must not stop the others' timers
+                log.exception("session %s: tick failed", driver.session_id)
+        now = self.clock()
+        if now - self._last_sweep >= SWEEP_INTERVAL_S:
+            self._last_sweep = now
+            await self.sweep()
+
+    async def sweep(self) -> None:
         """End disconnected sessions that have been idle past the timeout."""
         now = self.clock()
         try:

@@ -1,4 +1,5 @@
-"""Per-session frame intake: the newest-frame slot and the frame-rate gate. Pure asyncio, no I/O.
+"""Per-session frame intake: the newest-frame slot and the frame-rate gate. Pure: no I/O, no asyncio, no
+clock of their own (the caller passes time in seconds).
 
 The slot holds at most one frame. A newer frame replaces an unprocessed older one (the older one is counted
 as superseded): the session always works on what the camera sees *now*, and nothing queues without bound.
@@ -6,23 +7,25 @@ as superseded): the session always works on what the camera sees *now*, and noth
 
 from __future__ import annotations
 
-import asyncio
+from collections import deque
 from dataclasses import dataclass
-from typing import Any
+
+from ar_server.protocol import Frame
+from vision.jpeg_header import JpegHeader
 
 
 @dataclass(frozen=True)
 class PendingFrame:
-    frame: Any  # ar_server.protocol.Frame
-    received_at: float  # time.perf_counter() seconds when the message arrived
+    frame: Frame
+    received_at: float  # seconds on the session's clock when the message arrived
+    header: JpegHeader | None = None  # what the JPEG's header declares, read once on arrival
 
 
 class FrameSlot:
-    """One-frame mailbox. ``put`` never blocks; ``take`` waits for a frame."""
+    """One-frame mailbox: ``put`` replaces what is there, ``take`` empties it."""
 
     def __init__(self) -> None:
         self._frame: PendingFrame | None = None
-        self._ready = asyncio.Event()
         self.superseded = 0  # frames replaced before they were processed
 
     def put(self, frame: PendingFrame) -> bool:
@@ -31,13 +34,10 @@ class FrameSlot:
         if replaced:
             self.superseded += 1
         self._frame = frame
-        self._ready.set()
         return replaced
 
-    async def take(self) -> PendingFrame:
-        while self._frame is None:
-            self._ready.clear()
-            await self._ready.wait()
+    def take(self) -> PendingFrame | None:
+        """The waiting frame (None when there is none); the slot is empty afterwards."""
         frame, self._frame = self._frame, None
         return frame
 
@@ -55,7 +55,7 @@ class RateGate:
         self.capacity = max(1.0, self.rate * 0.5)
         self._tokens = self.capacity
         self._last: float | None = None
-        self._window: list[float] = []
+        self._window: deque[float] = deque()  # arrival times over the last second
         self._abuse_limit = self.rate * abuse_factor
         self._last_warned = -1e18
 
@@ -64,6 +64,9 @@ class RateGate:
             self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
         self._last = now
         self._window.append(now)
+        # Trimmed on every frame: a client that never goes over the rate would otherwise grow it forever.
+        while self._window[0] < now - 1.0:
+            self._window.popleft()
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
@@ -71,11 +74,8 @@ class RateGate:
 
     def abusive(self, now: float) -> bool:
         """True (once per second at most) while the last second held over ``abuse_factor`` x ``max_fps`` frames."""
-        cutoff = now - 1.0
-        keep = 0
-        while keep < len(self._window) and self._window[keep] < cutoff:
-            keep += 1
-        del self._window[:keep]
+        while self._window and self._window[0] < now - 1.0:
+            self._window.popleft()
         if len(self._window) > self._abuse_limit and now - self._last_warned >= 1.0:
             self._last_warned = now
             return True

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from product_models.catalog import face_frame
+
 Vec3 = tuple[float, float, float]
 
 
@@ -143,20 +145,6 @@ def disc(center: Vec3, normal: Vec3, radius: float, segments: int = 20) -> Mesh:
         m = Mesh()
         m.polygon(list(reversed(pts)))
     return m
-
-
-def face_frame(facing: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(right, up, normal) unit vectors of a product face as a viewer facing it sees them."""
-    frames = {
-        "front": ((1, 0, 0), (0, 0, 1), (0, -1, 0)),
-        "back": ((-1, 0, 0), (0, 0, 1), (0, 1, 0)),
-        "left": ((0, -1, 0), (0, 0, 1), (-1, 0, 0)),
-        "right": ((0, 1, 0), (0, 0, 1), (1, 0, 0)),
-        "top": ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
-        "bottom": ((1, 0, 0), (0, -1, 0), (0, 0, -1)),
-    }
-    r, u, n = frames[facing]
-    return np.array(r, float), np.array(u, float), np.array(n, float)
 
 
 def rect(center: Vec3, facing: str, width: float, height: float, lift: float = 0.0,

@@ -21,7 +21,7 @@ from ar_server.app import create_app
 from ar_server.auth import TokenAuthority
 from ar_server.config import DEV_SECRET, Config
 from ar_server.protocol import Event, Frame, Hello, ServerMessage, decode_server, encode_client
-from ar_server.truth_pipeline import RenderedFrame, TruthTablePipeline, render_frames
+from fixlens.truth_pipeline import RenderedFrame, TruthTablePipeline, render_frames
 from product_models.catalog import default_catalog
 from product_models.twin import Twin
 
@@ -93,6 +93,7 @@ class StreamClient:
         self.ws = ws
         self.received: list[ServerMessage] = []
         self.seq = 0
+        self.closed_with: int | None = None
 
     @classmethod
     async def connect(cls, server: Any) -> StreamClient:
@@ -129,6 +130,10 @@ class StreamClient:
         """The next message, or None when the server closed the connection."""
         msg = await self.ws.receive(timeout=timeout)
         if msg.type != aiohttp.WSMsgType.BINARY:
+            if msg.type == aiohttp.WSMsgType.CLOSE:
+                # The code of the server's close frame. ws.close_code can say 1006 instead: aiohttp's client
+                # reports that when its reply to the close frame finds the socket already shut.
+                self.closed_with = msg.data
             return None
         decoded = decode_server(msg.data)
         self.received.append(decoded)

@@ -31,7 +31,7 @@ class _Server:
 async def _start(data_dir: Path) -> _Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIXLENS_")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ar_server.cli", "serve", "--pipeline", "truth-table", "--port", "0",
+        sys.executable, "-m", "fixlens.cli", "serve", "--pipeline", "truth-table", "--port", "0",
         "--data-dir", str(data_dir), "--log-level", "warning", cwd=REPO, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     assert process.stdout is not None

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from ar_server.auth import TokenAuthority
-from ar_server.cli import main
 from ar_server.config import DEV_SECRET
+from fixlens.cli import main
 
 SECRET = "s" * 40
 

@@ -15,7 +15,7 @@ import pytest
 
 from ar_server.app_keys import STORE
 from ar_server.config import Config
-from ar_server.truth_pipeline import render_frames
+from fixlens.truth_pipeline import render_frames
 from product_models.catalog import default_catalog
 from product_models.twin import Twin
 from tests.ar_server.conftest import PRODUCT, StreamClient, TwinFrames, stream_frames
@@ -71,7 +71,7 @@ async def test_observations_name_the_product_and_carry_a_pose(server: Any, conne
     assert not [o for o in obs if o.product not in (None, "router_ax1800")]
     # Detect, then track: the detector runs on the first frame and at least every REDETECT_EVERY-th one;
     # the frames between follow the pose and skip it.
-    from ar_server.session.live import REDETECT_EVERY
+    from vision.tracking import REDETECT_EVERY
 
     detected = [o.timing.detect_ms > 0 for o in obs]
     assert detected[0] and not all(detected)

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from ar_server.protocol import Arrow, Frame
 from ar_server.session import FrameSlot, PendingFrame, RateGate
 from ar_server.session.convert import scene_observation, step_message
 from product_models.catalog import default_catalog
+from scenes import Arrow as ArrowView
 from scenes import ChoiceView, Progress, ShowStep
 from vision.types import PartState
 
 
-async def test_newest_frame_replaces_an_unprocessed_one() -> None:
+def test_newest_frame_replaces_an_unprocessed_one() -> None:
     slot = FrameSlot()
-    assert not slot.put(PendingFrame("f1", 1.0))
-    assert slot.put(PendingFrame("f2", 2.0))  # f1 was never taken: superseded
-    assert (await slot.take()).frame == "f2"
+    assert slot.take() is None
+    f1, f2, f3 = (PendingFrame(Frame(seq=i, ts=float(i), jpeg=b"\xff\xd8"), float(i)) for i in (1, 2, 3))
+    assert not slot.put(f1)
+    assert slot.put(f2)  # f1 was never taken: superseded
+    assert slot.take() == f2 and slot.take() is None
     assert slot.superseded == 1
-    waiter = asyncio.create_task(slot.take())
-    await asyncio.sleep(0)
-    assert not waiter.done()
-    slot.put(PendingFrame("f3", 3.0))
-    assert (await asyncio.wait_for(waiter, 1.0)).frame == "f3"
+    assert not slot.put(f3) and slot.take() == f3
 
 
 def test_rate_gate_admits_max_fps_and_flags_abuse_once_per_second() -> None:
@@ -43,9 +41,18 @@ def test_scene_observation_keeps_only_catalog_parts_and_states() -> None:
     assert scene_observation("toaster", parts, catalog).product is None
 
 
-def test_step_message_is_zero_based_and_keeps_overlay_keys() -> None:
-    show = ShowStep("plug", "Plug it in", ({"kind": "arrow", "part": "port_wan", "direction": "in"},),
-                    (ChoiceView("still_red", "Still red"),), Progress(1, 3))
+def test_step_message_copies_progress_overlays_and_done_as_they_are() -> None:
+    show = ShowStep("plug", "Plug it in", (ArrowView("port_wan", "in", "#ffb800"),),
+                    (ChoiceView("still_red", "Still red"),), Progress(1, 3), accepts_done=True, cause="vision")
     step = step_message(show)
-    assert step.progress is not None and (step.progress.index, step.progress.total) == (0, 3)
-    assert step.overlays[0].params == {"direction": "in"} and step.choices[0].text == "Still red"
+    assert step.progress is not None and (step.progress.index, step.progress.total) == (1, 3)
+    assert step.overlays == (Arrow("port_wan", "in", "#ffb800"),) and step.choices[0].text == "Still red"
+    assert step.accepts_done
+
+
+def test_rate_gate_keeps_only_the_last_second_of_arrivals() -> None:
+    """Regression: arrival times were trimmed only when a frame was dropped, so a client that kept to the
+    rate grew the list by one entry per frame for the whole session."""
+    gate = RateGate(10.0)
+    assert all(gate.admit(i / 10.0) for i in range(3000))
+    assert len(gate._window) <= 11

@@ -13,6 +13,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from ar_server.app_keys import CONFIG
 from ar_server.auth import TokenAuthority
 from ar_server.config import DEV_SECRET
 from ar_server.protocol import Event, Frame, Hello
@@ -36,6 +37,7 @@ def _pack(value: Any) -> bytes:
 
 
 Send = Callable[[StreamClient, TwinFrames], Awaitable[None]]
+ANY_SEQ = -1
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Case:
     field: str | None = None
     fatal: bool = False
     says: str = ""  # a phrase the message must contain
+    seq: int | None = None  # the frame the error names; ANY_SEQ: some frame
+    reason: str | None = None
 
 
 async def _raw(client: StreamClient, data: bytes | str) -> None:
@@ -69,16 +73,16 @@ CASES = [
     Case("mistyped field", False, lambda c, f: _raw(c, _pack({"t": "hello", "v": 1, "client": "web", "token": 7})),
          "bad_field", "token", fatal=True, says="expected a str, got int"),
     Case("frame before hello", False, lambda c, f: c.send(Frame(seq=1, ts=1.0, jpeg=f.fault[0].jpeg)),
-         "hello_required", fatal=True, says="first message must be hello"),
+         "hello_required", fatal=True, says="first message must be hello", seq=1),
     Case("bad token", False, lambda c, f: c.send(Hello(token="fl1.abc.def", client="web")), "unauthorized", "token",
-         fatal=True, says="signature"),
+         fatal=True, says="signature", reason="token_invalid"),
     Case("token with another secret", False,
          lambda c, f: c.send(Hello(token=_mint("customer", secret="x" * 40), client="web")), "unauthorized",
-         "token", fatal=True, says="signature"),
+         "token", fatal=True, says="signature", reason="token_invalid"),
     Case("expired token", False, lambda c, f: c.send(Hello(token=_mint("customer", clock=1000.0), client="web")),
-         "unauthorized", "token", fatal=True, says="expired"),
+         "unauthorized", "token", fatal=True, says="expired", reason="token_expired"),
     Case("wrong role", False, lambda c, f: c.send(Hello(token=_mint("author"), client="web")), "forbidden", "token",
-         fatal=True, says="wrong_role"),
+         fatal=True, says="wrong_role", reason="wrong_role"),
     Case("unknown scene", False, lambda c, f: c.send(Hello(token=_mint("customer"), client="web", scene="nope")),
          "unknown_scene", "scene", fatal=True, says="nope"),
     Case("second hello", True, lambda c, f: c.send(Hello(token=_mint("customer"), client="web")), "duplicate_hello",
@@ -90,22 +94,26 @@ CASES = [
          "missing_field", "seq"),
     Case("mistyped jpeg", True, lambda c, f: _raw(c, _pack({"t": "frame", "v": 1, "seq": 1, "ts": 1.0,
                                                             "jpeg": "not bytes"})), "bad_field", "jpeg",
-         says="expected bin"),
+         says="expected bin", seq=1),
     Case("JPEG over the size limit", True,
          lambda c, f: c.send(Frame(seq=1, ts=1.0, jpeg=f.fault[0].jpeg[:-2] + b"\x00" * MAX_FRAME + b"\xff\xd9")),
-         "too_large", "jpeg", says=f"limit is {MAX_FRAME}"),
+         "too_large", "jpeg", says=f"limit is {MAX_FRAME}", seq=1),
     Case("declared dimensions over the limit", True,
          lambda c, f: c.send(Frame(seq=1, ts=1.0, jpeg=_header_jpeg(60000, 60000))), "too_large", "jpeg",
-         says="width 60000"),
+         says="width 60000", seq=1),
     Case("non-JPEG bytes", True, lambda c, f: c.send(Frame(seq=1, ts=1.0, jpeg=b"\x89PNG\r\n\x1a\n" + bytes(100))),
-         "bad_jpeg", "jpeg", says="SOI"),
+         "bad_jpeg", "jpeg", says="SOI", seq=1),
     Case("JPEG that does not decode", True,
          lambda c, f: c.send(Frame(seq=1, ts=1.0, jpeg=f.fault[0].jpeg[: len(f.fault[0].jpeg) // 2])), "bad_jpeg",
-         "jpeg", says="truncated"),
-    Case("seq goes backwards", True, lambda c, f: _backwards(c, f), "bad_field", "seq", says="seq must increase"),
-    Case("frames over the fps limit", True, _frames_too_fast, "rate_limited", says="faster than"),
+         "jpeg", says="truncated", seq=1),
+    Case("seq goes backwards", True, lambda c, f: _backwards(c, f), "bad_field", "seq", says="seq must increase",
+         seq=49),
+    Case("frames over the fps limit", True, _frames_too_fast, "rate_limited", says="faster than", seq=ANY_SEQ),
     Case("message over the size limit", True, lambda c, f: _raw(c, b"\x00" * (MAX_FRAME + 70 * 1024)), "too_large",
          says="limit is"),
+    Case("frame message over the size limit", True,
+         lambda c, f: _raw(c, _pack({"t": "frame", "v": 1, "seq": 9, "ts": 1.0, "jpeg": bytes(MAX_FRAME + 70 * 1024)})),
+         "too_large", says="limit is", seq=9),
     Case("choice the step does not offer", True, lambda c, f: c.send(Event(kind="choose", choice="fly")),
          "bad_field", "choice", says="no choice 'fly'"),
 ]
@@ -144,8 +152,10 @@ async def test_bad_input_gets_an_error_and_harms_no_one(case: Case, server: Any,
             await bad.hello(_mint("customer"), scene="router_no_internet")
         await case.send(bad, twin_frames)
         error = await bad.expect("error", timeout=5.0)
-        assert (error.code, error.field, error.fatal) == (case.code, case.field, case.fatal), error
+        assert (error.code, error.field, error.fatal, error.reason) == (case.code, case.field, case.fatal,
+                                                                        case.reason), error
         assert case.says in error.message, error.message
+        assert error.seq is not None if case.seq == ANY_SEQ else error.seq == case.seq, error
         if case.fatal:
             assert await _closed(bad)
         else:  # still served: a good frame gets an observation (once the rate gate lets one in)
@@ -176,3 +186,18 @@ async def _closed(client: StreamClient) -> bool:
             if await client.recv(timeout=2.0) is None:
                 return True
     return False
+
+
+async def test_a_message_over_twice_the_limit_gets_an_error_before_the_close(server: Any, connect: Any,
+                                                                             twin_frames: TwinFrames) -> None:
+    """Regression: aiohttp refuses such a message and closes (1009) by itself, and the client heard nothing."""
+    client: StreamClient = await connect(server)
+    await client.hello(_mint("customer"), scene="router_no_internet")
+    await client.expect("step")
+    limit = server.app[CONFIG].limits().max_message_bytes
+    await client.send_raw(b"\x00" * (2 * limit + 1))
+    error = await client.expect("error")
+    assert (error.code, error.fatal) == ("too_large", True) and str(limit) in error.message
+    assert await _closed(client) and client.closed_with == 1009
+    other: StreamClient = await connect(server)  # the server is fine
+    await other.hello(_mint("customer"))

@@ -17,7 +17,7 @@ from ar_server.auth import TokenAuthority
 from ar_server.config import DEV_SECRET
 from ar_server.errors import ProtocolError
 from ar_server.protocol import decode_client
-from ar_server.truth_pipeline import TruthTablePipeline
+from fixlens.truth_pipeline import TruthTablePipeline
 from tests.ar_server.conftest import StreamClient, make_config
 
 KEYS = ["t", "v", "seq", "ts", "jpeg", "kind", "choice", "step", "token", "client", "camera", "reason", "fx"]

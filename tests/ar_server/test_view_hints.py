@@ -1,26 +1,18 @@
-"""View hints (why the current step's parts cannot be read) and what the scene engine is fed: pure units first,
-then a real server driven with crafted observations on a simulated clock."""
+"""View hints: why the current step's parts cannot be read. Pure units; the session that sends them is tested
+on a simulated clock in ``tests/ar_server/session/test_core.py``."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
-from ar_server.app import create_app
-from ar_server.app_keys import STORE
 from ar_server.session.view_hints import HINT_CODES, ViewHint, ViewHintConfig, ViewHints, hint_text, watched_parts
 from product_models.camera import Pose
 from product_models.catalog import default_catalog
 from scenes import load_library
 from scenes.i18n import ENGINE_LOCALES, MESSAGES
-from tests.ar_server.conftest import StreamClient, make_config
-from vision.decode import encode_jpeg
 from vision.types import ImageQuality, Observation, PartState
 
 PRODUCT = "router_ax1800"
@@ -138,87 +130,3 @@ def test_hint_text_is_localized_and_names_the_part_by_its_label(locale: str, hin
 def test_every_hint_code_speaks_every_engine_locale() -> None:
     for code in (*HINT_CODES, "led_part"):
         assert set(MESSAGES[code]) == set(ENGINE_LOCALES), code
-
-
-# ---------------------------------------------------------------- a real server, crafted observations
-
-
-class SimulatedClock:
-    def __init__(self) -> None:
-        self.t = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class ScriptedPipeline:
-    """A stand-in for ``vision.pipeline.Pipeline`` that answers every frame with ``script(seq)``."""
-
-    def __init__(self) -> None:
-        self.script: Callable[[int], Observation] = lambda seq: Observation(seq=seq, ts=0.0)
-
-    def process_batch(self, frames: Sequence[Any]) -> list[Any]:
-        return [replace(self.script(frame.seq), seq=frame.seq, ts=frame.ts) for frame in frames]
-
-
-@pytest.fixture
-def scripted() -> ScriptedPipeline:
-    return ScriptedPipeline()
-
-
-@pytest.fixture
-def clock() -> SimulatedClock:
-    return SimulatedClock()
-
-
-@pytest.fixture
-async def scripted_server(aiohttp_server: Any, tmp_path: Path, scripted: ScriptedPipeline,
-                          clock: SimulatedClock) -> Any:
-    # The frames go out in lockstep on simulated time, faster than real time: admit them all.
-    return await aiohttp_server(create_app(make_config(tmp_path, max_fps=240), pipeline=scripted, clock=clock))
-
-
-JPEG = encode_jpeg(np.full((48, 64, 3), 90, np.uint8), 80)
-
-
-async def lockstep(client: StreamClient, clock: SimulatedClock, frames: int, fps: float = 8.0) -> None:
-    """Send ``frames`` frames, each after ``1/fps`` simulated seconds, waiting for each one's ``obs``."""
-    for _ in range(frames):
-        clock.t += 1.0 / fps
-        seq = await client.frame(JPEG)
-        await client.expect("obs", seq=seq)
-        await asyncio.sleep(1.0 / 200)  # under the server's max_fps in real time
-
-
-async def test_a_hand_over_the_port_gets_a_localized_notice(scripted_server: Any, connect: Any, authority: Any,
-                                                            scripted: ScriptedPipeline, clock: SimulatedClock) -> None:
-    client: StreamClient = await connect(scripted_server)
-    welcome = await client.hello(authority.mint("customer", "cust-hint", 600), scene="router_no_internet", locale="de")
-    assert (await client.expect("step")).step == "check_wan"
-    scripted.script = lambda seq: observed({"port_wan": unread("hand"), "led_internet": read("red", 6.0)})
-    await lockstep(client, clock, 24)  # 3 s: one hint after 1.5 s, none again within 12 s
-    notices = [m for m in client.received if m.t == "notice"]
-    assert [n.code for n in notices] == ["hand_covering"]
-    assert notices[0].text.startswith("Ihre Hand verdeckt dieses Teil: WAN-Anschluss (Internet).")
-    events = await scripted_server.app[STORE].events(welcome.session)
-    assert {"code": "hand_covering", "part": "port_wan"} in [e.data for e in events if e.kind == "notice"]
-
-
-async def test_the_engine_gets_verified_states_and_the_client_smoothed_ones(
-        scripted_server: Any, connect: Any, authority: Any, scripted: ScriptedPipeline, clock: SimulatedClock) -> None:
-    """Regression (issue 11): a bad read that smoothing passes (here "plugged" from one still viewpoint, no
-    tracking) used to move the scene on. Now the client still sees it, but the step waits for verification."""
-    client: StreamClient = await connect(scripted_server)
-    await client.hello(authority.mint("customer", "cust-verify", 600), scene="router_no_internet")
-    assert (await client.expect("step")).step == "check_wan"
-    scripted.script = lambda seq: observed({"port_wan": read("plugged"), "led_internet": read("red", 6.0)})
-    await lockstep(client, clock, 32)  # 4 s: smoothing (0.3 s) plus the step's hold (1.5 s) would have passed
-    obs = [m for m in client.received if m.t == "obs"]
-    assert obs[-1].parts["port_wan"].state == "plugged"  # smoothed, for the client
-    assert [m.step for m in client.received if m.t == "step"] == ["check_wan"]  # never verified
-
-    # The same reads while the customer's hand drifts (1 cm a frame): two viewpoints, verified, moved on.
-    scripted.script = lambda seq: observed({"port_wan": read("plugged"), "led_internet": read("red", 6.0)},
-                                           camera=(0.01 * seq, 0.5, 0.2))
-    await lockstep(client, clock, 24)
-    assert [m.step for m in client.received if m.t == "step"] == ["check_wan", "wait_link"]

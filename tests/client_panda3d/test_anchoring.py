@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ar_server.protocol import Highlight
 from client_panda3d.ar_view import ARView
 from client_panda3d.pose_filter import PoseTracker
 from client_panda3d.steps import Status, StepView
@@ -41,7 +42,7 @@ def handheld_run(part: str, seconds: float, seed: int = 5, *, predict: bool = Tr
     vcam = VirtualCamera(twin, handheld, renderer)
     view = ARView(product, camera)
     tracker = PoseTracker(predict=predict)
-    step = StepView("s", "Plug the cable into the WAN port.", ({"kind": "highlight", "part": part},))
+    step = StepView("s", "Plug the cable into the WAN port.", (Highlight(part, "#ffb800"),))
     pending: list[tuple[float, object]] = []  # (arrives at, (ts, pose))
     next_result = 0.0
     out = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ar_server.protocol import Progress
 from client_panda3d.ar_view import ARView
 from client_panda3d.errors import SourceError
 from client_panda3d.sources import open_source, parse_twin
@@ -19,7 +20,8 @@ LONG_GERMAN = ("Ziehen Sie das Netzwerkkabel vorsichtig aus dem gelben WAN-Ansch
 @pytest.mark.parametrize("width, height", [(320, 240), (640, 480)])
 def test_long_german_text_wraps_inside_the_panel(width: int, height: int) -> None:
     view = ARView(None, CameraIntrinsics.from_fov(width, height), locale="de")
-    step = StepView("s", LONG_GERMAN, (), (("ok", "Leuchtet grün"), ("red", "Immer noch rot")), 2, 5)
+    step = StepView("s", LONG_GERMAN, (), (("ok", "Leuchtet grün"), ("red", "Immer noch rot")), Progress(2, 5),
+                    accepts_done=True)
     shot = view.compose(np.zeros((height, width, 3), np.uint8), None, {}, step, Status("connected", False),
                         now=0.0)
     view.close()
@@ -35,6 +37,15 @@ def test_long_german_text_wraps_inside_the_panel(width: int, height: int) -> Non
     # The text is drawn: light pixels on the dark panel inside the text block.
     block = shot.image[int(y0):int(y1), int(x0):int(x1)]
     assert (block.mean(axis=2) > 180).sum() > 200
+
+
+def test_done_button_only_on_a_step_that_takes_done() -> None:
+    """Regression: every step showed Done, and the server refused it on steps without a Done target."""
+    view = ARView(None, CameraIntrinsics.from_fov(320, 240))
+    shots = [view.compose(np.zeros((240, 320, 3), np.uint8), None, {}, StepView("s", "Wait.", accepts_done=done),
+                          Status("connected", True), now=0.0) for done in (False, True)]
+    view.close()
+    assert [{b.action for b in shot.buttons} for shot in shots] == [{"back", "help"}, {"back", "help", "done"}]
 
 
 @pytest.mark.parametrize("spec, words", [

@@ -15,15 +15,16 @@ from aiohttp import WSMsgType, web
 
 from ar_server.protocol import (
     STREAM_PATH,
+    Animate,
     End,
     Error,
     Event,
     Frame,
     Hello,
+    Highlight,
     Limits,
     Notice,
     Obs,
-    Overlay,
     PartObs,
     PoseData,
     Progress,
@@ -39,8 +40,8 @@ from client_panda3d.sources import open_source
 from product_models.camera import CameraIntrinsics, Pose
 
 STEP = Step("plug_wan", "Plug the internet cable into the WAN port.",
-            (Overlay("highlight", "port_wan", {"color": "amber"}), Overlay("animate", "port_wan", {"action": "plug"})),
-            (), Progress(0, 2))
+            (Highlight("port_wan", "#ffb800"), Animate("port_wan", "plug", "#26d959")), (), Progress(1, 2),
+            accepts_done=True)
 
 
 def make_server(seen: list) -> web.Application:

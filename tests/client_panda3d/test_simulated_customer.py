@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from ar_server.protocol import Animate, Highlight
 from client_panda3d.simulated_customer import SimulatedCustomer
 from product_models.camera import CameraIntrinsics
 from product_models.catalog import default_catalog
 from product_models.twin import Twin
 from product_models.virtual_camera import HandheldCamera
 
-PLUG_WAN = ({"kind": "highlight", "part": "port_wan"}, {"kind": "animate", "part": "port_wan", "action": "plug"})
+PLUG_WAN = (Highlight("port_wan", "#ffb800"), Animate("port_wan", "plug", "#26d959"))
 
 
 def customer(clumsy: float, seed: int = 5) -> SimulatedCustomer:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ar_server.demo import run_guided
+from fixlens.demo import run_guided
 from tests.e2e.conftest import FRAME_SIZE, explain
 
 FPS = 10.0  # simulated camera frames per second

@@ -1,7 +1,7 @@
 """An unfixed device, filmed under every robustness condition, never verifies the step that waits for its fix.
 
 Each clip goes the way of a live session (``ar_server/session/live.py``, ``_frames`` to ``_observed``): detect,
-then track with a full detection every ``REDETECT_EVERY``-th frame, the real pipeline on the shipped weights,
+then track under ``vision.tracking.TrackPolicy``, the real pipeline on the shipped weights,
 the session's ``TemporalSmoother`` and ``StepVerifier``, ``scene_observation``, and the ``Engine`` of the shipped
 scene that handles the fault. The engine's clock is the frames' capture time; a ``Tick`` between frames, and
 ticks for the step's longest hold after the last frame, let a timed hold complete as the server's ticks do.
@@ -28,15 +28,15 @@ import numpy as np
 import pytest
 
 from ar_server.session.convert import scene_observation
-from ar_server.session.live import REDETECT_EVERY, TRACK_MAX_GAP_S
 from product_models.catalog import default_catalog
 from scenes import Effect, End, Engine, Observation, PartObservation, ShowStep, Tick, UserEvent, load_library
 from scenes.conditions import holds, leaves
-from vision.pipeline import FrameInput, Pipeline, track_from
+from vision.pipeline import Pipeline
 from vision.smoothing import TemporalSmoother
+from vision.tracking import Tracker
 from vision.training import conditions as cn
 from vision.training.robustness import CLIP_FPS, CLIP_FRAMES, ROBUSTNESS_SEED, TRAINING_SEEDS, clip_frames
-from vision.types import PartState
+from vision.types import FrameInput, PartState
 from vision.verification import StepVerifier
 
 pytestmark = pytest.mark.slow
@@ -223,15 +223,13 @@ def replay(pipeline: Pipeline, renderer: Any, photos: list[np.ndarray], case: Un
 
     # ar_server/session/live.py, LiveSession._frames, _follow and _observed, on the frames' clock.
     smoother, verifier = TemporalSmoother(), StepVerifier()
-    track, track_ts, tracked_in_row, smoothed_product = None, 0.0, 0, None
+    tracker, smoothed_product = Tracker(), None
     now = start
     for frame in clip_frames(renderer, cond, clip, SEED, index, CLIP_FPS):
         now = start + frame.ts
-        use = track if (track is not None and tracked_in_row < REDETECT_EVERY - 1
-                        and 0.0 <= frame.ts - track_ts <= TRACK_MAX_GAP_S) else None
-        obs = pipeline.process(FrameInput(frame.jpeg, frame.index, frame.ts, clip.camera, track=use))
-        tracked_in_row = tracked_in_row + 1 if obs.tracked else 0
-        track, track_ts = (track_from(obs) if obs.pose is not None else None), frame.ts
+        obs = pipeline.process(FrameInput(frame.jpeg, frame.index, frame.ts, clip.camera,
+                                          track=tracker.track_for(frame.ts)))
+        tracker.follow(obs, frame.ts)
         if obs.product_id is not None and obs.product_id != smoothed_product:
             smoother.reset()
             verifier.reset()

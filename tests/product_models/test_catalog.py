@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from product_models import CATALOG_DIR, Catalog, CatalogError, default_catalog, load_product, localized
+from product_models.catalog import FACING_NORMALS, face_frame
 
 ROUTER = CATALOG_DIR / "router_ax1800" / "product.yaml"
 
@@ -130,3 +131,34 @@ def test_catalog_folder_errors(tmp_path: Path) -> None:
         Catalog.load(tmp_path)
     shutil.copytree(CATALOG_DIR / "printer_lx400", tmp_path / "printer_lx400")
     assert list(Catalog.load(tmp_path).products) == ["printer_lx400"]
+
+
+@pytest.mark.parametrize("facing", list(FACING_NORMALS))
+def test_every_face_frame_is_right_handed_on_its_outward_normal(facing: str) -> None:
+    right, up, normal = face_frame(facing)
+    assert np.allclose(normal, FACING_NORMALS[facing])
+    assert np.allclose(np.cross(right, up), normal)  # seen from outside, nothing on the face is mirrored
+    assert all(np.isclose(np.linalg.norm(v), 1.0) for v in (right, up, normal))
+
+
+def test_the_bottom_face_has_the_front_at_its_top() -> None:
+    """Regression: the part patches took +y as the bottom face's up, a mirror image of the model builder's
+    faces; both now use -y."""
+    from product_models.modeling.mesh import rect
+
+    right, up, normal = face_frame("bottom")
+    assert np.allclose(right, (1, 0, 0)) and np.allclose(up, (0, -1, 0)) and np.allclose(normal, (0, 0, -1))
+    # The model builder draws a bottom rectangle facing down, out of the product: the renderer sees it.
+    assert np.allclose(rect((0.0, 0.0, 0.0), "bottom", 0.02, 0.01).normals[0], (0, 0, -1))
+
+
+def test_a_part_face_frame_turns_with_its_state_and_an_antenna_stands_up() -> None:
+    printer = default_catalog().get("printer_lx400")
+    cover = printer.part("cover_front")
+    closed = printer.face_frame("cover_front", {})
+    assert all(np.allclose(a, b) for a, b in zip(closed, face_frame(cover.facing), strict=True))
+    opened = printer.face_frame("cover_front", {"cover_front": "open"})
+    rot = printer.part_transform("cover_front", {"cover_front": "open"})[:3, :3]
+    assert np.allclose(opened.normal, rot @ closed.normal) and not np.allclose(opened.normal, closed.normal)
+    antenna = default_catalog().get("router_ax1800").part("antenna_left")
+    assert np.allclose(antenna.face_frame().up, (0, 0, 1)) and np.allclose(antenna.face_frame().normal, (0, -1, 0))

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from ar_server.cli import main
+from fixlens.cli import main
 from product_models import CATALOG_DIR, default_catalog
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ar_server.cli import main
+from fixlens.cli import main
 from scenes import LIBRARY_DIR
 
 EXAMPLES = LIBRARY_DIR / "examples"

@@ -2,20 +2,27 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import deque
 
 import pytest
 
 from product_models.catalog import Catalog, Product
 from scenes import (
+    COLOR_HEX,
+    Animate,
+    Arrow,
     End,
     Engine,
     Escalate,
+    Highlight,
     IllegalEventError,
+    Label,
     Library,
     Notice,
     Observation,
     PartObservation,
+    Progress,
     Scene,
     ShowStep,
     SnapshotError,
@@ -92,6 +99,7 @@ def edges(scene: Scene, step_id: str) -> list[tuple[Edge, str]]:
 
 
 SHIPPED = ["router_no_internet", "router_no_wifi", "printer_paper_jam"]
+CAUSE_OF_EDGE = {"when": "vision", "timeout": "timeout", "choice": "choice", "done": "done"}
 
 
 @pytest.mark.parametrize("scene_id", SHIPPED)
@@ -120,6 +128,10 @@ def test_every_step_and_edge_is_reachable_by_driving_the_engine(library: Library
         assert engine.step_id == target, f"{sid} --{target_edge}--> expected {target}, at {engine.step_id}"
         shown = [e for e in effects if isinstance(e, ShowStep)]
         assert shown and shown[-1].step_id == target
+        assert shown[-1].cause == CAUSE_OF_EDGE[target_edge[0]]
+        assert shown[-1].accepts_done == (scene.steps[target].done_target() is not None)
+        assert [o.kind for o in shown[-1].overlays] == [o.kind for o in scene.steps[target].overlays]
+        assert all(re.fullmatch("#[0-9a-f]{6}", o.color) for o in shown[-1].overlays)
         if scene.steps[target].outcome:
             assert engine.outcome == scene.steps[target].outcome
             assert isinstance(effects[-1], End)
@@ -242,6 +254,7 @@ def test_back_walks_the_history(library: Library, catalog: Catalog) -> None:
     assert engine.history == ("press_wifi", "still_off")
     (shown,) = engine.handle(UserEvent("back"), 31)
     assert shown.step_id == "press_wifi" and engine.history == ("press_wifi",)
+    assert shown.cause == "back" and shown.progress == Progress(1, 2)
     with pytest.raises(IllegalEventError):
         engine.handle(UserEvent("back"), 32)
 
@@ -334,7 +347,18 @@ def test_snapshot_round_trip_continues_identically(library: Library, catalog: Ca
     assert twin.outcome == engine.outcome == "resolved"
 
 
+def test_snapshot_keeps_why_the_step_was_entered(library: Library, catalog: Catalog) -> None:
+    engine = engine_for(library, catalog, "router_no_wifi")
+    engine.start(0)
+    engine.handle(Tick(), 30)  # press_wifi times out -> still_off
+    scene = engine.scene
+    assert Engine.restore(scene, engine.product, engine.snapshot()).view().cause == "timeout"
+    older = {k: v for k, v in engine.snapshot().items() if k != "cause"}  # saved before causes were kept
+    assert Engine.restore(scene, engine.product, older).view().step_id == "still_off"
+
+
 @pytest.mark.parametrize(("change", "fragment"), [
+    ({"cause": "magic"}, "unknown cause"),
     ({"scene": "router_no_internet"}, "is for scene"),
     ({"v": 9}, "version"),
     ({"step": "nowhere"}, "does not have"),
@@ -397,6 +421,14 @@ def test_engine_speaks_the_negotiated_locale(library: Library, catalog: Catalog,
     assert shown.text == text
     assert shown.progress.index == 1 and 0 < shown.progress.fraction < 1
 
+
+
+def test_steps_show_resolved_typed_overlays(library: Library, catalog: Catalog) -> None:
+    """Colours go out as #rrggbb, labels in the customer's language, arrows always with a direction."""
+    (shown,) = engine_for(library, catalog, "router_no_internet", "de-CH").start(0)
+    assert shown.overlays == (Highlight("port_wan", COLOR_HEX["amber"]), Arrow("port_wan", "in", "#ffb800"),
+                              Label("port_wan", "WAN-Anschluss", "#ffb800"), Animate("port_wan", "plug", "#26d959"))
+    assert shown.cause == "start" and shown.accepts_done and shown.progress == Progress(1, 2)
 
 
 def test_progress_counts_the_steps_to_a_repair_not_to_giving_up(library: Library) -> None:

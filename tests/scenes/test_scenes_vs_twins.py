@@ -6,13 +6,12 @@ provider outage, which nothing on the device fixes (``escalate``, twin still fau
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from product_models.catalog import Catalog, Product
 from product_models.twin import Twin
-from scenes import End, Engine, Library, Observation, PartObservation, ShowStep, UserEvent, select
+from scenes import Animate, End, Engine, Library, Observation, PartObservation, ShowStep, UserEvent, select
 
 CAMERA_DT_S = 0.25  # seconds between observations: each half-cycle of a 2 Hz blink is seen
 REACTION_S = 2.0  # a customer starts the action a step shows this long after the step appears
@@ -61,12 +60,12 @@ def follow(scene_id: str, fault: str, library: Library, catalog: Catalog) -> tup
     walk = Walk()
     effects = engine.start(0.0)
     entered, now = 0.0, 0.0
-    todo: list[dict[str, Any]] = []  # the current step's animate overlays the customer has not done yet
+    todo: list[Animate] = []  # the current step's animate overlays the customer has not done yet
     while True:
         for effect in effects:
             if isinstance(effect, ShowStep):
                 entered = now
-                todo = [o for o in effect.overlays if o["kind"] == "animate"]
+                todo = [o for o in effect.overlays if isinstance(o, Animate)]
                 walk.path.append(effect.step_id)
             elif isinstance(effect, End):
                 walk.outcome, walk.end_time = effect.outcome, now
@@ -75,9 +74,9 @@ def follow(scene_id: str, fault: str, library: Library, catalog: Catalog) -> tup
         now += CAMERA_DT_S
         step = scene.steps[engine.step_id or ""]
         if todo:
-            action = todo[0]["action"]
+            action = todo[0].action
             if now >= entered + REACTION_S + (HOLD_S if action == "hold" else 0.0):
-                part = todo.pop(0)["part"]
+                part = todo.pop(0).part
                 result = twin.act(action, part, now, duration=HOLD_S if action == "hold" else None)
                 if result.refused:
                     walk.refused.append(f"{step.id}: {action} {part}: {result.refused}")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ar_server.cli import main
+from fixlens.cli import main
 from vision.model_files import ModelFiles
 
 

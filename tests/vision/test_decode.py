@@ -7,8 +7,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from vision.decode import DecodeLimits, check_jpeg, decode_jpeg, encode_jpeg, read_jpeg_header
-from vision.errors import FrameError
+from vision.decode import decode_jpeg, encode_jpeg
+from vision.errors import FrameError, FrameTooLarge
+from vision.jpeg_header import DecodeLimits, check_jpeg, read_jpeg_header
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +84,14 @@ def test_bad_frames_are_refused_with_a_reason(jpeg: bytes, make, message: str) -
 
 
 def test_limits_are_configurable(jpeg: bytes) -> None:
-    with pytest.raises(FrameError, match="307200 pixels, expected at most 100000"):
+    with pytest.raises(FrameTooLarge, match="307200 pixels, expected at most 100000"):
         decode_jpeg(jpeg, DecodeLimits(max_pixels=100_000))
-    with pytest.raises(FrameError, match="frame is too large: expected at most 1000 bytes"):
+    with pytest.raises(FrameTooLarge, match="frame is too large: expected at most 1000 bytes"):
         decode_jpeg(jpeg, DecodeLimits(max_bytes=1000))
+    with pytest.raises(FrameTooLarge, match="declares width 640, expected at most 600"):
+        decode_jpeg(jpeg, DecodeLimits(max_width=600))
+    with pytest.raises(FrameTooLarge, match="declares height 480, expected at most 400"):
+        decode_jpeg(jpeg, DecodeLimits(max_height=400))
     with pytest.raises(FrameError, match="reduce: expected 1, 2, 4 or 8, got 3"):
         decode_jpeg(jpeg, reduce=3)
 
@@ -115,3 +120,20 @@ def test_header_check_accepts_fill_bytes_and_standalone_markers() -> None:
     data = _header_only(64, 48)
     padded = data[:2] + b"\xff\xff" + data[2:]  # fill bytes before a marker are legal
     assert check_jpeg(padded).width == 64 and check_jpeg(padded).height == 48
+
+
+def test_a_header_read_earlier_is_not_parsed_again(jpeg: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's probe reads a frame's header once; the decoder trusts it and still applies its limits."""
+    import vision.jpeg_header
+
+    header = read_jpeg_header(jpeg)
+
+    def refuse(data: object) -> None:
+        raise AssertionError("the header was parsed again")
+
+    monkeypatch.setattr(vision.jpeg_header, "read_jpeg_header", refuse)
+    assert decode_jpeg(jpeg, header=header).shape == (480, 640, 3)
+    with pytest.raises(FrameTooLarge, match="307200 pixels"):
+        decode_jpeg(jpeg, DecodeLimits(max_pixels=100_000), header=header)
+    with pytest.raises(FrameError, match="truncated"):
+        decode_jpeg(jpeg[: len(jpeg) // 2], header=header)

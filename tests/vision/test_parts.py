@@ -4,11 +4,8 @@ import numpy as np
 import pytest
 
 from product_models.camera import CameraIntrinsics, Pose
-from product_models.catalog import Part, default_catalog
-from tests.vision.synthetic import as_camera_frame, draw_led, housing
-from vision.errors import VisionError
-from vision.parts import PartStateClassifier, ProjectedPart, project_parts, recognize_part_states
-from vision.types import PartState
+from product_models.catalog import default_catalog
+from vision.parts import project_parts
 
 CAMERA = CameraIntrinsics.from_fov(640, 480)
 
@@ -54,48 +51,6 @@ def test_moving_parts_follow_their_state() -> None:
     assert opened["cover_front"].uv[1] > closed["cover_front"].uv[1]
 
 
-def test_led_states_are_recognised_in_a_frame() -> None:
-    router = default_catalog().get("router_ax1800")
-    pose = Pose.orbit(10, 40, 0.45)
-    truth = router.fault_states("wan_unplugged")  # internet red, the rest healthy
-    projected = project_parts(router, pose, CAMERA)
-    img = housing(480, 640)
-    for part in router.parts:
-        if part.kind == "led":
-            draw_led(img, projected[part.name].uv, max(projected[part.name].size_px), truth[part.name])
-    states = recognize_part_states(as_camera_frame(img), router, projected)
-    for name in ("led_power", "led_internet", "led_wifi", "led_lan1", "led_lan2"):
-        assert states[name].state == truth[name], name
-        assert states[name].confidence > 0.8 and states[name].visible
-    # ports have no classifier yet: unknown, not guessed; seen from the front they are not visible either
-    assert states["port_wan"] == PartState(None, 0.0, False, projected["port_wan"].uv)
-    assert set(states) == {p.name for p in router.stateful_parts()}
-
-
-class _PortsAlwaysPlugged:
-    """A stand-in trained classifier: exercises the protocol's dispatch and output checks."""
-
-    kinds = frozenset({"port"})
-
-    def __init__(self, state: str = "plugged") -> None:
-        self.state = state
-
-    def classify(self, image: np.ndarray, part: Part, projected: ProjectedPart) -> PartState:
-        return PartState(self.state, 0.7, True, projected.uv)
-
-
-def test_classifiers_plug_in_by_part_kind() -> None:
-    router = default_catalog().get("router_ax1800")
-    projected = project_parts(router, Pose.orbit(180, 25, 0.5), CAMERA)
-    image = as_camera_frame(housing(480, 640))
-    assert isinstance(_PortsAlwaysPlugged(), PartStateClassifier)
-    states = recognize_part_states(image, router, projected, (_PortsAlwaysPlugged(),))
-    assert states["port_wan"].state == "plugged" and states["port_wan"].confidence == 0.7
-    with pytest.raises(VisionError, match=r"returned state 'lit' for router_ax1800\.port_power: "
-                                          r"expected one of empty, plugged"):
-        recognize_part_states(image, router, projected, (_PortsAlwaysPlugged("lit"),))
-
-
 def test_an_open_front_cover_seen_from_behind_is_behind_the_body() -> None:
     from vision.parts import behind_body
 
@@ -108,19 +63,3 @@ def test_an_open_front_cover_seen_from_behind_is_behind_the_body() -> None:
         assert not behind_body(printer, anchor, front), state
     # A point inside the body (paper in the cassette) is left to the part-state network.
     assert not behind_body(printer, np.array([0.0, 0.0, 0.1]), behind)
-
-
-def test_the_pipeline_says_why_a_cover_seen_from_behind_is_not_read() -> None:
-    from vision.pipeline import Pipeline
-
-    printer = default_catalog().get("printer_lx400")
-    pose = Pose.orbit(180, 20, 1.0)
-    part = printer.part("cover_front")
-    from vision.parts import visible_in_some_state
-
-    projected = visible_in_some_state(printer, part, pose, CAMERA, {}, max_angle_deg=85.0)
-    assert projected.visible  # two-sided and facing the camera when open: the facing rule alone would read it
-    assert Pipeline._unreadable(printer, part, projected, pose, CAMERA, {}) == "behind_product"
-    front = Pose.orbit(0, 20, 1.0)
-    projected = visible_in_some_state(printer, part, front, CAMERA, {}, max_angle_deg=85.0)
-    assert Pipeline._unreadable(printer, part, projected, front, CAMERA, {}) is None

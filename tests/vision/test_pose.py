@@ -8,9 +8,15 @@ import pytest
 from product_models.camera import DEFAULT_HFOV_DEG, CameraIntrinsics, Pose, project
 from product_models.catalog import default_catalog
 from vision.errors import CameraError, PoseError
-from vision.pose import estimate_pose, resolve_camera, rotation_error_deg
+from vision.pose import estimate_pose, resolve_camera
 
 CAMERA = CameraIntrinsics.from_fov(640, 480)
+
+
+def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle of the rotation that takes ``a`` to ``b`` (both (3, 3)), degrees."""
+    cos = (np.trace(np.asarray(a).T @ np.asarray(b)) - 1.0) / 2.0
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
 
 
 def _keypoints(product_id: str) -> np.ndarray:

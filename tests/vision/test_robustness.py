@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ar_server.cli import main
+from fixlens.cli import main
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import default_catalog
+from vision.tracking import TrackPolicy
 from vision.training import conditions as cn
 from vision.training import degradations as dg
 from vision.training import robustness
@@ -372,7 +373,7 @@ def test_clips_run_detect_then_track_and_count_what_the_verifier_says(few_photos
         run_length = 0
         for t in tracked:
             run_length = run_length + 1 if t else 0
-            assert run_length < robustness.REDETECT_EVERY  # a full detection at least every 8th frame
+            assert run_length < TrackPolicy().redetect_every  # a full detection at least every 8th frame
         assert all(o.parts and any(p.size_px > 0 for p in o.parts.values()) for o in _Recorder.seen
                    if o.product_id is not None)  # raw reads, not smoothed ones
         _Recorder.healthy = False

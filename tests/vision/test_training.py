@@ -85,7 +85,7 @@ def test_smoke_training_exports_a_working_onnx_detector(tiny_dataset: Path, tmp_
     torch must not share a process with Mesa's EGL (see vision.training.train)."""
     from vision.detector import DetectorConfig, OnnxDetector
 
-    cmd = [sys.executable, "-m", "ar_server.cli", "train", "detector", "--data", str(tiny_dataset / "data.yaml"),
+    cmd = [sys.executable, "-m", "fixlens.cli", "train", "detector", "--data", str(tiny_dataset / "data.yaml"),
            "--epochs", "1", "--imgsz", "64", "--batch", "4", "--out-dir", str(tmp_path / "weights"),
            "--project", str(tmp_path / "runs")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "YOLO_OFFLINE": "1"})
@@ -105,7 +105,7 @@ def test_smoke_training_exports_a_working_onnx_detector(tiny_dataset: Path, tmp_
 def test_smoke_training_exports_a_working_part_state_network(tiny_dataset: Path, tmp_path: Path) -> None:
     """`fixlens train parts`, one epoch on a dozen images (in a child process: torch and EGL do not mix),
     then the pipeline's ONNX Runtime reader loads the export and answers with each part's own classes."""
-    cmd = [sys.executable, "-m", "ar_server.cli", "train", "parts", "--data", str(tiny_dataset), "--epochs", "1",
+    cmd = [sys.executable, "-m", "fixlens.cli", "train", "parts", "--data", str(tiny_dataset), "--epochs", "1",
            "--jitter", "1", "--wide-jitter", "0", "--out-dir", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -171,3 +171,23 @@ def test_face_patch_rectifies_the_wan_port() -> None:
     b, g, rr = (patch[8:24, 8:24].reshape(-1, 3).astype(float)).T
     yellow = (rr > 120) & (g > 100) & (b < 0.6 * rr)
     assert yellow.mean() > 0.05
+
+
+def test_a_product_off_to_the_side_of_a_negative_frame_is_labelled() -> None:
+    """Negatives sometimes show another product off to the side; its label was dropped, which taught the
+    detector that a product is background."""
+    from vision.training.synth import Synthesizer
+
+    synth = Synthesizer(seed=77, negative_share=1.0)
+    try:
+        samples = [synth.sample() for _ in range(12)]
+    finally:
+        synth.close()
+    assert all(s.product is None for s in samples)
+    shown = [s for s in samples if s.truth["labels"]]
+    assert shown, "no negative in 12 showed a product off to the side (30 % do)"
+    for s in shown:
+        assert s.label_line == "\n".join(s.truth["labels"])
+        cls, *numbers = s.label_line.splitlines()[0].split()
+        assert int(cls) in (0, 1) and all(0.0 <= float(v) <= 1.0 for v in numbers[:4])
+    assert all(s.label_line is None for s in samples if not s.truth["labels"])

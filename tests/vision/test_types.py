@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import msgpack
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from product_models.camera import Pose
 from vision.errors import VisionError
-from vision.types import Detections, Hand, Observation, PartState
+from vision.types import Detections, Keypoints
 
 
 def _good(**over: object) -> dict[str, object]:
@@ -16,12 +16,9 @@ def _good(**over: object) -> dict[str, object]:
     return kw
 
 
-def test_detections_coerce_dtypes_and_select() -> None:
+def test_detections_coerce_dtypes() -> None:
     det = Detections(**_good())
     assert det.xyxy.dtype == np.float32 and det.class_id.dtype == np.int64 and len(det) == 2
-    assert len(det.select(det.confidence > 0.5)) == 1
-    one = det.select(-1)
-    assert len(one) == 1 and one.class_id[0] == 1
     assert len(Detections.empty(10)) == 0 and Detections.empty(10).keypoints.shape == (0, 10, 2)
 
 
@@ -42,19 +39,72 @@ def test_detections_reject_bad_arrays(over: dict[str, object], message: str) -> 
         Detections(**_good(**over))
 
 
-def test_observation_to_dict_is_plain_and_msgpack_round_trips() -> None:
-    obs = Observation(
-        seq=7, ts=12.5, product_id="router_ax1800", product_confidence=np.float32(0.8),
-        box=(1.0, 2.0, 3.0, 4.0), pose=Pose.orbit(10, 30, 0.5), reprojection_error_px=np.float64(0.7),
-        parts={"led_power": PartState("green", 0.9, True, (np.float32(3.0), 4.0), blinking=True)},
-        hands=(Hand("Right", 0.9, np.zeros((21, 2), np.float32), {"index": (1.0, 2.0)}, "led_power", 3.5),),
-        timing_ms={"decode": np.float64(2.1)})
-    d = obs.to_dict()
-    packed = msgpack.packb(d)  # raises on numpy scalars or arrays
-    back = msgpack.unpackb(packed)
-    assert back["seq"] == 7 and back["product"] == "router_ax1800"
-    assert np.allclose(np.array(back["pose"]["R"]), obs.pose.R) and len(back["pose"]["t"]) == 3
-    assert back["parts"]["led_power"] == {"state": "green", "confidence": 0.9, "visible": True,
-                                          "uv": [3.0, 4.0], "blinking": True, "reason": None}
-    assert back["hands"][0]["nearest_part"] == "led_power"
-    assert Observation(seq=1, ts=0.0).to_dict()["pose"] is None
+def _yolo_output(rows: list[tuple[float, float, float, float, float, float]], k: int = 2) -> np.ndarray:
+    """A raw YOLO pose output (4 + 2 classes + 3k, anchors) with one anchor per row (cx, cy, w, h, score of
+    class 0, score of class 1); keypoint j of every anchor sits at (cx + j, cy) with confidence 0.9."""
+    out = np.zeros((4 + 2 + 3 * k, len(rows)), np.float32)
+    for a, (cx, cy, w, h, s0, s1) in enumerate(rows):
+        out[:6, a] = (cx, cy, w, h, s0, s1)
+        for j in range(k):
+            out[6 + 3 * j: 9 + 3 * j, a] = (cx + j, cy, 0.9)
+    return out
+
+
+def test_detections_from_onnx_undo_the_letterbox_and_suppress_overlaps() -> None:
+    out = _yolo_output([(100, 100, 40, 20, 0.9, 0.1), (101, 100, 40, 20, 0.8, 0.1), (200, 150, 10, 10, 0.1, 0.5),
+                        (50, 50, 10, 10, 0.2, 0.1)])
+    det = Detections.from_onnx(out, num_classes=2, num_keypoints=2, scale=0.5, pad=(0.0, 40.0),
+                               frame_size=(640, 480), conf=0.3, iou=0.5, max_det=4)
+    assert len(det) == 2  # the overlapping second box is suppressed; the fourth is under the threshold
+    assert det.class_id.tolist() == [0, 1] and det.confidence.tolist() == pytest.approx([0.9, 0.5])
+    assert det.xyxy[0].tolist() == pytest.approx([160.0, 100.0, 240.0, 140.0])  # (cx +- w/2, cy - 40) / 0.5
+    assert np.allclose(det.keypoints[0], [[200.0, 120.0], [202.0, 120.0]])
+    assert det.keypoint_conf[0].tolist() == pytest.approx([0.9, 0.9])
+    none = Detections.from_onnx(out, num_classes=2, num_keypoints=2, scale=0.5, pad=(0.0, 40.0),
+                                frame_size=(640, 480), conf=0.95, iou=0.5, max_det=4)
+    assert len(none) == 0 and none.keypoints.shape == (0, 2, 2)
+
+
+class _Tensor:
+    """Stands in for a torch tensor: ``.cpu().numpy()``."""
+
+    def __init__(self, value: object) -> None:
+        self.value = np.asarray(value)
+
+    def cpu(self) -> _Tensor:
+        return self
+
+    def numpy(self) -> np.ndarray:
+        return self.value
+
+
+class _Boxes:
+    """Stands in for Ultralytics' ``Boxes``: tensors of one frame's boxes, and their count."""
+
+    def __init__(self, xyxy: object, conf: object, cls: object) -> None:
+        self.xyxy, self.conf, self.cls = _Tensor(xyxy), _Tensor(conf), _Tensor(cls)
+
+    def __len__(self) -> int:
+        return len(self.xyxy.value)
+
+
+def test_detections_from_ultralytics_take_boxes_and_keypoints() -> None:
+    result = SimpleNamespace(boxes=_Boxes([[1.0, 2.0, 30.0, 40.0]], [0.7], [1.0]),
+                             keypoints=SimpleNamespace(xy=_Tensor(np.ones((1, 3, 2))), conf=_Tensor(np.ones((1, 3)))))
+    det = Detections.from_ultralytics(result, 3)
+    assert len(det) == 1 and det.class_id.tolist() == [1] and det.keypoints.shape == (1, 3, 2)
+    assert det.xyxy.dtype == np.float32 and det.confidence.tolist() == pytest.approx([0.7])
+    assert len(Detections.from_ultralytics(SimpleNamespace(boxes=None, keypoints=None), 3)) == 0
+
+
+def test_keypoints_check_their_shapes() -> None:
+    kp = Keypoints(np.zeros((4, 2)), np.array([0.2, 0.4, 0.6, 0.8]), 0.5)
+    assert kp.uv.dtype == np.float64 and kp.mean_confidence == pytest.approx(0.5)
+    with pytest.raises(VisionError, match=r"uv: expected shape \(n, 2\), got \(4, 3\)"):
+        Keypoints(np.zeros((4, 3)), np.ones(4), 0.5)
+    with pytest.raises(VisionError, match=r"confidence: expected shape \(4,\), got \(3,\)"):
+        Keypoints(np.zeros((4, 2)), np.ones(3), 0.5)
+    with pytest.raises(VisionError, match="confidence: expected an array of floats, got int64"):
+        Keypoints(np.zeros((4, 2)), np.ones(4, np.int64), 0.5)
+    with pytest.raises(VisionError, match="expected keypoints from a pose detector"):
+        Keypoints.from_detections(Detections(np.zeros((1, 4)), [0.5], [0]), 0, 0.5)

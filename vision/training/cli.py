@@ -134,7 +134,8 @@ def _estimated_pose_source(weights_dir: Path):
     import cv2
 
     from product_models.camera import CameraIntrinsics
-    from vision.pipeline import FrameInput, Pipeline
+    from vision.pipeline import Pipeline
+    from vision.types import FrameInput
 
     pipeline = Pipeline(weights_dir, backend="onnx")
 

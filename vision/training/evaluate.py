@@ -91,8 +91,9 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
              progress: bool = False, weights_dir: Path | None = None) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from vision.pipeline import FrameInput, Pipeline
+    from vision.pipeline import Pipeline
     from vision.training.synth import Synthesizer
+    from vision.types import FrameInput
 
     catalog = default_catalog()
     pipeline = Pipeline(weights_dir, backend=backend) if weights_dir else Pipeline(backend=backend)
@@ -195,13 +196,14 @@ def bench_pipeline(frames: int = 60, seed: int = EVAL_SEED + 1, backend: str = "
     import sys
     import tempfile
 
-    from vision.pipeline import FrameInput, Pipeline
+    from vision.pipeline import Pipeline
+    from vision.types import FrameInput
 
     # Frames are rendered by `fixlens data synth` in a child process: the naive baseline loads torch,
     # which must not share a process with the EGL renderer.
     jpegs, cams = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "ar_server.cli", "data", "synth", "--out", tmp, "--images",
+        subprocess.run([sys.executable, "-m", "fixlens.cli", "data", "synth", "--out", tmp, "--images",
                         str(frames), "--seed", str(seed), "--val-share", "0", "--no-progress"],
                        check=True, capture_output=True)
         for path in sorted(Path(tmp, "images", "train").glob("*.jpg")):

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from product_models.catalog import default_catalog
-from vision.keypoints import INPUT, MODEL_NAME, crop_square
+from vision.keypoints import INPUT, MODEL_NAME, crop_square, soft_argmax, to_input
 from vision.training.synth import class_names, keypoint_count
 
 STATE_NAME = "keypoints.state.pt"
@@ -95,16 +95,6 @@ def build_net(num_classes: int, num_keypoints: int) -> Any:
     return Net()
 
 
-def _soft_argmax_torch(heat: Any) -> Any:
-    import torch
-
-    n, k, h, w = heat.shape
-    prob = torch.softmax(heat.reshape(n, k, -1), dim=-1).reshape(n, k, h, w)
-    xs = (torch.arange(w, dtype=heat.dtype) + 0.5) * (INPUT / w)
-    ys = (torch.arange(h, dtype=heat.dtype) + 0.5) * (INPUT / h)
-    return torch.stack([(prob.sum(2) * xs).sum(-1), (prob.sum(3) * ys).sum(-1)], dim=-1)
-
-
 def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch: int = 64, seed: int = 0,
                     jitter: int = 2, lr: float = 2e-3, init: Path | None = None, log=print) -> dict[str, Any]:
     import torch
@@ -130,18 +120,18 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
     rng = np.random.default_rng(seed)
 
     def to_tensor(crops: np.ndarray, augment: bool) -> torch.Tensor:
-        x = crops[:, :, :, ::-1].astype(np.float32) / 255.0
+        x = to_input(crops)  # the run time's own preprocessing
         if augment:  # brightness and contrast only: hue carries LED colours
             gain = rng.uniform(0.75, 1.25, (len(x), 1, 1, 1)).astype(np.float32)
             bias = rng.uniform(-0.08, 0.08, (len(x), 1, 1, 1)).astype(np.float32)
             x = np.clip(x * gain + bias, 0.0, 1.0)
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        return torch.from_numpy(x)
 
     def predict(x: torch.Tensor, cls: np.ndarray) -> torch.Tensor:
         heat = net(x)
         n = heat.shape[0]
         heat = heat.reshape(n, len(names), k, *heat.shape[-2:])[torch.arange(n), torch.from_numpy(cls)]
-        return _soft_argmax_torch(heat)
+        return soft_argmax(heat)[0]
 
     history = []
     for epoch in range(epochs):

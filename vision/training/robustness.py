@@ -9,7 +9,7 @@ real :class:`vision.pipeline.Pipeline` with the true camera intrinsics. Three ki
   (recall, part states over every truly visible part, pose error over all keypoints, unsafe reads);
 - **clips**: ``CLIP_FRAMES`` frames at ``CLIP_FPS`` of a device with one part in a fault state, filmed by a
   slowly moving handheld camera, through the session loop of ``ar_server/session/live.py`` (detect, then
-  track, with a full detection every ``REDETECT_EVERY``-th frame), :class:`vision.smoothing.TemporalSmoother`
+  track under :class:`vision.tracking.TrackPolicy`), :class:`vision.smoothing.TemporalSmoother`
   and the step verifier (:class:`vision.verification.StepVerifier`). A clip is a *false verification* when
   the verifier ever reports the unfixed part in its healthy state; ``fault_confirmed`` counts clips where it
   reported the true fault state at least once;
@@ -30,12 +30,13 @@ import cv2
 import numpy as np
 
 from product_models.catalog import Product, default_catalog
-from vision.pipeline import FrameInput, Pipeline, track_from
+from vision.pipeline import Pipeline
 from vision.smoothing import TemporalSmoother
+from vision.tracking import Tracker
 from vision.training import conditions as cn
 from vision.training.degradations import Degraded, InView
 from vision.training.scoring import FrameTruth, Tally, verifying_confidence
-from vision.types import Observation, PartState
+from vision.types import FrameInput, Observation, PartState
 
 if TYPE_CHECKING:
     from product_models.render import Renderer
@@ -48,10 +49,6 @@ DEFAULT_CLIPS = 14
 DEFAULT_BACKGROUNDS = 24  # drawn product-free frames per condition, beside the real photos
 CLIP_FRAMES = 20
 CLIP_FPS = 8.0
-# The session loop of ar_server/session/live.py (vision must not import the server): a tracked session runs
-# the detector on every REDETECT_EVERY-th frame, and drops a track older than TRACK_MAX_GAP_S.
-REDETECT_EVERY = 8
-TRACK_MAX_GAP_S = 0.5
 TARGETS = {"product_recall": 0.97, "part_state_accuracy_4px": 0.95}  # the model card's targets
 DEBUG_FRAMES = 3  # sample frames per condition written by --debug-dir
 DEBUG_FALSE_DETECTIONS = 3  # ... and at most this many of its false detections
@@ -201,15 +198,12 @@ class RobustnessRun:
         healthy = product.part(part).healthy
         clip = cn.clip_scene(cond, product, part, fault, self.seed, j, CLIP_FRAMES, CLIP_FPS, self.photos)
         smoother, verifier = TemporalSmoother(), self.verifier()
-        track, track_ts, tracked_in_row, smoothed_product = None, 0.0, 0, None
+        tracker, smoothed_product = Tracker(), None
         false_verification = confirmed = False
         for frame in clip_frames(self.renderer, cond, clip, self.seed, j, CLIP_FPS):
             f, ts, jpeg = frame.index, frame.ts, frame.jpeg
-            use = track if (track is not None and tracked_in_row < REDETECT_EVERY - 1
-                            and 0.0 <= ts - track_ts <= TRACK_MAX_GAP_S) else None
-            obs = self.pipeline.process(FrameInput(jpeg, f, ts, clip.camera, track=use))
-            tracked_in_row = tracked_in_row + 1 if obs.tracked else 0
-            track, track_ts = (track_from(obs) if obs.pose is not None else None), ts
+            obs = self.pipeline.process(FrameInput(jpeg, f, ts, clip.camera, track=tracker.track_for(ts)))
+            tracker.follow(obs, ts)
             if obs.product_id is not None and obs.product_id != smoothed_product:
                 smoother.reset()
                 verifier.reset()

@@ -14,7 +14,8 @@ the room; or the older cluttered fields), then put through a phone camera:
 - motion blur up to 15 px or defocus, white balance from warm to cool, exposure and gamma down to low light,
   and sensor noise that grows with the gain (:mod:`vision.training.phone`); JPEG quality 40-95.
 
-A share of samples holds no product (negatives). The real photos shipped in scikit-image and matplotlib are
+A share of samples holds no main product (negatives); some of them show another product off to the side,
+labelled (``labels`` in the truth record). The real photos shipped in scikit-image and matplotlib are
 reserved for evaluation (false positives) and never used here. Colour augmentation keeps hue fixed: a hue
 shift can turn a red LED green; white balance changes channel gains only.
 
@@ -74,7 +75,7 @@ class Sample:
     image: np.ndarray  # (h, w, 3) uint8 RGB, before JPEG
     jpeg_quality: int
     product: Product | None
-    label_line: str | None  # Ultralytics pose label, None for a negative
+    label_line: str | None  # Ultralytics pose label lines, None when nothing in the frame is labelled
     truth: dict[str, Any]
 
 
@@ -129,9 +130,11 @@ class Synthesizer:
         quality = int(rng.integers(40, 96))
         camera = random_camera(rng, width, height)
         if rng.random() < self.negative_share:
-            image = self._distractor(background, camera, None)[0] if rng.random() < 0.3 else background
-            return Sample(phone_frame(image.astype(np.float32), rng, []), quality, None, None,
-                          {"product": None, "jpeg_quality": quality, "labels": []})
+            # No product at the centre of attention; now and then one off to the side, labelled like any
+            # other (an unlabelled one would teach the detector that a product is background).
+            image, labels = self._distractor(background, camera, None) if rng.random() < 0.3 else (background, [])
+            return Sample(phone_frame(image.astype(np.float32), rng, []), quality, None,
+                          "\n".join(labels) or None, {"product": None, "jpeg_quality": quality, "labels": labels})
         product = self.catalog.get(self.names[int(rng.integers(len(self.names)))])
         states = random_states(product, rng)
         pose = random_pose(product, camera, rng)

@@ -1,8 +1,8 @@
 """The ``fixlens`` command line.
 
-Each package contributes its own subcommands through a ``register(subparsers)`` function, and benchmarks
-through ``register_bench(subparsers)``; heavy imports happen inside the handlers so that ``--help`` stays
-instant. A handler returns the process exit code.
+Each package contributes its own subcommands through a ``register(subparsers)`` function; the ``bench``
+group is registered here from ``register_bench(subparsers)`` functions. Heavy imports happen inside the
+handlers so that ``--help`` stays instant. A handler returns the process exit code.
 """
 
 from __future__ import annotations
@@ -19,8 +19,20 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vision.training.cli",
     "scenes.cli",
     "ar_server.commands",
-    "ar_server.demo",
+    "fixlens.serve",
+    "fixlens.demo",
     "client_panda3d.cli",
+)
+# Modules that add ``fixlens bench`` subcommands, in ``fixlens bench --help`` order. The render timings stay
+# with the renderer they time; every bench that runs the vision pipeline or a server is wired here.
+BENCH_MODULES: tuple[str, ...] = (
+    "product_models.cli",
+    "fixlens.bench_vision",
+    "fixlens.bench_pipeline",
+    "fixlens.bench_load",
+    "fixlens.bench_plain",
+    "fixlens.bench_e2e",
+    "fixlens.bench_soak",
 )
 
 
@@ -34,10 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Benchmarks. Each prints a JSON object with --json.")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
-        module.register(sub)
-        if hasattr(module, "register_bench"):
-            module.register_bench(bench_sub)
+        importlib.import_module(name).register(sub)
+    for name in BENCH_MODULES:
+        importlib.import_module(name).register_bench(bench_sub)
     return parser
 
 

@@ -32,8 +32,10 @@ from typing import Any
 DEFAULT_PRODUCT = "router_ax1800"
 DEFAULT_FAULT = "wan_unplugged"
 FPS = 10.0  # camera frames per (simulated) second; every frame goes to the server
+# In a lockstep run the client's own pacing must not hold frames back (the simulated clock already spaces
+# them at FPS); the server's rate gate runs on the same simulated clock, so its default limit holds.
+LOCKSTEP_CLIENT_FPS = 120.0
 MAX_SECONDS = 180.0  # give up after this much (simulated) time; the default repair takes about 15 s
-SERVER_MAX_FPS = 120.0  # the demo server's per-session frame limit: lockstep frames come faster than 30/s
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,12 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_demo)
 
 
-def register_bench(sub: argparse._SubParsersAction) -> None:
-    from ar_server import bench_e2e
-
-    bench_e2e.register_bench(sub)
-
-
 @dataclass
 class GuidedRun:
     """What a guided run produced: the client transcript (plus the server's verified steps), key frames."""
@@ -78,19 +74,6 @@ class GuidedRun:
         return self.transcript.get("outcome")
 
 
-def server_config(weights_dir: Path | None, data_dir: Path, **overrides: Any) -> Any:
-    """The embedded-defaults config of a local server: dev mode, 127.0.0.1, a free port, ONNX backend."""
-    from ar_server.config import Config
-
-    values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "mode": "dev", "data_dir": str(data_dir),
-                              "backend": "onnx", "max_fps": SERVER_MAX_FPS, "batch_wait_ms": 1.0}
-    if weights_dir is not None:
-        values["weights_dir"] = str(weights_dir)
-    values.update(overrides)
-    env = {k: v for k, v in os.environ.items() if k in ("FIXLENS_WEIGHTS_DIR", "FIXLENS_DEVICE")}
-    return Config.from_sources(values, env)
-
-
 def run_guided(source: str, *, out: Path | None = None, locale: str = "en", scene: str | None = None,
                width: int = 640, height: int = 480, fps: float = FPS, weights_dir: Path | None = None,
                window: bool = False, max_seconds: float = MAX_SECONDS, pipeline: Any = None,
@@ -102,10 +85,10 @@ def run_guided(source: str, *, out: Path | None = None, locale: str = "en", scen
     Raises ``ServerError`` if the server cannot start (e.g. weights missing) and ``ClientError`` for a bad source.
     """
     from ar_server.auth import TokenAuthority
-    from ar_server.local_server import LocalServer
     from client_panda3d.app import ClientApp, SimulatedClock
     from client_panda3d.session import ClientSession, SessionConfig
     from client_panda3d.sources import open_source
+    from fixlens.local_server import LocalServer, server_config
     from product_models.catalog import default_catalog
 
     wall0 = time.perf_counter()
@@ -119,7 +102,7 @@ def run_guided(source: str, *, out: Path | None = None, locale: str = "en", scen
         authority = TokenAuthority(config.secret)
         token = authority.mint("customer", "demo-customer", 3600)
         session = ClientSession(SessionConfig(url.replace("http://", "ws://"), token, cam_source.camera, locale,
-                                              scene, cam_source.product, SERVER_MAX_FPS if clock else fps))
+                                              scene, cam_source.product, LOCKSTEP_CLIENT_FPS if clock else fps))
         product = default_catalog().get(cam_source.product) if cam_source.product else None
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)

@@ -1,25 +1,40 @@
 """A real Fixlens server on 127.0.0.1 and a free port, on a thread of the calling process.
 
-For the demo, the end-to-end tests and ``fixlens bench e2e``: the full ``create_app`` (store, inference
-service, sessions, REST) behind a real TCP socket, so the client speaks to it exactly as to ``fixlens
-serve``. Its event loop runs on its own thread; the vision pipeline runs on the inference service's worker
-thread as always. ``start()`` returns once the server listens, or raises the error that stopped it.
+For the demo, the end-to-end tests, ``fixlens bench e2e`` and ``fixlens bench plain``: the full
+``create_app`` (store, inference service, sessions, REST) behind a real TCP socket, so the client speaks to
+it exactly as to ``fixlens serve``. Its event loop runs on its own thread; the vision pipeline runs on the
+inference service's worker thread as always. ``start()`` returns once the server listens, or raises the
+error that stopped it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ar_server.config import Config
 from ar_server.errors import ServerError
 
 START_TIMEOUT_S = 120.0  # loading the detector on a busy 2-core machine can take a while
+
+
+def server_config(weights_dir: Path | None, data_dir: Path, **overrides: Any) -> Config:
+    """The embedded-defaults config of a local server: dev mode, 127.0.0.1, a free port, ONNX backend (the
+    callers render with Panda3D in this process, and torch must not share it)."""
+    values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "mode": "dev", "data_dir": str(data_dir),
+                              "backend": "onnx", "batch_wait_ms": 1.0}
+    if weights_dir is not None:
+        values["weights_dir"] = str(weights_dir)
+    values.update(overrides)
+    env = {k: v for k, v in os.environ.items() if k in ("FIXLENS_WEIGHTS_DIR", "FIXLENS_DEVICE")}
+    return Config.from_sources(values, env)
 
 
 class LocalServer:

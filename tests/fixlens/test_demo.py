@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ar_server.cli import main
-from ar_server.demo import reading_summary
+from fixlens.cli import main
+from fixlens.demo import reading_summary
 
 
 def test_demo_without_detector_weights_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -66,11 +66,10 @@ def run_e2e(seconds: float, fps: float, view_fps: float, width: int, height: int
     import time
 
     from ar_server.auth import TokenAuthority
-    from ar_server.demo import server_config
-    from ar_server.local_server import LocalServer
     from client_panda3d.app import ClientApp
     from client_panda3d.session import ClientSession, SessionConfig
     from client_panda3d.sources import open_source
+    from fixlens.local_server import LocalServer, server_config
     from product_models.catalog import default_catalog
 
     with tempfile.TemporaryDirectory(prefix="fixlens-bench-e2e-") as tmp:

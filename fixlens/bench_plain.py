@@ -3,7 +3,7 @@
 The figure behind "the router on a plain grey or white surface, rendered with ``fixlens products render``
 and streamed to ``fixlens serve``, is recognised in >= 95% of frames".
 
-Frames: ``ar_server.plain_frames`` (each product healthy, as ``fixlens products render`` draws it, over each
+Frames: ``fixlens.plain_frames`` (each product healthy, as ``fixlens products render`` draws it, over each
 surface, from the same seeded handheld-like viewpoints). Server: the full app (``create_app``, what ``fixlens
 serve`` runs) on 127.0.0.1 and a free port, on a thread of this process (``LocalServer``), with the real
 vision pipeline on ONNX Runtime (this process renders, so never torch) and the weights of ``--weights-dir``.
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the renderer loads OpenCV and Panda3D: only the handler imports it, so --help stays instant
-    from ar_server.plain_frames import PlainFrame, Surface
+    from fixlens.plain_frames import PlainFrame, Surface
 
 DEFAULT_PRODUCTS = ("router_ax1800", "printer_lx400")
 DEFAULT_SURFACES = ("grey", "white")
@@ -107,7 +107,7 @@ def _cmd_plain(args: argparse.Namespace) -> int:
 
 def _surfaces(texts: list[str]) -> list[Surface]:
     """``--surface`` values -> surfaces; CatalogError names a bad or repeated one."""
-    from ar_server.plain_frames import Surface
+    from fixlens.plain_frames import Surface
     from product_models.errors import CatalogError
 
     surfaces = []
@@ -140,9 +140,8 @@ def run_plain(products: list[str], surfaces: list[Surface], frames_per_surface: 
     """Render, stream and report (keys in the module docstring). Raises CatalogError for an unknown product
     or bad size, ServerError/ConfigError if the server cannot start (weights missing, bad folder)."""
     from ar_server.auth import TokenAuthority
-    from ar_server.demo import server_config
-    from ar_server.local_server import LocalServer
-    from ar_server.plain_frames import (
+    from fixlens.local_server import LocalServer, server_config
+    from fixlens.plain_frames import (
         JPEG_QUALITY,
         PITCH_RANGE_DEG,
         WIDTH_SHARE_RANGE,

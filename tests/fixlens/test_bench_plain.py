@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ar_server.bench_plain import FrameResult, summarise_product
-from ar_server.cli import main
 from ar_server.config import Config
-from ar_server.plain_frames import (
+from fixlens.bench_plain import FrameResult, summarise_product
+from fixlens.cli import main
+from fixlens.plain_frames import (
     PITCH_RANGE_DEG,
     WIDTH_SHARE_RANGE,
     YAW_RANGE_DEG,

@@ -3,12 +3,26 @@
 The server runs in this process on its own thread and event loop (127.0.0.1, a free port); the customers
 run on the main thread's loop and talk to it over real TCP WebSockets. Each customer sends pre-encoded JPEG
 frames of a router twin render at F fps (on a fixed schedule, so a slow server does not slow the senders)
-and times each ``obs`` against the send time of the frame it echoes.
+and matches every reply to the frame whose ``seq`` it echoes.
 
-Reported (JSON with ``--json``): ``errors`` (error messages + failed connections), ``p50_ms``/``p95_ms``
-(frame sent -> obs received), ``processed_fps_total``, ``min_session_share`` (slowest session's processed
-fps / the mean), ``rss_growth_mb`` (RSS growth of this process -- server thread and clients -- over the
-measured window, after a warm-up) and ``pipeline`` (which vision pipeline served the frames).
+Every frame offered in the measured window is accounted for, per customer, as exactly one of:
+
+- ``answered``: its ``obs`` arrived by the run's deadline (the end of the window plus ``drain_s``);
+- ``late``: its ``obs`` arrived after the deadline (the customer listens ``late_s`` longer);
+- ``refused``: an ``error`` named it (a bad frame, or ``rate_limited``);
+- ``unanswered``: nothing came back. The server drops a frame silently when a newer one of the session
+  arrives before it was processed (superseded) or when it comes over ``max_fps``, and tells the client
+  neither (docs/PROTOCOL.md, "dropped silently"); ``server_dropped`` has its own counts by reason.
+
+Reported (JSON with ``--json``): ``frames_offered``, ``answered``, ``late``, ``refused``, ``unanswered``;
+``drop_rate`` (unanswered / offered) and ``late_or_lost`` (late + unanswered: frames a customer never saw an
+answer for in time); ``p50_ms``/``p95_ms`` (frame sent -> obs received, over answered frames);
+``processed_fps_total`` (answered frames per second); ``min_session_share`` (slowest session's answered fps
+/ the mean); ``errors`` (every error message and failed connection, warm-up included); ``rss_growth_mb``
+(RSS growth of this process -- server thread and clients -- over the measured window, after a warm-up);
+``server_frames_received``, ``server_frames_processed`` and ``server_dropped`` (by reason), the server's
+own counters over the whole run, warm-up included; and ``pipeline`` (which vision pipeline served the
+frames).
 """
 
 from __future__ import annotations
@@ -25,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 WARMUP_S = 2.0
-DRAIN_S = 2.0  # after the last frame, wait this long for outstanding observations
+DRAIN_S = 2.0  # after the last frame, wait this long for outstanding observations: the run's deadline
+LATE_S = 2.0  # after the deadline, listen this long more, to tell late answers from none
 PRODUCT = "router_ax1800"
 
 
@@ -55,14 +70,14 @@ def _cmd_load(args: argparse.Namespace) -> int:
     else:
         for key, value in result.items():
             print(f"{key:>22}: {value}")
-    return 0 if result["errors"] == 0 else 1
+    return 0 if result["errors"] == 0 and result["answered"] > 0 else 1
 
 
 def choose_pipeline(frames: list[Any], *, prefer_real: bool = True) -> tuple[Any, str]:
     """The real vision pipeline if it imports and loads its weights, else the truth-table stand-in."""
     from ar_server.app import load_pipeline
     from ar_server.config import Config
-    from ar_server.truth_pipeline import TruthTablePipeline
+    from fixlens.truth_pipeline import TruthTablePipeline
 
     reason = "not requested"
     if prefer_real:
@@ -81,6 +96,7 @@ class _ServerThread:
         self.config, self.pipeline = config, pipeline
         self.loop = asyncio.new_event_loop()
         self.port = 0
+        self.metrics: Any = None  # the app's ar_server.metrics.Metrics; read it once stop() returned
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, name="fixlens-bench-server", daemon=True)
@@ -107,8 +123,11 @@ class _ServerThread:
         from aiohttp import web
 
         from ar_server.app import create_app
+        from ar_server.app_keys import METRICS
 
-        runner = web.AppRunner(create_app(self.config, pipeline=self.pipeline), handle_signals=False)
+        app = create_app(self.config, pipeline=self.pipeline)
+        self.metrics = app[METRICS]
+        runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()
         try:
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -122,15 +141,36 @@ class _ServerThread:
 
 
 @dataclass
-class _Customer:
-    sent: dict[int, float] = field(default_factory=dict)  # seq -> perf_counter when sent
-    latencies_ms: list[float] = field(default_factory=list)  # measured window only
-    processed: int = 0  # obs received in the measured window
-    errors: int = 0
+class CustomerRecord:
+    """One customer's record of the frames it offered in the measured window and what came back for each.
+    Holds one entry per offered frame: ``seconds * fps`` of them."""
+
+    offered: dict[int, float] = field(default_factory=dict)  # seq -> perf_counter seconds when sent
+    answered_ms: dict[int, float] = field(default_factory=dict)  # seq -> sent -> obs received, by the deadline
+    late: set[int] = field(default_factory=set)  # seq whose obs came after the deadline
+    refused: set[int] = field(default_factory=set)  # seq an error named
+    errors: int = 0  # every error message and failed connection, warm-up included
+
+    def record(self, kind: str, seq: int | None, now: float, deadline: float) -> None:
+        """Note a reply (``obs`` or ``error``) received at ``now`` (perf_counter seconds)."""
+        if kind == "error":
+            self.errors += 1
+        if seq is None or seq not in self.offered or seq in self.answered_ms or seq in self.late or seq in self.refused:
+            return  # a reply without a frame, a warm-up frame, or a second reply
+        if kind == "error":
+            self.refused.add(seq)
+        elif now <= deadline:
+            self.answered_ms[seq] = (now - self.offered[seq]) * 1000.0
+        else:
+            self.late.add(seq)
+
+    @property
+    def unanswered(self) -> int:
+        return len(self.offered) - len(self.answered_ms) - len(self.late) - len(self.refused)
 
 
 async def _customer(index: int, url: str, token: str, frames: list[bytes], fps: float, measure_from: float,
-                    measure_to: float, customer: _Customer, drain_s: float) -> None:
+                    measure_to: float, customer: CustomerRecord, deadline: float, late_s: float) -> None:
     import aiohttp
 
     from ar_server.protocol import Frame, Hello, decode_server, encode_client
@@ -140,14 +180,8 @@ async def _customer(index: int, url: str, token: str, frames: list[bytes], fps: 
             if msg.type != aiohttp.WSMsgType.BINARY:
                 break
             reply = decode_server(msg.data)
-            now = time.perf_counter()
-            if reply.t == "error":
-                customer.errors += 1
-            elif reply.t == "obs" and measure_from <= now <= measure_to + drain_s:
-                sent = customer.sent.pop(reply.seq, None)
-                if sent is not None and sent >= measure_from:
-                    customer.latencies_ms.append((now - sent) * 1000.0)
-                    customer.processed += 1
+            if reply.t in ("obs", "error"):
+                customer.record(reply.t, reply.seq, time.perf_counter(), deadline)
 
     try:
         async with aiohttp.ClientSession() as http, http.ws_connect(url, max_msg_size=16 * 1024 * 1024) as ws:
@@ -158,26 +192,49 @@ async def _customer(index: int, url: str, token: str, frames: list[bytes], fps: 
             while (at := start + seq / fps) < measure_to:
                 await asyncio.sleep(max(0.0, at - time.perf_counter()))
                 seq += 1
-                customer.sent[seq] = time.perf_counter()
+                sent = time.perf_counter()
+                if sent >= measure_from:
+                    customer.offered[seq] = sent
                 await ws.send_bytes(encode_client(Frame(seq=seq, ts=time.time(), jpeg=frames[seq % len(frames)])))
-                for old in [s for s in customer.sent if s < seq - 4 * fps]:  # forget dropped frames: bounded
-                    del customer.sent[old]
-            await asyncio.sleep(drain_s)
+            await asyncio.sleep(max(0.0, deadline + late_s - time.perf_counter()))
             await ws.close()
             await asyncio.wait_for(reader, 5.0)
     except (aiohttp.ClientError, OSError, TimeoutError):
         customer.errors += 1
 
 
+def account(customers: list[CustomerRecord], seconds: float) -> dict[str, Any]:
+    """The per-frame accounting and latency figures over all customers (keys in the module docstring)."""
+    latencies = sorted(ms for c in customers for ms in c.answered_ms.values())
+    offered = sum(len(c.offered) for c in customers)
+    unanswered = sum(c.unanswered for c in customers)
+    late = sum(len(c.late) for c in customers)
+    per_session = [len(c.answered_ms) / seconds for c in customers]
+    mean = sum(per_session) / len(per_session) if per_session else 0.0
+
+    def pct(q: float) -> float | None:
+        return None if not latencies else round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2)
+
+    return {
+        "frames_offered": offered, "answered": len(latencies), "late": late,
+        "refused": sum(len(c.refused) for c in customers), "unanswered": unanswered,
+        "drop_rate": round(unanswered / offered, 4) if offered else None, "late_or_lost": late + unanswered,
+        "errors": sum(c.errors for c in customers), "p50_ms": pct(0.50), "p95_ms": pct(0.95),
+        "processed_fps_total": round(sum(per_session), 2),
+        "min_session_share": round(min(per_session) / mean, 3) if mean > 0 else 0.0,
+    }
+
+
 def run_load(sessions: int, fps: float, seconds: float, *, width: int = 640, height: int = 480,
              batch_size: int = 8, batch_wait_ms: float = 5.0, prefer_real: bool = True,
-             warmup_s: float = WARMUP_S, drain_s: float = DRAIN_S) -> dict[str, Any]:
-    """Run the load test; see the module docstring for the keys. Bounded: about warmup + seconds + drain."""
+             warmup_s: float = WARMUP_S, drain_s: float = DRAIN_S, late_s: float = LATE_S) -> dict[str, Any]:
+    """Run the load test; see the module docstring for the keys. Bounded: about warm-up + seconds + drain
+    + late."""
     import psutil
 
     from ar_server.auth import TokenAuthority
     from ar_server.config import Config
-    from ar_server.truth_pipeline import render_frames
+    from fixlens.truth_pipeline import render_frames
 
     rendered = render_frames(PRODUCT, [{"port_wan": "empty", "led_internet": "red"}], width=width, height=height,
                              yaws=tuple(172.0 + 2.0 * i for i in range(9)))[0]
@@ -191,35 +248,33 @@ def run_load(sessions: int, fps: float, seconds: float, *, width: int = 640, hei
         try:
             authority = TokenAuthority(config.secret)
             url = f"http://127.0.0.1:{server.port}/v1/stream"
-            customers = [_Customer() for _ in range(sessions)]
+            customers = [CustomerRecord() for _ in range(sessions)]
             process = psutil.Process()
 
             async def main() -> float:
                 measure_from = time.perf_counter() + warmup_s
                 measure_to = measure_from + seconds
+                deadline = measure_to + drain_s
                 tasks = [asyncio.create_task(_customer(i, url, authority.mint("customer", f"bench-{i}", 3600),
                                                        [f.jpeg for f in rendered], fps, measure_from, measure_to,
-                                                       customers[i], drain_s)) for i in range(sessions)]
+                                                       customers[i], deadline, late_s)) for i in range(sessions)]
                 await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
                 rss_start = process.memory_info().rss
-                await asyncio.wait_for(asyncio.gather(*tasks), seconds + warmup_s + drain_s + 30.0)
+                await asyncio.wait_for(asyncio.gather(*tasks), seconds + warmup_s + drain_s + late_s + 30.0)
                 return (process.memory_info().rss - rss_start) / 1e6
 
             rss_growth_mb = asyncio.run(main())
         finally:
             server.stop()
-    latencies = sorted(x for c in customers for x in c.latencies_ms)
-    per_session = [c.processed / seconds for c in customers]
-    mean = sum(per_session) / len(per_session)
-
-    def pct(q: float) -> float | None:
-        return None if not latencies else round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2)
-
+    metrics = server.metrics
     return {
         "sessions": sessions, "fps": fps, "seconds": seconds, "width": width, "height": height,
-        "errors": sum(c.errors for c in customers), "p50_ms": pct(0.50), "p95_ms": pct(0.95),
-        "processed_fps_total": round(sum(per_session), 2),
-        "min_session_share": round(min(per_session) / mean, 3) if mean > 0 else 0.0,
+        "drain_s": drain_s, "late_s": late_s,
+        **account(customers, seconds),
+        "server_frames_received": int(metrics.frames_received.get()),
+        "server_frames_processed": int(metrics.frames_processed.get()),
+        "server_dropped": {dict(key).get("reason", ""): int(value)
+                           for key, value in sorted(metrics.frames_dropped.values.items())},
         "rss_growth_mb": round(rss_growth_mb, 2), "rss_scope": "bench process (server thread and customers)",
         "pipeline": pipeline_name,
         "mean_batch_size": round(sum(pipeline.batches) / len(pipeline.batches), 2)

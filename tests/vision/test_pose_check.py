@@ -1,0 +1,42 @@
+"""Geometric verification of a pose: the rules that keep phantoms on real photos out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from product_models.camera import CameraIntrinsics, Pose, project
+from product_models.catalog import default_catalog
+from vision.pose_check import MIN_INLIERS, SURE_INLIERS, THIN_POSE_MIN_CONF, plausible, verified_pose
+from vision.types import Keypoints
+
+CAMERA = CameraIntrinsics.from_fov(640, 480)
+POSE = Pose.orbit(165.0, 30.0, 0.45, target=(0.0, 0.0, 0.02))
+
+
+def test_a_pose_on_few_inliers_needs_a_sure_keypoint_network() -> None:
+    assert plausible(POSE, 3.0, 300.0, SURE_INLIERS, 0.1)
+    assert plausible(POSE, 3.0, 300.0, SURE_INLIERS - 1, THIN_POSE_MIN_CONF + 0.1)
+    assert not plausible(POSE, 3.0, 300.0, SURE_INLIERS - 1, THIN_POSE_MIN_CONF - 0.1)
+    assert not plausible(POSE, 30.0, 300.0, 10, 0.9)  # residuals too large for a 300 px product
+    assert not plausible(POSE, 1.0, 300.0, MIN_INLIERS - 1, 0.99)  # four points fit almost anything
+
+
+def test_a_camera_under_the_floor_is_not_plausible() -> None:
+    below = Pose.orbit(165.0, -30.0, 0.45, target=(0.0, 0.0, 0.02))
+    assert not plausible(below, 1.0, 300.0, 10, 0.9)
+
+
+def _keypoints_of(pose: Pose, conf: float) -> tuple[Keypoints, np.ndarray, np.ndarray]:
+    xyz = np.array([k.position for k in default_catalog().get("router_ax1800").keypoints])
+    uv, _ = project(xyz, pose, CAMERA)
+    box = np.array([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()])
+    return Keypoints(uv, np.full(len(uv), conf), 0.15), xyz, box
+
+
+def test_exact_keypoints_give_their_pose_and_scattered_ones_none() -> None:
+    keypoints, xyz, box = _keypoints_of(POSE, 0.9)
+    verified = verified_pose(keypoints, xyz, CAMERA, box)
+    assert verified is not None and verified.reprojection_error_px < 0.5
+    assert np.linalg.norm(verified.pose.camera_position - POSE.camera_position) < 0.01
+    scattered = Keypoints(np.random.default_rng(3).uniform(100, 400, keypoints.uv.shape), keypoints.confidence, 0.15)
+    assert verified_pose(scattered, xyz, CAMERA, box) is None

@@ -1,0 +1,117 @@
+"""End to end in a real browser: a real ``fixlens serve`` with the real detector, and headless Chromium whose
+camera plays a film of the router twin with its WAN cable out, repaired part-way (tests/web/fake_camera.py).
+
+The customer page, opened from a support link, must take the ``router_no_internet`` scene to ``resolved``
+with every step verified by vision and no button pressed. On the way it writes the screenshots of the docs
+(docs/images/web-customer-landscape.png and -portrait.png) while the first step's overlays sit on the device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.web.conftest import CHROMIUM, REPO, SECRET, FixlensServer, chromium_args, watch_errors
+
+LANDSCAPE = {"width": 960, "height": 540}
+PORTRAIT = {"width": 400, "height": 800}
+IMAGES = REPO / "docs" / "images"
+REPAIR_TIMEOUT_S = 200.0  # the film is 32 s and loops; a slow machine may need a second pass
+
+
+def fixlens_token(role: str, subject: str) -> str:
+    """A token from ``fixlens token``, signed with the test server's secret."""
+    done = subprocess.run([str(Path(sys.executable).with_name("fixlens")), "token", "--role", role, "--subject",
+                           subject], capture_output=True, text=True, check=True, timeout=60,
+                          env={**os.environ, "FIXLENS_SECRET": SECRET, "FIXLENS_MODE": "dev"})
+    return done.stdout.strip()
+
+
+def rest(server: FixlensServer, method: str, path: str, token: str) -> dict[str, Any]:
+    request = urllib.request.Request(server.url + path, method=method, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def page_state(page: Any) -> dict[str, Any]:
+    return page.evaluate("JSON.parse(JSON.stringify(window.fixlensPage || {}))")
+
+
+def wait_state(page: Any, condition: Any, timeout_s: float, what: str) -> dict[str, Any]:
+    """Poll the page's diagnostics until ``condition(state)`` holds. (Playwright's ``wait_for_function``
+    evaluates a string, which the page's policy rightly refuses.)"""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = page_state(page)
+        if condition(state):
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}; page {state}")
+        page.wait_for_timeout(250)
+
+
+@pytest.mark.slow
+def test_the_customer_page_repairs_the_router_with_every_step_verified_by_vision(
+        playwright: Any, fixlens_server: FixlensServer, fake_camera_video: Path) -> None:
+    customer = fixlens_token("customer", "web-customer")
+    link = rest(fixlens_server, "POST", "/v1/sessions", customer)  # a support link's session and bound token
+    session, token = link["session"], link["token"]
+
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(fake_camera_video))
+    context = browser.new_context(viewport=LANDSCAPE, locale="en-GB")
+    page = context.new_page()
+    watch_errors(page)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    started = time.monotonic()
+    try:
+        page.goto(f"{fixlens_server.url}/#token={token}")
+        # The first step, seen from behind the router: its overlays are on the WAN port, which faces the camera.
+        wait_state(page, lambda s: s.get("step") == "check_wan", 90, "the first step")
+        page.wait_for_selector(".label:not(.label-behind):not([hidden])", timeout=60_000)
+        page.wait_for_timeout(400)
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(IMAGES / "web-customer-landscape.png"))
+        page.set_viewport_size(PORTRAIT)
+        page.wait_for_timeout(600)
+        page.screenshot(path=str(IMAGES / "web-customer-portrait.png"))
+        page.set_viewport_size(LANDSCAPE)
+        wait_state(page, lambda s: s.get("outcome") is not None,
+                   max(1.0, REPAIR_TIMEOUT_S - (time.monotonic() - started)), "the end of the session")
+        page.wait_for_selector("#end:not([hidden])")
+    finally:
+        try:
+            final = page_state(page)
+        except Exception as exc:  # the page itself failed: say so in the assertion below
+            final = {"unreadable": str(exc)}
+        context.close()
+        browser.close()
+    elapsed = time.monotonic() - started
+
+    agent = fixlens_token("agent", "web-test-agent")
+    record = rest(fixlens_server, "GET", f"/v1/sessions/{session}", agent)
+    history = [(h["step_id"], h["how"]) for h in record["history"]]
+    why = (f"after {elapsed:.0f} s: page {final}, session outcome {record['outcome']}, history {history}, "
+           f"server log tail:\n{fixlens_server.log[-3000:]}")
+    state = final
+    assert state["outcome"] == "resolved" and record["outcome"] == "resolved", why
+    assert record["scene"] == "router_no_internet", why  # chosen by the server from what the camera showed
+    left = [h for h in record["history"] if h["verified_at"] is not None]
+    assert left and all(h["how"] == "vision" for h in left), why  # no Done, no timeout moved a step on
+    assert history[0][0] == "check_wan" and history[-1][0] == "resolved", why
+    assert state["events"] == [], why  # nothing was pressed
+    assert state["stats"]["maxInFlight"] <= 2 and state["stats"]["sent"] > 0, why
+    assert not page.errors, page.errors
+    print(f"\nweb repair: resolved {elapsed:.1f} s after the page opened; steps {history}; frames sent "
+          f"{state['stats']['sent']}, answered {state['stats']['answered']}, lost {state['stats']['lost']}")
+    # The link's token travels in the fragment only: no request line and no server log line carries it.
+    assert not [u for u in requests if token in u], requests
+    assert token not in fixlens_server.log
