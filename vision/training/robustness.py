@@ -49,7 +49,9 @@ DEFAULT_CLIPS = 14
 DEFAULT_BACKGROUNDS = 24  # drawn product-free frames per condition, beside the real photos
 CLIP_FRAMES = 20
 CLIP_FPS = 8.0
-TARGETS = {"product_recall": 0.97, "part_state_accuracy_4px": 0.95}  # the model card's targets
+# Per-condition targets (the model card): recall >= 0.95 (>= 0.90 for a device at 10 % width, >= 0.99 as rendered)
+# and part states >= 4 px >= 0.95 (>= 0.98 as rendered).
+TARGETS = {"product_recall": 0.95, "part_state_accuracy_4px": 0.95}
 DEBUG_FRAMES = 3  # sample frames per condition written by --debug-dir
 DEBUG_FALSE_DETECTIONS = 3  # ... and at most this many of its false detections
 # One unfixed part per clip (a fault state, never the healthy one); clips cycle through these.
