@@ -54,22 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(handler=_cmd_robustness)
 
 
-def register_bench(bench_sub: argparse._SubParsersAction) -> None:
-    p = bench_sub.add_parser("vision", help="JPEG decode, LED classifier and PnP timings",
-                             description="Time decode_jpeg on 640x480 frames, classify_led and estimate_pose.")
-    p.add_argument("--repeat", type=int, default=200, help="timed runs per case (default: 200)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=_cmd_bench)
-    b = bench_sub.add_parser("pipeline", help="frame latency: decode + detect + pose + part states",
-                             description="Time the pipeline on 640x480 JPEG renders and, in the same run, a naive "
-                                         "YOLO(weights).predict(frame, imgsz=640) on the same frames.")
-    b.add_argument("--frames", type=int, default=60, help="timed frames (default 60)")
-    b.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"))
-    b.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
-    b.add_argument("--json", action="store_true", help="print one JSON object")
-    b.set_defaults(handler=_cmd_bench_pipeline)
-
-
 def _cmd_models(args: argparse.Namespace) -> int:
     from vision.errors import ModelUnavailable
     from vision.model_files import ensure_models, model_files
@@ -84,21 +68,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
         return 2
     for path in vars(files).values():
         print(f"{path} ({path.stat().st_size} bytes)")
-    return 0
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from vision.bench import run_bench
-
-    if args.repeat < 1:
-        print("error: --repeat must be >= 1", file=sys.stderr)
-        return 2
-    results = run_bench(args.repeat)
-    if args.json:
-        print(json.dumps(results))
-    else:
-        for name, value in results.items():
-            print(f"{name:<36} {value}")
     return 0
 
 
@@ -176,20 +145,4 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     if args.chart is not None:
         write_chart(report, args.chart)
     print(json.dumps(report) if args.json else format_table(report))
-    return 0
-
-
-def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from vision.errors import VisionError
-    from vision.training.evaluate import bench_pipeline
-
-    if not 5 <= args.frames <= 10_000:
-        print(f"error: --frames must be within 5..10000, got {args.frames}", file=sys.stderr)
-        return 2
-    try:
-        report = bench_pipeline(args.frames, backend=args.backend, naive=not args.no_naive)
-    except VisionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(report, indent=None if args.json else 2))
     return 0

@@ -34,7 +34,6 @@ The older figures stay beside them, with their own definitions:
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -184,65 +183,3 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
         "real_photos": len(photos),
         "real_photo_false_positives": int(fp),
     }
-
-
-def bench_pipeline(frames: int = 60, seed: int = EVAL_SEED + 1, backend: str = "auto",
-                   naive: bool = True) -> dict[str, Any]:
-    """Latency of decode + detect + pose + part states on 640x480 JPEGs, and of a naive
-    ``YOLO(weights).predict(frame, imgsz=640)`` on the same frames, timed in the same run."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
-    from vision.pipeline import Pipeline
-    from vision.types import FrameInput
-
-    # Frames are rendered by `fixlens data synth` in a child process: the naive baseline loads torch,
-    # which must not share a process with the EGL renderer.
-    jpegs, cams = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "fixlens.cli", "data", "synth", "--out", tmp, "--images",
-                        str(frames), "--seed", str(seed), "--val-share", "0", "--no-progress"],
-                       check=True, capture_output=True)
-        for path in sorted(Path(tmp, "images", "train").glob("*.jpg")):
-            truth = json.loads(Path(tmp, "truth", "train", f"{path.stem}.json").read_text())
-            jpegs.append(path.read_bytes())
-            cams.append(CameraIntrinsics(**truth["camera"]) if truth.get("camera") else None)
-    pipeline = Pipeline(backend=backend)
-    for j in jpegs[:5]:  # warm-up: first runs allocate and tune
-        pipeline.process(FrameInput(j, 0, 0.0))
-    ours, naive_ms = [], []
-    stages: dict[str, list[float]] = {}
-    yolo = None
-    if naive:
-        os.environ.setdefault("YOLO_OFFLINE", "1")
-        from ultralytics import YOLO
-
-        from vision.detector import WEIGHTS_DIR, WEIGHTS_STEM
-
-        yolo = YOLO(str(WEIGHTS_DIR / f"{WEIGHTS_STEM}.pt"))
-        for j in jpegs[:3]:
-            yolo.predict(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), imgsz=640, verbose=False)
-    # Interleave the two so machine noise hits both alike.
-    for i, (j, cam) in enumerate(zip(jpegs, cams, strict=True)):
-        t = time.perf_counter()
-        obs = pipeline.process(FrameInput(j, i, 0.0, cam))
-        ours.append((time.perf_counter() - t) * 1000)
-        for k, v in obs.timing_ms.items():
-            stages.setdefault(k, []).append(v)
-        if yolo is not None:
-            t = time.perf_counter()
-            yolo.predict(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR), imgsz=640, verbose=False)
-            naive_ms.append((time.perf_counter() - t) * 1000)
-    out: dict[str, Any] = {
-        "frames": frames, "backend": pipeline.backend, "width": 640, "height": 480,
-        "p50_ms": round(statistics.median(ours), 2),
-        "p95_ms": round(sorted(ours)[int(0.95 * (len(ours) - 1))], 2),
-        "stages_p50_ms": {k: round(statistics.median(v), 2) for k, v in sorted(stages.items())},
-    }
-    if naive_ms:
-        out["naive_p50_ms"] = round(statistics.median(naive_ms), 2)
-        out["ratio_vs_naive"] = round(statistics.median(ours) / statistics.median(naive_ms), 3)
-    return out
