@@ -337,6 +337,13 @@ def test_vision_eval_reports_the_plain_figures_beside_the_older_ones(few_photos:
         assert key in report, key
     assert report["product_recall"] == report["detection_recall"]  # the same definition under both names
     assert list(report).index("product_recall") < list(report).index("detection_recall")
+    # Each stage on its own, per product, so a failing stage is named.
+    stages = report["stages_by_product"]
+    assert sum(s["frames"] for s in stages.values()) == 2
+    for per in stages.values():
+        assert set(per) == {"frames", "detector_recall", "keypoint_error_median_px", "keypoint_error_p90_px",
+                            "pose_success", "part_state_accuracy_4px"}
+        assert 0.0 <= per["detector_recall"] <= 1.0 and 0.0 <= per["pose_success"] <= 1.0
 
 
 class _Recorder:

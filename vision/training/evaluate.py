@@ -107,6 +107,7 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
     parts_right: dict[str, int] = {}
     per_product: dict[str, list[int]] = {}
     plain = Tally(verifying_confidence()[0])
+    stages: dict[str, StageTally] = {}
     try:
         for i in tqdm(range(frames), desc="evaluating", unit="frame", disable=not progress):
             s = synth.sample()
@@ -126,6 +127,8 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
                     stats[1] += 1
             product = catalog.get(truth["product"])
             plain.add(FrameTruth.from_record(product, truth), obs, product, cam)
+            stage = stages.setdefault(product.id, StageTally(Tally(verifying_confidence()[0])))
+            stage.add(pipeline, buf.tobytes(), truth, obs, product, cam)
             if obs.pose is not None and obs.product_id == truth["product"]:
                 kp = np.array([k.position for k in product.keypoints])
                 est, _ = project(kp, obs.pose, cam)
@@ -182,4 +185,51 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
         "pose_missing": pose_missing,
         "real_photos": len(photos),
         "real_photo_false_positives": int(fp),
+        "stages_by_product": {pid: t.summary() for pid, t in sorted(stages.items())},
     }
+
+
+class StageTally:
+    """Each stage of the pipeline on its own, for one product, so a failing stage is named:
+
+    - ``detector_recall``: the detector alone finds this product (its class, IoU >= 0.5 with the true box);
+    - ``keypoint_error_median_px`` / ``..._p90_px``: the crop keypoint network given the *true* box, over the
+      keypoints truly visible in the frame;
+    - ``pose_success``: the whole pipeline names the product and gives a pose;
+    - ``part_state_accuracy_4px``: the plain part-state figure (``vision.training.scoring``) for this product.
+    """
+
+    def __init__(self, plain: Tally) -> None:
+        self.frames = self.detected = self.posed = 0
+        self.errors: list[float] = []
+        self.plain = plain
+
+    def add(self, pipeline: Any, jpeg: bytes, truth: dict[str, Any], obs: Any, product: Any,
+            camera: CameraIntrinsics) -> None:
+        from vision.decode import decode_jpeg
+
+        self.frames += 1
+        self.plain.add(FrameTruth.from_record(product, truth), obs, product, camera)
+        self.posed += obs.product_id == product.id and obs.pose is not None
+        image = decode_jpeg(jpeg)
+        det = pipeline.detector.detect_batch([image])[0]
+        names = pipeline.detector.names
+        self.detected += any(names[int(c)] == product.id and iou(tuple(b), truth["box"]) >= 0.5
+                             for b, c in zip(det.xyxy, det.class_id, strict=True))
+        if pipeline.keypoints is not None and product.id in names:
+            found = pipeline.keypoints.predict(image, np.asarray(truth["box"], np.float32), names.index(product.id))
+            seen = np.array(truth["keypoint_visibility"]) == 2
+            if seen.any():
+                gap = np.linalg.norm(np.asarray(found.uv) - np.array(truth["keypoints"]), axis=1)[seen]
+                self.errors.append(float(np.median(gap)))
+
+    def summary(self) -> dict[str, Any]:
+        errors = sorted(self.errors)
+        return {
+            "frames": self.frames,
+            "detector_recall": round(self.detected / self.frames, 4) if self.frames else None,
+            "keypoint_error_median_px": round(statistics.median(errors), 3) if errors else None,
+            "keypoint_error_p90_px": round(errors[int(0.9 * (len(errors) - 1))], 3) if errors else None,
+            "pose_success": round(self.posed / self.frames, 4) if self.frames else None,
+            "part_state_accuracy_4px": self.plain.summary()["part_state_accuracy_4px"],
+        }
