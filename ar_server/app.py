@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -32,6 +33,7 @@ from ar_server.auth import TokenAuthority
 from ar_server.config import Config
 from ar_server.errors import ServerError
 from ar_server.inference import BatchPipeline, InferenceService
+from ar_server.limits import LIMITS, ServerLimits
 from ar_server.metrics import Metrics
 from ar_server.protocol import STREAM_PATH
 from ar_server.rest import json_error, routes
@@ -46,6 +48,9 @@ from product_models.errors import CatalogError
 log = logging.getLogger(__name__)
 PIPELINE = web.AppKey("pipeline", object)
 MAX_PENDING_FRAMES = 1024  # inference queue bound: at most one frame per session waits, so ~sessions
+# File descriptors kept free of stream connections: the store, the log, REST clients and accept() itself. A
+# server out of descriptors cannot even accept the connection that would be refused.
+RESERVED_FDS = 128
 
 
 def load_catalog(config: Config) -> Catalog:
@@ -74,6 +79,19 @@ def load_pipeline(config: Config, catalog: Catalog | None = None) -> BatchPipeli
         raise ServerError("pipeline_unavailable", f"the vision pipeline cannot start: {exc}") from None
 
 
+def server_limits(config: Config) -> ServerLimits:
+    """The app-wide limiters; ``max_connections`` is lowered to fit the process's file limit (logged)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    max_connections = config.max_connections
+    if soft != resource.RLIM_INFINITY and soft - RESERVED_FDS < max_connections:
+        max_connections = max(1, soft - RESERVED_FDS)
+        log.warning("max_connections lowered from %d to %d: the process may open %d files (ulimit -n)",
+                    config.max_connections, max_connections, soft)
+    return ServerLimits(max_connections=max_connections,
+                        max_unauthenticated_per_address=config.max_unauthenticated_per_address,
+                        sessions_per_minute=config.sessions_per_minute, sessions_burst=config.sessions_burst)
+
+
 def create_app(config: Config, *, pipeline: BatchPipeline | None = None,
                clock: Callable[[], float] = time.time) -> web.Application:
     """The server application. ``clock`` gives wall-clock seconds for the scene engine and the store."""
@@ -85,6 +103,7 @@ def create_app(config: Config, *, pipeline: BatchPipeline | None = None,
     app[AUTHORITY] = TokenAuthority(config.secret)
     app[CATALOG] = catalog
     app[SCENES] = SceneFiles(config.scene_dir, catalog)
+    app[LIMITS] = server_limits(config)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_pipeline_ctx(pipeline))
     app.cleanup_ctx.append(_inference_ctx)
@@ -98,7 +117,11 @@ def create_app(config: Config, *, pipeline: BatchPipeline | None = None,
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    app[STORE] = await SQLiteStore.open(config.db_path, synchronous=config.db_synchronous)
+    try:
+        app[STORE] = await SQLiteStore.open(config.db_path, synchronous=config.db_synchronous)
+    except OSError as exc:  # a missing, read-only or full data dir: say which file, not "cannot listen"
+        raise ServerError("storage_unavailable", f"cannot open the database {config.db_path} (data dir "
+                                                 f"{config.data_dir}): {exc.strerror or exc}") from None
     yield
     await app[STORE].close()
 
@@ -120,7 +143,9 @@ async def _inference_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     service = InferenceService(app[PIPELINE], batch_size=config.batch_size,  # type: ignore[arg-type]
                                batch_wait_ms=config.batch_wait_ms, max_pending=MAX_PENDING_FRAMES,
-                               metrics=app[METRICS])
+                               metrics=app[METRICS], decode_limits=config.decode_limits(),
+                               decode_workers=config.decode_workers,
+                               max_decoded_bytes=config.max_decoded_mb * 1024 * 1024)
     await service.start()
     app[INFERENCE] = service
     yield
@@ -157,5 +182,9 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
         status = 503 if exc.code in ("overloaded", "closed") else 507 if exc.code == "storage_full" else 500
         log.exception("request %s %s failed", request.method, request.path)
         return json_error(status, exc.code, exc.message)
+    except Exception as exc:  # a bug: still a JSON error, never aiohttp's plain-text 500
+        status = 500
+        log.exception("request %s %s failed", request.method, request.path)
+        return json_error(500, "internal", f"internal server error ({type(exc).__name__})")
     finally:
         request.app[METRICS].http_requests.inc(route=route, status=str(status))

@@ -57,6 +57,27 @@ class Config:
     token_ttl_s: int = 3600  # lifetime of tokens minted by `fixlens token` and the server
     store_frames_dir: Path | None = None  # frames of consenting sessions go here; None stores none
     session_idle_timeout_s: float = 300.0  # a session with no message for this long ends
+    # What one client may cost (docs/server.md, "Limits"; ar_server/limits.py): each default's reason is there.
+    hello_timeout_s: float = 10.0  # a connection that has not sent hello this long after the upgrade is closed
+    max_connections: int = 1000  # stream connections in total; also kept under the process's file limit
+    max_unauthenticated_per_address: int = 16  # connections from one address that have not sent hello yet
+    max_outbound_messages: int = 64  # messages queued to one client that it has not read yet
+    max_outbound_bytes: int = 2 * 1024 * 1024  # their encoded bytes
+    bad_messages_per_s: float = 2.0  # refused messages per connection, on average, before it is closed
+    bad_messages_burst: int = 50  # ... and in a burst
+    events_per_s: float = 5.0  # user events (done, back, help, choose) per session
+    events_burst: int = 20
+    escalations_per_minute: float = 2.0  # escalations one session may open
+    escalations_burst: int = 3
+    max_open_escalations: int = 5  # open escalations per session; past it a help press records nothing
+    sessions_per_minute: float = 30.0  # sessions a customer (token subject) may create
+    sessions_burst: int = 10
+    decode_workers: int = 2  # threads decoding frames before inference
+    max_decoded_mb: int = 256  # decoded frames held at once before inference, MiB
+    # Support links and agents (docs/server.md, "Agents").
+    link_ttl_s: int = 600  # a support link's single-use token is exchangeable this long
+    agent_frame_fps: float = 5.0  # frames per second sent to each watching agent, at most
+    agent_frame_width: int = 320  # pixels: frames sent to agents are downscaled to this width
     # Where each field's value came from, for messages: "flag --port", "environment variable FIXLENS_PORT", ...
     sources: Mapping[str, str] = _field(default_factory=dict, compare=False, repr=False)
 
@@ -284,4 +305,30 @@ _SPECS: dict[str, _Spec] = {
     "store_frames_dir": _Spec(_path, "store frames of consenting sessions here (unset: store none)", "DIR"),
     "session_idle_timeout_s": _Spec(_float(1.0, 7 * 24 * 3600.0), "end a silent session after, seconds",
                                     "SECONDS"),
+    "hello_timeout_s": _Spec(_float(0.5, 600.0), "close a connection without hello after, seconds", "SECONDS"),
+    "max_connections": _Spec(_int(1, 1_000_000), "stream connections in total", "N"),
+    "max_unauthenticated_per_address": _Spec(_int(1, 100_000), "connections per remote address before hello",
+                                             "N"),
+    "max_outbound_messages": _Spec(_int(4, 100_000), "messages queued to a client that does not read", "N"),
+    "max_outbound_bytes": _Spec(_int(64 * 1024, 1024 * 1024 * 1024), "bytes queued to a client that does not "
+                                                                      "read", "BYTES"),
+    "bad_messages_per_s": _Spec(_float(0.0, 10_000.0, lo_open=True), "refused messages per second per "
+                                                                       "connection before it is closed", "RATE"),
+    "bad_messages_burst": _Spec(_int(1, 1_000_000), "refused messages in a burst before a close", "N"),
+    "events_per_s": _Spec(_float(0.0, 10_000.0, lo_open=True), "user events per second per session", "RATE"),
+    "events_burst": _Spec(_int(1, 1_000_000), "user events in a burst", "N"),
+    "escalations_per_minute": _Spec(_float(0.0, 10_000.0, lo_open=True), "escalations per minute per session",
+                                    "RATE"),
+    "escalations_burst": _Spec(_int(1, 1_000_000), "escalations in a burst per session", "N"),
+    "max_open_escalations": _Spec(_int(1, 1_000_000), "open escalations per session", "N"),
+    "sessions_per_minute": _Spec(_float(0.0, 1_000_000.0, lo_open=True), "sessions a customer may create per "
+                                                                           "minute", "RATE"),
+    "sessions_burst": _Spec(_int(1, 1_000_000), "sessions a customer may create in a burst", "N"),
+    "decode_workers": _Spec(_int(1, 256), "threads that decode frames", "N"),
+    "max_decoded_mb": _Spec(_int(16, 1024 * 1024), "decoded frames held before inference, MiB", "MIB"),
+    "link_ttl_s": _Spec(_int(10, 24 * 3600), "a support link's single-use token lasts this long, seconds",
+                        "SECONDS"),
+    "agent_frame_fps": _Spec(_float(0.0, 15.0, lo_open=True), "camera frames per second sent to a watching "
+                                                               "agent, at most", "FPS"),
+    "agent_frame_width": _Spec(_int(80, 1280), "width of the frames sent to agents, pixels", "PX"),
 }

@@ -13,13 +13,22 @@ Rules:
    fails each of its frames with ``ServerError("internal")`` and the service keeps running.
 5. A frame's ``VisionError`` reaches the client as the wire code :data:`VISION_ERROR_CODES` gives it
    (:func:`wire_code`): the one place vision's errors become protocol codes.
+6. With ``decode_limits`` set, each ``vision.types.FrameInput`` is decoded before it is queued, on a pool of
+   ``decode_workers`` threads (``cv2.imdecode`` releases the GIL), and reaches the pipeline with its
+   ``image``: a frame that is costly to decode (the largest allowed, progressive, 32 scans: about 130 ms)
+   delays only its own session, never the shared batch. Decoded images held before their batch runs are
+   bounded by ``max_decoded_bytes`` (``ar_server.limits.PixelBudget``); a decode error is the frame's
+   result, as the pipeline would give it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -28,12 +37,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ar_server.errors import ServerError
+from ar_server.limits import PixelBudget
 from ar_server.metrics import Metrics
 from ar_server.protocol.messages import ErrorCode
+from vision.decode import decode_jpeg
 from vision.errors import CameraError, FrameError, FrameTooLarge, VisionError
+from vision.jpeg_header import DecodeLimits
+from vision.types import FrameInput
 
 log = logging.getLogger(__name__)
 THREAD_NAME = "fixlens-inference"
+DECODE_THREAD_NAME = "fixlens-decode"
 
 
 class BatchPipeline(Protocol):
@@ -61,9 +75,10 @@ class InferenceService:
     """Batches frames across sessions; see the module rules. ``start()`` before use, ``stop()`` after."""
 
     def __init__(self, pipeline: BatchPipeline, *, batch_size: int = 8, batch_wait_ms: float = 5.0,
-                 max_pending: int = 1024, metrics: Metrics | None = None) -> None:
-        if batch_size < 1 or max_pending < 1 or batch_wait_ms < 0:
-            raise ValueError("batch_size and max_pending must be >= 1 and batch_wait_ms >= 0")
+                 max_pending: int = 1024, metrics: Metrics | None = None, decode_limits: DecodeLimits | None = None,
+                 decode_workers: int = 2, max_decoded_bytes: int = 256 * 1024 * 1024) -> None:
+        if batch_size < 1 or max_pending < 1 or batch_wait_ms < 0 or decode_workers < 1:
+            raise ValueError("batch_size, max_pending and decode_workers must be >= 1 and batch_wait_ms >= 0")
         self.pipeline = pipeline
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_ms / 1000.0
@@ -73,6 +88,10 @@ class InferenceService:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self.decode_limits = decode_limits  # rule 6; None: the pipeline decodes
+        self.decode_workers = decode_workers
+        self._decoded = PixelBudget(max_decoded_bytes)
+        self._decoder: ThreadPoolExecutor | None = None
         self.batches = 0
 
     @property
@@ -83,6 +102,14 @@ class InferenceService:
         if self._task is not None:
             raise RuntimeError("InferenceService already started")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_NAME)
+        if self.decode_limits is not None:
+            self._decoder = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix=DECODE_THREAD_NAME)
+            # Every decode thread starts now, not at the first busy moment: the thread count stays flat under
+            # load, so a leak check (bench soak's threads_back) sees a steady process.
+            barrier = threading.Barrier(self.decode_workers)
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(self._decoder, barrier.wait, 10.0)
+                                   for _ in range(self.decode_workers)))
         self._task = asyncio.create_task(self._run(), name="fixlens-inference-batcher")
 
     async def stop(self) -> None:
@@ -96,15 +123,41 @@ class InferenceService:
             job = self._pending.popleft()
             if not job.future.done():
                 job.future.set_exception(ServerError("overloaded", "the server is shutting down"))
-        if self._executor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
-            self._executor = None
+        for executor in (self._executor, self._decoder):
+            if executor is not None:
+                await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        self._executor = self._decoder = None
 
     async def infer(self, frame: Any) -> InferenceResult:
         """Queue ``frame`` and wait for its result. Raises ``ServerError("overloaded")`` when the queue is full."""
         if self._task is None:
             raise RuntimeError("InferenceService is not running; call start() first")
         if len(self._pending) >= self.max_pending:
+            raise ServerError("overloaded", f"inference queue is full ({self.max_pending} frames)")
+        if self._decoder is not None and isinstance(frame, FrameInput) and frame.image is None:
+            return await self._decoded_infer(frame)
+        return await self._queue(frame)
+
+    async def _decoded_infer(self, frame: FrameInput) -> InferenceResult:
+        """Rule 6: decode on the decode pool within the pixel budget, then queue the decoded frame."""
+        assert self._decoder is not None and self.decode_limits is not None
+        header = frame.header
+        size = header.width * header.height * 3 if header is not None else self.decode_limits.max_pixels * 3
+        await self._decoded.hold(size)
+        try:
+            started = time.perf_counter()
+            try:
+                image = await asyncio.get_running_loop().run_in_executor(
+                    self._decoder, functools.partial(decode_jpeg, frame.jpeg, self.decode_limits, header=header))
+            except VisionError as exc:
+                return InferenceResult(exc, 0.0, 0.0, 0)
+            decode_ms = (time.perf_counter() - started) * 1000.0
+            return await self._queue(dataclasses.replace(frame, image=image, decode_ms=decode_ms))
+        finally:
+            await self._decoded.free(size)
+
+    async def _queue(self, frame: Any) -> InferenceResult:
+        if len(self._pending) >= self.max_pending:  # checked again: a decode may have waited
             raise ServerError("overloaded", f"inference queue is full ({self.max_pending} frames)")
         future: asyncio.Future[InferenceResult] = asyncio.get_running_loop().create_future()
         self._pending.append(_Job(frame, future, time.perf_counter()))

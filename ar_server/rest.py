@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -17,10 +18,11 @@ from typing import Any
 from aiohttp import web
 
 from ar_server.app_keys import AUTHORITY, CATALOG, CLOCK, CONFIG, INFERENCE, METRICS, SCENES, SESSIONS, STORE
-from ar_server.auth import Claims, check_session_access, new_resume_token
+from ar_server.auth import Claims, check_session_access, new_resume_token, resume_token_hash
 from ar_server.errors import AuthError, ServerError
+from ar_server.limits import LIMITS, retry_after_header
 from ar_server.metrics import CONTENT_TYPE
-from ar_server.store import SessionRecord
+from ar_server.store import EscalationRecord, SessionRecord
 from scenes.i18n import pick
 
 ALL_ROLES = ("customer", "agent", "author", "admin")
@@ -37,8 +39,22 @@ ROUTE_ROLES: dict[tuple[str, str], tuple[str, ...] | None] = {
     ("GET", "/v1/sessions"): ("agent", "admin"),
     # customers too, but only for their own session (checked in the handler)
     ("GET", "/v1/sessions/{id}"): ("customer", "agent", "admin"),
+    # public: the single-use link token in the body is the credential
+    ("POST", "/v1/links/exchange"): None,
+    ("GET", "/v1/escalations"): ("agent", "admin"),
+    ("POST", "/v1/escalations/{id}/take"): ("agent", "admin"),
+    ("POST", "/v1/escalations/{id}/release"): ("agent", "admin"),
+    ("POST", "/v1/escalations/{id}/close"): ("agent", "admin"),
 }
 MAX_SCENE_BYTES = 256 * 1024
+MAX_JSON_BYTES = 16 * 1024
+LINK_PATH = "/#link="  # the page reads the link token from the fragment, which no request carries
+_LINK_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+LINK_ERRORS: dict[str, tuple[int, str]] = {
+    "unknown": (404, "this support link is not known; ask for a new one"),
+    "used": (410, "this support link was already opened once; ask for a new one"),
+    "expired": (410, "this support link has expired; ask for a new one"),
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -200,14 +216,18 @@ async def put_scene(request: web.Request, claims: Claims | None) -> web.Response
 async def create_session(request: web.Request, claims: Claims | None) -> web.Response:
     """A new session and a customer token bound to it (a support link for a customer)."""
     assert claims is not None
+    # Keyed by who asks (a customer, or the agent making links), shared with hellos that create sessions.
+    wait = request.app[LIMITS].session_creation.take(claims.subject, request.app[CLOCK]())
+    if wait is not None:
+        response = json_error(429, "rate_limited", f"{claims.subject!r} creates sessions too fast; try again in "
+                                                   f"{retry_after_header(wait)} s")
+        response.headers["Retry-After"] = retry_after_header(wait)
+        return response
     subject = claims.subject if claims.role == "customer" else f"customer-{secrets.token_hex(4)}"
     if claims.role != "customer" and request.can_read_body:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return json_error(400, "bad_json", "expected a JSON object such as {\"customer\": \"cust-42\"}")
-        if not isinstance(body, dict):
-            return json_error(400, "bad_json", "expected a JSON object")
+        body = await read_json_object(request, '{"customer": "cust-42"}')
+        if isinstance(body, web.Response):
+            return body
         subject = body.get("customer", subject)
     now, config = request.app[CLOCK](), request.app[CONFIG]
     session_id = secrets.token_hex(8)
@@ -216,11 +236,50 @@ async def create_session(request: web.Request, claims: Claims | None) -> web.Res
     except ValueError as exc:
         return json_error(400, "bad_field", str(exc), field="customer")
     _, placeholder_hash = new_resume_token()  # replaced on the first welcome
-    await request.app[STORE].create_session(SessionRecord(id=session_id, customer=str(subject),
-                                                          resume_hash=placeholder_hash, created_at=now,
-                                                          updated_at=now))
+    store = request.app[STORE]
+    await store.create_session(SessionRecord(id=session_id, customer=str(subject), resume_hash=placeholder_hash,
+                                             created_at=now, updated_at=now))
+    link = secrets.token_urlsafe(32)  # only its hash is stored; the long-lived token never goes into a URL
+    await store.create_link(resume_token_hash(link), session_id, at=now, expires_at=now + config.link_ttl_s)
     return web.json_response({"session": session_id, "token": token, "customer": subject,
-                              "expires_at": int(now) + config.token_ttl_s}, status=201)
+                              "expires_at": int(now) + config.token_ttl_s, "url": LINK_PATH + link,
+                              "link_expires_at": int(now) + config.link_ttl_s}, status=201)
+
+
+async def read_json_object(request: web.Request, example: str) -> dict[str, Any] | web.Response:
+    """The body as a JSON object, or the 4xx response that says what was wrong with it."""
+    raw = await read_body(request, MAX_JSON_BYTES)
+    if raw is None:
+        return json_error(413, "too_large", f"a JSON body is at most {MAX_JSON_BYTES} bytes")
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json_error(400, "bad_json", f"expected a JSON object such as {example}")
+    except RecursionError:  # nesting deeper than the interpreter's stack: answered, not a plain-text 500
+        return json_error(400, "bad_json", f"JSON nested too deeply; expected a flat object such as {example}")
+    if not isinstance(body, dict):
+        return json_error(400, "bad_json", f"expected a JSON object such as {example}")
+    return body
+
+
+async def exchange_link(request: web.Request, claims: Claims | None) -> web.Response:
+    """Trade a support link's single-use token for the session's customer token: once, before it expires."""
+    body = await read_json_object(request, '{"link": "..."}')
+    if isinstance(body, web.Response):
+        return body
+    link = body.get("link")
+    if not isinstance(link, str) or not _LINK_TOKEN.match(link):
+        return json_error(400, "bad_field", "expected link: the token after #link= in the support link",
+                          field="link")
+    store, now, config = request.app[STORE], request.app[CLOCK](), request.app[CONFIG]
+    outcome, session_id = await store.use_link(resume_token_hash(link), at=now)
+    record = None if session_id is None else await store.get_session(session_id)
+    if outcome != "ok" or record is None:
+        status, message = LINK_ERRORS.get(outcome, LINK_ERRORS["unknown"])
+        return json_error(status, f"link_{outcome}", message)
+    token = request.app[AUTHORITY].mint("customer", record.customer, config.token_ttl_s, session=record.id)
+    return web.json_response({"session": record.id, "token": token, "customer": record.customer,
+                              "expires_at": int(now) + config.token_ttl_s})
 
 
 def _session_json(record: SessionRecord) -> dict[str, Any]:
@@ -252,9 +311,106 @@ async def get_session(request: web.Request, claims: Claims | None) -> web.Respon
     history = [asdict(s) for s in await store.step_history(session_id)]
     escalations = [asdict(e) for e in await store.list_escalations() if e.session_id == session_id]
     events = [asdict(e) for e in (await store.events(session_id))[-50:]]
+    agents = [asdict(a) for a in await store.agent_actions(session_id)]
     return web.json_response({**_session_json(record), "connected": session_id in request.app[SESSIONS].live,
                               "history": history, "escalations": escalations, "events": events,
+                              "agent_actions": agents,
                               "last_observation": request.app[SESSIONS].last_observation(session_id)})
+
+
+# ---------------------------------------------------------------- the agent queue
+
+
+def escalation_json(escalation: EscalationRecord, record: SessionRecord | None, now: float,
+                    connected: bool) -> dict[str, Any]:
+    """An escalation with what an agent needs to pick it: product, scene, step, why, and how long it waits."""
+    context = escalation.context if isinstance(escalation.context, dict) else {}
+    waiting_since = escalation.accepted_at if escalation.accepted_at is not None else escalation.created_at
+    return {"id": escalation.id, "session": escalation.session_id, "reason": escalation.reason,
+            "status": escalation.status, "agent": escalation.agent, "created_at": escalation.created_at,
+            "accepted_at": escalation.accepted_at, "queued": escalation.accepted_at is not None,
+            "waiting_s": round(max(0.0, now - waiting_since), 1),
+            "customer": None if record is None else record.customer,
+            "product": None if record is None else record.product,
+            "scene": context.get("scene") or (None if record is None else record.scene),
+            "step": None if record is None else record.current_step, "offered_on_step": context.get("step"),
+            "locale": context.get("locale"), "history": context.get("history", []),
+            "outcome": None if record is None else record.outcome, "connected": connected}
+
+
+async def queue_entries(app: web.Application) -> list[dict[str, Any]]:
+    """Escalations an agent may act on: accepted ones waiting in the queue, and taken ones still running.
+    The session of each is checked once, newest escalation per session only."""
+    store, now, live = app[STORE], app[CLOCK](), app[SESSIONS].live
+    newest: dict[str, EscalationRecord] = {}
+    for escalation in await store.list_escalations():
+        if escalation.status != "closed" and (escalation.accepted_at is not None or escalation.status == "taken"):
+            newest[escalation.session_id] = escalation
+    out = []
+    for escalation in newest.values():
+        record = await store.get_session(escalation.session_id)
+        if record is not None and record.outcome is None:
+            out.append(escalation_json(escalation, record, now, escalation.session_id in live))
+    return sorted(out, key=lambda e: (e["status"] != "open", -e["waiting_s"]))
+
+
+async def list_escalations(request: web.Request, claims: Claims | None) -> web.Response:
+    return web.json_response({"escalations": await queue_entries(request.app)})
+
+
+async def _escalation(request: web.Request) -> EscalationRecord:
+    raw = request.match_info["id"]
+    found = [e for e in await request.app[STORE].list_escalations() if str(e.id) == raw]
+    if not found:
+        raise web.HTTPNotFound(text=json.dumps({"error": {"code": "not_found",
+                                                          "message": f"unknown escalation {raw[:40]!r}"}}),
+                               content_type="application/json")
+    return found[0]
+
+
+async def take_escalation(request: web.Request, claims: Claims | None) -> web.Response:
+    """An agent takes a waiting escalation; of two agents at once, one gets it and the other 409."""
+    assert claims is not None
+    escalation = await _escalation(request)
+    store, now = request.app[STORE], request.app[CLOCK]()
+    if not await store.take_escalation(escalation.id, claims.subject, at=now):
+        current = await _escalation(request)
+        return json_error(409, "already_taken", f"escalation {escalation.id} is {current.status}"
+                          + (f" by {current.agent}" if current.agent else ""), agent=current.agent)
+    await store.add_agent_action(escalation.session_id, claims.subject, "take", at=now, escalation_id=escalation.id)
+    request.app[SESSIONS].queue_changed()
+    return await _answer(request, escalation.id)
+
+
+async def release_escalation(request: web.Request, claims: Claims | None) -> web.Response:
+    """Hand a taken escalation back to the queue (only the agent holding it, or an admin)."""
+    return await _change(request, claims, "open", "hand_back")
+
+
+async def close_escalation(request: web.Request, claims: Claims | None) -> web.Response:
+    return await _change(request, claims, "closed", "close")
+
+
+async def _change(request: web.Request, claims: Claims | None, status: str, action: str) -> web.Response:
+    assert claims is not None
+    escalation = await _escalation(request)
+    if escalation.status == "closed":
+        return json_error(409, "closed", f"escalation {escalation.id} is closed")
+    if escalation.status == "taken" and escalation.agent != claims.subject and claims.role != "admin":
+        return json_error(403, "forbidden", f"escalation {escalation.id} is held by {escalation.agent}")
+    store, now = request.app[STORE], request.app[CLOCK]()
+    await store.update_escalation(escalation.id, status, at=now)  # type: ignore[arg-type]
+    await store.add_agent_action(escalation.session_id, claims.subject, action, at=now, escalation_id=escalation.id)
+    request.app[SESSIONS].queue_changed()
+    return await _answer(request, escalation.id)
+
+
+async def _answer(request: web.Request, escalation_id: int) -> web.Response:
+    app = request.app
+    escalation = next(e for e in await app[STORE].list_escalations() if e.id == escalation_id)
+    record = await app[STORE].get_session(escalation.session_id)
+    return web.json_response(escalation_json(escalation, record, app[CLOCK](), escalation.session_id in
+                                             app[SESSIONS].live))
 
 
 def routes() -> list[web.RouteDef]:
@@ -264,7 +420,10 @@ def routes() -> list[web.RouteDef]:
         ("GET", "/v1/scenes"): list_scenes, ("GET", "/v1/scenes/{id}"): get_scene,
         ("PUT", "/v1/scenes/{id}"): put_scene,
         ("POST", "/v1/sessions"): create_session, ("GET", "/v1/sessions"): list_sessions,
-        ("GET", "/v1/sessions/{id}"): get_session,
+        ("GET", "/v1/sessions/{id}"): get_session, ("POST", "/v1/links/exchange"): exchange_link,
+        ("GET", "/v1/escalations"): list_escalations, ("POST", "/v1/escalations/{id}/take"): take_escalation,
+        ("POST", "/v1/escalations/{id}/release"): release_escalation,
+        ("POST", "/v1/escalations/{id}/close"): close_escalation,
     }
     assert set(table) == set(ROUTE_ROLES), "every route needs a role entry"
     return [guarded(method, path, handler) for (method, path), handler in table.items()]

@@ -10,13 +10,25 @@ Rules:
    message size limit when its ``seq`` can be read.
 2. Sending goes through one writer task per connection, so messages keep their order and a slow client
    only slows itself. Queued ``obs`` past ``MAX_QUEUED_OBS`` are dropped oldest-first (a newer one says
-   more); ``step``, ``notice``, ``end`` and ``error`` are never dropped.
+   more). The whole queue is bounded (``max_outbound_messages``, ``max_outbound_bytes``, counted encoded):
+   past either bound the oldest ``obs``, ``notice`` and non-fatal ``error`` go first; when only messages
+   that must arrive are left (``welcome``, ``step``, ``end``, a fatal ``error``, ...) and it is still over, the
+   client is not reading: the connection is closed with 4000 (``CloseCode.NOT_READING``; the session
+   stays resumable) and, if even the close frame cannot be written within ``NOT_READING_CLOSE_S``, cut.
 3. aiohttp itself closes on a message over twice ``max_message_bytes`` (1009), and on a broken WebSocket
    frame (1002, 1007), before handing anything over; ``_StreamSocket`` sends the protocol's fatal error
    first, so the client learns why.
 4. A bug while handling one message ends that connection with ``internal`` (1011), never the server; the
    session stays resumable. When the server shuts down, every connection is closed with 1001 at once
    (``going_away``, an ``on_shutdown`` hook), each session's state saved.
+5. Reading stops while the session has more than ``MAX_EFFECT_BACKLOG`` effects to perform, so a client
+   that sends faster than its messages are handled waits in its own TCP window, not in server memory.
+   Refused messages (bad ones, and user events over ``events_per_s``, answered ``rate_limited``) are
+   answered up to ``bad_messages_burst`` at once and ``bad_messages_per_s`` on average; one more is
+   answered with a fatal ``rate_limited`` and the connection closes (1008).
+6. Before the upgrade, ``ar_server.limits.ConnectionGate`` admits the connection or it is refused with
+   HTTP 503 JSON (``overloaded``): over ``max_connections`` in total, or over
+   ``max_unauthenticated_per_address`` connections from one address that have not sent ``hello``.
 """
 
 from __future__ import annotations
@@ -25,25 +37,31 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import msgpack
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ar_server.app_keys import AUTHORITY, CONFIG, METRICS, SESSIONS
+from ar_server.limits import LIMITS, TokenBucket, retry_after_header
 from ar_server.metrics import Metrics
 from ar_server.protocol import (
     Bye,
+    CloseCode,
     Error,
     Event,
     Frame,
     FrameError,
     Hello,
+    Notice,
     Obs,
     ProtocolError,
     ServerMessage,
     decode_client,
     encode_server,
 )
+from ar_server.rest import json_error
 from ar_server.session import SessionDriver
 from ar_server.session.events import (
     ByeReceived,
@@ -53,10 +71,21 @@ from ar_server.session.events import (
     SessionEvent,
     UserEventReceived,
 )
+from ar_server.session.live import DriverLimits
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_OBS = 4
 WRITER_CLOSE_TIMEOUT_S = 5.0  # how long a closing connection waits for its queued messages to go out
+MAX_EFFECT_BACKLOG = 64  # rule 5: effects a session may have waiting before its reader pauses
+NOT_READING_CLOSE_S = 2.0  # rule 2: how long the close frame to a client that does not read may take
+HELLO_RETRY_AFTER_S = 5.0  # rule 6: Retry-After of a refused upgrade
+
+
+@dataclass(frozen=True)
+class _Queued:
+    message: ServerMessage
+    data: bytes  # encoded once, when queued: the byte bound counts what will really be written
+    droppable: bool  # rule 2
 
 
 class _StreamSocket(web.WebSocketResponse):
@@ -87,30 +116,82 @@ class _StreamSocket(web.WebSocketResponse):
         return await super().close(code=code, message=message, drain=drain)
 
 
+def _droppable(message: ServerMessage) -> bool:
+    """Rule 2: what a client can do without (a newer ``obs`` or notice says as much; a non-fatal error
+    changed nothing)."""
+    return isinstance(message, Obs | Notice) or (isinstance(message, Error) and not message.fatal)
+
+
 class Connection:
     """One WebSocket client. Implements the session's ``Outbox``."""
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.ws = ws
+        self.request = request
         self.app = request.app
-        self.driver = SessionDriver(self.app[SESSIONS], self, self.app[AUTHORITY])
-        self._queue: deque[ServerMessage] = deque()
+        config = self.app[CONFIG]
+        self.driver = SessionDriver(self.app[SESSIONS], self, self.app[AUTHORITY], DriverLimits(
+            escalations_per_minute=config.escalations_per_minute, escalations_burst=config.escalations_burst,
+            max_open_escalations=config.max_open_escalations,
+            session_creation=self.app[LIMITS].session_creation))
+        self.max_messages = config.max_outbound_messages
+        self.max_bytes = config.max_outbound_bytes
+        self._events = TokenBucket(config.events_per_s, config.events_burst)
+        self._refusals = TokenBucket(config.bad_messages_per_s, config.bad_messages_burst)
+        self._queue: deque[_Queued] = deque()
+        self._queued_bytes = 0
+        self.dropped = 0  # droppable messages dropped because the client did not read them (rule 2)
         self._wake = asyncio.Event()
         self._close_code: int | None = None
         self._writer: asyncio.Task[None] | None = None
+        self.not_reading = False
+        self.address = request.remote or "unknown"
+        self.greeted = False  # hello opened a session: no longer counted as unauthenticated (rule 6)
 
     # ---------------------------------------------------------------- Outbox
 
     def send(self, message: ServerMessage) -> None:
-        if self._close_code is not None:
+        if self._close_code is not None or self.not_reading:
             return
-        if isinstance(message, Obs) and sum(isinstance(m, Obs) for m in self._queue) >= MAX_QUEUED_OBS:
-            for queued in self._queue:
-                if isinstance(queued, Obs):
-                    self._queue.remove(queued)
-                    break
-        self._queue.append(message)
+        if isinstance(message, Obs) and sum(isinstance(q.message, Obs) for q in self._queue) >= MAX_QUEUED_OBS:
+            self._drop_first(lambda q: isinstance(q.message, Obs))
+        data = encode_server(message)
+        self._queue.append(_Queued(message, data, _droppable(message)))
+        self._queued_bytes += len(data)
+        while len(self._queue) > self.max_messages or self._queued_bytes > self.max_bytes:
+            if not self._drop_first(lambda q: q.droppable):
+                self._stop_not_reading()
+                return
         self._wake.set()
+
+    def _drop_first(self, which: Callable[[_Queued], bool]) -> bool:
+        for queued in self._queue:
+            if which(queued):
+                self._queue.remove(queued)
+                self._queued_bytes -= len(queued.data)
+                self.dropped += 1
+                return True
+        return False
+
+    def _stop_not_reading(self) -> None:
+        """Rule 2: the client does not read what it must; close it (4000), or cut it when even that blocks."""
+        log.warning("stream client %s does not read (%d messages, %d bytes queued); closing it",
+                    self.request.remote, len(self._queue), self._queued_bytes)
+        self.not_reading = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self.app[METRICS].errors.inc(code="not_reading")
+        if self._writer is not None:
+            self._writer.cancel()
+        self._writer = asyncio.create_task(self._close_not_reading(), name="fixlens-ws-not-reading")
+
+    async def _close_not_reading(self) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code=CloseCode.NOT_READING), NOT_READING_CLOSE_S)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
 
     def close(self, code: int) -> None:
         if self._close_code is None:
@@ -120,11 +201,13 @@ class Connection:
     async def _write(self) -> None:
         while True:
             while self._queue:
-                message = self._queue.popleft()
+                queued = self._queue.popleft()
+                self._queued_bytes -= len(queued.data)
                 try:
-                    await self.ws.send_bytes(encode_server(message))
+                    await self.ws.send_bytes(queued.data)
                 except (ConnectionError, RuntimeError):  # the client went away
                     self._queue.clear()
+                    self._queued_bytes = 0
                     return
             if self._close_code is not None:
                 await self.ws.close(code=self._close_code)
@@ -150,6 +233,19 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError, TimeoutError):
                 await asyncio.wait_for(self._writer, timeout=WRITER_CLOSE_TIMEOUT_S)
 
+    def _refuse(self, refused: MessageRefused) -> None:
+        """Rule 5: answer a refused message, or close when the client keeps sending them."""
+        if self.driver.core.state == "awaiting_hello" or self._refusals.take(self._now()):
+            self.driver.feed(refused)
+            return
+        self.driver.feed(MessageRefused(
+            "rate_limited", f"too many refused messages (over {self._refusals.burst:g} at once or "
+                            f"{self._refusals.rate:g} a second); the last was {refused.code}: {refused.message}",
+            refused.field, refused.seq, fatal=True))
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
     async def _read(self) -> None:
         limits = self.app[CONFIG].limits()
         while not self.driver.closed:
@@ -158,18 +254,30 @@ class Connection:
                 return  # an ERROR was answered by _StreamSocket (rule 3)
             if self.driver.closed:  # closed by a timer or the server while this message was in flight
                 return
+            if self.driver.backlog > MAX_EFFECT_BACKLOG:  # rule 5
+                await self.driver.drained()
+                if self.driver.closed:
+                    return
             try:
                 message = decode_client(msg.data, limits)
             except FrameError as exc:
-                self.driver.feed(MessageRefused(exc.code, exc.message, exc.field, exc.seq))
+                self._refuse(MessageRefused(exc.code, exc.message, exc.field, exc.seq))
                 continue
             except ProtocolError as exc:
                 seq = _frame_seq(msg.data) if exc.code == "too_large" and exc.field is None else None
-                self.driver.feed(MessageRefused(exc.code, exc.message, exc.field, seq))
+                self._refuse(MessageRefused(exc.code, exc.message, exc.field, seq))
+                continue
+            if isinstance(message, Event) and self.driver.core.state == "open" and not self._events.take(self._now()):
+                self._refuse(MessageRefused("rate_limited", f"user events arrive faster than {self._events.rate:g} "
+                                                            f"per second (burst {self._events.burst:g}); this "
+                                                            f"{message.kind} was ignored", "kind"))
                 continue
             self.driver.feed(_EVENTS[type(message)](message))
             if isinstance(message, Hello):
                 await self.driver.drained()  # the session opens before the next message is read
+                if self.driver.session_id is not None and not self.greeted:
+                    self.greeted = True
+                    self.app[LIMITS].connections.greeted(self.address)
 
 
 _EVENTS: dict[type, type[SessionEvent]] = {
@@ -202,13 +310,28 @@ def _frame_seq(data: object) -> int | None:
     return seq
 
 
-async def stream_handler(request: web.Request) -> web.WebSocketResponse:
-    """``GET /v1/stream``: upgrade and serve one client until it leaves."""
-    ws = _StreamSocket(max_message_bytes=request.app[CONFIG].limits().max_message_bytes,
-                       metrics=request.app[METRICS])
-    await ws.prepare(request)
-    await Connection(ws, request).serve()
-    return ws
+async def stream_handler(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/stream``: upgrade and serve one client until it leaves (rule 6: or refuse it, 503)."""
+    gate = request.app[LIMITS].connections
+    address = request.remote or "unknown"
+    refusal = gate.admit(address)
+    if refusal is not None:
+        request.app[METRICS].errors.inc(code=refusal.code)
+        response = json_error(503, refusal.code, refusal.message)
+        response.headers["Retry-After"] = retry_after_header(HELLO_RETRY_AFTER_S)
+        response.force_close()  # the refused client's socket is not kept open for another request
+        return response
+    connection: Connection | None = None
+    try:
+        ws = _StreamSocket(max_message_bytes=request.app[CONFIG].limits().max_message_bytes,
+                           metrics=request.app[METRICS])
+        await ws.prepare(request)
+        connection = Connection(ws, request)
+        connection.address = address
+        await connection.serve()
+        return ws
+    finally:
+        gate.release(address, greeted=connection is not None and connection.greeted)
 
 
 async def going_away(app: web.Application) -> None:

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ar_server.protocol import End, Error, Notice, Obs, Step, Welcome
+from ar_server.protocol import Agent, End, Error, Notice, Obs, Step, Welcome
 from client_panda3d.ar_view import ARView, Shot
+from client_panda3d.overlays import AGENT_COLOR, AgentMark
+from client_panda3d.panel import words
 from client_panda3d.pose_filter import PoseTracker
 from client_panda3d.recording import Recorder
 from client_panda3d.session import ClientSession, ConnectionChange
@@ -126,6 +128,7 @@ class ClientApp:
         self.input = InputState()
         self.status = Status()
         self.step: StepView | None = None
+        self.agent_mark: AgentMark | None = None  # where a person from support points, if anywhere
         self.states: dict[str, str] = {}
         self.shot: Shot | None = None
         self.out = out
@@ -181,7 +184,9 @@ class ClientApp:
                 if choice is not None and self.step is not None:
                     self._event(now, "choose", choice)
                 t = time.perf_counter()
-                self.shot = self.view.compose(frame.image, self.tracker.pose_at(frame.ts), self.states, self.step,
+                shown = self.step if self.step is None or self.agent_mark is None else \
+                    self.step.with_mark(self.agent_mark)
+                self.shot = self.view.compose(frame.image, self.tracker.pose_at(frame.ts), self.states, shown,
                                               self.status, now=now, opacity=self.tracker.opacity(now))
                 self._compose_s.append(time.perf_counter() - t)
                 if frame.truth is not None:
@@ -283,7 +288,10 @@ class ClientApp:
         elif isinstance(msg, Notice):
             self.status.notice = msg.text
             self.transcript.notices.append({"at": round(now, 3), "code": msg.code, "text": msg.text})
+        elif isinstance(msg, Agent):
+            self._agent(msg, now)
         elif isinstance(msg, End):
+            self.agent_mark = None
             self.transcript.outcome = msg.outcome
             self.status.notice = msg.text or msg.outcome
             self._ended_at = now
@@ -296,6 +304,22 @@ class ClientApp:
                                            "fatal": msg.fatal})
             if msg.fatal:
                 self.status.notice = f"{msg.code}: {msg.message}"
+
+    def _agent(self, msg: Agent, now: float) -> None:
+        """A person from support: who came or went and what they wrote go on the panel's notice line; their
+        pointing becomes a mark on the part (a ``point`` without a part removes it)."""
+        if msg.kind == "point":
+            self.agent_mark = AgentMark(msg.part, msg.color or AGENT_COLOR, msg.agent) if msg.part else None
+        elif msg.kind == "left":
+            self.agent_mark = None
+        said = words(self.locale)
+        text = {"joined": said["agent_joined"].format(name=msg.agent),
+                "left": said["agent_left"].format(name=msg.agent),
+                "message": f"{msg.agent}: {msg.text or ''}"}.get(msg.kind)
+        if text is not None:
+            self.status.notice = text
+        self.transcript.notices.append({"at": round(now, 3), "code": f"agent_{msg.kind}", "agent": msg.agent,
+                                        "text": msg.text, "part": msg.part})
 
     def _key_frame(self, caption: str, at: float) -> None:
         """Take a key frame at ``at``; one still pending is taken now (from the last composed frame)."""

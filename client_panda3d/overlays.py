@@ -9,7 +9,7 @@ decoder has already dropped kinds, directions and actions it does not know.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,8 @@ from product_models.catalog import Motion, Part, Product, face_frame, localized
 
 # Tuning (metres and seconds).
 RING_MARGIN_M = 0.004  # ring radius beyond the part's half size
+AGENT_RING_SCALE = 1.6  # an agent's mark: a ring this much wider than a step's, so both stay visible
+AGENT_COLOR = "#3fa9f5"  # an agent's mark when the server names no colour
 RING_MIN_RADIUS_M = 0.007
 LIFT_M = 0.0015  # overlays float this far off the surface so they never sink into it
 ARROW_LENGTH_M = 0.045
@@ -33,6 +35,16 @@ MOVE_PERIOD_S = 2.4
 DEFAULT_HOLD_S = 5.0
 GHOST_ALPHA = 0.6
 BEHIND_ALPHA = 0.3  # overlays of a part on the far side are drawn this faint: they show through the device
+
+
+@dataclass(frozen=True)
+class AgentMark:
+    """A person from support points at ``part`` (the server's ``agent`` ``point``): drawn as a wider ring
+    than a step's highlight, anchored the same way. Its centre is reported as ``agent:<part>``."""
+
+    part: str
+    color: str
+    agent: str
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,7 @@ class OverlayBuilder:
     def __init__(self, product: Product, locale: str = "en") -> None:
         self.product, self.locale = product, locale
 
-    def build(self, overlays: tuple[Overlay, ...], states: dict[str, str], now: float, opacity: float,
+    def build(self, overlays: tuple[Overlay | AgentMark, ...], states: dict[str, str], now: float, opacity: float,
               pose: Pose, camera: CameraIntrinsics) -> tuple[Any, dict[str, np.ndarray]]:
         """(root NodePath, {part: highlight centre (3,) product frame}) for ``overlays`` at ``now``."""
         from panda3d.core import NodePath
@@ -124,6 +136,9 @@ class OverlayBuilder:
                     continue
             if isinstance(ov, Highlight):
                 centres[part.name] = self._highlight(root, frame, rgb, opacity_here, sort)
+            elif isinstance(ov, AgentMark):
+                wide = replace(frame, radius=frame.radius * AGENT_RING_SCALE)
+                centres[f"agent:{part.name}"] = self._highlight(root, wide, rgb, opacity_here, sort)
             elif isinstance(ov, Arrow):
                 self._arrow(root, frame, rgb, opacity_here, sort, ov.direction, now)
             elif isinstance(ov, Label):

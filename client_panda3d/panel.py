@@ -25,17 +25,20 @@ WORDS: dict[str, dict[str, str]] = {
            "connecting": "connecting", "connected": "connected", "reconnecting": "reconnecting",
            "closed": "session ended", "offline": "offline", "in_view": "product in view",
            "not_in_view": "product not in view", "searching": "looking for the product",
-           "behind": "{part}: on the far side, turn the device"},
+           "behind": "{part}: on the far side, turn the device",
+           "agent_joined": "{name} from support joined", "agent_left": "{name} left"},
     "de": {"done": "Fertig", "back": "Zurück", "help": "Hilfe", "step": "Schritt {n} von {total}",
            "connecting": "verbinde", "connected": "verbunden", "reconnecting": "verbinde neu",
            "closed": "Sitzung beendet", "offline": "offline", "in_view": "Gerät im Bild",
            "not_in_view": "Gerät nicht im Bild", "searching": "suche das Gerät",
-           "behind": "{part}: auf der Rückseite, Gerät drehen"},
+           "behind": "{part}: auf der Rückseite, Gerät drehen",
+           "agent_joined": "{name} vom Support ist dabei", "agent_left": "{name} hat die Sitzung verlassen"},
     "es": {"done": "Hecho", "back": "Atrás", "help": "Ayuda", "step": "Paso {n} de {total}",
            "connecting": "conectando", "connected": "conectado", "reconnecting": "reconectando",
            "closed": "sesión terminada", "offline": "sin conexión", "in_view": "producto a la vista",
            "not_in_view": "producto fuera de la vista", "searching": "buscando el producto",
-           "behind": "{part}: al otro lado, gira el aparato"},
+           "behind": "{part}: al otro lado, gira el aparato",
+           "agent_joined": "{name} de soporte se ha unido", "agent_left": "{name} se ha ido"},
 }
 
 

@@ -6,7 +6,7 @@ Both carry the same typed overlays (``ar_server.protocol.Overlay``) and the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ar_server.protocol import Animate, Overlay, Progress, Step, copy_overlay
@@ -38,6 +38,10 @@ class StepView:
         return cls(effect.step_id, effect.text, tuple(copy_overlay(o) for o in effect.overlays),
                    tuple((c.id, c.label) for c in effect.choices),
                    Progress(effect.progress.index, effect.progress.total), effect.accepts_done)
+
+    def with_mark(self, mark: Any) -> StepView:
+        """This step with one more overlay on top (an agent's mark), drawn after the step's own."""
+        return replace(self, overlays=(*self.overlays, mark))
 
     def demonstration(self) -> Animate | None:
         """The step's action demonstration, if it asks for one."""

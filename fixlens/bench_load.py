@@ -242,7 +242,9 @@ def run_load(sessions: int, fps: float, seconds: float, *, width: int = 640, hei
     with tempfile.TemporaryDirectory(prefix="fixlens-bench-") as tmp:
         config = Config.from_sources({"data_dir": str(Path(tmp) / "data"), "port": 0,
                                       "max_fps": max(30.0, fps * 1.5), "batch_size": batch_size,
-                                      "batch_wait_ms": batch_wait_ms}, {})
+                                      "batch_wait_ms": batch_wait_ms,
+                                      # every simulated customer comes from 127.0.0.1, all at once
+                                      "max_unauthenticated_per_address": max(16, sessions)}, {})
         server = _ServerThread(config, pipeline)
         server.start()
         try:

@@ -108,7 +108,9 @@ def run_soak(minutes: float, sessions: int, fps: float, *, warmup_s: float = WAR
     with tempfile.TemporaryDirectory(prefix="fixlens-soak-") as tmp:
         env = {**os.environ, "FIXLENS_SECRET": secret}
         cmd = [sys.executable, "-m", "fixlens.cli", "serve", "--port", str(port), "--data-dir", str(Path(tmp)),
-               "--max-fps", str(max(30.0, fps * 1.5)), "--log-level", "warning"]
+               "--max-fps", str(max(30.0, fps * 1.5)), "--log-level", "warning",
+               # every simulated customer comes from 127.0.0.1, all at once
+               "--max-unauthenticated-per-address", str(max(16, sessions))]
         log = open(Path(tmp) / "server.log", "wb")  # closed in the finally below
         server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -54,11 +54,13 @@ class TruthTablePipeline:
         from vision.types import Observation, PartState
 
         started = time.perf_counter()
-        try:
-            decode_jpeg(frame.jpeg, DecodeLimits(max_bytes=64 * 1024 * 1024))
-        except VisionError as exc:
-            return exc
-        decode_ms = (time.perf_counter() - started) * 1000.0
+        decode_ms = getattr(frame, "decode_ms", 0.0)
+        if getattr(frame, "image", None) is None:  # the server decodes before inference; other callers do not
+            try:
+                decode_jpeg(frame.jpeg, DecodeLimits(max_bytes=64 * 1024 * 1024))
+            except VisionError as exc:
+                return exc
+            decode_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:
             known = self._table.get(hashlib.sha256(frame.jpeg).hexdigest())
         timing = {"decode_ms": decode_ms, "detect_ms": 0.0, "pose_ms": 0.0, "states_ms": 0.0}

@@ -104,6 +104,7 @@ class KeypointModel:
         self.input_name = self.session.get_inputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map
         self.num_keypoints = int(meta.get("num_keypoints", "0")) or None
+        self.num_classes = int(meta.get("num_classes", "0")) or None  # products, in the detector's class order
 
     def predict(self, image: np.ndarray, box: tuple[float, float, float, float] | np.ndarray,
                 class_id: int) -> Keypoints:

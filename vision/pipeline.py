@@ -1,7 +1,8 @@
 """Frame bytes -> :class:`~vision.types.Observation`: the stages, in order, each timed (``timing_ms``).
 
 1. ``decode``: guarded JPEG decode (:mod:`vision.decode`); bad data raises :class:`FrameError` before any
-   large buffer exists. A header the server already read (``FrameInput.header``) is not parsed again.
+   large buffer exists. A header the server already read (``FrameInput.header``) is not parsed again, and
+   a frame the caller already decoded (``FrameInput.image``) is not decoded again.
 2. ``detect``: the YOLO pose detector gives the product, its box and keypoints (:mod:`vision.detector`),
    skipped for a frame that follows its session's :class:`~vision.types.Track` (:mod:`vision.tracking`).
 3. ``keypoints``: the crop keypoint network on the box (:mod:`vision.keypoints`), or the detector's own.
@@ -33,6 +34,7 @@ from vision.part_reader import PartReader
 from vision.pose import resolve_camera
 from vision.pose_check import verified_pose
 from vision.types import Detections, FrameInput, ImageQuality, Keypoints, Observation
+from vision.weights_check import check_weights
 
 QUALITY_SIZE = (160, 120)  # the small grey copy that ImageQuality is measured on
 
@@ -48,16 +50,17 @@ class Pipeline:
         self.catalog = catalog if catalog is not None else default_catalog()
         self.limits = limits if limits is not None else DecodeLimits()
         self.detector = Detector.from_weights(weights_dir, backend, device, detector_config)
-        unknown = [n for n in self.detector.names if n not in self.catalog]
-        if unknown:
-            raise VisionError(f"detector knows products the catalog lacks: {', '.join(unknown)}")
-        self._products: list[Product] = [self.catalog.get(n) for n in self.detector.names]
-        self._model_points = [np.array([k.position for k in p.keypoints]) for p in self._products]  # (k, 3) m
         self.parts = PartReader.from_weights(weights_dir)
         try:
             self.keypoints: KeypointModel | None = KeypointModel(Path(weights_dir) / KEYPOINT_MODEL_NAME)
         except ModelUnavailable:
             self.keypoints = None  # fall back to the detector's keypoint head
+        check_weights(self.catalog, str(weights_dir), self.detector.names,
+                      self.keypoints.num_classes if self.keypoints else None,
+                      self.keypoints.num_keypoints if self.keypoints else None,
+                      self.parts.net.index.entries if self.parts.net is not None else None)
+        self._products: list[Product] = [self.catalog.get(n) for n in self.detector.names]
+        self._model_points = [np.array([k.position for k in p.keypoints]) for p in self._products]  # (k, 3) m
 
     @property
     def backend(self) -> str:
@@ -74,7 +77,12 @@ class Pipeline:
         images: list[np.ndarray | None] = []
         results: list[Observation | VisionError | None] = []
         decode_ms: list[float] = []
-        for f in frames:  # 1. decode
+        for f in frames:  # 1. decode, unless the caller did (FrameInput.image)
+            if f.image is not None:
+                images.append(f.image)
+                results.append(None)
+                decode_ms.append(f.decode_ms)
+                continue
             t = time.perf_counter()
             try:
                 images.append(decode_jpeg(f.jpeg, self.limits, header=f.header))

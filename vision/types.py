@@ -238,3 +238,8 @@ class FrameInput:
     # The header of these very bytes, as the server's probe read it (vision.jpeg_header): the decoder then
     # does not parse it again. None: the decoder reads it.
     header: JpegHeader | None = None
+    # These very bytes already decoded ((h, w, 3) uint8 BGR) by the caller, and what that cost in ms: the
+    # server decodes per session, off the shared inference worker, so one costly frame delays only its own
+    # session. None: the pipeline decodes.
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    decode_ms: float = 0.0

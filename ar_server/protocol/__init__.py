@@ -23,6 +23,7 @@ from ar_server.protocol.codec import (
 )
 from ar_server.protocol.messages import (
     ACTIONS,
+    AGENT_KINDS,
     ARROW_DIRECTIONS,
     CLIENT_KINDS,
     ERROR_REASONS,
@@ -33,6 +34,8 @@ from ar_server.protocol.messages import (
     PROTOCOL_VERSION,
     STREAM_PATH,
     Action,
+    Agent,
+    AgentKind,
     Animate,
     Arrow,
     ArrowDirection,
@@ -70,6 +73,7 @@ from ar_server.protocol.messages import (
 
 __all__ = [
     "ACTIONS",
+    "AGENT_KINDS",
     "ARROW_DIRECTIONS",
     "CLIENT_KINDS",
     "ERROR_REASONS",
@@ -80,6 +84,8 @@ __all__ = [
     "PROTOCOL_VERSION",
     "STREAM_PATH",
     "Action",
+    "Agent",
+    "AgentKind",
     "Animate",
     "Arrow",
     "ArrowDirection",

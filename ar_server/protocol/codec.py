@@ -27,11 +27,13 @@ from ar_server.errors import ProtocolError
 from ar_server.protocol.fields import IDENT, LOCALE, MapReader, check_float, check_string, wire_type
 from ar_server.protocol.messages import (
     ACTIONS,
+    AGENT_KINDS,
     ARROW_DIRECTIONS,
     CLIENT_KINDS,
     EVENT_KINDS,
     OVERLAY_TYPES,
     PROTOCOL_VERSION,
+    Agent,
     Animate,
     Arrow,
     Bye,
@@ -222,7 +224,8 @@ def _welcome(m: MapReader) -> Welcome:
         max_message_bytes=lim.integer("max_message_bytes", lo=1, hi=2**31))
     return Welcome(session=m.string("session", pattern=IDENT), resume=m.string("resume", max_len=256, pattern=_RESUME),
                    limits=limits, server_time=m.number("server_time", lo=0.0, hi=MAX_TS),
-                   resumed=m.boolean("resumed"), store_frames=m.boolean("store_frames"))
+                   resumed=m.boolean("resumed"), store_frames=m.boolean("store_frames"),
+                   agents=m.boolean("agents"))
 
 
 def _pose(value: Any) -> PoseData | None:
@@ -317,8 +320,16 @@ def _error(m: MapReader) -> Error:
                  reason=m.string("reason", required=False, pattern=IDENT))
 
 
+def _agent(m: MapReader) -> Agent:
+    return Agent(kind=m.string("kind", choices=AGENT_KINDS), agent=m.string("agent", max_len=128),
+                 text=m.string("text", required=False, max_len=MAX_TEXT_CHARS),
+                 part=m.string("part", required=False, pattern=IDENT),
+                 color=m.string("color", required=False, max_len=7, pattern=HEX_COLOR))
+
+
 _SERVER_DECODERS: dict[str, Callable[[MapReader], ServerMessage]] = {
     "welcome": _welcome, "obs": _obs, "step": _step, "notice": _notice, "end": _end, "error": _error,
+    "agent": _agent,
 }
 
 

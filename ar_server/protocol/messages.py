@@ -20,7 +20,9 @@ STREAM_PATH: Final = "/v1/stream"
 ClientKind = Literal["phone", "panda3d", "headset", "web", "bench"]
 CLIENT_KINDS: tuple[str, ...] = get_args(ClientKind)
 
-EventKind = Literal["done", "back", "help", "choose"]
+# `accept_help`: the customer accepts help from a person (after `help_requested` or `escalation_offer`, on a
+# server whose `welcome.agents` is true); the session joins the agent queue.
+EventKind = Literal["done", "back", "help", "choose", "accept_help"]
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 
 # Known `end.outcome` values. A client must treat an unknown outcome as a plain end (forward compatibility).
@@ -55,6 +57,7 @@ class CloseCode:
     POLICY_VIOLATION: Final = 1008  # after a fatal `error`, except those of 1009 and 1011
     MESSAGE_TOO_BIG: Final = 1009  # after the fatal `too_large` for a message over `limits.max_message_bytes`
     INTERNAL_ERROR: Final = 1011  # after a fatal `internal` error; the session stays resumable
+    NOT_READING: Final = 4000  # the client did not read what the server must send it; the session stays resumable
 
 
 class ErrorCode:
@@ -171,6 +174,8 @@ class Welcome:
     # True when this server keeps frames of sessions whose customer consented (`hello.consent_store_frames`):
     # a client asks for consent only then.
     store_frames: bool = False
+    # True when this server has people on call: a client may then offer the customer a person (`accept_help`).
+    agents: bool = False
     t: Literal["welcome"] = _field(default="welcome", init=False)
 
 
@@ -302,4 +307,21 @@ class Error:
     t: Literal["error"] = _field(default="error", init=False)
 
 
-ServerMessage = Welcome | Obs | Step | Notice | End | Error
+AgentKind = Literal["joined", "left", "message", "point"]
+AGENT_KINDS: tuple[str, ...] = get_args(AgentKind)
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A person from support in this session: joined or left, wrote to the customer, or points at a part
+    (a highlight anchored on it, drawn with the live pose like a step's; `part` None clears it)."""
+
+    kind: AgentKind
+    agent: str  # the person's display name
+    text: str | None = None  # `message`: what they wrote
+    part: str | None = None  # `point`: the part to mark; None stops pointing
+    color: str | None = None  # `point`: "#rrggbb"
+    t: Literal["agent"] = _field(default="agent", init=False)
+
+
+ServerMessage = Welcome | Obs | Step | Notice | End | Error | Agent

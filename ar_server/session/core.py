@@ -37,6 +37,10 @@ Rules of an open session:
 7. The session ends (``end``, close 1000) when its scene ends. ``idle_timeout_s`` without a message ends it
    as ``abandoned`` (``idle_timeout``, close 1008). Leaving any other way (``bye``, a drop, a takeover,
    the server going away, a server bug) saves the engine state: the session stays resumable.
+8. People from support (``AgentJoined`` ... ``AgentEnded``): ``accept_help`` puts the session in the agent
+   queue (``AcceptHelp``, ``agent_queued``). Agents joining, leaving, writing and pointing reach the customer
+   as ``agent`` messages; while one or more watch, admitted frames go to them (``ShowAgents``) at most
+   ``agent_frame_fps`` a second. An agent may move the session to a step (recorded like a Done) or end it.
 """
 
 from __future__ import annotations
@@ -50,9 +54,11 @@ from ar_server.errors import ProtocolError, SessionStateError
 from ar_server.inference import wire_code
 from ar_server.jpeg_probe import probe_jpeg
 from ar_server.metrics import Metrics
-from ar_server.protocol import CloseCode, End, Error, Frame, Limits, Notice, Welcome
+from ar_server.protocol import Agent, CloseCode, End, Error, Frame, Limits, Notice, Welcome
+from ar_server.session.agents import agent_text, move_engine
 from ar_server.session.convert import OUTCOMES, observation_summary, scene_observation, stage_ms, step_message, wire_obs
 from ar_server.session.effects import (
+    AcceptHelp,
     ArchiveFrame,
     Close,
     EndSession,
@@ -66,8 +72,15 @@ from ar_server.session.effects import (
     SceneStarted,
     Send,
     SessionEffect,
+    ShowAgents,
 )
 from ar_server.session.events import (
+    AgentEnded,
+    AgentJoined,
+    AgentLeft,
+    AgentMoved,
+    AgentPointed,
+    AgentSaid,
     ByeReceived,
     Disconnected,
     Failed,
@@ -108,10 +121,11 @@ HELLO_TIMEOUT_S = 30.0  # a connection that says nothing this long after opening
 
 _CLIENT = frozenset({HelloReceived, FrameReceived, UserEventReceived, ByeReceived, MessageRefused})
 _ALWAYS = frozenset({Tick, GoingAway, Disconnected, Failed})
+_AGENT = frozenset({AgentJoined, AgentLeft, AgentSaid, AgentPointed, AgentMoved, AgentEnded})
 ACCEPTS: dict[State, frozenset[type]] = {
     "awaiting_hello": _CLIENT | _ALWAYS,
     "opening": frozenset({SessionOpened, OpenRefused}) | _ALWAYS,
-    "open": _CLIENT | _ALWAYS | {VisionResult, InferenceFailed, FrameNotStored, TakenOver},
+    "open": _CLIENT | _ALWAYS | _AGENT | {VisionResult, InferenceFailed, FrameNotStored, TakenOver},
     "closed": frozenset(),
 }
 # How the step that was left got done (rule 3), by what moved the engine on.
@@ -125,6 +139,7 @@ class CoreConfig:
     idle_timeout_s: float = 300.0  # no message this long ends a connected session (rule 7)
     hello_timeout_s: float = HELLO_TIMEOUT_S
     archive_interval_s: float | None = None  # at most one stored frame per this many seconds; None: never
+    agent_frame_fps: float = 5.0  # frames per second passed on to watching agents, at most (rule 8)
 
 
 class SessionCore:
@@ -160,6 +175,8 @@ class SessionCore:
         self._last_seq: int | None = None
         self._last_stored_at = -math.inf
         self._notices_sent: set[str] = set()
+        self._agents: dict[str, int] = {}  # display name -> how many of that agent's connections watch
+        self._last_shown_at = -math.inf
 
     @property
     def closed(self) -> bool:
@@ -196,7 +213,8 @@ class SessionCore:
         effects: list[SessionEffect] = [Send(Welcome(session=event.session_id, resume=event.resume,
                                                      limits=self.config.limits, server_time=now,
                                                      resumed=event.resumed,
-                                                     store_frames=self.config.archive_interval_s is not None))]
+                                                     store_frames=self.config.archive_interval_s is not None,
+                                                     agents=True))]
         if event.unknown_product is not None:
             effects.append(_error("unknown_product", f"unknown product {event.unknown_product!r}; the hint is "
                                                      "ignored", field="product"))
@@ -240,11 +258,16 @@ class SessionCore:
                                                "factor; excess frames are dropped", seq=frame.seq)]
             return []
         pending = PendingFrame(frame, now, header)
+        effects: list[SessionEffect] = []
+        # Rule 8; the millisecond of slack keeps frames exactly 1/fps apart from being skipped by rounding.
+        if self._agents and now - self._last_shown_at >= 1.0 / self.config.agent_frame_fps - 1e-3:
+            self._last_shown_at = now
+            effects.append(ShowAgents(frame.seq, frame.jpeg))
         if self._in_flight is None:
-            return [self._infer(pending)]
+            return [*effects, self._infer(pending)]
         if self._slot.put(pending):
             metrics.frames_dropped.inc(reason="superseded")
-        return []
+        return effects
 
     def _read_header(self, frame: Frame) -> JpegHeader:
         """The JPEG's header, checked against the size limits and the size the client declared. Raises
@@ -262,6 +285,11 @@ class SessionCore:
         if self.state == "awaiting_hello":
             return self._before_hello("event")
         kind, engine = event.event.kind, self.engine
+        if kind == "accept_help":  # rule 8
+            running = engine is not None and not engine.finished
+            return [AcceptHelp(engine.step_id if running and engine else None,
+                               engine.scene.id if engine is not None else None, self.locale),
+                    Send(Notice("agent_queued", agent_text("agent_queued", self._locale())))]
         if engine is None or engine.finished:
             if kind == "help":
                 return [OpenEscalation("help", True, None, None, self.locale), self._notice("help_requested")]
@@ -285,7 +313,7 @@ class SessionCore:
         return self._leave([], CloseCode.NORMAL)
 
     def _on_message_refused(self, event: MessageRefused, now: float) -> list[SessionEffect]:
-        fatal = self.state == "awaiting_hello"
+        fatal = self.state == "awaiting_hello" or event.fatal
         error = Error(event.code, event.message, fatal=fatal, field=event.field, seq=event.seq)
         return self._leave([Send(error)], CloseCode.POLICY_VIOLATION) if fatal else [Send(error)]
 
@@ -401,6 +429,41 @@ class SessionCore:
                 self._finish(outcome, effects)
                 effects += [Send(End(outcome)), Close(CloseCode.NORMAL)]
 
+    # ---------------------------------------------------------------- people from support (rule 8)
+
+    def _on_agent(self, event: AgentJoined | AgentLeft | AgentSaid | AgentPointed, now: float) -> list[SessionEffect]:
+        if isinstance(event, AgentJoined):
+            self._agents[event.agent] = self._agents.get(event.agent, 0) + 1
+            return [Send(Agent("joined", event.agent))] if self._agents[event.agent] == 1 else []
+        if isinstance(event, AgentLeft):
+            left = self._agents.get(event.agent, 0) - 1
+            if left > 0:
+                self._agents[event.agent] = left
+                return []
+            self._agents.pop(event.agent, None)
+            return [Send(Agent("left", event.agent))]
+        if isinstance(event, AgentSaid):
+            return [Send(Agent("message", event.agent, text=event.text))]
+        return [Send(Agent("point", event.agent, part=event.part, color=event.color if event.part else None))]
+
+    def _on_agent_moved(self, event: AgentMoved, now: float) -> list[SessionEffect]:
+        engine = self.engine
+        if engine is None:
+            raise SessionStateError("no_scene", "no scene runs in this session yet: there is no step to move to")
+        before = engine.step_id
+        try:
+            engine_effects = move_engine(engine, event.step, now)
+        except IllegalEventError as exc:
+            raise SessionStateError("bad_step", str(exc)) from None
+        effects: list[SessionEffect] = []
+        self._apply(engine_effects, before, effects)
+        return effects
+
+    def _on_agent_ended(self, event: AgentEnded, now: float) -> list[SessionEffect]:
+        effects: list[SessionEffect] = []
+        self._finish(event.outcome, effects)
+        return [*effects, Send(End(event.outcome, event.text)), Close(CloseCode.NORMAL)]
+
     # ---------------------------------------------------------------- time and the server
 
     def _on_tick(self, event: Tick, now: float) -> list[SessionEffect]:
@@ -461,6 +524,9 @@ class SessionCore:
         """A notice in the session's language (``scenes.i18n.MESSAGES``)."""
         return Send(Notice(code, message(code, self.engine.locale if self.engine is not None else self.locale)))
 
+    def _locale(self) -> str:
+        return self.engine.locale if self.engine is not None else self.locale
+
     def _notice_once(self, code: str, text: str) -> list[SessionEffect]:
         if code in self._notices_sent:
             return []
@@ -492,4 +558,10 @@ _HANDLERS: dict[type, Callable[[SessionCore, Any, float], list[SessionEffect]]] 
     GoingAway: SessionCore._on_going_away,
     Disconnected: SessionCore._on_disconnected,
     Failed: SessionCore._on_failed,
+    AgentJoined: SessionCore._on_agent,
+    AgentLeft: SessionCore._on_agent,
+    AgentSaid: SessionCore._on_agent,
+    AgentPointed: SessionCore._on_agent,
+    AgentMoved: SessionCore._on_agent_moved,
+    AgentEnded: SessionCore._on_agent_ended,
 }

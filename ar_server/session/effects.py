@@ -111,6 +111,24 @@ class OpenEscalation:
 
 
 @dataclass(frozen=True)
+class AcceptHelp:
+    """The customer accepted help from a person: put the session's latest escalation (a new ``help`` one if
+    there is none) into the agent queue."""
+
+    step: str | None
+    scene: str | None
+    locale: str
+
+
+@dataclass(frozen=True)
+class ShowAgents:
+    """Pass this frame on to the agents watching the session (downscaled there; never stored)."""
+
+    seq: int
+    jpeg: bytes
+
+
+@dataclass(frozen=True)
 class EndSession:
     """End the session for good with ``outcome``, saving the engine state last seen (None without a scene)."""
 
@@ -119,4 +137,4 @@ class EndSession:
 
 
 SessionEffect = (Send | Close | OpenSession | Infer | ArchiveFrame | RememberObservation | EnterStep | SaveSnapshot
-                 | RecordEvent | SceneStarted | OpenEscalation | EndSession)
+                 | RecordEvent | SceneStarted | OpenEscalation | AcceptHelp | ShowAgents | EndSession)

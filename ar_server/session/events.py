@@ -46,6 +46,7 @@ class MessageRefused:
     message: str
     field: str | None = None
     seq: int | None = None  # the frame's, when the refused message was a frame whose seq could be read
+    fatal: bool = False  # the connection closes after it, also once hello was received (too many refusals)
 
 
 # ---------------------------------------------------------------- answers to the core's requests
@@ -98,6 +99,55 @@ class FrameNotStored:
     reason: str
 
 
+# ---------------------------------------------------------------- people from support (ar_server.agents)
+
+
+@dataclass(frozen=True)
+class AgentJoined:
+    """An agent started watching this session (the customer is told who)."""
+
+    agent: str  # display name
+
+
+@dataclass(frozen=True)
+class AgentLeft:
+    agent: str
+
+
+@dataclass(frozen=True)
+class AgentSaid:
+    agent: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AgentPointed:
+    """The agent in control points at ``part`` (None: stops pointing)."""
+
+    agent: str
+    part: str | None
+    color: str
+
+
+@dataclass(frozen=True)
+class AgentMoved:
+    """The agent in control moves the session to ``step`` of its scene."""
+
+    agent: str
+    step: str
+
+
+@dataclass(frozen=True)
+class AgentEnded:
+    """The agent in control ends the session with ``outcome``."""
+
+    agent: str
+    outcome: str
+    text: str | None = None
+
+
+AgentEvent = AgentJoined | AgentLeft | AgentSaid | AgentPointed | AgentMoved | AgentEnded
+
 # ---------------------------------------------------------------- time and the server
 
 
@@ -130,4 +180,4 @@ class Failed:
 
 SessionEvent = (HelloReceived | FrameReceived | UserEventReceived | ByeReceived | MessageRefused | SessionOpened
                 | OpenRefused | VisionResult | InferenceFailed | FrameNotStored | Tick | TakenOver | GoingAway
-                | Disconnected | Failed)
+                | Disconnected | Failed | AgentJoined | AgentLeft | AgentSaid | AgentPointed | AgentMoved | AgentEnded)

@@ -10,6 +10,10 @@ Rules:
    host forgets it (``SessionHost.release``). An event that arrives later is dropped.
 4. An effect that fails is a server bug: it is logged and the core gets ``Failed`` (``internal``, close
    1011); the session stays resumable.
+5. Limits (``DriverLimits``, docs/server.md "Limits"): a ``hello`` that would create a session spends one
+   of its customer's session-creation tokens (else fatal ``rate_limited``); an escalation is recorded only
+   within the session's escalation rate and while the session has fewer than ``max_open_escalations`` open
+   ones (the customer still hears ``help_requested``: the help already asked for stands).
 """
 
 from __future__ import annotations
@@ -19,15 +23,18 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ar_server.auth import Claims, TokenAuthority, check_role
 from ar_server.errors import AuthError, ServerError
 from ar_server.inference import InferenceService
+from ar_server.limits import KeyedBuckets, TokenBucket
 from ar_server.metrics import Metrics
 from ar_server.protocol import Error, Hello, ServerMessage
 from ar_server.session.core import CoreConfig, SessionCore
 from ar_server.session.effects import (
+    AcceptHelp,
     ArchiveFrame,
     Close,
     EndSession,
@@ -41,6 +48,7 @@ from ar_server.session.effects import (
     SceneStarted,
     Send,
     SessionEffect,
+    ShowAgents,
 )
 from ar_server.session.events import (
     Disconnected,
@@ -68,6 +76,16 @@ UNAUTHORIZED_REASONS: dict[str, str] = {"expired": "token_expired", "not_yet_val
                                         "malformed": "token_invalid", "bad_signature": "token_invalid"}
 
 
+@dataclass(frozen=True)
+class DriverLimits:
+    """Rule 5. ``session_creation`` is shared by the whole server (keyed by the token's subject)."""
+
+    escalations_per_minute: float = 2.0
+    escalations_burst: int = 3
+    max_open_escalations: int = 5
+    session_creation: KeyedBuckets | None = None
+
+
 class Outbox(Protocol):
     """The connection side of a session: queue a message; close once what is queued is sent."""
 
@@ -91,16 +109,22 @@ class SessionHost(Protocol):
     def core_config(self) -> CoreConfig: ...
     async def open(self, hello: Hello, claims: Claims, driver: SessionDriver) -> SessionOpened: ...
     def remember_observation(self, session_id: str, summary: dict[str, Any]) -> None: ...
+    async def accept_help(self, session_id: str, effect: AcceptHelp) -> None: ...
+    def show_agents(self, session_id: str, effect: ShowAgents) -> None: ...
     def release(self, driver: SessionDriver) -> None: ...
 
 
 class SessionDriver:
     """One connection's session core, with the I/O it asks for; see the module rules."""
 
-    def __init__(self, host: SessionHost, outbox: Outbox, authority: TokenAuthority) -> None:
+    def __init__(self, host: SessionHost, outbox: Outbox, authority: TokenAuthority,
+                 limits: DriverLimits | None = None) -> None:
         self.host = host
         self.outbox = outbox
         self.authority = authority
+        self.limits = limits or DriverLimits()
+        self._escalations = TokenBucket(self.limits.escalations_per_minute / 60.0, self.limits.escalations_burst)
+        self.escalations_refused = 0
         self.core = SessionCore(host.core_config, catalog=host.catalog, library=lambda: host.library,
                                 now=host.clock(), metrics=host.metrics)
         self._queue: deque[SessionEffect] = deque()
@@ -114,6 +138,7 @@ class SessionDriver:
             ArchiveFrame: self._archive, RememberObservation: self._remember, EnterStep: self._enter_step,
             SaveSnapshot: self._save_snapshot, RecordEvent: self._record_event, SceneStarted: self._scene_started,
             OpenEscalation: self._open_escalation, EndSession: self._end_session,
+            AcceptHelp: lambda e: self.host.accept_help(self._id(), e), ShowAgents: self._show_agents,
         }
 
     @property
@@ -123,6 +148,11 @@ class SessionDriver:
     @property
     def closed(self) -> bool:
         return self.core.closed
+
+    @property
+    def backlog(self) -> int:
+        """Effects fed but not yet performed (the reader waits when there are many: ``drained``)."""
+        return len(self._queue)
 
     # ---------------------------------------------------------------- events in
 
@@ -211,7 +241,9 @@ class SessionDriver:
         try:
             claims = self.authority.verify(effect.hello.token)
             check_role(claims, STREAM_ROLES)
-            event: SessionEvent = await self.host.open(effect.hello, claims, self)
+            refusal = self._creation_refused(effect.hello, claims)
+            event: SessionEvent = refusal if refusal is not None else await self.host.open(effect.hello, claims,
+                                                                                          self)
         except AuthError as exc:
             event = OpenRefused(_auth_error(exc))
         except ServerError as exc:
@@ -219,6 +251,19 @@ class SessionDriver:
         if self.core.state == "opening":
             self.feed(event)
         # else the server went away meanwhile: the core closed, and _stop() releases what open() took
+
+    def _creation_refused(self, hello: Hello, claims: Claims) -> OpenRefused | None:
+        """Rule 5: a hello that creates a session (no resume, a token bound to no session) within its
+        customer's rate, or the refusal."""
+        buckets = self.limits.session_creation
+        if buckets is None or hello.resume is not None or claims.session is not None:
+            return None
+        wait = buckets.take(claims.subject, self.host.clock())
+        if wait is None:
+            return None
+        return OpenRefused(Error("rate_limited", f"customer {claims.subject!r} creates sessions too fast (at most "
+                                                 f"{buckets.rate * 60:g} a minute); try again in {wait:.0f} s, or "
+                                                 "resume a session", fatal=True))
 
     async def _infer(self, effect: Infer) -> None:
         self._spawn(self._inference(effect.frame))
@@ -266,12 +311,22 @@ class SessionDriver:
 
     async def _open_escalation(self, effect: OpenEscalation) -> None:
         store, session = self.host.store, self._id()
+        if not self._escalations.take(self.host.clock()):  # rule 5
+            self.escalations_refused += 1
+            return
+        open_here = [e for e in await store.list_escalations(status="open") if e.session_id == session]
+        if len(open_here) >= self.limits.max_open_escalations:
+            self.escalations_refused += 1
+            return
         history = [{"step": r.step_id, "entered_at": r.entered_at, "verified_at": r.verified_at, "how": r.how}
                    for r in await store.step_history(session)]
         context = {"offer": effect.offer, "step": effect.step, "scene": effect.scene, "history": history,
                    "locale": effect.locale}
         await store.open_escalation(session, effect.reason, at=self.host.clock(), context=context)
         self.host.metrics.escalations.inc(reason=effect.reason, offer=str(effect.offer).lower())
+
+    async def _show_agents(self, effect: ShowAgents) -> None:
+        self.host.show_agents(self._id(), effect)
 
     async def _end_session(self, effect: EndSession) -> None:
         store, now, session = self.host.store, self.host.clock(), self._id()

@@ -35,9 +35,11 @@ from ar_server.inference import InferenceService
 from ar_server.metrics import Metrics
 from ar_server.protocol import Hello
 from ar_server.session.core import CoreConfig
-from ar_server.session.events import GoingAway, SessionOpened
+from ar_server.session.effects import AcceptHelp, ShowAgents
+from ar_server.session.events import AgentEvent, AgentJoined, GoingAway, SessionOpened
 from ar_server.session.frame_archive import FrameArchive
 from ar_server.session.live import SessionDriver
+from ar_server.session.watchers import Watchers
 from ar_server.store import SessionRecord, Store
 from product_models.camera import CameraIntrinsics
 from product_models.catalog import Catalog
@@ -67,13 +69,18 @@ class SessionManager:
         self.live: dict[str, SessionDriver] = {}  # session id -> the connection carrying it
         self.connections: set[SessionDriver] = set()  # every connection, before hello too
         self._core_config = CoreConfig(limits=config.limits(), idle_timeout_s=config.session_idle_timeout_s,
-                                       archive_interval_s=archive.interval_s if archive.enabled else None)
+                                       hello_timeout_s=config.hello_timeout_s,
+                                       archive_interval_s=archive.interval_s if archive.enabled else None,
+                                       agent_frame_fps=config.agent_frame_fps)
         self._observations: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._used_resume: OrderedDict[str, str] = OrderedDict()  # retired token hash -> session id
         self._open_lock = asyncio.Lock()
         self._going_away = False
         self._ticker: asyncio.Task[None] | None = None
         self._last_sweep = -math.inf
+        self.watchers = Watchers()
+        self._shrinking: set[str] = set()  # sessions whose frame for agents is being downscaled now
+        self._state_sent_at: dict[str, float] = {}
 
     # ---------------------------------------------------------------- SessionHost
 
@@ -94,9 +101,96 @@ class SessionManager:
         self._observations.move_to_end(session_id)
         while len(self._observations) > MAX_REMEMBERED_OBSERVATIONS:
             self._observations.popitem(last=False)
+        self.publish_state(session_id)
 
     def last_observation(self, session_id: str) -> dict[str, Any] | None:
         return self._observations.get(session_id)
+
+    # ---------------------------------------------------------------- agents (ar_server.session.watchers)
+
+    def session_state(self, session_id: str) -> dict[str, Any]:
+        """What a watching agent sees besides the picture: connection, step, history, last observation."""
+        driver = self.live.get(session_id)
+        engine = None if driver is None else driver.core.engine
+        return {"t": "state", "session": session_id, "connected": driver is not None,
+                "scene": None if engine is None else engine.scene.id,
+                "step": None if engine is None else engine.step_id,
+                "steps": [] if engine is None else list(engine.scene.steps),
+                "history": [] if engine is None else list(engine.history),
+                "observation": self._observations.get(session_id),
+                "agents": self.watchers.names(session_id)}
+
+    def publish_state(self, session_id: str, *, force: bool = False) -> None:
+        """Send the session's state to its watchers, at most ``agent_frame_fps`` times a second unless forced."""
+        watching = self.watchers.of(session_id)
+        if not watching:
+            return
+        now = self.clock()
+        if not force and now - self._state_sent_at.get(session_id, -math.inf) < 1.0 / self.config.agent_frame_fps:
+            return
+        self._state_sent_at[session_id] = now
+        state = self.session_state(session_id)
+        for watcher in watching:
+            watcher.send(state)
+
+    def agent_event(self, session_id: str, event: AgentEvent) -> bool:
+        """Hand an agent's event to the session's core; False when no customer is connected to hear it."""
+        driver = self.live.get(session_id)
+        if driver is None or driver.closed:
+            return False
+        driver.feed(event)
+        return True
+
+    def _rejoin(self, session_id: str, driver: SessionDriver) -> None:
+        if self.live.get(session_id) is not driver or driver.core.state != "open":
+            return
+        for watcher in self.watchers.of(session_id):
+            driver.feed(AgentJoined(watcher.subject))
+        self.publish_state(session_id, force=True)
+
+    def queue_changed(self) -> None:
+        self.watchers.queue_changed()
+
+    async def accept_help(self, session_id: str, effect: AcceptHelp) -> None:
+        """The session's newest escalation still open joins the agent queue (a new ``help`` one if none)."""
+        store, now = self.store, self.clock()
+        waiting = [e for e in await store.list_escalations() if e.session_id == session_id and e.status != "closed"]
+        if waiting:
+            escalation_id = waiting[-1].id
+        else:
+            history = [{"step": r.step_id, "entered_at": r.entered_at, "verified_at": r.verified_at, "how": r.how}
+                       for r in await store.step_history(session_id)]
+            escalation_id = await store.open_escalation(session_id, "help", at=now, context={
+                "offer": True, "step": effect.step, "scene": effect.scene, "history": history,
+                "locale": effect.locale})
+        await store.accept_escalation(escalation_id, at=now)
+        await store.add_event(session_id, "accept_help", at=now, data={"escalation": escalation_id,
+                                                                        "step": effect.step})
+        self.queue_changed()
+
+    def show_agents(self, session_id: str, effect: ShowAgents) -> None:
+        """Downscale the frame off the event loop and pass it to the watchers (one at a time per session)."""
+        if session_id in self._shrinking or not self.watchers.of(session_id):
+            return
+        self._shrinking.add(session_id)
+        task = asyncio.create_task(self._show(session_id, effect))
+        task.add_done_callback(lambda t: None if t.cancelled() or t.exception() is None else
+                               log.warning("session %s: frame for agents failed: %s", session_id, t.exception()))
+
+    async def _show(self, session_id: str, effect: ShowAgents) -> None:
+        from ar_server.session.thumbnails import shrink_jpeg  # cv2 stays out of this module's import
+
+        try:
+            shrunk = await asyncio.to_thread(shrink_jpeg, effect.jpeg, self.config.agent_frame_width)
+        finally:
+            self._shrinking.discard(session_id)
+        if shrunk is None:
+            return
+        jpeg, width, height = shrunk
+        message = {"t": "frame", "session": session_id, "seq": effect.seq, "width": width, "height": height,
+                   "jpeg": jpeg}
+        for watcher in self.watchers.of(session_id):
+            watcher.send(message)
 
     def register(self, driver: SessionDriver) -> None:
         """A new connection: its core gets ticks from now on (the hello timeout runs before any session).
@@ -165,6 +259,10 @@ class SessionManager:
                                    data={"client": hello.client, "subject": claims.subject, "role": claims.role})
         self.live[record.id] = driver
         self.metrics.active_sessions.set(len(self.live))
+        if self.watchers.of(record.id):
+            # Agents were watching while the customer was away: once this hello's SessionOpened has reached
+            # the new core (later in this same step of the driver's task), they join it again.
+            asyncio.get_running_loop().call_soon(self._rejoin, record.id, driver)
         camera = None if hello.camera is None else CameraIntrinsics(
             hello.camera.fx, hello.camera.fy, hello.camera.cx, hello.camera.cy, hello.camera.width,
             hello.camera.height)

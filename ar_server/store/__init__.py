@@ -5,9 +5,11 @@ from __future__ import annotations
 from ar_server.store.base import (
     ESCALATION_STATUSES,
     STEP_HOWS,
+    AgentAction,
     EscalationRecord,
     EscalationStatus,
     EventRecord,
+    LinkOutcome,
     SceneVersion,
     SessionRecord,
     StepHow,
@@ -19,6 +21,7 @@ from ar_server.store.sqlite_db import SQLiteDatabase
 from ar_server.store.sqlite_store import SQLiteStore
 
 __all__ = [
-    "ESCALATION_STATUSES", "SCHEMA_VERSION", "STEP_HOWS", "EscalationRecord", "EscalationStatus", "EventRecord",
-    "SQLiteDatabase", "SQLiteStore", "SceneVersion", "SessionRecord", "StepHow", "StepRecord", "Store",
+    "ESCALATION_STATUSES", "SCHEMA_VERSION", "STEP_HOWS", "AgentAction", "EscalationRecord", "EscalationStatus",
+    "EventRecord", "LinkOutcome", "SQLiteDatabase", "SQLiteStore", "SceneVersion", "SessionRecord", "StepHow",
+    "StepRecord", "Store",
 ]

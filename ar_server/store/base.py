@@ -61,6 +61,24 @@ class EscalationRecord:
     context: Any = None  # everything an agent needs: steps, last observation, customer choices
     status: EscalationStatus = "open"
     agent: str | None = None
+    accepted_at: float | None = None  # when the customer accepted help from a person: it is in the agent queue
+
+
+@dataclass(frozen=True)
+class AgentAction:
+    """Something an agent did in a session: took it, joined or left it, held control, sent a message,
+    pointed at a part, moved it to a step, ended it, or handed it back to the queue."""
+
+    id: int
+    session_id: str
+    at: float
+    agent: str  # the agent token's subject
+    kind: str  # take | join | leave | control | message | point | goto | end | hand_back
+    data: Any = None
+    escalation_id: int | None = None
+
+
+LinkOutcome = Literal["ok", "unknown", "used", "expired"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,13 @@ class Store(Protocol):
     async def update_escalation(self, escalation_id: int, status: EscalationStatus, *, at: float,
                                 agent: str | None = None) -> None: ...
     async def list_escalations(self, *, status: EscalationStatus | None = None) -> list[EscalationRecord]: ...
+    async def accept_escalation(self, escalation_id: int, *, at: float) -> None: ...
+    async def take_escalation(self, escalation_id: int, agent: str, *, at: float) -> bool: ...
+    async def add_agent_action(self, session_id: str, agent: str, kind: str, *, at: float, data: Any = None,
+                               escalation_id: int | None = None) -> int: ...
+    async def agent_actions(self, session_id: str) -> list[AgentAction]: ...
+    async def create_link(self, token_hash: str, session_id: str, *, at: float, expires_at: float) -> None: ...
+    async def use_link(self, token_hash: str, *, at: float) -> tuple[LinkOutcome, str | None]: ...
     async def put_scene_version(self, scene_id: str, yaml_text: str, author: str, *, at: float) -> int: ...
     async def get_scene_version(self, scene_id: str, version: int | None = None) -> SceneVersion | None: ...
     async def scene_versions(self, scene_id: str) -> list[SceneVersion]: ...

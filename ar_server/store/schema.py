@@ -65,6 +65,27 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (scene_id, version)
     );
     """,
+    # 2: single-use support links, accepted escalations, and what agents did in a session
+    """
+    CREATE TABLE links (
+        token_hash TEXT PRIMARY KEY,   -- SHA-256 hex of the link token; the token itself is never stored
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        used_at    REAL                -- NULL until exchanged (once)
+    );
+    ALTER TABLE escalations ADD COLUMN accepted_at REAL;
+    CREATE TABLE agent_actions (
+        id            INTEGER PRIMARY KEY,
+        session_id    TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        escalation_id INTEGER REFERENCES escalations (id),
+        at            REAL NOT NULL,
+        agent         TEXT NOT NULL,
+        kind          TEXT NOT NULL,    -- take, join, leave, control, message, point, goto, end, hand_back
+        data          TEXT              -- JSON
+    );
+    CREATE INDEX agent_actions_session ON agent_actions (session_id, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

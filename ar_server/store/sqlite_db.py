@@ -20,6 +20,7 @@ from ar_server.errors import StoreError
 from ar_server.store.base import (
     ESCALATION_STATUSES,
     STEP_HOWS,
+    AgentAction,
     EscalationRecord,
     EventRecord,
     SceneVersion,
@@ -213,11 +214,65 @@ class SQLiteDatabase:
                 raise StoreError("not_found", f"no escalation {escalation_id}", "escalation")
 
     def list_escalations(self, *, status: str | None = None) -> list[EscalationRecord]:
-        sql = "SELECT id, session_id, created_at, updated_at, reason, context, status, agent FROM escalations"
+        sql = ("SELECT id, session_id, created_at, updated_at, reason, context, status, agent, accepted_at "
+               "FROM escalations")
         rows = self._read(sql + (" WHERE status = ? ORDER BY id" if status else " ORDER BY id"),
                           (status,) if status else ())
         return [EscalationRecord(id=r[0], session_id=r[1], created_at=r[2], updated_at=r[3], reason=r[4],
-                                 context=_load(r[5]), status=r[6], agent=r[7]) for r in rows]
+                                 context=_load(r[5]), status=r[6], agent=r[7], accepted_at=r[8]) for r in rows]
+
+    def accept_escalation(self, escalation_id: int, *, at: float) -> None:
+        """The customer accepted help from a person: the escalation joins the agent queue (first time only)."""
+        with self._tx() as c:
+            cur = c.execute("UPDATE escalations SET accepted_at = COALESCE(accepted_at, ?), updated_at = ? "
+                            "WHERE id = ?", (at, at, escalation_id))
+            if cur.rowcount == 0:
+                raise StoreError("not_found", f"no escalation {escalation_id}", "escalation")
+
+    def take_escalation(self, escalation_id: int, agent: str, *, at: float) -> bool:
+        """``agent`` takes an open escalation; False when it is no longer open (another agent was faster)."""
+        with self._tx() as c:
+            cur = c.execute("UPDATE escalations SET status = 'taken', agent = ?, updated_at = ? "
+                            "WHERE id = ? AND status = 'open'", (agent, at, escalation_id))
+            return cur.rowcount == 1
+
+    # ------------------------------------------------------------ agents and links
+
+    def add_agent_action(self, session_id: str, agent: str, kind: str, *, at: float, data: Any = None,
+                         escalation_id: int | None = None) -> int:
+        payload = _dump(data, "data")
+        with self._tx() as c:
+            self._require_session(c, session_id)
+            cur = c.execute("INSERT INTO agent_actions (session_id, escalation_id, at, agent, kind, data) "
+                            "VALUES (?,?,?,?,?,?)", (session_id, escalation_id, at, agent, kind, payload))
+            return int(cur.lastrowid or 0)
+
+    def agent_actions(self, session_id: str) -> list[AgentAction]:
+        rows = self._read("SELECT id, session_id, at, agent, kind, data, escalation_id FROM agent_actions "
+                          "WHERE session_id = ? ORDER BY id", (session_id,))
+        return [AgentAction(id=r[0], session_id=r[1], at=r[2], agent=r[3], kind=r[4], data=_load(r[5]),
+                            escalation_id=r[6]) for r in rows]
+
+    def create_link(self, token_hash: str, session_id: str, *, at: float, expires_at: float) -> None:
+        with self._tx() as c:
+            self._require_session(c, session_id)
+            c.execute("INSERT INTO links (token_hash, session_id, created_at, expires_at) VALUES (?,?,?,?)",
+                      (token_hash, session_id, at, expires_at))
+
+    def use_link(self, token_hash: str, *, at: float) -> tuple[str, str | None]:
+        """Exchange a link once: ("ok", session id), or ("unknown" | "used" | "expired", None). Checking and
+        marking happen in one transaction, so of two exchanges at once exactly one succeeds."""
+        with self._tx() as c:
+            row = c.execute("SELECT session_id, expires_at, used_at FROM links WHERE token_hash = ?",
+                            (token_hash,)).fetchone()
+            if row is None:
+                return "unknown", None
+            if row[2] is not None:
+                return "used", None
+            if at >= row[1]:
+                return "expired", None
+            c.execute("UPDATE links SET used_at = ? WHERE token_hash = ?", (at, token_hash))
+            return "ok", str(row[0])
 
     # ------------------------------------------------------------ scene versions
 

@@ -17,9 +17,11 @@ from typing import Any, Literal, TypeVar
 
 from ar_server.errors import StoreError
 from ar_server.store.base import (
+    AgentAction,
     EscalationRecord,
     EscalationStatus,
     EventRecord,
+    LinkOutcome,
     SceneVersion,
     SessionRecord,
     StepHow,
@@ -111,6 +113,26 @@ class SQLiteStore:
 
     async def list_escalations(self, *, status: EscalationStatus | None = None) -> list[EscalationRecord]:
         return await self.run(lambda db: db.list_escalations(status=status))
+
+    async def accept_escalation(self, escalation_id: int, *, at: float) -> None:
+        await self.run(lambda db: db.accept_escalation(escalation_id, at=at))
+
+    async def take_escalation(self, escalation_id: int, agent: str, *, at: float) -> bool:
+        return await self.run(lambda db: db.take_escalation(escalation_id, agent, at=at))
+
+    async def add_agent_action(self, session_id: str, agent: str, kind: str, *, at: float, data: Any = None,
+                               escalation_id: int | None = None) -> int:
+        return await self.run(lambda db: db.add_agent_action(session_id, agent, kind, at=at, data=data,
+                                                             escalation_id=escalation_id))
+
+    async def agent_actions(self, session_id: str) -> list[AgentAction]:
+        return await self.run(lambda db: db.agent_actions(session_id))
+
+    async def create_link(self, token_hash: str, session_id: str, *, at: float, expires_at: float) -> None:
+        await self.run(lambda db: db.create_link(token_hash, session_id, at=at, expires_at=expires_at))
+
+    async def use_link(self, token_hash: str, *, at: float) -> tuple[LinkOutcome, str | None]:
+        return await self.run(lambda db: db.use_link(token_hash, at=at))  # type: ignore[return-value]
 
     async def put_scene_version(self, scene_id: str, yaml_text: str, author: str, *, at: float) -> int:
         return await self.run(lambda db: db.put_scene_version(scene_id, yaml_text, author, at=at))

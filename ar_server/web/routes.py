@@ -1,4 +1,5 @@
-"""The customer web page: ``/`` (the page), ``/web/...`` (its files) and ``/v1/products/{id}/model.glb``.
+"""The web pages: ``/`` (the customer page), ``/console`` (the agents' console), ``/web/...`` (their files),
+``/v1/products/{id}/model.glb``, and ``/v1/agent`` (the console's WebSocket, ``agent_channel.py``).
 
 Rules:
 1. Files come only from this package's folder, and only with an extension in ``CONTENT_TYPES``: a path that
@@ -9,22 +10,29 @@ Rules:
    needs nothing else, so a token read from the URL fragment cannot be sent anywhere else.
 3. ``model.glb`` is the catalog's file of a known product, read-only, behind a bearer token of any role like
    every REST route but ``/healthz`` (the page loads it with the session's token).
+4. Every WebSocket upgrade (the stream and the agent channel) whose ``Origin`` header names another host than
+   the request's own is refused (403) before anything else runs: a page on another site cannot open a socket
+   with the browser's credentials. A request without ``Origin`` comes from a non-browser client: allowed. The
+   scheme is not compared, so a TLS-terminating proxy in front keeps working.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
 from ar_server.app_keys import AUTHORITY, CATALOG
 from ar_server.errors import AuthError
 from ar_server.rest import ALL_ROLES, json_error
+from ar_server.web.agent_channel import AGENT_PATH, agent_socket
+from ar_server.web.origin import same_origin
 
 WEB_DIR: Final = Path(__file__).resolve().parent
 PAGE: Final = "index.html"
+CONSOLE: Final = "console.html"
 STATIC_PREFIX: Final = "/web/"
 MODEL_FILE: Final = "model.glb"
 CONTENT_TYPES: Final = {
@@ -100,6 +108,11 @@ async def page(request: web.Request) -> web.StreamResponse:
     return _file(request, WEB_DIR / PAGE)
 
 
+async def console(request: web.Request) -> web.StreamResponse:
+    """``GET /console``: the agents' console. Its agent token is typed in and kept in sessionStorage."""
+    return _file(request, WEB_DIR / CONSOLE)
+
+
 async def web_file(request: web.Request) -> web.StreamResponse:
     path = static_file(request.match_info["path"])
     if path is None:
@@ -129,9 +142,22 @@ async def product_model(request: web.Request) -> web.StreamResponse:
                                            "X-Content-Type-Options": "nosniff"})
 
 
+@web.middleware
+async def origin_guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Rule 4, for every route: a cross-origin WebSocket upgrade is 403."""
+    if request.headers.get("Upgrade", "").lower() == "websocket" and not same_origin(request):
+        return json_error(403, "forbidden", "WebSocket connections are taken from this server's own pages only "
+                                            f"(Origin {request.headers.get('Origin', '')[:100]!r})")
+    return await handler(request)
+
+
 def add_web_routes(app: web.Application) -> None:
-    """Register the page, its files and the product model route on ``app`` (which provides ``AUTHORITY`` and
-    ``CATALOG``)."""
+    """Register the pages, their files, the product model route and the agent channel on ``app`` (which
+    provides ``AUTHORITY`` and ``CATALOG``), and the origin guard (rule 4) among its middlewares."""
+
+    app.middlewares.append(origin_guard)
     app.router.add_get("/", page)
+    app.router.add_get("/console", console)
+    app.router.add_get(AGENT_PATH, agent_socket)
     app.router.add_get(STATIC_PREFIX + "{path:.+}", web_file)
     app.router.add_get("/v1/products/{id}/" + MODEL_FILE, product_model)

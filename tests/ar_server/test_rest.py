@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from ar_server.app import create_app
 from ar_server.app_keys import STORE
-from ar_server.auth import TokenAuthority
+from ar_server.auth import TokenAuthority, resume_token_hash
 from ar_server.config import DEV_SECRET
 from ar_server.rest import ROUTE_ROLES
 from ar_server.store import SessionRecord
@@ -18,6 +19,7 @@ from scenes import LIBRARY_DIR
 from tests.ar_server.conftest import make_config
 
 ROLES = ("customer", "agent", "author", "admin")
+MATRIX_LINK = "matrix-link-0123456789abcdef"
 SCENE_ID = "router_no_internet"
 
 
@@ -46,7 +48,9 @@ def _expected(method: str, path: str, role: str | None) -> int:
         return 401
     if role not in roles:
         return 403
-    return {"PUT": 200, "POST": 201}.get(method, 200)
+    if path == "/v1/sessions":
+        return 201 if method == "POST" else 200
+    return 200
 
 
 @pytest.mark.parametrize("role", [*ROLES, None, "bad"])
@@ -55,9 +59,16 @@ async def test_auth_matrix(api: Any, method: str, path: str, role: str | None) -
     session_id = "sess-matrix"
     await api.server.app[STORE].create_session(SessionRecord(id=session_id, customer="customer-1",
                                                              resume_hash="h" * 64, created_at=1.0, updated_at=1.0))
+    store = api.server.app[STORE]
+    escalation = await store.open_escalation(session_id, "help", at=1.0)
+    await store.create_link(resume_token_hash(MATRIX_LINK), session_id, at=1.0, expires_at=1e12)
     url = path.replace("{id}", {"/v1/products/{id}": "router_ax1800", "/v1/scenes/{id}": SCENE_ID,
-                                "/v1/sessions/{id}": session_id}.get(path, ""))
-    body = (LIBRARY_DIR / f"{SCENE_ID}.yaml").read_text(encoding="utf-8") if method == "PUT" else None
+                                "/v1/sessions/{id}": session_id}.get(path, str(escalation)))
+    body: str | None = None
+    if method == "PUT":
+        body = (LIBRARY_DIR / f"{SCENE_ID}.yaml").read_text(encoding="utf-8")
+    elif path == "/v1/links/exchange":
+        body = json.dumps({"link": MATRIX_LINK})
     response = await api.request(method, url, headers=_auth(role), data=body)
     assert response.status == _expected(method, path, role), await response.text()
     if response.status >= 400:

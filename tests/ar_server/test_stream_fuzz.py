@@ -33,7 +33,10 @@ payloads = st.one_of(st.binary(max_size=80), maps.map(lambda d: msgpack.packb(d,
 
 def test_random_payloads_each_get_the_decoders_error(tmp_path: Path) -> None:
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(create_app(make_config(tmp_path), pipeline=TruthTablePipeline()))
+    # Over a thousand refused messages on one connection: past the default refusal budget, which closes it
+    # (tests/adversarial/test_floods.py); here every one must get the decoder's own error.
+    config = make_config(tmp_path, bad_messages_burst=1_000_000)
+    runner = web.AppRunner(create_app(config, pipeline=TruthTablePipeline()))
     loop.run_until_complete(runner.setup())
     site = web.TCPSite(runner, "127.0.0.1", 0)
     loop.run_until_complete(site.start())

@@ -86,6 +86,15 @@ def test_blank_frame_has_no_product(pipeline: Pipeline) -> None:
     assert {"decode_ms", "detect_ms", "total_ms"} <= obs.timing_ms.keys()
 
 
+def test_a_frame_decoded_by_the_caller_is_not_decoded_again(pipeline: Pipeline) -> None:
+    """The server decodes per session, off the shared batch; the pipeline must use that image as it is."""
+    from vision.decode import decode_jpeg
+
+    image = decode_jpeg(GOOD)
+    obs = pipeline.process(FrameInput(b"not even a JPEG", 6, 1.5, image=image, decode_ms=3.25))
+    assert obs.seq == 6 and obs.timing_ms["decode_ms"] == 3.25
+
+
 def _render(product_id: str, states: dict[str, str], pose: Pose, cam: CameraIntrinsics) -> np.ndarray:
     from product_models.backdrop import room_backdrop
     from product_models.render import Renderer

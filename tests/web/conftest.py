@@ -176,7 +176,7 @@ class FixlensServer:
                 self.process.wait(5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fixlens_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixlensServer]:
     weights = REPO / "vision" / "weights" / "fixlens-pose.onnx"
     if not weights.is_file():
@@ -186,13 +186,24 @@ def fixlens_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixlens
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def fake_camera_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Y4M film of the router repair (tests/web/fake_camera.py), rendered in a subprocess if not cached."""
-    done = subprocess.run([sys.executable, "-m", "tests.web.fake_camera"], cwd=REPO, capture_output=True, text=True,
-                          timeout=900, check=False)
+def film_video(name: str) -> Path:
+    """The Y4M film ``name`` of tests/web/fake_camera.py, rendered in a subprocess if not cached."""
+    done = subprocess.run([sys.executable, "-m", "tests.web.fake_camera", "--film", name], cwd=REPO,
+                          capture_output=True, text=True, timeout=900, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"rendering the fake camera film failed:\n{done.stderr[-4000:]}")
     path = Path(done.stdout.strip().splitlines()[-1])
     assert path.is_file(), path
     return path
+
+
+@pytest.fixture(scope="session")
+def fake_camera_video() -> Path:
+    """The film of the router repair."""
+    return film_video("repair")
+
+
+@pytest.fixture(scope="session")
+def handoff_camera_video() -> Path:
+    """The film of the agent hand-off: the back panel held in a moving hand, the cable never plugged in."""
+    return film_video("handoff")

@@ -62,8 +62,9 @@ def wait_state(page: Any, condition: Any, timeout_s: float, what: str) -> dict[s
 def test_the_customer_page_repairs_the_router_with_every_step_verified_by_vision(
         playwright: Any, fixlens_server: FixlensServer, fake_camera_video: Path) -> None:
     customer = fixlens_token("customer", "web-customer")
-    link = rest(fixlens_server, "POST", "/v1/sessions", customer)  # a support link's session and bound token
-    session, token = link["session"], link["token"]
+    link = rest(fixlens_server, "POST", "/v1/sessions", customer)  # a support link: session, single-use link
+    session, token, url = link["session"], link["token"], link["url"]
+    assert url.startswith("/#link=") and token not in url
 
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(fake_camera_video))
     context = browser.new_context(viewport=LANDSCAPE, locale="en-GB")
@@ -73,7 +74,7 @@ def test_the_customer_page_repairs_the_router_with_every_step_verified_by_vision
     page.on("request", lambda request: requests.append(request.url))
     started = time.monotonic()
     try:
-        page.goto(f"{fixlens_server.url}/#token={token}")
+        page.goto(fixlens_server.url + url)
         # The first step, seen from behind the router: its overlays are on the WAN port, which faces the camera.
         wait_state(page, lambda s: s.get("step") == "check_wan", 90, "the first step")
         page.wait_for_selector(".label:not(.label-behind):not([hidden])", timeout=60_000)
@@ -90,8 +91,9 @@ def test_the_customer_page_repairs_the_router_with_every_step_verified_by_vision
     finally:
         try:
             final = page_state(page)
+            page_token = page.evaluate("sessionStorage.getItem('fixlens.token')")
         except Exception as exc:  # the page itself failed: say so in the assertion below
-            final = {"unreadable": str(exc)}
+            final, page_token = {"unreadable": str(exc)}, None
         context.close()
         browser.close()
     elapsed = time.monotonic() - started
@@ -112,6 +114,10 @@ def test_the_customer_page_repairs_the_router_with_every_step_verified_by_vision
     assert not page.errors, page.errors
     print(f"\nweb repair: resolved {elapsed:.1f} s after the page opened; steps {history}; frames sent "
           f"{state['stats']['sent']}, answered {state['stats']['answered']}, lost {state['stats']['lost']}")
-    # The link's token travels in the fragment only: no request line and no server log line carries it.
-    assert not [u for u in requests if token in u], requests
-    assert token not in fixlens_server.log
+    # The session token never goes into a URL, and the link only in the fragment: no request line and no
+    # server log line carries either.
+    link_token = url.removeprefix("/#link=")
+    assert page_token and page_token.startswith("fl1."), page_token  # what the link was exchanged for
+    secret_values = (token, link_token, page_token)
+    assert not [u for u in requests if any(s in u for s in secret_values)], requests
+    assert not [s for s in secret_values if s in fixlens_server.log]

@@ -6,6 +6,7 @@ Each message the page sends is decoded by the server's own decoder, so the page 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from ar_server.protocol import (
+    Agent,
     Animate,
     Arrow,
     Choice,
@@ -59,8 +61,17 @@ def page(browser: Any, page_server: ServerThread) -> Iterator[Any]:
 
 
 def open_page(page: Any, server: ServerThread, token: str) -> FakeStream:
+    """Open the page from a support link; the link exchange answers with ``token`` (this server has no store)."""
     stream = FakeStream(page)
-    page.goto(f"{server.url}/#token={token}")
+    link = "page-stream-link-0123456789"
+
+    def exchange(route: Any) -> None:
+        assert json.loads(route.request.post_data or "{}") == {"link": link}
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps({"session": "s1", "token": token, "customer": "c", "expires_at": 0}))
+
+    page.route("**/v1/links/exchange", exchange)
+    page.goto(f"{server.url}/#link={link}")
     return stream
 
 
@@ -308,3 +319,34 @@ def test_a_turn_the_device_hint_goes_once_the_parts_face_the_camera(page: Any, p
     assert page.is_visible("#hint")
     answer_frames(page, connection, BEHIND, 1.0)  # the customer turned it: the port faces the camera
     assert page.is_hidden("#hint")
+
+
+def test_a_person_is_offered_after_help_and_their_words_and_pointing_reach_the_page(
+        page: Any, page_server: ServerThread) -> None:
+    stream = open_page(page, page_server, mint("customer", "cust-13"))
+    connection = stream.wait_connection(0)
+    connection.welcome("resume-1", agents=True)
+    connection.send(CHECK_WAN)
+    page.wait_for_selector("#step-text:has-text('WAN port')")
+    assert page.is_hidden("#talk")  # offered only after help or the server's offer
+    connection.send(Notice("help_requested", "Ein Mitarbeiter wurde um Hilfe gebeten."))
+    page.click("#talk")
+    stream.wait(lambda: any(isinstance(m, Event) and m.kind == "accept_help" for m in connection.received),
+                what="accept_help")
+    connection.send(Notice("agent_queued", "Gleich meldet sich eine Person vom Support."))
+    connection.send(Agent("joined", "Alex"))
+    page.wait_for_selector("#agent-status:has-text('Alex vom Support')")
+    assert page.is_hidden("#talk")
+    connection.send(Agent("message", "Alex", text="Der WAN-Anschluss ist der blaue."))
+    page.wait_for_selector(".agent-message:has-text('der blaue')")
+    connection.send(Agent("point", "Alex", part="port_wan", color="#3fa9f5"))
+    answer_frames(page, connection, BEHIND, 2.0)
+    x, y = stage_point(page, *project(BEHIND, np.asarray(default_catalog().get("router_ax1800").part("port_wan")
+                                                         .anchor)))
+    shot = page.screenshot(clip={"x": x - 40, "y": y - 40, "width": 80, "height": 80})
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(int)
+    blue = (rgb[..., 2] > 180) & (rgb[..., 0] < 140) & (rgb[..., 1] > 120)
+    assert blue.sum() >= 30, f"no blue ring around the WAN port at ({x:.0f}, {y:.0f}): {blue.sum()} px"
+    assert page.evaluate("window.fixlensPage.pointing") == "port_wan"
+    connection.send(Agent("point", "Alex"))
+    stream.wait(lambda: page.evaluate("window.fixlensPage.pointing") is None, what="pointing stopped")

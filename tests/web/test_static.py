@@ -52,6 +52,14 @@ def test_the_page_has_a_strict_content_security_policy(page_server: ServerThread
     assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
 
 
+def test_the_console_carries_the_same_policy(page_server: ServerThread) -> None:
+    status, headers, body = get(page_server, "/console")
+    assert status == 200 and b"Fixlens console" in body
+    _, page_headers, _ = get(page_server, "/")
+    assert headers["content-security-policy"] == page_headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
+
+
 @pytest.mark.parametrize("path", [p.relative_to(WEB_DIR).as_posix() for p in SERVED])
 def test_every_page_file_is_served_with_the_policy_and_its_type(page_server: ServerThread, path: str) -> None:
     status, headers, body = get(page_server, f"/web/{path}")

@@ -18,6 +18,8 @@ const WORDS = {
     no_token: "This page needs a support link. Open the link you were sent.",
     link_invalid: "This support link cannot be used: {why}",
     taken_over: "This session continues in another window.",
+    talk: "Talk to a person", agent_waiting: "A person from support will join you shortly.",
+    agent_joined: "{name} from support joined", agent_left: "{name} left", agent_pointing: "{name} is pointing at the device",
   },
   de: {
     done: "Fertig", back: "Zurück", help: "Hilfe", step: "Schritt {n} von {total}",
@@ -35,6 +37,8 @@ const WORDS = {
     no_token: "Diese Seite braucht einen Support-Link. Öffnen Sie den Link, den Sie erhalten haben.",
     link_invalid: "Dieser Support-Link ist nicht nutzbar: {why}",
     taken_over: "Diese Sitzung läuft in einem anderen Fenster weiter.",
+    talk: "Mit einer Person sprechen", agent_waiting: "Gleich meldet sich eine Person vom Support.",
+    agent_joined: "{name} vom Support ist dabei", agent_left: "{name} hat die Sitzung verlassen", agent_pointing: "{name} zeigt auf das Gerät",
   },
   es: {
     done: "Hecho", back: "Atrás", help: "Ayuda", step: "Paso {n} de {total}",
@@ -52,6 +56,8 @@ const WORDS = {
     no_token: "Esta página necesita un enlace de soporte. Abra el enlace que recibió.",
     link_invalid: "Este enlace de soporte no se puede usar: {why}",
     taken_over: "Esta sesión continúa en otra ventana.",
+    talk: "Hablar con una persona", agent_waiting: "En breve se unirá una persona de soporte.",
+    agent_joined: "{name} de soporte se ha unido", agent_left: "{name} se ha ido", agent_pointing: "{name} señala el aparato",
   },
 };
 

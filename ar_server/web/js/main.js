@@ -9,9 +9,11 @@ import { Panel } from "./panel.js";
 import { PoseTracker } from "./pose.js";
 import { streamUrl } from "./protocol.js";
 import { StreamClient } from "./stream.js";
-import { TabMemory, obtainSessionToken } from "./token.js";
+import { LinkError, TabMemory, obtainSessionToken } from "./token.js";
 
 const MAX_DRAW_SCALE = 2; // overlay pixels per video pixel at most: sharp on a phone, cheap on a laptop
+const AGENT_RING_SCALE = 1.6; // an agent's mark around a part, relative to a step's highlight ring
+const MAX_LATENCIES = 4096; // capture-to-overlay times kept for diagnostics
 const PUMP_INTERVAL_MS = 100; // frames also go out on every new picture and every answer; this is the backstop
 
 const byId = (id) => document.getElementById(id);
@@ -24,13 +26,22 @@ async function start() {
   document.documentElement.lang = locale;
   const memory = new TabMemory(window.sessionStorage);
   let client = null;
-  const page = { state: "starting", stats: null, session: null, step: null, outcome: null, notices: [], events: [] };
+  const page = { state: "starting", stats: null, session: null, step: null, outcome: null, notices: [], events: [],
+    agent: null, pointing: null, agentMessages: [], pointDrawn: null, overlayLatencies: [] };
   const panel = new Panel(words, (kind, step, choice) => {
     if (client && client.sendEvent(kind, step, choice)) page.events.push(kind);
   });
   window.fixlensPage = page; // read-only diagnostics for the browser console and the tests
 
-  const token = await obtainSessionToken(window.location, window.history, memory);
+  let token = null;
+  try {
+    token = await obtainSessionToken(window.location, window.history, memory);
+  } catch (err) {
+    const why = err instanceof LinkError ? err.message : String(err);
+    panel.showProblem(format(words.link_invalid, { why }));
+    page.state = `link_${err instanceof LinkError ? err.code : "failed"}`;
+    return;
+  }
   if (!token) {
     panel.showProblem(words.no_token);
     page.state = "no_token";
@@ -67,6 +78,10 @@ async function start() {
   const hasFrameCallback = "requestVideoFrameCallback" in HTMLVideoElement.prototype;
   const grabber = new FrameGrabber(video);
   let productId = null;
+  let undrawnTs = null; // capture time of the newest pose not yet drawn (for `overlayLatencies`)
+  let stepOverlays = [];
+  let agentOverlay = null; // an agent's pointing: drawn like a step's highlight, with the live pose
+  const showOverlays = () => view.setOverlays(agentOverlay ? [...stepOverlays, agentOverlay] : stepOverlays);
 
   client = new StreamClient({
     url: streamUrl(window.location), token, locale, memory, grabber, clock,
@@ -80,6 +95,7 @@ async function start() {
       },
       welcome(message, { consentSent }) {
         page.session = message.session;
+        panel.agentsOnCall = message.agents === true;
         // The server says in `welcome` whether it keeps frames of consenting customers; consent is given in
         // `hello`, so a "yes" says hello again on a new connection.
         if (message.store_frames === true && memory.get("consent") === null) {
@@ -92,7 +108,8 @@ async function start() {
       step(message) {
         page.step = message.step;
         panel.showStep(message);
-        view.setOverlays(message.overlays);
+        stepOverlays = message.overlays || [];
+        showOverlays();
       },
       obs(message) {
         if (message.product !== productId && message.product !== null) {
@@ -100,16 +117,35 @@ async function start() {
           tracker.reset();
           followProduct(productId, token, view);
         }
-        if (message.pose) tracker.add(message.ts, message.pose, clock());
+        if (message.pose) {
+          tracker.add(message.ts, message.pose, clock());
+          undrawnTs = message.ts;
+        }
         panel.setProductInView(message.product !== null && Boolean(message.pose));
       },
       notice(message) {
         page.notices.push(message.code);
         panel.showNotice(message);
       },
+      agent(message) {
+        panel.showAgent(message);
+        if (message.kind === "joined") page.agent = message.agent;
+        else if (message.kind === "left") page.agent = null;
+        else if (message.kind === "message") page.agentMessages.push(message.text);
+        if (message.kind === "point" || message.kind === "left") {
+          const part = message.kind === "point" ? message.part : null;
+          // Larger than a step's ring on the same part, so both stay visible.
+          agentOverlay = part ? { kind: "highlight", part, color: message.color || "#3fa9f5", scale: AGENT_RING_SCALE }
+            : null;
+          page.pointing = part || null;
+          showOverlays();
+        }
+      },
       end(message) {
         page.outcome = message.outcome;
         panel.showEnd(message.outcome, message.text);
+        stepOverlays = [];
+        agentOverlay = null;
         view.setOverlays([]);
         for (const track of video.srcObject.getTracks()) track.stop();
       },
@@ -151,12 +187,31 @@ async function start() {
 
   const draw = () => {
     const now = clock();
+    const pose = tracker.poseAt(now);
     // "Turn the device" is answered once the step's parts face the camera; the server says it only later.
-    if (view.draw(tracker.poseAt(now), tracker.opacity(now), now)) panel.clearHint("turn_device");
+    if (view.draw(pose, tracker.opacity(now), now)) panel.clearHint("turn_device");
+    if (undrawnTs !== null && pose) {
+      // Diagnostics: seconds from a frame's capture to the first overlay drawn with its pose (the bench).
+      page.overlayLatencies.push([now, now - undrawnTs]); // [drawn at, seconds since capture]
+      if (page.overlayLatencies.length > MAX_LATENCIES) page.overlayLatencies.shift();
+      undrawnTs = null;
+    }
+    // Diagnostics: where the agent's mark was just drawn, in video pixels (the tests compare it with truth).
+    const anchor = agentOverlay && view.parts && view.parts.get(agentOverlay.part);
+    page.pointDrawn = anchor && pose ? { ...projectPoint(camera, pose, anchor.anchor), at: now } : null;
     requestAnimationFrame(draw);
   };
   requestAnimationFrame(draw);
   client.connect();
+}
+
+/** Pixel (u, v) of product point `p` (metres) under `pose` (X_cam = R p + t) with intrinsics `cam`. */
+function projectPoint(cam, pose, p) {
+  const [r, t] = [pose.R, pose.t];
+  const x = r[0] * p[0] + r[1] * p[1] + r[2] * p[2] + t[0];
+  const y = r[3] * p[0] + r[4] * p[1] + r[5] * p[2] + t[1];
+  const z = r[6] * p[0] + r[7] * p[1] + r[8] * p[2] + t[2];
+  return { u: (cam.fx * x) / z + cam.cx, v: (cam.fy * y) / z + cam.cy };
 }
 
 /** Parts from REST at once; the model (for the action demonstrations) when it has loaded. */

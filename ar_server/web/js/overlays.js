@@ -404,6 +404,7 @@ export class OverlayView {
       const part = this.parts.get(ov.part);
       if (!part) return; // an overlay on a part this product lacks is skipped, as the Panda3D client does
       const frame = partFrame(part);
+      if (ov.scale > 0) frame.radius *= ov.scale; // the page's own marks (an agent's pointing) stand apart
       const color = new THREE.Color(ov.color);
       const order = 10 + 4 * i;
       let item = null;

@@ -9,6 +9,8 @@ const VIEW_HINTS = new Set(["move_closer", "more_light", "hold_steady", "hand_co
   "turn_device", "point_camera", "no_product", "too_dark", "hold_still", "wrong_product"]);
 // Notices that mean nothing to the customer (a click that crossed a step change).
 const QUIET = new Set(["stale_step"]);
+// Notices after which the customer may ask for a person (`event` `accept_help`).
+const OFFERS_A_PERSON = new Set(["help_requested", "escalation_offer"]);
 const NOTICE_S = 8;
 const HINT_S = 5;
 
@@ -25,7 +27,16 @@ export class Panel {
       help: byId("help"), notices: byId("notices"), hint: byId("hint"), consent: byId("consent"),
       consentTitle: byId("consent-title"), consentText: byId("consent-text"), consentYes: byId("consent-yes"),
       consentNo: byId("consent-no"), end: byId("end"), endTitle: byId("end-title"), endText: byId("end-text"),
+      talk: byId("talk"), agent: byId("agent"), agentStatus: byId("agent-status"),
+      agentMessages: byId("agent-messages"),
     };
+    this.el.talk.textContent = words.talk;
+    this.el.talk.addEventListener("click", () => {
+      this.el.talk.hidden = true;
+      this.onAction("accept_help", this.step ? this.step.step : null);
+    });
+    this.agentsOnCall = false; // `welcome.agents`: a person can be offered
+    this.agentJoined = false;
     this.el.done.textContent = words.done;
     this.el.back.textContent = words.back;
     this.el.help.textContent = words.help;
@@ -42,7 +53,9 @@ export class Panel {
   }
 
   setButtons(enabled) {
-    for (const b of [this.el.done, this.el.back, this.el.help, ...this.el.choices.children]) b.disabled = !enabled;
+    for (const b of [this.el.done, this.el.back, this.el.help, this.el.talk, ...this.el.choices.children]) {
+      b.disabled = !enabled;
+    }
   }
 
   /** A `step` message: text, progress (1-based: step index of total), choices, and Done when it takes it. */
@@ -73,6 +86,8 @@ export class Panel {
   }
 
   showNotice(notice) {
+    if (OFFERS_A_PERSON.has(notice.code) && this.agentsOnCall && !this.agentJoined) this.el.talk.hidden = false;
+    if (notice.code === "agent_queued") this.setAgentStatus(notice.text);
     if (QUIET.has(notice.code) || !notice.text) return;
     if (VIEW_HINTS.has(notice.code)) {
       this.el.hint.textContent = notice.text;
@@ -89,6 +104,35 @@ export class Panel {
     this.el.notices.prepend(item);
     while (this.el.notices.children.length > 3) this.el.notices.lastElementChild.remove();
     setTimeout(() => item.remove(), NOTICE_S * 1000);
+  }
+
+  /** An `agent` message: who joined or left, and what they wrote. */
+  showAgent(message) {
+    const name = message.agent;
+    if (message.kind === "joined") {
+      this.agentJoined = true;
+      this.el.talk.hidden = true;
+      this.setAgentStatus(format(this.words.agent_joined, { name }));
+    } else if (message.kind === "left") {
+      this.agentJoined = false;
+      this.setAgentStatus(format(this.words.agent_left, { name }));
+    } else if (message.kind === "message" && message.text) {
+      const item = document.createElement("li");
+      item.className = "agent-message";
+      const who = document.createElement("strong");
+      who.textContent = `${name}: `;
+      item.append(who, message.text);
+      this.el.agentMessages.append(item);
+      while (this.el.agentMessages.children.length > 4) this.el.agentMessages.firstElementChild.remove();
+      this.el.agent.hidden = false;
+    } else if (message.kind === "point" && message.part) {
+      this.setAgentStatus(format(this.words.agent_pointing, { name }));
+    }
+  }
+
+  setAgentStatus(text) {
+    this.el.agentStatus.textContent = text;
+    this.el.agent.hidden = false;
   }
 
   /** Hide the view hint if it is the one with `code`. */

@@ -27,7 +27,7 @@ export class StreamClient {
    * `url`: the stream's WebSocket URL; `token`, `locale`; `camera()`: the intrinsics to announce;
    * `memory`: the tab's memory (token.js); `grabber`: a camera.js FrameGrabber; `frameId()`: an id of the
    * picture now in the video (a new id = a new picture); `clock()`: seconds; `on`: handlers for
-   * status, welcome, step, obs, notice, end, error and fatal.
+   * status, welcome, step, obs, notice, end, error, fatal and (optional) agent.
    */
   constructor({ url, token, locale, camera, memory, grabber, frameId, clock, on, WebSocketClass = WebSocket }) {
     Object.assign(this, { url, token, locale, camera, memory, grabber, frameId, clock, on, WebSocketClass });
@@ -53,6 +53,7 @@ export class StreamClient {
       notice: (m) => this.on.notice(m),
       end: (m) => this.onEnd(m),
       error: (m) => this.onError(m),
+      agent: (m) => this.on.agent && this.on.agent(m),
     };
   }
 

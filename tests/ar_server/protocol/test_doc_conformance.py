@@ -424,3 +424,20 @@ def test_face_frame_table_matches_the_catalog() -> None:
         assert normal == tuple(FACING_NORMALS[facing]) == real_normal, facing
         assert (right, up) == (real_right, real_up), facing
         assert math.isclose(sum(a * b for a, b in zip(right, up, strict=True)), 0.0)
+
+
+# ---------------------------------------------------------------- the agent channel (section 11)
+
+
+def test_the_agent_channel_tables_match_its_messages() -> None:
+    from ar_server.web.agent_channel import AGENT_MESSAGES, ERROR_CODES, SERVER_MESSAGES
+
+    tables = [t for t in TABLES if t.header == ["message", "keys", "meaning"]]
+    assert len(tables) == 2, f"{DOC.name}: expected the agent channel's two message tables"
+    for table, code in zip(tables, (AGENT_MESSAGES, SERVER_MESSAGES), strict=True):
+        documented = {code_spans(row[0])[0]: code_spans(row[1]) for row in table.rows}
+        assert set(documented) == set(code), f"{DOC.name}:{table.line}: {sorted(documented)} vs {sorted(code)}"
+        for name, keys in code.items():
+            assert documented[name][:len(keys)] == list(keys), f"{DOC.name}:{table.line}: {name}"
+    error_row = next(row for row in tables[1].rows if code_spans(row[0])[0] == "error")
+    assert set(code_spans(error_row[2])) == set(ERROR_CODES)

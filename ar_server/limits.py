@@ -1,0 +1,169 @@
+"""Limits on what one client may cost the server: rate limiters, connection caps, the decoded-pixel budget.
+
+Rules:
+1. Every limiter here is pure bookkeeping on a time the caller passes in (seconds), except
+   ``PixelBudget``, which waits; none does I/O. The values come from ``Config`` (docs/server.md, "Limits").
+2. A limiter keyed by client (``KeyedBuckets``, ``ConnectionGate``) remembers a bounded number of keys, so
+   the bookkeeping itself cannot be grown without bound by inventing keys.
+3. A refusal says how long to wait (``retry_after``): HTTP 429 carries it as ``Retry-After``, the protocol's
+   ``rate_limited`` error in its message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from aiohttp import web
+
+MAX_KEYS = 100_000  # clients remembered per keyed limiter (rule 2); the least recently seen go first
+
+
+class TokenBucket:
+    """``rate`` tokens per second up to ``burst``; ``take(now)`` spends one when there is one."""
+
+    def __init__(self, rate: float, burst: float, now: float = -math.inf) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"expected rate > 0 and burst >= 1, got rate {rate} and burst {burst}")
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self._tokens = self.burst
+        self._last = now
+
+    def _refill(self, now: float) -> None:
+        if now > self._last:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+
+    def take(self, now: float) -> bool:
+        self._refill(now)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    def retry_after(self, now: float) -> float:
+        """Seconds until one token is there (0 when one is there now)."""
+        self._refill(now)
+        return max(0.0, (1.0 - self._tokens) / self.rate)
+
+    def full(self, now: float) -> bool:
+        self._refill(now)
+        return self._tokens >= self.burst
+
+
+class KeyedBuckets:
+    """One ``TokenBucket`` per key (a customer), at most ``max_keys`` of them (rule 2)."""
+
+    def __init__(self, rate: float, burst: float, *, max_keys: int = MAX_KEYS) -> None:
+        TokenBucket(rate, burst)  # validates
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def take(self, key: str, now: float) -> float | None:
+        """None when ``key`` may go on; else the seconds to wait (rule 3)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        self._buckets.move_to_end(key)
+        return None if bucket.take(now) else max(bucket.retry_after(now), 1.0 / self.rate / 100)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str  # "overloaded"
+    message: str
+
+
+class ConnectionGate:
+    """Stream connections in total and, per remote address, those that have not yet said ``hello``.
+
+    ``admit(address)`` before the WebSocket upgrade returns None (admitted: the caller must ``release`` it
+    once) or a ``Refusal``; ``greeted(address)`` when the connection's ``hello`` opened a session, which
+    frees its place among the address's unauthenticated connections. Customers behind one NAT share an
+    address, so only connections that have not authenticated are capped per address.
+    """
+
+    def __init__(self, max_connections: int, max_unauthenticated_per_address: int) -> None:
+        self.max_connections = max_connections
+        self.max_per_address = max_unauthenticated_per_address
+        self.total = 0
+        self._unauthenticated: dict[str, int] = {}  # address -> count; at most max_connections keys
+
+    def admit(self, address: str) -> Refusal | None:
+        if self.total >= self.max_connections:
+            return Refusal("overloaded", f"the server holds its maximum of {self.max_connections} stream "
+                                         "connections; try again later")
+        if self._unauthenticated.get(address, 0) >= self.max_per_address:
+            return Refusal("overloaded", f"{self.max_per_address} connections from your address have not sent "
+                                         "hello yet; send hello on those, or close them, before opening more")
+        self.total += 1
+        self._unauthenticated[address] = self._unauthenticated.get(address, 0) + 1
+        return None
+
+    def greeted(self, address: str) -> None:
+        self._forget(address)
+
+    def release(self, address: str, *, greeted: bool) -> None:
+        self.total -= 1
+        if not greeted:
+            self._forget(address)
+
+    def unauthenticated(self, address: str) -> int:
+        return self._unauthenticated.get(address, 0)
+
+    def _forget(self, address: str) -> None:
+        left = self._unauthenticated.get(address, 0) - 1
+        if left > 0:
+            self._unauthenticated[address] = left
+        else:
+            self._unauthenticated.pop(address, None)
+
+
+class PixelBudget:
+    """Bytes of decoded frames held at once across all sessions (decoded but not yet through inference).
+
+    Frames are decoded per session before they join the shared inference queue, so without a budget
+    every queued frame would hold its full image (1920 x 1920 x 3 = 11 MB). ``hold(n)`` waits, first come
+    first served, until ``n`` more bytes fit (one frame alone always fits); ``free(n)`` gives them back.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    async def hold(self, size: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used == 0 or self.used + size <= self.max_bytes)
+            self.used += size
+
+    async def free(self, size: int) -> None:
+        async with self._changed:
+            self.used -= size
+            self._changed.notify_all()
+
+
+class ServerLimits:
+    """The app-wide limiters (``LIMITS`` on the app), built from ``Config`` at start."""
+
+    def __init__(self, *, max_connections: int, max_unauthenticated_per_address: int,
+                 sessions_per_minute: float, sessions_burst: int) -> None:
+        self.connections = ConnectionGate(max_connections, max_unauthenticated_per_address)
+        # Keyed by the token's subject: POST /v1/sessions and hellos that create a session share it.
+        self.session_creation = KeyedBuckets(sessions_per_minute / 60.0, sessions_burst)
+
+
+LIMITS = web.AppKey("limits", ServerLimits)
+
+
+def retry_after_header(seconds: float) -> str:
+    """``Retry-After`` in whole seconds, at least 1 (RFC 9110 allows no fractions)."""
+    return str(max(1, math.ceil(seconds)))
