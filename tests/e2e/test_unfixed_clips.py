@@ -131,6 +131,8 @@ PLAN: list[tuple[str, str, int]] = [
 HARD: list[tuple[str, str, int]] = [
     ("hand", "wan_unplugged", 216), ("hand", "wifi_off", 217), ("glare", "wan_unplugged", 206),
     ("glare", "tray_open", 200), ("glare", "tray_open", 211), ("cool_cast", "tray_open", 206),
+    # Known false verifications until the detector was fine-tuned on relabelled data (model card): held now.
+    ("hand", "wan_unplugged", 218), ("hand", "tray_open", 207),
 ]
 # Clips of the unfixed device whose step moved on when they were found, and how. Each moves on a hold that
 # completes on the ticks after the last frame.
@@ -138,10 +140,6 @@ KNOWN_FALSE_VERIFICATIONS: dict[tuple[str, str, int], str] = {
     ("hand", "wifi_off", 225): "the unlit Wi-Fi LED was read green (0.87-1.00) in nine frames in a row; smoothing "
                                "folded the sure 'off' reads after them into a green blink, so they did not "
                                "contradict the verified green, and the scene ended resolved",
-    ("hand", "wan_unplugged", 218): "a finger over the empty WAN port was read 'plugged' (0.60-1.00) in 13 of the "
-                                    "last 16 frames, so the step went on to wait for the link",
-    ("hand", "tray_open", 207): "the unlit paper-jam light was verified 'amber' (0.85) on the last frame, and the "
-                                "scene went back to 'open the front cover'",
 }
 CONTROL_INDEX = 300
 
