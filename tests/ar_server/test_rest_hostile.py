@@ -43,10 +43,13 @@ async def _raw_put(api: Any, path: str, pieces: list[bytes], length: int, pause_
         writer.write(piece)
         await writer.drain()
         await asyncio.sleep(pause_s)
-    answer = await reader.read()
+    # Read the answer by its own length: a server that refused a body need not close the connection at once.
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30.0)
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    body = await asyncio.wait_for(reader.readexactly(length), 30.0)
     writer.close()
-    status = int(answer.split(b" ", 2)[1])
-    return status, answer.partition(b"\r\n\r\n")[2]
+    return int(head.split(b" ", 2)[1]), body
 
 
 async def test_a_body_in_two_writes_is_stored_whole(api: Any, tmp_path: Path) -> None:
