@@ -102,9 +102,13 @@ def home_surface(rng: np.random.Generator, width: int, height: int) -> np.ndarra
 
 
 def home_background(rng: np.random.Generator, width: int, height: int, textures: list[np.ndarray]) -> np.ndarray:
-    """Training backgrounds, mixed: plain home surfaces (walls, desks, shelves, wood), often with a few
-    shaded objects on them (books, boxes, cups, cables), and the older cluttered colour fields and textures."""
-    if rng.random() < 0.35:
+    """Training backgrounds, mixed: busy photo-like scenes (:func:`dead_leaves`), plain home surfaces (walls,
+    desks, shelves, wood), often with a few shaded objects on them (books, boxes, cups, cables), and the older
+    cluttered colour fields and textures."""
+    kind = rng.random()
+    if kind < DEAD_LEAVES_SHARE:
+        return dead_leaves(rng, width, height)
+    if kind < DEAD_LEAVES_SHARE + 0.25:
         return random_background(rng, width, height, textures)
     img = home_surface(rng, width, height).astype(np.float32)
     for _ in range(int(rng.choice([0, 0, 1, 2, 3, 4]))):
@@ -135,3 +139,82 @@ def _shaded_object(img: np.ndarray, rng: np.random.Generator) -> None:
         pts = np.stack([np.linspace(x, x + rng.uniform(-300, 300), 5), y + rng.normal(0, 60, 5)], 1)
         cv2.polylines(img, [pts.astype(np.int32)], False, tuple(float(c) for c in colour * 0.4),
                       int(rng.integers(2, 7)), cv2.LINE_AA)
+
+
+DEAD_LEAVES_SHARE = 0.35  # of training backgrounds; a real room behind a phone is seldom a plain wall
+LEAF_RADIUS = (0.02, 0.7)  # smallest and largest leaf, as shares of the frame's longer side
+
+
+def dead_leaves(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """(height, width, 3) uint8 RGB: a "dead leaves" image, opaque shapes piled at every scale.
+
+    Why: a photo behind the device (a shelf, a person, a poster) has occlusion edges at every scale and a
+    1/f spectrum; smooth colour fields with a few rectangles have neither, and networks trained on them take
+    a busy room's edges for the device's. Leaf radii follow the scale-invariant density r^-3 of the dead
+    leaves model, so the result shares those statistics without copying any photo (the real photos stay
+    evaluation only). Leaves are discs, boxes and polygons; the large ones carry a light gradient or
+    stripes, so surfaces are not all flat."""
+    # A scene has a palette (a room's few colours), each leaf a shade of one of them.
+    palette = [_leaf_colour(rng) for _ in range(int(rng.integers(3, 10)))]
+    img = np.empty((height, width, 3), np.float32)
+    img[:] = palette[0]
+    side = max(width, height)
+    r_min, r_max = LEAF_RADIUS[0] * side, LEAF_RADIUS[1] * side
+    # Paint until the frame is covered a few times over (sum of leaf areas ~ 3 x the frame).
+    budget = 3.0 * width * height
+    count = 0
+    yy = xx = None
+    while budget > 0 and count < 400:
+        u = rng.random()
+        r = (r_min ** -2 - u * (r_min ** -2 - r_max ** -2)) ** -0.5  # inverse CDF of p(r) ~ r^-3
+        budget -= math.pi * r * r
+        count += 1
+        cx, cy = rng.uniform(-r, width + r), rng.uniform(-r, height + r)
+        colour = palette[int(rng.integers(len(palette)))] * rng.uniform(0.75, 1.2) + rng.normal(0, 8, 3)
+        mask = np.zeros((height, width), np.uint8)
+        shape = rng.random()
+        if shape < 0.4:
+            axes = (max(1, int(r)), max(1, int(r * rng.uniform(0.4, 1.0))))
+            cv2.ellipse(mask, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360, 255, -1, cv2.LINE_AA)
+        elif shape < 0.75:
+            rect = ((float(cx), float(cy)), (2 * r, 2 * r * rng.uniform(0.2, 1.0)), float(rng.uniform(0, 180)))
+            cv2.fillPoly(mask, [cv2.boxPoints(rect).astype(np.int32)], 255, cv2.LINE_AA)
+        else:
+            n = int(rng.integers(3, 7))
+            ang = np.sort(rng.uniform(0, 2 * math.pi, n))
+            rad = r * rng.uniform(0.5, 1.0, n)
+            pts = np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], 1).astype(np.int32)
+            cv2.fillPoly(mask, [pts], 255, cv2.LINE_AA)
+        x0, y0 = max(0, int(cx - r) - 1), max(0, int(cy - r) - 1)
+        x1, y1 = min(width, int(cx + r) + 2), min(height, int(cy + r) + 2)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        alpha = mask[y0:y1, x0:x1, None].astype(np.float32) / 255.0
+        fill = np.broadcast_to(colour, (y1 - y0, x1 - x0, 3))
+        if r > 24 and rng.random() < 0.6:  # large leaves: lit unevenly, or striped (fabric, shelves, text)
+            if yy is None:
+                yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+            a = rng.uniform(0, 2 * math.pi)
+            t = ((xx[y0:y1, x0:x1] - cx) * math.cos(a) + (yy[y0:y1, x0:x1] - cy) * math.sin(a)) / r
+            if rng.random() < 0.6:
+                shade = 1.0 + rng.uniform(0.1, 0.5) * t
+            else:
+                shade = 1.0 + rng.uniform(0.1, 0.4) * np.sign(np.sin(t * rng.uniform(3, 25)))
+            fill = fill * shade[:, :, None]
+        region = img[y0:y1, x0:x1]
+        region += alpha * (fill - region)
+    img += rng.normal(0, rng.uniform(0, 6), img.shape).astype(np.float32)  # texture finer than any leaf
+    if rng.random() < 0.5:  # the room behind the device is often out of focus
+        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 3.0)))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _leaf_colour(rng: np.random.Generator) -> np.ndarray:
+    """An RGB colour as rooms and photos have them: mostly muted, sometimes saturated, sometimes skin."""
+    kind = rng.random()
+    if kind < 0.15:  # skin, over the range of tones (people in the background)
+        tone = rng.uniform(0, 1)
+        return np.array([235 - 150 * tone, 190 - 130 * tone, 160 - 115 * tone], np.float32) * rng.uniform(0.8, 1.1)
+    grey = rng.uniform(10, 245)
+    chroma = rng.uniform(-1, 1, 3) * (rng.uniform(0, 90) if kind < 0.8 else rng.uniform(60, 160))
+    return np.clip(grey + chroma, 0, 255).astype(np.float32)

@@ -1,9 +1,10 @@
 """Train the crop keypoint network (:mod:`vision.keypoints`) on synthetic data, and export it to ONNX.
 
 Samples come from ``fixlens data synth`` folders: each frame with a product gives ``jitter`` crops around
-its true box, moved and scaled like a detector's box would be, with brightness and contrast changes (hue
-stays fixed). The loss is the L1 distance between the soft-argmax of each heatmap and the keypoint, in crop
-pixels, over keypoints inside the frame (hidden ones included: their place is still implied).
+its true box, moved and scaled like a detector's box would be (some loose, as over a busy room), with
+brightness and contrast changes (hue stays fixed). The loss is the L1 distance between the soft-argmax of
+each heatmap and the keypoint, in crop pixels, over keypoints inside the frame (hidden ones included: their
+place is still implied).
 
 torch is imported here only; this module must not run in a process that renders with EGL.
 """
@@ -23,6 +24,16 @@ from vision.keypoints import INPUT, MODEL_NAME, crop_square, soft_argmax, to_inp
 from vision.training.synth import class_names, keypoint_count
 
 STATE_NAME = "keypoints.state.pt"
+LOOSE_BOX_SHARE = 0.3  # of training crops, cut from a loose box (below)
+LOOSE_BOX_GROWTH = 0.45  # each side grows by up to this share of the box's size
+
+
+def loose_box(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``box`` grown on each side by up to ``LOOSE_BOX_GROWTH`` of its size, unevenly: over a busy room the
+    detector's box often takes in a neighbouring object or shadow on one side (seen up to 1.9x too wide)."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    grow = rng.uniform(0.0, LOOSE_BOX_GROWTH, 4) * [w, h, w, h]
+    return box + grow * [-1, -1, 1, 1]
 
 
 def load_samples(folders: list[Path], split: str, jitter: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -46,6 +57,8 @@ def load_samples(folders: list[Path], split: str, jitter: int, seed: int) -> tup
                 b = box.copy()
                 if j > 0 or split == "train":  # like a detector's box: a little off and a little loose
                     b += rng.normal(0, 0.04, 4) * [w, h, w, h]
+                    if split == "train" and rng.random() < LOOSE_BOX_SHARE:
+                        b = loose_box(b, rng)
                     if b[2] - b[0] < 8 or b[3] - b[1] < 8:
                         b = box.copy()
                 crop, t = crop_square(image, b)

@@ -4,8 +4,8 @@ Samples are pose-rectified patches (:func:`vision.part_patches.training_patches`
 live pipeline would use: its own estimate for the frame, slightly noisy true poses, and true poses off by
 about a close-up's PnP error. Patches are cut ``EXTENT`` times wider than the part's face at ``CUT`` pixels
 and cropped back to ``PATCH`` at a random offset while training (the centre at run time), so the network
-also learns to find a part that sits a little off the patch centre. Brightness and contrast are augmented;
-hue never is (it would turn a red LED green).
+also learns to find a part that sits a little off the patch centre. Brightness, contrast, white balance,
+blur and sensor noise are augmented; hue never is (it would turn a red LED green).
 
 torch is imported here only; this module must not run in a process that renders with EGL.
 """
@@ -13,6 +13,7 @@ torch is imported here only; this module must not run in a process that renders 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +35,9 @@ from vision.part_patches import (
 
 STATE_NAME = "part-states.state.pt"  # the trained weights, for fine-tuning (--init)
 CHECKPOINT_NAME = "part-states.ckpt.pt"  # the run so far, rewritten after every epoch (--resume)
+BLUR_SHARE = 0.35  # of each batch, blurred as defocus or a shaky hand blurs a part (sigma in patch pixels)
+BLUR_SIGMA = (0.6, 2.5)
+NOISE_MAX = 0.05  # per-pixel sensor noise, standard deviation up to this (0..1 scale)
 EXTENT = 1.5  # training patches cover this many face widths ...
 CUT = round(PATCH * EXTENT)  # ... at this many pixels, so a PATCH crop from anywhere inside is a shifted face
 
@@ -183,7 +187,15 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
         # White balance: red and blue gains move against each other, as a colour temperature does; hue stays.
         temp = rng.uniform(-0.25, 0.25, (len(x), 1, 1, 1)).astype(np.float32)
         balance = np.concatenate([1 + temp, np.ones_like(temp), 1 - temp], axis=1)
-        return torch.from_numpy(np.clip(x * gain * balance + bias, 0.0, 1.0))
+        x = x * gain * balance + bias
+        # Blur and sensor noise keep their labels: a blurred LED is still lit, and a network that learns
+        # "blurred means covered" abstains on every shaky frame.
+        n_blur = round(BLUR_SHARE * len(x))
+        if n_blur:
+            x[:n_blur] = blur_patches(x[:n_blur], float(rng.uniform(*BLUR_SIGMA)))
+        x = x + rng.normal(0.0, 1.0, x.shape).astype(np.float32) * rng.uniform(0, NOISE_MAX, (len(x), 1, 1, 1)
+                                                                               ).astype(np.float32)
+        return torch.from_numpy(np.clip(x, 0.0, 1.0))
 
     val: dict[str, Any] = {"accuracy": None, "by_part": {}}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -221,6 +233,21 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
                "val_accuracy_by_part": val["by_part"], "onnx": str(path)}
     (out_dir / "part-states.train.json").write_text(json.dumps({**summary, "history": history}, indent=1) + "\n")
     return summary
+
+
+def blur_patches(x: np.ndarray, sigma: float) -> np.ndarray:
+    """(n, c, h, w) float32 patches blurred with one Gaussian of ``sigma`` pixels (edges replicated)."""
+    import torch
+    from torch.nn import functional as F
+
+    radius = max(1, math.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    k = torch.from_numpy((k / k.sum()).astype(np.float32))
+    n, c, h, w = x.shape
+    t = torch.from_numpy(np.ascontiguousarray(x)).reshape(n * c, 1, h, w)
+    t = F.conv2d(F.pad(t, (radius, radius, 0, 0), mode="replicate"), k.reshape(1, 1, 1, -1))
+    t = F.conv2d(F.pad(t, (0, 0, radius, radius), mode="replicate"), k.reshape(1, 1, -1, 1))
+    return t.reshape(n, c, h, w).numpy()
 
 
 def load_state(path: Path, index: PartIndex) -> dict[str, Any]:
