@@ -113,7 +113,45 @@ def home_background(rng: np.random.Generator, width: int, height: int, textures:
     img = home_surface(rng, width, height).astype(np.float32)
     for _ in range(int(rng.choice([0, 0, 1, 2, 3, 4]))):
         _shaded_object(img, rng)
+    for _ in range(int(rng.choice([0, 0, 1, 2]))):
+        _wall_fixture(img, rng)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _wall_fixture(img: np.ndarray, rng: np.random.Generator) -> None:
+    """A socket or switch plate, or a framed picture, drawn in place. Every home wall has them, and a small
+    white plate with two dark holes is exactly what a detector that knows white boxes with dark details
+    must learn to leave alone."""
+    h, w = img.shape[:2]
+    s = float(rng.uniform(0.04, 0.16) * max(w, h))
+    x, y = float(rng.uniform(0, w - s)), float(rng.uniform(0, h - s))
+    if rng.random() < 0.6:  # a plate: off-white (sometimes brushed metal or black), with a faint bevel
+        plate = np.array((rng.uniform(225, 252),) * 3) if rng.random() < 0.75 else rng.uniform(30, 200) * np.ones(3)
+        pw, ph = s * (rng.uniform(1.0, 2.1) if rng.random() < 0.3 else 1.0), s
+        p1, p2 = (int(x), int(y)), (int(x + pw), int(y + ph))
+        cv2.rectangle(img, (p1[0] + 2, p1[1] + 2), (p2[0] + 2, p2[1] + 2), tuple(float(c) * 0.6 for c in plate), -1)
+        cv2.rectangle(img, p1, p2, tuple(float(c) for c in plate), -1, cv2.LINE_AA)
+        cv2.rectangle(img, p1, p2, tuple(float(c) * 0.85 for c in plate), 1, cv2.LINE_AA)
+        sockets = round(pw / ph)
+        for i in range(sockets):
+            cx = x + (i + 0.5) * pw / sockets
+            if rng.random() < 0.6:  # socket holes
+                for dx in (-0.15, 0.15):
+                    cv2.circle(img, (int(cx + dx * ph), int(y + ph / 2)), max(1, int(ph / 14)), (50, 50, 50), -1,
+                               cv2.LINE_AA)
+            else:  # a rocker switch
+                cv2.rectangle(img, (int(cx - ph * 0.18), int(y + ph * 0.25)), (int(cx + ph * 0.18), int(y + ph * 0.75)),
+                              tuple(float(c) * 0.9 for c in plate), -1, cv2.LINE_AA)
+    else:  # a framed picture
+        fw, fh = s * rng.uniform(1.0, 2.5), s * rng.uniform(0.8, 2.0)
+        frame = tuple(float(c) for c in rng.uniform(20, 200, 3))
+        cv2.rectangle(img, (int(x), int(y)), (int(x + fw), int(y + fh)), frame, -1)
+        t = max(3, int(s * 0.08))
+        inner = random_background(rng, max(int(fw) - 2 * t, 4), max(int(fh) - 2 * t, 4), []).astype(np.float32)
+        y0, x0 = int(y) + t, int(x) + t
+        ih, iw = min(inner.shape[0], h - y0), min(inner.shape[1], w - x0)
+        if ih > 0 and iw > 0:
+            img[y0:y0 + ih, x0:x0 + iw] = inner[:ih, :iw]
 
 
 def _shaded_object(img: np.ndarray, rng: np.random.Generator) -> None:
