@@ -16,11 +16,20 @@ Rules:
 4. Side by side: each frame goes through the three in turn, the order rotating frame by frame, so machine
    noise hits all alike. Figures are medians over the same frames.
 
+5. Stream: the server runs detect-then-track (:mod:`vision.tracking`): a session's frame that follows a
+   verified pose skips the detector, and every ``REDETECT_EVERY``-th frame runs it anyway. So the same run
+   also times ``frames`` frames of handheld clips (``STREAM_CLIP_FRAMES`` consecutive frames at
+   ``STREAM_FPS``, the robustness set's ``as_rendered`` look, seed ``EVAL_SEED + 2``) through a
+   :class:`~vision.tracking.Tracker` exactly as a session does, in the same rotation as the others. The
+   single-frame figure stays the headline ``p50_ms``; the stream figure is reported beside it, never instead.
+
 Reported: ``frames``, ``backend``, ``width``/``height`` (the frames), ``input_size`` (the detector's),
 ``threads``, ``p50_ms``/``p95_ms`` and ``stages_p50_ms`` (the pipeline); with the baseline also
 ``naive_same_size_p50_ms`` and ``ratio_vs_naive_same_size`` (pipeline p50 / baseline p50, same input size,
 same threads), ``naive_640_p50_ms`` and ``ratio_vs_naive_640``, ``naive_device`` and ``naive_torch_threads``
-(what torch really ran with, read back after every timed call).
+(what torch really ran with, read back after every timed call); with the stream, ``stream`` holds
+``p50_ms``/``p95_ms`` over its frames, ``detector_share`` (frames that ran the detector), ``recall`` (frames
+with the product found), ``fps`` and ``clip_frames``.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from typing import Any
 FRAME_SIZE = (640, 480)
 NAIVE_DEFAULT_SIZE = 640  # what `YOLO.predict` uses when nobody says otherwise
 PIPELINE_WARMUP = 5  # first runs allocate and tune
+STREAM_FPS = 15.0  # what the page sends
+STREAM_CLIP_FRAMES = 30  # two seconds of a handheld phone per clip
 NAIVE_WARMUP = 3
 
 
@@ -49,6 +60,7 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     b.add_argument("--frames", type=int, default=60, help="timed frames (default 60)")
     b.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"))
     b.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    b.add_argument("--no-stream", action="store_true", help="skip the detect-then-track stream")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(handler=_cmd_bench_pipeline)
 
@@ -60,7 +72,8 @@ def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
         print(f"error: --frames must be within 5..10000, got {args.frames}", file=sys.stderr)
         return 2
     try:
-        report = bench_pipeline(args.frames, backend=args.backend, naive=not args.no_naive)
+        report = bench_pipeline(args.frames, backend=args.backend, naive=not args.no_naive,
+                                stream=not args.no_stream)
     except VisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -69,13 +82,15 @@ def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
 
 
 def bench_pipeline(frames: int = 60, *, seed: int | None = None, backend: str = "auto",
-                   naive: bool = True) -> dict[str, Any]:
+                   naive: bool = True, stream: bool = True) -> dict[str, Any]:
     """Render, time side by side, report (keys in the module docstring). Raises VisionError when the
     weights are missing or the baseline fails."""
     from vision.pipeline import FrameInput, Pipeline
+    from vision.tracking import Tracker
     from vision.training.evaluate import EVAL_SEED
 
     jpegs, cameras = render_frames(frames, EVAL_SEED + 1 if seed is None else seed)
+    clips = render_stream(frames, EVAL_SEED + 2 if seed is None else seed + 1) if stream else []
     pipeline = Pipeline(backend=backend)
     for jpeg in jpegs[:PIPELINE_WARMUP]:
         pipeline.process(FrameInput(jpeg, seq=0, ts=0.0))
@@ -93,6 +108,26 @@ def bench_pipeline(frames: int = 60, *, seed: int | None = None, backend: str = 
         return elapsed
 
     runs: dict[str, Callable[[int], float]] = {"pipeline": run_pipeline}
+    session: dict[str, Tracker] = {"tracker": Tracker()}
+    streamed: dict[str, int] = {"detected": 0, "found": 0}
+
+    def run_stream(i: int) -> float:
+        jpeg, ts, camera, first = clips[i]
+        if first:
+            session["tracker"] = Tracker()  # a new clip is a new session
+        tracker = session["tracker"]
+        track = tracker.track_for(ts)
+        started = time.perf_counter()
+        obs = pipeline.process(FrameInput(jpeg, seq=i, ts=ts, camera=camera, track=track))
+        elapsed = (time.perf_counter() - started) * 1000.0
+        tracker.follow(obs, ts)
+        streamed["detected"] += not obs.tracked
+        streamed["found"] += obs.product_id is not None
+        return elapsed
+
+    if clips:
+        runs["stream"] = run_stream
+        times["stream"] = []
     baseline = NaiveBaseline(threads, pipeline.detector.device) if naive else None
     try:
         if baseline is not None:
@@ -112,6 +147,12 @@ def bench_pipeline(frames: int = 60, *, seed: int | None = None, backend: str = 
         if baseline is not None:
             baseline.close()
     report = summarise(times, stages)
+    if clips:
+        report["stream"] = {"p50_ms": round(statistics.median(times["stream"]), 2),
+                            "p95_ms": round(sorted(times["stream"])[int(0.95 * (len(clips) - 1))], 2),
+                            "detector_share": round(streamed["detected"] / len(clips), 3),
+                            "recall": round(streamed["found"] / len(clips), 3), "fps": STREAM_FPS,
+                            "clip_frames": STREAM_CLIP_FRAMES}
     report.update({"frames": len(jpegs), "backend": pipeline.backend, "width": FRAME_SIZE[0],
                    "height": FRAME_SIZE[1], "input_size": input_size, "threads": threads})
     if baseline is not None:
@@ -168,6 +209,54 @@ def render_frames(count: int, seed: int) -> tuple[list[bytes], list[Any]]:
             jpegs.append(path.read_bytes())
             cameras.append(CameraIntrinsics(**truth["camera"]) if truth.get("camera") else None)
     return jpegs, cameras
+
+
+def render_stream(count: int, seed: int) -> list[tuple[bytes, float, Any, bool]]:
+    """``count`` frames of handheld clips: (JPEG, capture time s, intrinsics, first frame of its clip),
+    rendered in a child process (see :func:`render_frames`)."""
+    import subprocess
+    import tempfile
+
+    from product_models.camera import CameraIntrinsics
+
+    with tempfile.TemporaryDirectory(prefix="fixlens-bench-stream-") as tmp:
+        subprocess.run([sys.executable, "-c", "import sys; from fixlens.bench_pipeline import _write_stream; "
+                        "_write_stream(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))", tmp, str(count),
+                        str(seed)], check=True, capture_output=True)
+        index = json.loads(Path(tmp, "stream.json").read_text())
+        return [(Path(tmp, f["file"]).read_bytes(), f["ts"], CameraIntrinsics(**f["camera"]), f["first"])
+                for f in index]
+
+
+def _write_stream(out: str, count: int, seed: int) -> None:
+    """The child's side of :func:`render_stream`: JPEGs and ``stream.json`` in ``out``."""
+    import dataclasses
+
+    from product_models.catalog import default_catalog
+    from product_models.render import Renderer
+    from vision.training import conditions as cn
+    from vision.training.robustness import CLIP_FAULTS, clip_frames
+
+    catalog = default_catalog()
+    products = [catalog.get(pid) for pid in sorted(catalog.products)]
+    cond = cn.CONDITIONS["as_rendered"]
+    renderer = Renderer(cond.width, cond.height)
+    index: list[dict[str, Any]] = []
+    try:
+        for j in range(-(-count // STREAM_CLIP_FRAMES)):
+            product = products[j % len(products)]
+            part, fault = CLIP_FAULTS[product.id][(j // len(products)) % len(CLIP_FAULTS[product.id])]
+            clip = cn.clip_scene(cond, product, part, fault, seed, j, STREAM_CLIP_FRAMES, STREAM_FPS, [])
+            for frame in clip_frames(renderer, cond, clip, seed, j, STREAM_FPS):
+                if len(index) == count:
+                    break
+                name = f"{len(index):05d}.jpg"
+                Path(out, name).write_bytes(frame.jpeg)
+                index.append({"file": name, "ts": frame.ts, "camera": dataclasses.asdict(clip.camera),
+                              "first": frame.index == 0})
+    finally:
+        renderer.close()
+    Path(out, "stream.json").write_text(json.dumps(index))
 
 
 class NaiveBaseline:

@@ -48,3 +48,7 @@ def test_tiny_run_compares_at_the_same_size_and_threads(capsys: pytest.CaptureFi
     assert report["ratio_vs_naive_same_size"] == pytest.approx(
         report["p50_ms"] / report["naive_same_size_p50_ms"], abs=0.01)
     assert report["ratio_vs_naive_640"] == pytest.approx(report["p50_ms"] / report["naive_640_p50_ms"], abs=0.01)
+    # The stream: five frames of one clip through the session's tracker; the first has no track to follow.
+    stream = report["stream"]
+    assert (stream["fps"], stream["clip_frames"]) == (15.0, 30) and stream["p50_ms"] > 0
+    assert 1 / 5 <= stream["detector_share"] <= 1.0 and 0.0 <= stream["recall"] <= 1.0
