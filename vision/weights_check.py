@@ -88,4 +88,4 @@ def check_weights(catalog: Catalog, weights_dir: str, detector_names: Sequence[s
     """Raise :class:`WeightsMismatch` when the networks' records disagree with ``catalog``."""
     found = catalog_mismatches(catalog, detector_names, keypoint_classes, keypoint_count, part_entries)
     if found:
-        raise WeightsMismatch(weights_dir, str(getattr(catalog, "root", "the catalog")), found)
+        raise WeightsMismatch(weights_dir, str(catalog.root), found)
