@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps 'mediapipe>=1.2.2,<1.3'
 	@# The browser tests drive Debian's chromium (Playwright never downloads one); CI runs as root.
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@# The store tests start a throwaway server from Debian's postgresql (its binaries are not on PATH).
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

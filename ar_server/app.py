@@ -39,7 +39,7 @@ from ar_server.protocol import STREAM_PATH
 from ar_server.rest import json_error, routes
 from ar_server.scene_files import SceneFiles
 from ar_server.session import FrameArchive, SessionManager
-from ar_server.store import SQLiteStore
+from ar_server.store import open_store
 from ar_server.stream import going_away, stream_handler
 from ar_server.web import add_web_routes
 from product_models.catalog import CATALOG_DIR, Catalog, default_catalog
@@ -118,7 +118,7 @@ def create_app(config: Config, *, pipeline: BatchPipeline | None = None,
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     try:
-        app[STORE] = await SQLiteStore.open(config.db_path, synchronous=config.db_synchronous)
+        app[STORE] = await open_store(config.database_url, config.db_path, synchronous=config.db_synchronous)
     except OSError as exc:  # a missing, read-only or full data dir: say which file, not "cannot listen"
         raise ServerError("storage_unavailable", f"cannot open the database {config.db_path} (data dir "
                                                  f"{config.data_dir}): {exc.strerror or exc}") from None

@@ -21,12 +21,18 @@ from typing import Any, Literal
 from ar_server.errors import ConfigError
 from ar_server.protocol.messages import FRAME_OVERHEAD_BYTES, Limits
 from vision.jpeg_header import DecodeLimits
+from vision.model_files import IN_SOURCE_CHECKOUT, default_data_dir
 
 ENV_PREFIX = "FIXLENS_"
 # Public and documented (docs/PROTOCOL.md, "Authentication"): fine on a laptop, refused in production.
 DEV_SECRET = "fixlens-dev-secret-not-for-production"
 MIN_PRODUCTION_SECRET_CHARS = 32
 _REPO = Path(__file__).resolve().parent.parent
+# Writable state (the database, authored scenes) lives in the data dir. A source checkout keeps its old
+# defaults: ./fixlens-data, and the scene library edited in the tree. An installed package never writes inside
+# itself: its data dir is per user, and its scene folder is <data_dir>/scenes, seeded from the shipped library
+# on first use (ar_server.scene_files).
+_DEFAULT_DATA_DIR = Path("fixlens-data") if IN_SOURCE_CHECKOUT else default_data_dir()
 
 Mode = Literal["dev", "production"]
 Backend = Literal["auto", "onnx", "torch"]
@@ -38,10 +44,12 @@ class Config:
     port: int = 8080  # 0 picks a free port (tests)
     mode: Mode = "dev"
     secret: str = _field(default=DEV_SECRET, repr=False)  # HMAC key for tokens
-    data_dir: Path = Path("fixlens-data")
-    db_path: Path = Path("fixlens-data/fixlens.db")  # SQLite file; defaults to <data_dir>/fixlens.db
+    data_dir: Path = _DEFAULT_DATA_DIR
+    db_path: Path = _DEFAULT_DATA_DIR / "fixlens.db"  # SQLite file; defaults to <data_dir>/fixlens.db
     db_synchronous: Literal["normal", "full"] = "normal"  # SQLite synchronous pragma (WAL mode)
-    scene_dir: Path = _REPO / "scenes" / "library"
+    # postgresql://user:password@host:port/db, shared by several nodes; None: the SQLite file db_path.
+    database_url: str | None = _field(default=None, repr=False)
+    scene_dir: Path = _REPO / "scenes" / "library" if IN_SOURCE_CHECKOUT else _DEFAULT_DATA_DIR / "scenes"
     catalog_dir: Path = _REPO / "product_models" / "catalog"
     max_frame_bytes: int = 2 * 1024 * 1024  # one JPEG; a 640x480 frame is 50-200 kB
     max_width: int = 1920  # pixels
@@ -61,11 +69,14 @@ class Config:
     hello_timeout_s: float = 10.0  # a connection that has not sent hello this long after the upgrade is closed
     max_connections: int = 1000  # stream connections in total; also kept under the process's file limit
     max_unauthenticated_per_address: int = 16  # connections from one address that have not sent hello yet
+    first_request_timeout_s: float = 10.0  # a TCP connection without a whole request line + headers is closed
+    max_pre_request_per_address: int = 32  # TCP connections from one address before their first HTTP request
+    max_keepalive_per_address: int = 64  # idle keep-alive connections kept per address; past it the oldest closes
     max_outbound_messages: int = 64  # messages queued to one client that it has not read yet
     max_outbound_bytes: int = 2 * 1024 * 1024  # their encoded bytes
-    bad_messages_per_s: float = 2.0  # refused messages per connection, on average, before it is closed
+    bad_messages_per_s: float = 2.0  # refused messages per customer, on average, before a connection is closed
     bad_messages_burst: int = 50  # ... and in a burst
-    events_per_s: float = 5.0  # user events (done, back, help, choose) per session
+    events_per_s: float = 5.0  # user events (done, back, help, choose) per customer
     events_burst: int = 20
     escalations_per_minute: float = 2.0  # escalations one session may open
     escalations_burst: int = 3
@@ -105,6 +116,8 @@ class Config:
             sources[name] = source
         if "db_path" not in values:
             values["db_path"] = Path(values.get("data_dir", cls.data_dir)) / "fixlens.db"
+        if "scene_dir" not in values and not IN_SOURCE_CHECKOUT:
+            values["scene_dir"] = Path(values.get("data_dir", cls.data_dir)) / "scenes"
         _check_secret(values, sources)
         return cls(**values, sources=sources)
 
@@ -150,10 +163,14 @@ def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
 EXTRA_ENV_VARS: tuple[str, ...] = ()
 
 
+# Values that may hold a password: never echoed in errors, and no CLI flag (a flag shows in ``ps`` output).
+HIDDEN_FIELDS = ("secret", "database_url")
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per config field (except the secret); every default is None = "not given"."""
+    """Add one ``--flag`` per config field (except the hidden ones); every default is None = "not given"."""
     for name, spec in _SPECS.items():
-        if name == "secret":
+        if name in HIDDEN_FIELDS:
             continue
         parser.add_argument(flag_name(name), dest=name, default=None, metavar=spec.metavar,
                             help=f"{spec.help} (env {env_name(name)}; default {_default_text(name)})")
@@ -161,6 +178,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def _default_text(name: str) -> str:
     value = {f.name: f.default for f in fields(Config)}[name]
+    if name == "scene_dir" and not IN_SOURCE_CHECKOUT:
+        return "<data_dir>/scenes"
     return "<data_dir>/fixlens.db" if name == "db_path" else str(value)
 
 
@@ -205,7 +224,7 @@ class _Spec:
         try:
             return self.parse(raw)
         except (ValueError, TypeError) as exc:
-            shown = "<hidden>" if name == "secret" else repr(raw)
+            shown = "<hidden>" if name in HIDDEN_FIELDS else repr(raw)
             raise ConfigError("bad_value", f"config: {name}: {exc}, got {shown} (from {source})", name) from None
 
 
@@ -257,6 +276,17 @@ def _existing_dir(raw: Any) -> Path:
     return path
 
 
+def _database_url(raw: Any) -> str | None:
+    from urllib.parse import urlsplit
+
+    text = str(raw).strip()
+    if not text:
+        return None  # explicitly unset: the SQLite file
+    if urlsplit(text).scheme not in ("postgresql", "postgres"):
+        raise ValueError("expected postgresql://user:password@host:port/database")
+    return text
+
+
 def _host(raw: Any) -> str:
     value = str(raw).strip()
     if not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]{1,253}", value):
@@ -287,6 +317,8 @@ _SPECS: dict[str, _Spec] = {
     "db_path": _Spec(_path, "SQLite database file", "FILE"),
     "db_synchronous": _Spec(_choice("normal", "full"), "SQLite synchronous pragma (normal survives a process "
                                                        "kill; full also survives power loss)", "LEVEL"),
+    "database_url": _Spec(_database_url, "PostgreSQL URL postgresql://user:password@host:port/db, for several "
+                                         "nodes sharing one store (unset: the SQLite file db_path)", "URL"),
     "scene_dir": _Spec(_existing_dir, "directory of scene YAML files", "DIR"),
     "catalog_dir": _Spec(_existing_dir, "directory of the product catalog", "DIR"),
     "max_frame_bytes": _Spec(_int(1024, 64 * 1024 * 1024), "largest accepted JPEG, bytes", "BYTES"),
@@ -309,13 +341,19 @@ _SPECS: dict[str, _Spec] = {
     "max_connections": _Spec(_int(1, 1_000_000), "stream connections in total", "N"),
     "max_unauthenticated_per_address": _Spec(_int(1, 100_000), "connections per remote address before hello",
                                              "N"),
+    "first_request_timeout_s": _Spec(_float(0.5, 600.0), "close a TCP connection that has not sent a whole "
+                                                         "request line and headers after, seconds", "SECONDS"),
+    "max_pre_request_per_address": _Spec(_int(1, 100_000), "TCP connections per remote address before their "
+                                                            "first HTTP request", "N"),
+    "max_keepalive_per_address": _Spec(_int(1, 100_000), "idle keep-alive connections kept per remote address "
+                                                          "(past it the least recently used is closed)", "N"),
     "max_outbound_messages": _Spec(_int(4, 100_000), "messages queued to a client that does not read", "N"),
     "max_outbound_bytes": _Spec(_int(64 * 1024, 1024 * 1024 * 1024), "bytes queued to a client that does not "
                                                                       "read", "BYTES"),
     "bad_messages_per_s": _Spec(_float(0.0, 10_000.0, lo_open=True), "refused messages per second per "
-                                                                       "connection before it is closed", "RATE"),
+                                                                       "customer before a close", "RATE"),
     "bad_messages_burst": _Spec(_int(1, 1_000_000), "refused messages in a burst before a close", "N"),
-    "events_per_s": _Spec(_float(0.0, 10_000.0, lo_open=True), "user events per second per session", "RATE"),
+    "events_per_s": _Spec(_float(0.0, 10_000.0, lo_open=True), "user events per second per customer", "RATE"),
     "events_burst": _Spec(_int(1, 1_000_000), "user events in a burst", "N"),
     "escalations_per_minute": _Spec(_float(0.0, 10_000.0, lo_open=True), "escalations per minute per session",
                                     "RATE"),

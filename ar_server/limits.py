@@ -3,8 +3,8 @@
 Rules:
 1. Every limiter here is pure bookkeeping on a time the caller passes in (seconds), except
    ``PixelBudget``, which waits; none does I/O. The values come from ``Config`` (docs/server.md, "Limits").
-2. A limiter keyed by client (``KeyedBuckets``, ``ConnectionGate``) remembers a bounded number of keys, so
-   the bookkeeping itself cannot be grown without bound by inventing keys.
+2. A limiter keyed by client (``KeyedBuckets``, ``ConnectionGate``, ``AcceptGate``, ``IdleConnections``)
+   remembers a bounded number of keys, so the bookkeeping itself cannot be grown without bound by inventing keys.
 3. A refusal says how long to wait (``retry_after``): HTTP 429 carries it as ``Retry-After``, the protocol's
    ``rate_limited`` error in its message.
 """
@@ -15,9 +15,11 @@ import asyncio
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from aiohttp import web
 
+C = TypeVar("C")  # a connection, to IdleConnections: any hashable object
 MAX_KEYS = 100_000  # clients remembered per keyed limiter (rule 2); the least recently seen go first
 
 
@@ -76,6 +78,42 @@ class KeyedBuckets:
         return len(self._buckets)
 
 
+class AddressCounts:
+    """How many of something each remote address holds; an address at zero is forgotten, so the table holds
+    at most as many keys as there are things counted (rule 2)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def get(self, address: str) -> int:
+        return self._counts.get(address, 0)
+
+    def add(self, address: str) -> None:
+        self._counts[address] = self._counts.get(address, 0) + 1
+
+    def remove(self, address: str) -> None:
+        left = self._counts.get(address, 0) - 1
+        if left > 0:
+            self._counts[address] = left
+        else:
+            self._counts.pop(address, None)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+
+class CustomerLimits:
+    """Rates shared by all of one customer's stream connections, keyed by the token's subject: messages the
+    server refuses (``bad_messages_*``) and user events (``events_*``). Kept per connection, a customer that
+    opened ten connections got ten budgets. A connection whose customer is not known yet (no session opened)
+    is its own key."""
+
+    def __init__(self, *, events_per_s: float, events_burst: int, bad_messages_per_s: float,
+                 bad_messages_burst: int) -> None:
+        self.events = KeyedBuckets(events_per_s, events_burst)
+        self.refusals = KeyedBuckets(bad_messages_per_s, bad_messages_burst)
+
+
 @dataclass(frozen=True)
 class Refusal:
     code: str  # "overloaded"
@@ -95,36 +133,108 @@ class ConnectionGate:
         self.max_connections = max_connections
         self.max_per_address = max_unauthenticated_per_address
         self.total = 0
-        self._unauthenticated: dict[str, int] = {}  # address -> count; at most max_connections keys
+        self._unauthenticated = AddressCounts()  # at most max_connections keys
 
     def admit(self, address: str) -> Refusal | None:
         if self.total >= self.max_connections:
             return Refusal("overloaded", f"the server holds its maximum of {self.max_connections} stream "
                                          "connections; try again later")
-        if self._unauthenticated.get(address, 0) >= self.max_per_address:
+        if self._unauthenticated.get(address) >= self.max_per_address:
             return Refusal("overloaded", f"{self.max_per_address} connections from your address have not sent "
                                          "hello yet; send hello on those, or close them, before opening more")
         self.total += 1
-        self._unauthenticated[address] = self._unauthenticated.get(address, 0) + 1
+        self._unauthenticated.add(address)
         return None
 
     def greeted(self, address: str) -> None:
-        self._forget(address)
+        self._unauthenticated.remove(address)
 
     def release(self, address: str, *, greeted: bool) -> None:
         self.total -= 1
         if not greeted:
-            self._forget(address)
+            self._unauthenticated.remove(address)
 
     def unauthenticated(self, address: str) -> int:
-        return self._unauthenticated.get(address, 0)
+        return self._unauthenticated.get(address)
 
-    def _forget(self, address: str) -> None:
-        left = self._unauthenticated.get(address, 0) - 1
-        if left > 0:
-            self._unauthenticated[address] = left
-        else:
-            self._unauthenticated.pop(address, None)
+
+class AcceptGate:
+    """TCP connections, per remote address, that have not yet completed their first HTTP request.
+
+    Counted from the moment the connection is accepted, before aiohttp sees a byte: a client that opens
+    connections and sends nothing (or a request line a byte at a time) holds a file descriptor each, and
+    enough of them leave the process none to accept a customer with. ``admit(address)`` when the connection
+    is made: True (the caller must later call ``requested`` or ``closed``, once) or False (close it now).
+    ``requested(address)`` when its first request line and headers have arrived: from then on the connection
+    is the stream's or REST's to limit. An honest client sends its request within milliseconds of connecting,
+    so a small cap is only ever reached by a client that holds connections open on purpose.
+    """
+
+    def __init__(self, max_per_address: int) -> None:
+        if max_per_address < 1:
+            raise ValueError(f"expected max_per_address >= 1, got {max_per_address}")
+        self.max_per_address = max_per_address
+        self._waiting = AddressCounts()
+
+    def admit(self, address: str) -> bool:
+        if self._waiting.get(address) >= self.max_per_address:
+            return False
+        self._waiting.add(address)
+        return True
+
+    def requested(self, address: str) -> None:
+        self._waiting.remove(address)
+
+    def closed(self, address: str) -> None:
+        """An admitted connection closed before its first request."""
+        self._waiting.remove(address)
+
+    def waiting(self, address: str) -> int:
+        return self._waiting.get(address)
+
+    def addresses(self) -> int:
+        return len(self._waiting)
+
+
+class IdleConnections(Generic[C]):
+    """Per remote address, connections that finished a request and are kept open for the next one (HTTP
+    keep-alive), least recently used first.
+
+    ``idle(address, c)`` when ``c``'s request is done: None, or the address's least recently used idle
+    connection when it now holds more than ``max_per_address`` (the caller closes that one; it is forgotten
+    here). ``busy(address, c)`` when a request arrives on ``c``, and when ``c`` closes: a connection serving
+    a request, or a stream, is never chosen. Keeping them open is what makes keep-alive fast, but each holds a
+    file descriptor: a client that sends one request per connection and keeps them all would run the process
+    out of descriptors, the same as one that sends no request at all.
+    """
+
+    def __init__(self, max_per_address: int) -> None:
+        if max_per_address < 1:
+            raise ValueError(f"expected max_per_address >= 1, got {max_per_address}")
+        self.max_per_address = max_per_address
+        self._idle: dict[str, OrderedDict[C, None]] = {}
+
+    def idle(self, address: str, connection: C) -> C | None:
+        kept = self._idle.setdefault(address, OrderedDict())
+        kept[connection] = None
+        kept.move_to_end(connection)
+        if len(kept) > self.max_per_address:
+            oldest, _ = kept.popitem(last=False)
+            return oldest
+        return None
+
+    def busy(self, address: str, connection: C) -> None:
+        kept = self._idle.get(address)
+        if kept is not None:
+            kept.pop(connection, None)
+            if not kept:
+                del self._idle[address]  # rule 2: only addresses holding idle connections are remembered
+
+    def count(self, address: str) -> int:
+        return len(self._idle.get(address, ()))
+
+    def addresses(self) -> int:
+        return len(self._idle)
 
 
 class PixelBudget:

@@ -23,6 +23,7 @@ from ar_server.errors import AuthError, ServerError
 from ar_server.limits import LIMITS, retry_after_header
 from ar_server.metrics import CONTENT_TYPE
 from ar_server.store import EscalationRecord, SessionRecord
+from product_models.catalog import Motion
 from scenes.i18n import pick
 
 ALL_ROLES = ("customer", "agent", "author", "admin")
@@ -50,6 +51,7 @@ MAX_SCENE_BYTES = 256 * 1024
 MAX_JSON_BYTES = 16 * 1024
 LINK_PATH = "/#link="  # the page reads the link token from the fragment, which no request carries
 _LINK_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+ESCALATION_ID = re.compile(r"[1-9][0-9]{0,17}")  # as the store writes ids; 18 digits stay within 64 bits
 LINK_ERRORS: dict[str, tuple[int, str]] = {
     "unknown": (404, "this support link is not known; ask for a new one"),
     "used": (410, "this support link was already opened once; ask for a new one"),
@@ -133,10 +135,17 @@ def _product_json(product: Any, full: bool) -> dict[str, Any]:
     if full:
         out["parts"] = [{"name": p.name, "kind": p.kind, "states": list(p.states), "healthy": p.healthy,
                          "facing": p.facing, "anchor": list(p.anchor), "size_mm": list(p.size_mm),
-                         "actions": list(p.actions), "label": dict(p.label)} for p in product.parts]
+                         "actions": list(p.actions), "label": dict(p.label), "moves": _moves_json(p.moves),
+                         "attached_to": p.attached_to} for p in product.parts]
         out["faults"] = {name: {"description": dict(f.description), "states": dict(f.states)}
                          for name, f in product.faults.items()}
     return out
+
+
+def _moves_json(moves: dict[str, Motion]) -> dict[str, dict[str, Any]]:
+    """Per state, how the part moves into it from where it rests (docs/PROTOCOL.md §9, "Moving parts")."""
+    return {state: {"translate": list(m.translate), "pivot": list(m.pivot), "axis": list(m.axis),
+                    "degrees": m.degrees} for state, m in moves.items()}
 
 
 async def list_products(request: web.Request, claims: Claims | None) -> web.Response:
@@ -309,7 +318,7 @@ async def get_session(request: web.Request, claims: Claims | None) -> web.Respon
     if record is None:
         return json_error(404, "not_found", f"unknown session {session_id[:80]!r}")
     history = [asdict(s) for s in await store.step_history(session_id)]
-    escalations = [asdict(e) for e in await store.list_escalations() if e.session_id == session_id]
+    escalations = [asdict(e) for e in await store.session_escalations(session_id)]
     events = [asdict(e) for e in (await store.events(session_id))[-50:]]
     agents = [asdict(a) for a in await store.agent_actions(session_id)]
     return web.json_response({**_session_json(record), "connected": session_id in request.app[SESSIONS].live,
@@ -343,8 +352,8 @@ async def queue_entries(app: web.Application) -> list[dict[str, Any]]:
     The session of each is checked once, newest escalation per session only."""
     store, now, live = app[STORE], app[CLOCK](), app[SESSIONS].live
     newest: dict[str, EscalationRecord] = {}
-    for escalation in await store.list_escalations():
-        if escalation.status != "closed" and (escalation.accepted_at is not None or escalation.status == "taken"):
+    for escalation in await store.active_escalations():
+        if escalation.accepted_at is not None or escalation.status == "taken":
             newest[escalation.session_id] = escalation
     out = []
     for escalation in newest.values():
@@ -360,12 +369,13 @@ async def list_escalations(request: web.Request, claims: Claims | None) -> web.R
 
 async def _escalation(request: web.Request) -> EscalationRecord:
     raw = request.match_info["id"]
-    found = [e for e in await request.app[STORE].list_escalations() if str(e.id) == raw]
-    if not found:
+    # Ids are written as the store gives them: digits, no sign, no leading zero, within a 64-bit integer.
+    found = await request.app[STORE].get_escalation(int(raw)) if ESCALATION_ID.fullmatch(raw) else None
+    if found is None:
         raise web.HTTPNotFound(text=json.dumps({"error": {"code": "not_found",
                                                           "message": f"unknown escalation {raw[:40]!r}"}}),
                                content_type="application/json")
-    return found[0]
+    return found
 
 
 async def take_escalation(request: web.Request, claims: Claims | None) -> web.Response:
@@ -407,7 +417,8 @@ async def _change(request: web.Request, claims: Claims | None, status: str, acti
 
 async def _answer(request: web.Request, escalation_id: int) -> web.Response:
     app = request.app
-    escalation = next(e for e in await app[STORE].list_escalations() if e.id == escalation_id)
+    escalation = await app[STORE].get_escalation(escalation_id)
+    assert escalation is not None, escalation_id  # escalations are never deleted
     record = await app[STORE].get_session(escalation.session_id)
     return web.json_response(escalation_json(escalation, record, app[CLOCK](), escalation.session_id in
                                              app[SESSIONS].live))

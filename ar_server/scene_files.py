@@ -3,11 +3,16 @@
 Writes are atomic (a temporary file in the same folder, fsync, ``os.replace``), so a reader or a crash sees
 the old file or the new one, never half of one. Every earlier version is kept in the store (the file that
 was there before the first API write included), so an overwrite loses nothing.
+
+An installed server keeps its scenes in ``<data_dir>/scenes``, never inside the package. That folder is seeded
+from the shipped library (:func:`seed_scene_folder`): created with every shipped scene on first use, and given
+the scenes a later release adds. A scene copied once is never copied again, so an edit or a deletion stands.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import threading
@@ -17,12 +22,19 @@ from ar_server.errors import ServerError
 from ar_server.protocol.fields import IDENT
 from product_models.catalog import Catalog
 from scenes import Issue, Library, Scene, check_text, load_library
+from scenes.collection import LIBRARY_DIR, scene_files
+
+log = logging.getLogger(__name__)
+# In a seeded folder: the names of the shipped scenes ever copied into it, one a line. A folder without it
+# (the source tree's library, a folder given with --scene-dir) is never seeded.
+SEED_MANIFEST = ".shipped-scenes"
 
 
 class SceneFiles:
     def __init__(self, folder: Path, catalog: Catalog) -> None:
         self.folder = Path(folder)
         self.catalog = catalog
+        seed_scene_folder(self.folder)
         self.library: Library = load_library(self.folder, catalog)
         self._write_lock = threading.Lock()  # one writer at a time across worker threads
         self.api_lock = asyncio.Lock()  # one REST write at a time: version bookkeeping and file together
@@ -74,6 +86,35 @@ class SceneFiles:
                 else:
                     _atomic_write(path, previous)
                 raise
+
+
+def seed_scene_folder(folder: Path, shipped: Path = LIBRARY_DIR) -> list[str]:
+    """Copy shipped scene files into ``folder`` and return their names. A missing ``folder`` is created with
+    every scene of ``shipped``; a folder seeded before gets only the shipped scenes it never had. A folder that
+    exists without :data:`SEED_MANIFEST` is left alone. Raises ``ServerError("storage_unavailable")`` naming
+    the folder when it cannot be written."""
+    manifest = folder / SEED_MANIFEST
+    if folder.is_dir() and not manifest.is_file():
+        return []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        known = set(manifest.read_text(encoding="utf-8").split()) if manifest.is_file() else set()
+        copied = []
+        for source in scene_files(shipped):
+            if source.name in known:
+                continue
+            if not (folder / source.name).exists():
+                _atomic_write(folder / source.name, source.read_text(encoding="utf-8"))
+                copied.append(source.name)
+            known.add(source.name)
+        if copied or not manifest.is_file():
+            _atomic_write(manifest, "".join(f"{name}\n" for name in sorted(known)))
+    except OSError as exc:
+        raise ServerError("storage_unavailable", f"cannot seed the scene folder {folder} with the shipped "
+                                                 f"scenes: {exc.strerror or exc}", "scene_dir") from None
+    if copied:
+        log.info("scene folder %s: copied %d shipped scene(s): %s", folder, len(copied), ", ".join(copied))
+    return copied
 
 
 def _atomic_write(path: Path, text: str) -> None:

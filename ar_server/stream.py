@@ -25,7 +25,9 @@ Rules:
    that sends faster than its messages are handled waits in its own TCP window, not in server memory.
    Refused messages (bad ones, and user events over ``events_per_s``, answered ``rate_limited``) are
    answered up to ``bad_messages_burst`` at once and ``bad_messages_per_s`` on average; one more is
-   answered with a fatal ``rate_limited`` and the connection closes (1008).
+   answered with a fatal ``rate_limited`` and the connection closes (1008). Both budgets are per customer
+   (``ar_server.limits.CustomerLimits``, keyed by the token's subject once ``hello`` opened a session), so
+   more connections do not buy more.
 6. Before the upgrade, ``ar_server.limits.ConnectionGate`` admits the connection or it is refused with
    HTTP 503 JSON (``overloaded``): over ``max_connections`` in total, or over
    ``max_unauthenticated_per_address`` connections from one address that have not sent ``hello``.
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -44,7 +47,8 @@ import msgpack
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ar_server.app_keys import AUTHORITY, CONFIG, METRICS, SESSIONS
-from ar_server.limits import LIMITS, TokenBucket, retry_after_header
+from ar_server.errors import AuthError
+from ar_server.limits import LIMITS, KeyedBuckets, retry_after_header
 from ar_server.metrics import Metrics
 from ar_server.protocol import (
     Bye,
@@ -79,6 +83,7 @@ WRITER_CLOSE_TIMEOUT_S = 5.0  # how long a closing connection waits for its queu
 MAX_EFFECT_BACKLOG = 64  # rule 5: effects a session may have waiting before its reader pauses
 NOT_READING_CLOSE_S = 2.0  # rule 2: how long the close frame to a client that does not read may take
 HELLO_RETRY_AFTER_S = 5.0  # rule 6: Retry-After of a refused upgrade
+_CONNECTION_NUMBERS = itertools.count(1)  # rate keys of connections whose customer is not known yet (rule 5)
 
 
 @dataclass(frozen=True)
@@ -136,8 +141,9 @@ class Connection:
             session_creation=self.app[LIMITS].session_creation))
         self.max_messages = config.max_outbound_messages
         self.max_bytes = config.max_outbound_bytes
-        self._events = TokenBucket(config.events_per_s, config.events_burst)
-        self._refusals = TokenBucket(config.bad_messages_per_s, config.bad_messages_burst)
+        self._customer_limits = self.app[SESSIONS].customer_limits
+        self.customer: str | None = None  # the token's subject, once hello opened a session (rule 5)
+        self._own_key = f"connection:{next(_CONNECTION_NUMBERS)}"  # the rate key until then
         self._queue: deque[_Queued] = deque()
         self._queued_bytes = 0
         self.dropped = 0  # droppable messages dropped because the client did not read them (rule 2)
@@ -235,16 +241,18 @@ class Connection:
 
     def _refuse(self, refused: MessageRefused) -> None:
         """Rule 5: answer a refused message, or close when the client keeps sending them."""
-        if self.driver.core.state == "awaiting_hello" or self._refusals.take(self._now()):
+        refusals = self._customer_limits.refusals
+        if self.driver.core.state == "awaiting_hello" or self._take(refusals):
             self.driver.feed(refused)
             return
         self.driver.feed(MessageRefused(
-            "rate_limited", f"too many refused messages (over {self._refusals.burst:g} at once or "
-                            f"{self._refusals.rate:g} a second); the last was {refused.code}: {refused.message}",
+            "rate_limited", f"too many refused messages (over {refusals.burst:g} at once or {refusals.rate:g} a "
+                            f"second, across your connections); the last was {refused.code}: {refused.message}",
             refused.field, refused.seq, fatal=True))
 
-    def _now(self) -> float:
-        return asyncio.get_running_loop().time()
+    def _take(self, buckets: KeyedBuckets) -> bool:
+        """One from this customer's bucket (rule 5); False when it is empty."""
+        return buckets.take(self.customer or self._own_key, asyncio.get_running_loop().time()) is None
 
     async def _read(self) -> None:
         limits = self.app[CONFIG].limits()
@@ -267,10 +275,11 @@ class Connection:
                 seq = _frame_seq(msg.data) if exc.code == "too_large" and exc.field is None else None
                 self._refuse(MessageRefused(exc.code, exc.message, exc.field, seq))
                 continue
-            if isinstance(message, Event) and self.driver.core.state == "open" and not self._events.take(self._now()):
-                self._refuse(MessageRefused("rate_limited", f"user events arrive faster than {self._events.rate:g} "
-                                                            f"per second (burst {self._events.burst:g}); this "
-                                                            f"{message.kind} was ignored", "kind"))
+            events = self._customer_limits.events
+            if isinstance(message, Event) and self.driver.core.state == "open" and not self._take(events):
+                self._refuse(MessageRefused("rate_limited", f"user events arrive faster than {events.rate:g} per "
+                                                            f"second (burst {events.burst:g}, across your "
+                                                            f"connections); this {message.kind} was ignored", "kind"))
                 continue
             self.driver.feed(_EVENTS[type(message)](message))
             if isinstance(message, Hello):
@@ -278,6 +287,15 @@ class Connection:
                 if self.driver.session_id is not None and not self.greeted:
                     self.greeted = True
                     self.app[LIMITS].connections.greeted(self.address)
+                    self.customer = self._subject(message)
+
+    def _subject(self, hello: Hello) -> str | None:
+        """The subject of the token that just opened this connection's session (checked once more here: the
+        driver keeps no claims), or None if it has expired in between."""
+        try:
+            return self.app[AUTHORITY].verify(hello.token).subject
+        except AuthError:
+            return None
 
 
 _EVENTS: dict[type, type[SessionEvent]] = {

@@ -26,6 +26,10 @@ Rules (the whole contract; the code below only implements them):
    ``wrong_product``; no product at all in view for ``lost_after_s`` gives ``point_camera``.
 10. ``now`` is seconds on any clock that keeps running across restarts (wall time) if snapshots are
     stored. A ``now`` earlier than one already handled is treated as that later time.
+11. ``jump_to(step_id, now, reason)`` enters any step of the scene, whatever the current step's rules: for a
+    person from support who overrides them. It is entered as rule 3 enters a step (history, repeat count,
+    ``ShowStep`` with cause ``done``: the step left counts as done; a terminal step ends the scene). A step
+    the scene lacks, or a scene not started or already ended, raises and changes nothing.
 """
 
 from __future__ import annotations
@@ -134,6 +138,26 @@ class Engine:
         moved = handler(state, event, now, effects)
         if not moved and state.outcome is None:
             self._advance(state, now, effects)
+        self._state = state
+        return effects
+
+    def jump_to(self, step_id: str, now: float, reason: I18nText | None = None) -> list[Effect]:
+        """Enter ``step_id`` regardless of the current step's rules (rule 11) and return the effects.
+        ``reason``, if given, is shown with the step. Raises :class:`IllegalEventError` naming the scene's
+        steps for an unknown ``step_id``, and for a scene not started or already ended."""
+        if step_id not in self.scene.steps:
+            raise IllegalEventError(f"scene {self.scene.id!r} has no step {step_id!r}; expected one of: "
+                                    f"{', '.join(self.scene.steps)}")
+        if self._state.step is None:
+            raise IllegalEventError("call start() before jumping to a step")
+        if self._state.outcome is not None:
+            raise IllegalEventError(f"the scene already ended ({self._state.outcome}); it cannot jump to "
+                                    f"{step_id!r}")
+        state = copy.deepcopy(self._state)
+        now = max(float(now), state.last_time)
+        state.last_time = now
+        effects: list[Effect] = []
+        self._enter(state, step_id, now, effects, reason, "done")
         self._state = state
         return effects
 

@@ -1,11 +1,32 @@
-"""The one place that imports MediaPipe; its objects never leave ``vision``."""
+"""The one place that imports MediaPipe; its objects never leave ``vision``.
+
+MediaPipe is optional: no extra of ``fixlens`` can install it (its wheel asks for opencv-contrib-python, which
+would shadow opencv-python's cv2), so a ``fixlens[server]`` install runs without it, with hands and face blur
+off. :func:`unavailable_reason` says why without importing it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 from typing import Any
 
 from vision.errors import ModelUnavailable
+from vision.model_files import missing_message
+
+INSTALL_HINT = "pip install 'fixlens[hands]' && pip install --no-deps 'mediapipe>=1.2.2,<1.3'"
+
+
+def unavailable_reason(model: Path) -> str | None:
+    """Why a MediaPipe task on the model file ``model`` cannot run (mediapipe not installed, the file
+    missing), or None when it may. Imports nothing: MediaPipe takes a second to import."""
+    reasons = []
+    if importlib.util.find_spec("mediapipe") is None:
+        reasons.append(f"mediapipe is not installed (`{INSTALL_HINT}`, see docs/vision.md)")
+    if not model.is_file():
+        reasons.append(missing_message(model))
+    return "; ".join(reasons) or None
 
 
 def tasks() -> tuple[Any, Any, Any]:
@@ -18,7 +39,7 @@ def tasks() -> tuple[Any, Any, Any]:
         from mediapipe.tasks.python import vision as mp_vision
     except ImportError as exc:
         raise ModelUnavailable(f"mediapipe is not installed or does not import ({exc}); install it with "
-                               "`pip install --no-deps 'mediapipe>=1.2.2'` (see docs/vision.md)") from None
+                               f"`{INSTALL_HINT}` (see docs/vision.md)") from None
     return mp, BaseOptions, mp_vision
 
 

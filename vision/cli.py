@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--backgrounds", type=int, default=24,
                    help="drawn product-free frames per condition, beside the real photos (default 24)")
     r.add_argument("--conditions", default=None, metavar="A,B,...", help="conditions to run (default: all)")
-    r.add_argument("--seed", type=int, default=None, help="base seed (default 7301; 1000-6999 are training's)")
+    r.add_argument("--seed", type=int, default=None,
+                   help="base seed (default 7301; 1000-6999 and 8000-8999 are training's)")
     r.add_argument("--weights-dir", type=Path, default=None, help="model folder (default vision/weights/)")
     r.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     r.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
@@ -91,7 +92,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _robustness_options(args: argparse.Namespace) -> list[str]:
     """The condition names to run; raises ValueError naming the bad option."""
     from vision.training.conditions import CONDITIONS
-    from vision.training.robustness import TRAINING_SEEDS
+    from vision.training.robustness import training_seed, training_seeds_text
 
     if not 1 <= args.frames <= 100_000:
         raise ValueError(f"--frames must be within 1..100000, got {args.frames}")
@@ -99,9 +100,9 @@ def _robustness_options(args: argparse.Namespace) -> list[str]:
         raise ValueError(f"--clips must be within 0..10000, got {args.clips}")
     if not 0 <= args.backgrounds <= 10_000:
         raise ValueError(f"--backgrounds must be within 0..10000, got {args.backgrounds}")
-    if args.seed is not None and (args.seed < 0 or args.seed in TRAINING_SEEDS):
-        raise ValueError(f"--seed must be >= 0 and outside the training seeds "
-                         f"{TRAINING_SEEDS.start}-{TRAINING_SEEDS.stop - 1}, got {args.seed}")
+    if args.seed is not None and (args.seed < 0 or training_seed(args.seed)):
+        raise ValueError(f"--seed must be >= 0 and outside the training seeds {training_seeds_text()}, "
+                         f"got {args.seed}")
     if args.weights_dir is not None and not args.weights_dir.is_dir():
         raise ValueError(f"--weights-dir {args.weights_dir}: not found (expected a folder with the models)")
     if args.chart is not None and args.chart.suffix.lower() != ".png":

@@ -2,10 +2,11 @@
 (for "press this button" guidance).
 
 The model bundle comes from ``fixlens vision models`` (see :mod:`vision.model_files`). When it is absent or
-does not load, :class:`HandTracker` turns hand features off: it logs one warning saying why and how to fix
-it, ``available`` is False and ``detect`` returns no hands. Nothing is downloaded while the program runs.
-The landmarker runs in IMAGE mode: frames of many sessions go through one tracker, so there is no single
-monotonic video timeline to track along.
+does not load, or mediapipe is not installed (a ``fixlens[server]`` install has none), :class:`HandTracker`
+turns hand features off: it logs one warning saying why and how to fix it, ``available`` is False and
+``detect`` returns no hands. :func:`unavailable_reason` tells the same without building a tracker. Nothing
+is downloaded while the program runs. The landmarker runs in IMAGE mode: frames of many sessions go through
+one tracker, so there is no single monotonic video timeline to track along.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from vision import _mediapipe
 from vision.errors import VisionError
-from vision.model_files import missing_message, model_files
+from vision.model_files import model_files
 from vision.parts import ProjectedPart
 from vision.types import Hand
 
@@ -37,8 +38,9 @@ class HandTracker:
         self._landmarker: Any = None
         self.unavailable_reason: str | None = None
         path = model_files(models_dir).hand_task
-        if not path.is_file():
-            self._turn_off(missing_message(path))
+        reason = _mediapipe.unavailable_reason(path)
+        if reason is not None:
+            self._turn_off(reason)
             return
         try:
             _, base_options, mp_vision = _mediapipe.tasks()
@@ -83,6 +85,12 @@ class HandTracker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def unavailable_reason(models_dir: Path | None = None) -> str | None:
+    """Why hands (and the face blur, which needs the same install) would be off, or None; imports no MediaPipe."""
+    files = model_files(models_dir)
+    return _mediapipe.unavailable_reason(files.hand_task) or _mediapipe.unavailable_reason(files.face_model)
 
 
 def nearest_part(point: tuple[float, float], projected: Mapping[str, ProjectedPart],

@@ -12,6 +12,11 @@ step (``fixlens vision models``, or :func:`ensure_models`) does, once:
    with fixed timestamps so the bundle is byte-for-byte reproducible.
 
 The cache is ``$FIXLENS_CACHE_DIR``, else ``$XDG_CACHE_HOME/fixlens``, else ``~/.cache/fixlens``.
+
+The files are writable state, so where they go depends on how Fixlens is installed. In a source checkout
+(the Makefile's editable install) they go to ``vision/models/`` (git-ignored), as they always have. An
+installed package never writes inside itself: there they go to ``<data dir>/models``, the data dir being
+``$FIXLENS_DATA_DIR``, else ``$XDG_DATA_HOME/fixlens``, else ``~/.local/share/fixlens``.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from vision.errors import ModelUnavailable
 
-DEFAULT_MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODELS_DIR = Path(__file__).parent / "models"  # the source checkout's folder; see default_models_dir()
+# A source checkout has the project file beside the packages; an installed wheel (site-packages) has not.
+IN_SOURCE_CHECKOUT = (Path(__file__).resolve().parent.parent / "pyproject.toml").is_file()
 WHEEL_REQUIREMENT = "mediapipe==0.10.21"
 WHEEL_NAME = "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
 HAND_TASK = "hand_landmarker.task"
@@ -56,9 +64,26 @@ def default_cache_dir() -> Path:
     return Path(base) / "fixlens"
 
 
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The per-user data dir of an installed Fixlens: ``$XDG_DATA_HOME/fixlens``, else
+    ``~/.local/share/fixlens``. (``$FIXLENS_DATA_DIR`` and ``--data-dir`` override it where they are read.)"""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fixlens"
+
+
+def default_models_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``vision/models/`` in a source checkout; ``<data dir>/models`` in an installed package."""
+    if IN_SOURCE_CHECKOUT:
+        return DEFAULT_MODELS_DIR
+    environ = os.environ if environ is None else environ
+    data_dir = Path(environ["FIXLENS_DATA_DIR"]).expanduser() if environ.get("FIXLENS_DATA_DIR") else None
+    return (data_dir or default_data_dir(environ)) / "models"
+
+
 def model_files(models_dir: Path | None = None) -> ModelFiles:
-    """Where the model files live (they may not exist yet)."""
-    folder = Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR
+    """Where the model files live (they may not exist yet); ``None`` means :func:`default_models_dir`."""
+    folder = Path(models_dir) if models_dir is not None else default_models_dir()
     return ModelFiles(folder / HAND_TASK, folder / FACE_MODEL)
 
 
@@ -122,7 +147,7 @@ def _bundle(files: dict[str, bytes]) -> bytes:
 
 
 def ensure_models(models_dir: Path | None = None, cache_dir: Path | None = None) -> ModelFiles:
-    """Create the model files in ``models_dir`` (default ``vision/models/``) unless they are already there.
+    """Create the model files in ``models_dir`` (default :func:`default_models_dir`) unless they are already there.
     Downloads the wheel into the cache only when it is not cached. Raises :class:`ModelUnavailable`."""
     files = model_files(models_dir)
     if files.hand_task.is_file() and files.face_model.is_file():

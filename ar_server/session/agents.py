@@ -4,9 +4,7 @@ step an agent chose. Pure: no I/O, no clock of its own.
 
 from __future__ import annotations
 
-import copy
-
-from scenes import Effect, Engine, IllegalEventError
+from scenes import Effect, Engine
 from scenes.i18n import pick
 
 # The texts the session sends about agents, per locale (the scene engine's MESSAGES hold only its own).
@@ -26,19 +24,6 @@ def agent_text(code: str, locale: str) -> str:
 
 def move_engine(engine: Engine, step_id: str, now: float) -> list[Effect]:
     """Enter ``step_id`` as if the customer had chosen it (the step left counts as done by the user), and
-    return the engine's effects. Raises ``IllegalEventError`` for a step the scene lacks or a finished scene.
-
-    The engine has no public jump: scenes move only on their own rules. An agent overrides those rules, so
-    this enters the step the way the engine's own handlers do, on a copy committed only on success."""
-    if step_id not in engine.scene.steps:
-        raise IllegalEventError(f"scene {engine.scene.id!r} has no step {step_id!r}; steps: "
-                                f"{', '.join(engine.scene.steps)}")
-    if engine.finished or engine.step_id is None:
-        raise IllegalEventError(f"scene {engine.scene.id!r} is not running")
-    state = copy.deepcopy(engine._state)
-    now = max(float(now), state.last_time)
-    state.last_time = now
-    effects: list[Effect] = []
-    engine._enter(state, step_id, now, effects, None, "done")
-    engine._state = state
-    return effects
+    return the engine's effects. Raises ``IllegalEventError`` for a step the scene lacks or a scene not
+    running (``Engine.jump_to``, rule 11 of scenes/engine.py)."""
+    return engine.jump_to(step_id, now)

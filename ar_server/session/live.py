@@ -314,7 +314,7 @@ class SessionDriver:
         if not self._escalations.take(self.host.clock()):  # rule 5
             self.escalations_refused += 1
             return
-        open_here = [e for e in await store.list_escalations(status="open") if e.session_id == session]
+        open_here = [e for e in await store.session_escalations(session) if e.status == "open"]
         if len(open_here) >= self.limits.max_open_escalations:
             self.escalations_refused += 1
             return

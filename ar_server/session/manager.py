@@ -32,6 +32,7 @@ from ar_server.auth import Claims, check_session_access, new_resume_token, resum
 from ar_server.config import Config
 from ar_server.errors import AuthError, ServerError
 from ar_server.inference import InferenceService
+from ar_server.limits import CustomerLimits
 from ar_server.metrics import Metrics
 from ar_server.protocol import Hello
 from ar_server.session.core import CoreConfig
@@ -79,6 +80,10 @@ class SessionManager:
         self._ticker: asyncio.Task[None] | None = None
         self._last_sweep = -math.inf
         self.watchers = Watchers()
+        # Shared by every connection of one customer (ar_server.stream, rule 5).
+        self.customer_limits = CustomerLimits(events_per_s=config.events_per_s, events_burst=config.events_burst,
+                                              bad_messages_per_s=config.bad_messages_per_s,
+                                              bad_messages_burst=config.bad_messages_burst)
         self._shrinking: set[str] = set()  # sessions whose frame for agents is being downscaled now
         self._state_sent_at: dict[str, float] = {}
 
@@ -154,7 +159,7 @@ class SessionManager:
     async def accept_help(self, session_id: str, effect: AcceptHelp) -> None:
         """The session's newest escalation still open joins the agent queue (a new ``help`` one if none)."""
         store, now = self.store, self.clock()
-        waiting = [e for e in await store.list_escalations() if e.session_id == session_id and e.status != "closed"]
+        waiting = [e for e in await store.session_escalations(session_id) if e.status != "closed"]
         if waiting:
             escalation_id = waiting[-1].id
         else:

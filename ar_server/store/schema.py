@@ -86,6 +86,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX agent_actions_session ON agent_actions (session_id, id);
     """,
+    # 3: escalation lookups without a scan: one session's escalations, and the escalations not yet closed
+    # (the agent queue; closed ones pile up forever and are left out of this index)
+    """
+    CREATE INDEX escalations_session ON escalations (session_id, id);
+    CREATE INDEX escalations_active ON escalations (id) WHERE status != 'closed';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -214,12 +214,26 @@ class SQLiteDatabase:
                 raise StoreError("not_found", f"no escalation {escalation_id}", "escalation")
 
     def list_escalations(self, *, status: str | None = None) -> list[EscalationRecord]:
+        return self._escalations(" WHERE status = ? ORDER BY id" if status else " ORDER BY id",
+                                 (status,) if status else ())
+
+    def get_escalation(self, escalation_id: int) -> EscalationRecord | None:
+        found = self._escalations(" WHERE id = ?", (escalation_id,))
+        return found[0] if found else None
+
+    def session_escalations(self, session_id: str) -> list[EscalationRecord]:
+        return self._escalations(" WHERE session_id = ? ORDER BY id", (session_id,))  # index escalations_session
+
+    def active_escalations(self) -> list[EscalationRecord]:
+        # The condition is written exactly as the partial index escalations_active's, so SQLite uses it.
+        return self._escalations(" WHERE status != 'closed' ORDER BY id", ())
+
+    def _escalations(self, where: str, params: tuple[Any, ...]) -> list[EscalationRecord]:
         sql = ("SELECT id, session_id, created_at, updated_at, reason, context, status, agent, accepted_at "
                "FROM escalations")
-        rows = self._read(sql + (" WHERE status = ? ORDER BY id" if status else " ORDER BY id"),
-                          (status,) if status else ())
         return [EscalationRecord(id=r[0], session_id=r[1], created_at=r[2], updated_at=r[3], reason=r[4],
-                                 context=_load(r[5]), status=r[6], agent=r[7], accepted_at=r[8]) for r in rows]
+                                 context=_load(r[5]), status=r[6], agent=r[7], accepted_at=r[8])
+                for r in self._read(sql + where, params)]
 
     def accept_escalation(self, escalation_id: int, *, at: float) -> None:
         """The customer accepted help from a person: the escalation joins the agent queue (first time only)."""

@@ -114,6 +114,15 @@ class SQLiteStore:
     async def list_escalations(self, *, status: EscalationStatus | None = None) -> list[EscalationRecord]:
         return await self.run(lambda db: db.list_escalations(status=status))
 
+    async def get_escalation(self, escalation_id: int) -> EscalationRecord | None:
+        return await self.run(lambda db: db.get_escalation(escalation_id))
+
+    async def session_escalations(self, session_id: str) -> list[EscalationRecord]:
+        return await self.run(lambda db: db.session_escalations(session_id))
+
+    async def active_escalations(self) -> list[EscalationRecord]:
+        return await self.run(lambda db: db.active_escalations())
+
     async def accept_escalation(self, escalation_id: int, *, at: float) -> None:
         await self.run(lambda db: db.accept_escalation(escalation_id, at=at))
 

@@ -303,8 +303,8 @@ class AgentChannel:
 
     async def _close_escalations(self, session: str, watcher: Watcher) -> None:
         store, now = self.app[STORE], self.app[CLOCK]()
-        for escalation in await store.list_escalations():
-            if escalation.session_id == session and escalation.status != "closed":
+        for escalation in await store.session_escalations(session):
+            if escalation.status != "closed":
                 await store.update_escalation(escalation.id, "closed", at=now, agent=watcher.subject)
         self.app[SESSIONS].queue_changed()
 

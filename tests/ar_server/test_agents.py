@@ -123,7 +123,14 @@ async def test_an_accepted_escalation_waits_in_the_queue_with_its_context(server
     actions = [(a["agent"], a["kind"]) for a in record["agent_actions"]]
     assert actions == [("alex", "take"), ("alex", "hand_back"), ("alex", "close")]
     assert all(a["at"] > 0 for a in record["agent_actions"])
+    assert [(e["id"], e["status"]) for e in record["escalations"]] == [(entry["id"], "closed")]
     assert any(e["kind"] == "accept_help" for e in record["events"])
+
+
+@pytest.mark.parametrize("raw", ["0", "007", "-1", "1e3", "99999999999999999999", "abc", "１"])
+async def test_an_escalation_id_not_written_as_the_store_writes_it_is_not_found(server: Any, raw: str) -> None:
+    status, body = await _post(server, f"/v1/escalations/{raw}/take", _bearer("agent", "alex"))
+    assert status == 404 and body["error"]["code"] == "not_found" and "unknown escalation" in body["error"]["message"]
 
 
 # ---------------------------------------------------------------- the agent channel

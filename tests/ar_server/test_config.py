@@ -90,7 +90,21 @@ BAD: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
     ("secret blank", {}, {"FIXLENS_SECRET": "   "}, "secret", "<hidden>"),
     ("weights_dir missing", {}, {"FIXLENS_WEIGHTS_DIR": "/no/weights"}, "weights_dir", "FIXLENS_WEIGHTS_DIR"),
     ("backend", {"backend": "tensorrt"}, {}, "backend", "auto, onnx, torch"),
+    ("first request timeout too short", {}, {"FIXLENS_FIRST_REQUEST_TIMEOUT_S": "0.1"}, "first_request_timeout_s",
+     "[0.5, 600], got '0.1' (from environment variable FIXLENS_FIRST_REQUEST_TIMEOUT_S)"),
+    ("keep-alive cap zero", {}, {"FIXLENS_MAX_KEEPALIVE_PER_ADDRESS": "0"}, "max_keepalive_per_address",
+     "1..100000, got '0'"),
+    ("pre-request cap zero", {"max_pre_request_per_address": "0"}, {}, "max_pre_request_per_address",
+     "1..100000, got '0' (from flag --max-pre-request-per-address)"),
 ]
+
+
+def test_accept_limits_come_from_flag_or_environment() -> None:
+    config = Config.from_sources({"max_pre_request_per_address": "5"}, {"FIXLENS_FIRST_REQUEST_TIMEOUT_S": "2.5"})
+    assert config.max_pre_request_per_address == 5 and config.first_request_timeout_s == 2.5
+    assert Config().max_pre_request_per_address == 32 and Config().first_request_timeout_s == 10.0
+    assert Config.from_sources({}, {"FIXLENS_MAX_KEEPALIVE_PER_ADDRESS": "3"}).max_keepalive_per_address == 3
+    assert Config().max_keepalive_per_address == 64
 
 
 def test_weights_dir_and_backend_come_from_flag_or_environment(tmp_path: Path) -> None:

@@ -1,18 +1,35 @@
-"""Pure units of ``ar_server.limits`` and the outbound queue of ``ar_server.stream.Connection``."""
+"""Pure units of ``ar_server.limits``, the outbound queue of ``ar_server.stream.Connection``, and the
+per-customer budgets on a real server."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import msgpack
 import pytest
 
+from ar_server.app import create_app
 from ar_server.app_keys import METRICS
-from ar_server.limits import ConnectionGate, KeyedBuckets, PixelBudget, TokenBucket, retry_after_header
-from ar_server.protocol import CloseCode, Error, Notice, Obs, Welcome
+from ar_server.auth import TokenAuthority
+from ar_server.config import DEV_SECRET
+from ar_server.limits import (
+    AcceptGate,
+    ConnectionGate,
+    IdleConnections,
+    KeyedBuckets,
+    PixelBudget,
+    TokenBucket,
+    retry_after_header,
+)
+from ar_server.protocol import CloseCode, Error, Event, Hello, Notice, Obs, Welcome, decode_server, encode_client
 from ar_server.protocol.messages import Limits
 from ar_server.stream import Connection
+from fixlens.truth_pipeline import TruthTablePipeline
+from tests.ar_server.conftest import make_config
 
 
 def test_token_bucket_spends_its_burst_then_refills_at_its_rate() -> None:
@@ -50,6 +67,37 @@ def test_connection_gate_caps_unauthenticated_per_address_and_the_total() -> Non
     assert refusal is not None and "maximum of 4" in refusal.message
     gate.release("b", greeted=False)
     assert gate.unauthenticated("b") == 0 and gate.admit("c") is None
+
+
+def test_accept_gate_counts_connections_per_address_until_their_first_request() -> None:
+    gate = AcceptGate(max_per_address=2)
+    assert gate.admit("a") and gate.admit("a") and not gate.admit("a")
+    assert gate.admit("b")  # another address has its own count
+    gate.requested("a")  # one sent its request: its place is free
+    assert gate.waiting("a") == 1 and gate.admit("a") and not gate.admit("a")
+    gate.closed("a")
+    gate.closed("a")
+    gate.closed("b")
+    assert gate.waiting("a") == 0 and gate.addresses() == 0  # addresses at zero are forgotten (rule 2)
+
+
+def test_accept_gate_refuses_a_cap_below_one() -> None:
+    with pytest.raises(ValueError, match="expected max_per_address >= 1, got 0"):
+        AcceptGate(0)
+
+
+def test_idle_connections_give_up_the_least_recently_used_past_the_cap() -> None:
+    idle: IdleConnections[str] = IdleConnections(max_per_address=2)
+    assert idle.idle("a", "c1") is None and idle.idle("a", "c2") is None
+    assert idle.idle("a", "c1") is None  # used again: c2 is now the oldest
+    assert idle.idle("b", "c9") is None  # another address has its own
+    assert idle.idle("a", "c3") == "c2" and idle.count("a") == 2
+    idle.busy("a", "c1")  # serving a request (or a stream): never chosen
+    assert idle.idle("a", "c4") is None and idle.idle("a", "c5") == "c3"
+    for connection in ("c4", "c5"):
+        idle.busy("a", connection)
+    idle.busy("b", "c9")
+    assert idle.addresses() == 0  # rule 2
 
 
 async def test_pixel_budget_waits_until_a_frame_fits() -> None:
@@ -146,3 +194,63 @@ async def test_the_byte_bound_counts_encoded_messages() -> None:
     for i in range(100):
         connection.send(Notice("x", "y" * 4000 + str(i)))
     assert connection._queued_bytes <= 64 * 1024 and len(connection._queue) < 20
+
+
+# ---------------------------------------------------------------- per-customer budgets (stream rule 5)
+
+
+async def _replies(ws: aiohttp.ClientWebSocketResponse, count: int) -> tuple[list[Any], int | None]:
+    """The next ``count`` notices and errors, or fewer and the close code if the server closes first."""
+    got: list[Any] = []
+    while len(got) < count:
+        msg = await ws.receive(timeout=5)
+        if msg.type != aiohttp.WSMsgType.BINARY:
+            return got, msg.data if msg.type == aiohttp.WSMsgType.CLOSE else ws.close_code
+        reply = decode_server(msg.data)
+        if reply.t in ("notice", "error"):
+            got.append(reply)
+    return got, None
+
+
+async def test_a_customer_gets_one_budget_however_many_connections_it_opens(aiohttp_server: Any,
+                                                                            tmp_path: Path) -> None:
+    """Regression: the user-event and refused-message budgets were per connection, so a customer that opened
+    three connections got three of each."""
+    config = make_config(tmp_path, events_per_s=0.01, events_burst=4, bad_messages_per_s=0.01,
+                         bad_messages_burst=6)
+    server = await aiohttp_server(create_app(config, pipeline=TruthTablePipeline()))
+    authority = TokenAuthority(DEV_SECRET)
+    async with aiohttp.ClientSession() as http:
+        sockets = []
+        for subject in ("many", "many", "many", "someone-else"):
+            ws = await http.ws_connect(server.make_url("/v1/stream"))
+            await ws.send_bytes(encode_client(Hello(token=authority.mint("customer", subject, 600), client="bench")))
+            assert decode_server((await ws.receive(timeout=5)).data).t == "welcome"
+            sockets.append(ws)
+        *mine, other = sockets
+        # Two events on each of three connections: the customer's burst of four, then two refusals.
+        events: list[Any] = []
+        for ws in mine:
+            for _ in range(2):
+                await ws.send_bytes(encode_client(Event(kind="done")))
+                events += (await _replies(ws, 1))[0]
+        refused = [e for e in events if e.t == "error" and e.code == "rate_limited" and not e.fatal]
+        assert len(refused) == 2 and "across your connections" in refused[0].message, events
+        # The two refused events spent two of the six refusals; four junk messages spend the rest, the next
+        # closes its connection whichever it arrives on.
+        junk = msgpack.packb({"t": "nonsense", "v": 1})
+        answered, closed = [], []
+        for ws in mine:
+            for _ in range(2):
+                await ws.send_bytes(junk)
+            replies, code = await _replies(ws, 2)
+            answered += [r for r in replies if not r.fatal]
+            if code is not None or any(r.fatal for r in replies):
+                closed.append((replies[-1].code, code if code is not None else (await ws.receive(timeout=5)).data))
+        assert len(answered) == 4 and closed and closed[0] == ("rate_limited", CloseCode.POLICY_VIOLATION), closed
+        # Another customer's budget is its own.
+        await other.send_bytes(encode_client(Event(kind="done")))
+        replies, _ = await _replies(other, 1)
+        assert replies[0].t == "notice", replies
+        for ws in sockets:
+            await ws.close()

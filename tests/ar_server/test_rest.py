@@ -133,6 +133,14 @@ async def test_products_and_metrics(api: Any) -> None:
     router = await (await api.get("/v1/products/router_ax1800", headers=_auth("customer"))).json()
     assert "led_internet" in {p["name"] for p in router["parts"]} and "wan_unplugged" in router["faults"]
     assert (await api.get("/v1/products/toaster", headers=_auth("customer"))).status == 404
+    assert all(p["moves"] == {} and p["attached_to"] is None for p in router["parts"])
+    printer = await (await api.get("/v1/products/printer_lx400", headers=_auth("customer"))).json()
+    parts = {p["name"]: p for p in printer["parts"]}
+    assert parts["tray_paper"]["moves"] == {"open": {"translate": [0.0, -0.17, 0.0], "pivot": [0.0, 0.0, 0.0],
+                                                     "axis": [1.0, 0.0, 0.0], "degrees": 0.0}}
+    assert parts["cover_front"]["moves"]["open"] == {"translate": [0.0, 0.0, 0.0], "pivot": [0.0, -0.185, 0.11],
+                                                     "axis": [1.0, 0.0, 0.0], "degrees": 80.0}
+    assert parts["tray_media"]["attached_to"] == "tray_paper" and parts["tray_media"]["moves"] == {}
     text = await (await api.get("/metrics", headers=_auth("admin"))).text()
     for name in ("fixlens_frames_received_total", "fixlens_active_sessions", "fixlens_stage_seconds",
                  "fixlens_session_outcomes_total", "fixlens_frames_dropped_total"):

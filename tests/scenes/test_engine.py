@@ -440,3 +440,46 @@ def test_progress_counts_the_steps_to_a_repair_not_to_giving_up(library: Library
     assert any_end["offer_reset"] == 1
     assert happy["offer_reset"] == 4
     assert all(happy[sid] >= any_end[sid] for sid in scene.steps)
+
+
+# -- jump_to: a person from support overrides the scene's rules -------------------------------------------
+
+
+def test_jump_to_enters_any_step_and_records_it_in_the_history(library: Library, catalog: Catalog) -> None:
+    engine = _at_press_wifi(library, catalog)
+    (shown,) = engine.jump_to("still_off", 2, reason={"en": "Your agent moved you here."})
+    assert shown.step_id == "still_off" and shown.cause == "done" and shown.reason == "Your agent moved you here."
+    assert engine.step_id == "still_off" and engine.history == ("press_wifi", "still_off")
+    # The hold timer of the step left does not carry over: the new step's rules start afresh.
+    assert engine.handle(observe("router_ax1800", led_wifi="green"), 3) == []
+    (back,) = engine.handle(UserEvent("back"), 4)
+    assert back.step_id == "press_wifi"
+
+
+def test_jump_to_a_terminal_step_ends_the_scene(library: Library, catalog: Catalog) -> None:
+    engine = _at_press_wifi(library, catalog)
+    effects = engine.jump_to("resolved", 2)
+    assert [type(e) for e in effects] == [ShowStep, End] and effects[-1] == End("resolved")
+    assert engine.outcome == "resolved" and engine.history[-1] == "resolved"
+    with pytest.raises(IllegalEventError, match="already ended"):
+        engine.jump_to("press_wifi", 3)
+
+
+def test_jump_to_the_same_step_again_counts_as_a_repeat(library: Library, catalog: Catalog) -> None:
+    engine = _at_press_wifi(library, catalog)
+    engine.jump_to("press_wifi", 2)
+    effects = engine.jump_to("press_wifi", 3)  # the third entry: the engine offers a person (rule 8)
+    assert any(isinstance(e, Escalate) and e.offer for e in effects)
+    assert engine.history == ("press_wifi",) * 3
+
+
+def test_jump_to_an_unknown_step_or_before_start_raises_and_changes_nothing(library: Library,
+                                                                            catalog: Catalog) -> None:
+    engine = engine_for(library, catalog, "router_no_wifi")
+    with pytest.raises(IllegalEventError, match="start"):
+        engine.jump_to("still_off", 0)
+    engine.start(0)
+    before = engine.snapshot()
+    with pytest.raises(IllegalEventError, match=r"has no step 'nowhere'; expected one of: press_wifi, still_off"):
+        engine.jump_to("nowhere", 1)
+    assert engine.snapshot() == before

@@ -269,7 +269,7 @@ def test_percentiles_are_nearest_rank_and_failures_are_infinite() -> None:
     (["--conditions", "hand,fog"], "unknown condition 'fog'; expected some of: as_rendered"),
     (["--conditions", "hand,,glare"], "expected comma-separated names"),
     (["--conditions", "hand,hand"], "named twice"),
-    (["--seed", "4000"], "outside the training seeds 1000-6999, got 4000"),
+    (["--seed", "4000"], "outside the training seeds 1000-6999 and 8000-8999, got 4000"),
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--chart", "chart.svg"], "expected a .png file name"),
     (["--weights-dir", "/nonexistent/weights"], "--weights-dir /nonexistent/weights: not found"),

@@ -9,6 +9,7 @@ the servers run on threads or in subprocesses.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import socket
@@ -16,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,31 @@ def watch_errors(page: Any) -> None:
 
     page.on("pageerror", lambda exc: page.errors.append(f"uncaught: {exc}"))
     page.on("console", console)
+
+
+def page_state(page: Any) -> dict[str, Any]:
+    """The customer page's diagnostics, ``window.fixlensPage``."""
+    return page.evaluate("JSON.parse(JSON.stringify(window.fixlensPage || {}))")
+
+
+def console_state(page: Any) -> dict[str, Any]:
+    """The agents' console's diagnostics, ``window.fixlensConsole``."""
+    return page.evaluate("JSON.parse(JSON.stringify(window.fixlensConsole || {}))")
+
+
+def wait_for(page: Any, condition: Callable[[dict[str, Any]], Any], timeout_s: float, what: str,
+             state: Callable[[Any], dict[str, Any]] = page_state) -> dict[str, Any]:
+    """Poll ``state(page)`` (the customer page's diagnostics unless told) until ``condition`` holds; returns
+    that state, or fails naming ``what`` and the last state. (Playwright's ``wait_for_function`` evaluates a
+    string, which the pages' policy rightly refuses.)"""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = state(page)
+        if condition(seen):
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}; state {seen}")
+        page.wait_for_timeout(250)
 
 
 def free_port() -> int:
@@ -174,6 +201,21 @@ class FixlensServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+def fixlens_token(role: str, subject: str) -> str:
+    """A token from ``fixlens token``, signed with the test server's secret."""
+    done = subprocess.run([str(Path(sys.executable).with_name("fixlens")), "token", "--role", role, "--subject",
+                           subject], capture_output=True, text=True, check=True, timeout=60,
+                          env={**os.environ, "FIXLENS_SECRET": SECRET, "FIXLENS_MODE": "dev"})
+    return done.stdout.strip()
+
+
+def rest(server: FixlensServer, method: str, path: str, token: str) -> dict[str, Any]:
+    """One REST call to ``server`` with ``token``; the JSON answer."""
+    request = urllib.request.Request(server.url + path, method=method, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 @pytest.fixture(scope="session")

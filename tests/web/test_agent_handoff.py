@@ -2,7 +2,8 @@
 a film of the router's back panel, held in a moving hand, tests/web/fake_camera.py ``HANDOFF``) asks for help
 and accepts a person; the console sees the session in its queue, takes it, shows the live picture and the part
 states, points at the WAN port and writes. The customer page must draw the mark within 12 px of the port's
-true projection in the video frame it shows, follow it as the camera moves, and show the message.
+true projection in the video frame it shows, in every frame identified, while the hand walks round to the back
+panel and while it holds it there, and show the message. Then the agent signs out.
 
 Writes docs/images/web-console.png.
 """
@@ -20,32 +21,47 @@ import pytest
 
 from product_models.camera import CameraIntrinsics
 from product_models.catalog import default_catalog
-from tests.web.conftest import CHROMIUM, REPO, FixlensServer, chromium_args, watch_errors
+from tests.web.conftest import (
+    CHROMIUM,
+    REPO,
+    FixlensServer,
+    chromium_args,
+    console_state,
+    fixlens_token,
+    page_state,
+    rest,
+    wait_for,
+    watch_errors,
+)
 from tests.web.fake_camera import HANDOFF, load_truth
-from tests.web.test_customer_repair import fixlens_token, page_state, rest, wait_state
 
 CUSTOMER_VIEW = {"width": 960, "height": 540}
 CONSOLE_VIEW = {"width": 1180, "height": 720}
 IMAGES = REPO / "docs" / "images"
 THUMB = (80, 60)  # the size video frames are compared at to find which film frame the page shows
-# The acceptance asks for every drawn mark within 12 px of the port's true projection. Measured on this
-# machine the marks are 0.4-12.3 px off: the page draws the last answered pose, which trails a moving
-# handheld camera by one or two answers. The median is held to 12 px and every sample to 20 px, so the test
-# is stable; the figure against the 12 px bound is reported in the issue's note, not met by construction.
-MAX_MEDIAN_ERROR_PX = 12.0
-MAX_ERROR_PX = 20.0
-SAMPLES = 8  # drawn marks checked against the truth, on frames where the port faces the camera
-# Film frames held at the back panel: from 10 s (the walk round from the lights, aimed at 6 s, is over) to
-# 0.3 s before the film loops back to the lights. During the walk the camera turns tens of degrees a second,
-# and a mark drawn with the newest server pose trails it by the pipeline's latency; that is not checked here.
-HELD = range(10 * HANDOFF.fps, round((HANDOFF.seconds - 0.3) * HANDOFF.fps))
+# The acceptance: every drawn mark within 12 px of the port's true projection in the picture shown. The page
+# shows the picture the mark's pose was estimated on (ar_server/web/js/composite.js), so what is left is the
+# pose's own error.
+MAX_ERROR_PX = 12.0
+# Film frames, by what the hand does (tests/web/fake_camera.py HANDOFF): from 6 s it walks round from the
+# lights to the back panel, turning tens of degrees a second, and from 10 s it holds the panel, shaking.
+WALK = range(6 * HANDOFF.fps, 10 * HANDOFF.fps)
+HELD = range(10 * HANDOFF.fps, round(HANDOFF.seconds * HANDOFF.fps))
+WALK_FRAMES = 4  # distinct film frames checked while the camera walks, at least
+HELD_FRAMES = 8  # ... and while it is held
+SAMPLING_S = 45.0  # the film loops every 24 s, so the walk comes round within this
+MAX_UNMARKED_SHARE = 0.1  # frames where the port faces the camera but the mark is missing (pose not found)
+# A sample is identified when its picture is this close (mean squared luma difference, 0-255 scale, means
+# removed) to a film frame; the page's picture differs from the film's by colour conversion alone (~50-110).
+MAX_MATCH_DISTANCE = 250.0
 
 CAPTURE = """() => {
-  const video = document.getElementById('camera');
+  const picture = document.getElementById('picture');
+  const shown = picture.hidden ? document.getElementById('camera') : picture;
   const canvas = document.createElement('canvas');
   canvas.width = 80; canvas.height = 60;
   const g = canvas.getContext('2d', { willReadFrequently: true });
-  g.drawImage(video, 0, 0, 80, 60);
+  g.drawImage(shown, 0, 0, 80, 60);
   const d = g.getImageData(0, 0, 80, 60).data;
   const luma = [];
   for (let i = 0; i < 80 * 60; i++) luma.push(0.299 * d[4 * i] + 0.587 * d[4 * i + 1] + 0.114 * d[4 * i + 2]);
@@ -80,21 +96,6 @@ def true_port(pose: tuple[list[float], list[float]]) -> tuple[float, float, bool
     return camera.fx * x / z + camera.cx, camera.fy * y / z + camera.cy, facing
 
 
-def console_state(page: Any) -> dict[str, Any]:
-    return page.evaluate("JSON.parse(JSON.stringify(window.fixlensConsole || {}))")
-
-
-def wait_console(page: Any, condition: Any, timeout_s: float, what: str) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        state = console_state(page)
-        if condition(state):
-            return state
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}; console {state}")
-        page.wait_for_timeout(250)
-
-
 @pytest.mark.slow
 def test_an_agent_takes_the_session_and_points_at_the_wan_port_on_the_customers_picture(
         playwright: Any, fixlens_server: FixlensServer, handoff_camera_video: Path, tmp_path: Path) -> None:
@@ -107,11 +108,11 @@ def test_an_agent_takes_the_session_and_points_at_the_wan_port_on_the_customers_
         customer = browser.new_context(viewport=CUSTOMER_VIEW, locale="en-GB").new_page()
         watch_errors(customer)
         customer.goto(fixlens_server.url + link["url"])
-        wait_state(customer, lambda s: s.get("step") == "check_wan", 90, "the first step")
+        wait_for(customer, lambda s: s.get("step") == "check_wan", 90, "the first step")
         customer.click("#help")
         customer.wait_for_selector("#talk:not([hidden])", timeout=20_000)
         customer.click("#talk")
-        wait_state(customer, lambda s: "agent_queued" in s.get("notices", []), 20, "the agent queue")
+        wait_for(customer, lambda s: "agent_queued" in s.get("notices", []), 20, "the agent queue")
 
         console = browser.new_context(viewport=CONSOLE_VIEW, locale="en-GB").new_page()
         watch_errors(console)
@@ -120,51 +121,79 @@ def test_an_agent_takes_the_session_and_points_at_the_wan_port_on_the_customers_
         console.click("#signin button[type=submit]")
         console.wait_for_selector(f"#queue li[data-session='{session}'] button.take", timeout=20_000)
         console.click(f"#queue li[data-session='{session}'] button.take")
-        wait_console(console, lambda s: s.get("control") and s.get("frames", 0) >= 3, 30, "the live picture")
+        wait_for(console, lambda s: s.get("control") and s.get("frames", 0) >= 3, 30, "the live picture",
+                 console_state)
         console.wait_for_selector("#parts tr[data-part='port_wan']", timeout=30_000)
-        wait_state(customer, lambda s: s.get("agent") == "Alex", 10, "the agent's arrival")
+        wait_for(customer, lambda s: s.get("agent") == "Alex", 10, "the agent's arrival")
         assert "Alex" in customer.inner_text("#agent-status")
 
         console.select_option("#point-part", "port_wan")
         console.click("#point")
-        wait_state(customer, lambda s: s.get("pointing") == "port_wan" and s.get("pointDrawn"), 20, "the mark")
+        wait_for(customer, lambda s: s.get("pointing") == "port_wan" and s.get("pointDrawn"), 20, "the mark")
         console.fill("#say-text", "The WAN port is the one I am pointing at.")
         console.click("#say button[type=submit]")
         customer.wait_for_selector(".agent-message:has-text('pointing at')", timeout=10_000)
 
         checked: list[tuple[int, float, float, float]] = []  # (film frame, true u, v, error px)
-        deadline = time.monotonic() + 60
-        while len(checked) < SAMPLES and time.monotonic() < deadline:
+        unmarked: list[int] = []  # film frames where the port faced the camera and no mark was drawn
+        deadline = time.monotonic() + SAMPLING_S
+        while time.monotonic() < deadline:
             shot = customer.evaluate(CAPTURE)
             point = shot["point"]
             luma = np.asarray(shot["luma"], np.float32).reshape(THUMB[1], THUMB[0])
             luma -= luma.mean()
-            index = int(np.argmin(((thumbs - luma) ** 2).mean(axis=(1, 2))))
+            distance = ((thumbs - luma) ** 2).mean(axis=(1, 2))
+            index = int(np.argmin(distance))
             u, v, facing = true_port(truth[index])
             inside = 0 <= u < HANDOFF.width and 0 <= v < HANDOFF.height
-            if point is not None and facing and inside and index in HELD:
-                checked.append((index, u, v, math.hypot(point["u"] - u, point["v"] - v)))
-            customer.wait_for_timeout(400)
+            if facing and inside and distance[index] <= MAX_MATCH_DISTANCE:
+                if point is None:
+                    unmarked.append(index)
+                else:
+                    checked.append((index, round(u, 1), round(v, 1), round(math.hypot(point["u"] - u,
+                                                                                     point["v"] - v), 1)))
+            frames = {i for i, *_ in checked}
+            if len(frames & set(WALK)) >= WALK_FRAMES and len(frames & set(HELD)) >= HELD_FRAMES:
+                break
+            customer.wait_for_timeout(100)
         IMAGES.mkdir(parents=True, exist_ok=True)
         console.wait_for_timeout(300)
         console.screenshot(path=str(IMAGES / "web-console.png"))
         customer.screenshot(path=str(tmp_path / "customer-with-agent.png"))  # kept with the test's files
         final, console_final = page_state(customer), console_state(console)
+
+        console.click("#signout")
+        console.wait_for_selector("#signin:not([hidden])", timeout=5_000)
+        signed_out = wait_for(console, lambda s: s.get("channel") == "closed", 5, "the channel to close",
+                              console_state)
+        stored_token = console.evaluate("sessionStorage.getItem('fixlens.agentToken')")
+        desk_hidden = console.is_hidden("#desk")
+        wait_for(customer, lambda s: s.get("agent") is None, 10, "the agent to leave the customer")
     finally:
         browser.close()
 
-    errors = [round(e, 1) for *_, e in checked]
-    why = f"samples (frame, u, v, error px): {checked}; page {final}; console {console_final}"
-    assert len(checked) >= SAMPLES // 2, why
-    assert sorted(errors)[len(errors) // 2] <= MAX_MEDIAN_ERROR_PX, why
-    assert max(errors) <= MAX_ERROR_PX, why
+    errors = [e for *_, e in checked]
+    frames = {i for i, *_ in checked}
+    why = (f"samples (frame, u, v, error px): {checked}; unmarked frames {unmarked}; page {final}; "
+           f"console {console_final}")
+    assert len(frames & set(WALK)) >= WALK_FRAMES and len(frames & set(HELD)) >= HELD_FRAMES, why
+    assert max(errors) <= MAX_ERROR_PX, why  # every identified frame, moving or held
+    assert len(unmarked) <= MAX_UNMARKED_SHARE * (len(checked) + len(unmarked)), why
     spread = max(math.hypot(a[1] - b[1], a[2] - b[2]) for a in checked for b in checked)
-    assert spread >= 5.0, why  # the camera moved, and the mark followed it
+    assert spread >= 20.0, why  # the camera moved, and the mark followed it
     assert final["agentMessages"] == ["The WAN port is the one I am pointing at."], why
     assert console_final["acted"][:2] == ["point", "message"], why
     assert not customer.errors and not console.errors, (customer.errors, console.errors)
     record = rest(fixlens_server, "GET", f"/v1/sessions/{session}", fixlens_token("agent", "Alex"))
     kinds = [(a["agent"], a["kind"]) for a in record["agent_actions"]]
     assert kinds[:4] == [("Alex", "take"), ("Alex", "join"), ("Alex", "point"), ("Alex", "message")], kinds
-    print(f"\nhand-off: {len(checked)} marks checked against the film's truth, error px {errors}, spread "
+    # Signed out: the token is gone from the tab, the channel is closed, the sign-in form is back, and the
+    # server saw the agent leave.
+    assert stored_token is None and desk_hidden and signed_out["state"] == "signed_out", signed_out
+    assert signed_out["session"] is None and signed_out["agent"] is None, signed_out
+    assert kinds[-1] == ("Alex", "leave"), kinds
+    walk = [e for i, *_, e in checked if i in WALK]
+    held = [e for i, *_, e in checked if i in HELD]
+    print(f"\nhand-off: {len(checked)} marks on {len(frames)} film frames checked against the film's truth; error px "
+          f"walking (max {max(walk)}) {walk}, held (max {max(held)}) {held}; unmarked {len(unmarked)}; spread "
           f"{spread:.1f} px; the customer page is at {tmp_path / 'customer-with-agent.png'}")

@@ -8,54 +8,28 @@ with every step verified by vision and no button pressed. On the way it writes t
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.web.conftest import CHROMIUM, REPO, SECRET, FixlensServer, chromium_args, watch_errors
+from tests.web.conftest import (
+    CHROMIUM,
+    REPO,
+    FixlensServer,
+    chromium_args,
+    fixlens_token,
+    page_state,
+    rest,
+    wait_for,
+    watch_errors,
+)
 
 LANDSCAPE = {"width": 960, "height": 540}
 PORTRAIT = {"width": 400, "height": 800}
 IMAGES = REPO / "docs" / "images"
 REPAIR_TIMEOUT_S = 200.0  # the film is 32 s and loops; a slow machine may need a second pass
-
-
-def fixlens_token(role: str, subject: str) -> str:
-    """A token from ``fixlens token``, signed with the test server's secret."""
-    done = subprocess.run([str(Path(sys.executable).with_name("fixlens")), "token", "--role", role, "--subject",
-                           subject], capture_output=True, text=True, check=True, timeout=60,
-                          env={**os.environ, "FIXLENS_SECRET": SECRET, "FIXLENS_MODE": "dev"})
-    return done.stdout.strip()
-
-
-def rest(server: FixlensServer, method: str, path: str, token: str) -> dict[str, Any]:
-    request = urllib.request.Request(server.url + path, method=method, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def page_state(page: Any) -> dict[str, Any]:
-    return page.evaluate("JSON.parse(JSON.stringify(window.fixlensPage || {}))")
-
-
-def wait_state(page: Any, condition: Any, timeout_s: float, what: str) -> dict[str, Any]:
-    """Poll the page's diagnostics until ``condition(state)`` holds. (Playwright's ``wait_for_function``
-    evaluates a string, which the page's policy rightly refuses.)"""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        state = page_state(page)
-        if condition(state):
-            return state
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}; page {state}")
-        page.wait_for_timeout(250)
 
 
 @pytest.mark.slow
@@ -76,7 +50,7 @@ def test_the_customer_page_repairs_the_router_with_every_step_verified_by_vision
     try:
         page.goto(fixlens_server.url + url)
         # The first step, seen from behind the router: its overlays are on the WAN port, which faces the camera.
-        wait_state(page, lambda s: s.get("step") == "check_wan", 90, "the first step")
+        wait_for(page, lambda s: s.get("step") == "check_wan", 90, "the first step")
         page.wait_for_selector(".label:not(.label-behind):not([hidden])", timeout=60_000)
         page.wait_for_timeout(400)
         IMAGES.mkdir(parents=True, exist_ok=True)
@@ -85,7 +59,7 @@ def test_the_customer_page_repairs_the_router_with_every_step_verified_by_vision
         page.wait_for_timeout(600)
         page.screenshot(path=str(IMAGES / "web-customer-portrait.png"))
         page.set_viewport_size(LANDSCAPE)
-        wait_state(page, lambda s: s.get("outcome") is not None,
+        wait_for(page, lambda s: s.get("outcome") is not None,
                    max(1.0, REPAIR_TIMEOUT_S - (time.monotonic() - started)), "the end of the session")
         page.wait_for_selector("#end:not([hidden])")
     finally:

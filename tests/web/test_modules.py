@@ -177,3 +177,22 @@ def test_locale_is_taken_from_the_browser_when_the_protocol_accepts_it(js: Any) 
     assert js("return i18n.browserLocale(['x', 'en-US-u-ca-buddhist-long-tag', 'es']);") == "es"
     assert js("return i18n.browserLocale([]);") == "en"
     assert js("return i18n.words('pt-BR').done;") == "Done"
+
+
+def test_part_transform_moves_parts_as_the_catalog_does(js: Any) -> None:
+    """An opened cover turns on its hinge, an opened tray slides out and the paper in it rides along."""
+    from ar_server.rest import _product_json
+    from product_models.catalog import default_catalog
+
+    printer = default_catalog().get("printer_lx400")
+    parts = _product_json(printer, True)["parts"]
+    cases = [("cover_front", {"cover_front": "open"}), ("tray_paper", {"tray_paper": "open"}),
+             ("tray_media", {"tray_paper": "open", "tray_media": "loaded"}), ("tray_media", {}),
+             ("cover_front", {"cover_front": "closed"})]
+    got = js("const parts = new Map(arg.parts.map((p) => [p.name, p]));"
+             " return arg.cases.map(([name, states]) => ov.partTransform(parts, name, states).elements);",
+             {"parts": parts, "cases": cases})
+    for (name, states), elements in zip(cases, got, strict=True):
+        want = printer.part_transform(name, states)
+        assert np.allclose(np.asarray(elements).reshape(4, 4).T, want, atol=1e-9), (name, states)
+    assert not np.allclose(printer.part_transform("cover_front", {"cover_front": "open"}), np.eye(4))

@@ -41,9 +41,18 @@ from vision.types import FrameInput, Observation, PartState
 if TYPE_CHECKING:
     from product_models.render import Renderer
 
-# Seeds: training data uses 1000-6999 and `fixlens vision eval` 9001; robustness frames come from 7xxx.
+# Seeds: training data uses 1000-6999 and 8000-8999, and `fixlens vision eval` 9001; robustness frames come
+# from 7xxx.
 ROBUSTNESS_SEED = 7301
-TRAINING_SEEDS = range(1000, 7000)
+TRAINING_SEEDS = (range(1000, 7000), range(8000, 9000))
+
+
+def training_seed(seed: int) -> bool:
+    return any(seed in r for r in TRAINING_SEEDS)
+
+
+def training_seeds_text() -> str:
+    return " and ".join(f"{r.start}-{r.stop - 1}" for r in TRAINING_SEEDS)
 DEFAULT_FRAMES = 150
 DEFAULT_CLIPS = 14
 DEFAULT_BACKGROUNDS = 24  # drawn product-free frames per condition, beside the real photos

@@ -64,7 +64,11 @@ export class FrameGrabber {
     this.context = this.canvas.getContext("2d", { alpha: false });
   }
 
-  /** {jpeg: Uint8Array, width, height} of the picture now on screen, at most `maxWidth` x `maxHeight`. */
+  /**
+   * {jpeg: Uint8Array, width, height, picture} of the picture now on screen, at most `maxWidth` x `maxHeight`.
+   * `picture` is a promise of the same pixels as an ImageBitmap (null where the browser has no
+   * createImageBitmap), for showing the picture again with the pose the server finds in it (composite.js).
+   */
   async grab(maxWidth, maxHeight, quality) {
     const size = fitWithin(this.video.videoWidth, this.video.videoHeight, maxWidth, maxHeight);
     if (this.canvas.width !== size.width || this.canvas.height !== size.height) {
@@ -72,8 +76,13 @@ export class FrameGrabber {
       this.canvas.height = size.height;
     }
     this.context.drawImage(this.video, 0, 0, size.width, size.height);
+    // Copied now, before the canvas is drawn again: createImageBitmap takes a canvas's pixels at the call.
+    const picture = typeof createImageBitmap === "function" ? createImageBitmap(this.canvas) : Promise.resolve(null);
     const blob = await new Promise((resolve) => this.canvas.toBlob(resolve, "image/jpeg", quality));
-    if (!blob) throw new Error("the browser could not encode a JPEG");
-    return { jpeg: new Uint8Array(await blob.arrayBuffer()), width: size.width, height: size.height };
+    if (!blob) {
+      picture.then((bitmap) => bitmap && bitmap.close(), () => {});
+      throw new Error("the browser could not encode a JPEG");
+    }
+    return { jpeg: new Uint8Array(await blob.arrayBuffer()), width: size.width, height: size.height, picture };
   }
 }

@@ -7,8 +7,8 @@ const TOKEN_KEY = "fixlens.agentToken";
 const RECONNECT_S = 3;
 
 const byId = (id) => document.getElementById(id);
-const seen = { state: "starting", agent: null, queue: [], session: null, control: false, frames: 0, last: null,
-  acted: [], errors: [] };
+const seen = { state: "starting", channel: "closed", agent: null, queue: [], session: null, control: false, frames: 0,
+  last: null, acted: [], errors: [] };
 window.fixlensConsole = seen; // read-only diagnostics for the browser console and the tests
 
 let token = sessionStorage.getItem(TOKEN_KEY);
@@ -33,7 +33,10 @@ function connect() {
   const socket = new WebSocket(url);
   ws = socket;
   byId("conn").textContent = "connecting…";
-  socket.onopen = () => socket.send(JSON.stringify({ t: "hello", token }));
+  socket.onopen = () => {
+    seen.channel = "open";
+    socket.send(JSON.stringify({ t: "hello", token }));
+  };
   socket.onmessage = (event) => {
     if (socket !== ws) return;
     const message = JSON.parse(event.data);
@@ -41,6 +44,7 @@ function connect() {
     if (handle) handle(message);
   };
   socket.onclose = () => {
+    seen.channel = "closed";
     if (socket !== ws) return;
     byId("conn").textContent = "disconnected, reconnecting…";
     seen.state = "reconnecting";
@@ -56,6 +60,7 @@ const HANDLERS = {
     byId("conn").textContent = "connected";
     byId("signin").hidden = true;
     byId("desk").hidden = false;
+    byId("signout").hidden = false;
     if (seen.session) send({ t: "watch", session: seen.session });
   },
   queue(m) {
@@ -210,12 +215,35 @@ function renderState(m) {
 
 function showSignIn(why) {
   byId("desk").hidden = true;
+  byId("signout").hidden = true;
+  byId("who").textContent = "";
   byId("signin").hidden = false;
   byId("signin-error").textContent = why || "";
   seen.state = "signed_out";
 }
 
+/** Forget the token, leave the watched session, close the channel (it must not reconnect) and ask again. */
+function signOut() {
+  token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  const socket = ws;
+  ws = null; // before closing: the old socket's onclose then neither reconnects nor says "reconnecting"
+  if (socket) {
+    if (socket.readyState === WebSocket.OPEN && seen.session) socket.send(JSON.stringify({ t: "leave" }));
+    socket.close(1000, "signed out");
+  }
+  Object.assign(seen, { agent: null, queue: [], session: null, control: false, frames: 0, last: null });
+  product = null;
+  byId("session").hidden = true;
+  byId("log").replaceChildren();
+  byId("queue").replaceChildren();
+  byId("live").removeAttribute("src");
+  byId("conn").textContent = "signed out";
+  showSignIn();
+}
+
 function wire() {
+  byId("signout").addEventListener("click", signOut);
   byId("signin").addEventListener("submit", (event) => {
     event.preventDefault();
     token = byId("token").value.trim();

@@ -1,8 +1,10 @@
 // The customer page: the rear camera streams to the server, which recognises the device and runs the
 // troubleshooting scene; the page shows each step and draws its overlays on the device with the poses the
-// server returns. Wiring only: each concern lives in its own module.
+// server returns, over the very pictures those poses were found in (composite.js). Wiring only: each concern
+// lives in its own module.
 
 import { CameraError, FrameGrabber, intrinsics, openCamera } from "./camera.js";
+import { LatencyMatch } from "./composite.js";
 import { browserLocale, format, words as wordsFor } from "./i18n.js";
 import { OverlayView, ProductModel } from "./overlays.js";
 import { Panel } from "./panel.js";
@@ -27,7 +29,7 @@ async function start() {
   const memory = new TabMemory(window.sessionStorage);
   let client = null;
   const page = { state: "starting", stats: null, session: null, step: null, outcome: null, notices: [], events: [],
-    agent: null, pointing: null, agentMessages: [], pointDrawn: null, overlayLatencies: [] };
+    agent: null, pointing: null, agentMessages: [], pointDrawn: null, shown: null, overlayLatencies: [] };
   const panel = new Panel(words, (kind, step, choice) => {
     if (client && client.sendEvent(kind, step, choice)) page.events.push(kind);
   });
@@ -63,7 +65,14 @@ async function start() {
 
   const stage = byId("stage");
   const view = new OverlayView(byId("overlay"), byId("labels"), words, locale);
+  // Overlays go over the picture their pose was found in (composite.js); the pose filter over the live video
+  // is the fallback for a browser that cannot keep pictures (no createImageBitmap).
+  const match = new LatencyMatch();
+  const matched = typeof createImageBitmap === "function";
   const tracker = new PoseTracker();
+  const picture = byId("picture");
+  const pictureContext = picture.getContext("2d", { alpha: false });
+  let pictureDrawn = null; // the ImageBitmap now on `picture`
   let camera = intrinsics(video.videoWidth, video.videoHeight);
   const drawScale = () => {
     const fit = Math.min(stage.clientWidth / camera.width, stage.clientHeight / camera.height);
@@ -111,12 +120,17 @@ async function start() {
         stepOverlays = message.overlays || [];
         showOverlays();
       },
+      sent({ seq, ts, picture: shot }) {
+        match.keep(seq, ts, shot);
+      },
       obs(message) {
         if (message.product !== productId && message.product !== null) {
           productId = message.product;
           tracker.reset();
           followProduct(productId, token, view);
         }
+        match.answer(message.seq, message.pose || null, clock());
+        view.setPartStates(message.parts);
         if (message.pose) {
           tracker.add(message.ts, message.pose, clock());
           undrawnTs = message.ts;
@@ -178,6 +192,7 @@ async function start() {
     fitStage();
     view.setCamera(camera, drawScale());
     tracker.reset();
+    match.reset();
     client.reconnectNow("camera size changed");
   });
   window.addEventListener("pagehide", () => client.leave("page closed"));
@@ -187,9 +202,29 @@ async function start() {
 
   const draw = () => {
     const now = clock();
-    const pose = tracker.poseAt(now);
+    let pose = null;
+    let opacity = 0;
+    // With nothing to draw on the device the live video is shown: it is never late.
+    const shown = matched && view.hasContent() ? match.choose(now) : null;
+    if (shown) {
+      if (pictureDrawn !== shown.picture) {
+        if (picture.width !== shown.picture.width || picture.height !== shown.picture.height) {
+          picture.width = shown.picture.width;
+          picture.height = shown.picture.height;
+        }
+        pictureContext.drawImage(shown.picture, 0, 0);
+        pictureDrawn = shown.picture;
+      }
+      ({ pose, opacity } = shown);
+    } else if (!matched) {
+      pose = tracker.poseAt(now);
+      opacity = tracker.opacity(now);
+    }
+    if (picture.hidden !== !shown) picture.hidden = !shown;
+    // Diagnostics: which sent frame is on screen (null: the live video).
+    page.shown = shown ? { seq: shown.seq, ts: shown.ts } : null;
     // "Turn the device" is answered once the step's parts face the camera; the server says it only later.
-    if (view.draw(pose, tracker.opacity(now), now)) panel.clearHint("turn_device");
+    if (view.draw(pose, opacity, now)) panel.clearHint("turn_device");
     if (undrawnTs !== null && pose) {
       // Diagnostics: seconds from a frame's capture to the first overlay drawn with its pose (the bench).
       page.overlayLatencies.push([now, now - undrawnTs]); // [drawn at, seconds since capture]
@@ -197,8 +232,8 @@ async function start() {
       undrawnTs = null;
     }
     // Diagnostics: where the agent's mark was just drawn, in video pixels (the tests compare it with truth).
-    const anchor = agentOverlay && view.parts && view.parts.get(agentOverlay.part);
-    page.pointDrawn = anchor && pose ? { ...projectPoint(camera, pose, anchor.anchor), at: now } : null;
+    const anchor = agentOverlay && view.anchorOf(agentOverlay.part);
+    page.pointDrawn = anchor && pose && opacity > 0 ? { ...projectPoint(camera, pose, anchor), at: now } : null;
     requestAnimationFrame(draw);
   };
   requestAnimationFrame(draw);

@@ -4,8 +4,8 @@
 // The drawing follows the Panda3D client (client_panda3d/overlays.py) so both clients show the same thing:
 // the same sizes and periods, overlays over the camera picture with no depth test, and overlays of a part
 // that faces away from the camera drawn faint with a "turn the device" label instead of the part's own.
-// Part geometry comes from `GET /v1/products/{id}` (anchor, facing, size) and the model from
-// `GET /v1/products/{id}/model.glb`. Labels are page elements placed over the canvas, so they stay sharp and
+// Part geometry comes from `GET /v1/products/{id}` (anchor, facing, size, and how trays and covers move with
+// their state, so overlays sit on an opened one) and the model from `GET /v1/products/{id}/model.glb`. Labels are page elements placed over the canvas, so they stay sharp and
 // readable at any size.
 
 import * as THREE from "../vendor/three/build/three.module.js";
@@ -56,6 +56,32 @@ export function partFrame(part) {
   if (part.kind === "antenna") radius = RING_MIN_RADIUS_M + 0.004;
   return { anchor: v3(part.anchor), right: v3(face.right), up: v3(face.up), normal: v3(face.normal), radius,
     size: [w, h] };
+}
+
+/**
+ * The 4 x 4 transform (product frame) that carries part `name` from where it rests to where `states` (part ->
+ * state) put it, following `attached_to` (docs/PROTOCOL.md §9 "Moving parts"; product_models/catalog.py
+ * `part_transform`). `parts` maps names to REST parts.
+ */
+export function partTransform(parts, name, states) {
+  const out = new THREE.Matrix4();
+  const seen = new Set();
+  let part = parts.get(name);
+  while (part && !seen.has(part.name)) {
+    seen.add(part.name);
+    const state = part.name in states ? states[part.name] : part.healthy;
+    const motion = part.moves && part.moves[state];
+    if (motion) {
+      const pivot = v3(motion.pivot);
+      const turn = new THREE.Matrix4().makeRotationAxis(v3(motion.axis).normalize(), (motion.degrees * Math.PI) / 180);
+      const m = new THREE.Matrix4().makeTranslation(pivot.x + motion.translate[0], pivot.y + motion.translate[1],
+        pivot.z + motion.translate[2]).multiply(turn).multiply(new THREE.Matrix4().makeTranslation(-pivot.x,
+        -pivot.y, -pivot.z));
+      out.premultiply(m);
+    }
+    part = part.attached_to ? parts.get(part.attached_to) : null;
+  }
+  return out;
 }
 
 /** A matrix whose local +z is `zAxis` at `origin`, local +y as close to `upHint` as it can be. */
@@ -359,6 +385,22 @@ export class OverlayView {
     this.items = [];
     this.labels = [];
     this.cleared = true;
+    this.states = {}; // part -> its last state read (obs.parts), for parts that move with their state
+  }
+
+  /** The parts' states from an `obs` (`parts`: name -> {state, ...}); a part not read keeps its last state. */
+  setPartStates(parts) {
+    for (const [name, seen] of Object.entries(parts || {})) {
+      if (seen && typeof seen.state === "string") this.states[name] = seen.state;
+    }
+  }
+
+  /** Where part `name`'s anchor is now (metres, product frame), its state's motion applied; null if unknown. */
+  anchorOf(name) {
+    const part = this.parts.get(name);
+    if (!part) return null;
+    const p = v3(part.anchor).applyMatrix4(partTransform(this.parts, name, this.states));
+    return [p.x, p.y, p.z];
   }
 
   /** The camera the poses belong to; `scale` sets the drawing resolution relative to the video's. */
@@ -375,6 +417,7 @@ export class OverlayView {
   setProduct(product, model) {
     this.product = product;
     this.parts = new Map(product.parts.map((p) => [p.name, p]));
+    this.states = {};
     this.model = model || null;
     this.build();
   }
@@ -391,7 +434,7 @@ export class OverlayView {
 
   build() {
     for (const item of this.items) {
-      this.root.remove(item.object);
+      this.root.remove(item.holder);
       item.object.traverse((o) => o.geometry && !o.userData.shared && o.geometry.dispose());
       for (const m of item.materials) m.dispose();
     }
@@ -411,22 +454,28 @@ export class OverlayView {
       if (ov.kind === "highlight") item = new Highlight(frame, color, order);
       else if (ov.kind === "arrow") item = new Arrow(frame, color, ov.direction, order);
       else if (ov.kind === "animate") item = new Demonstration(part, frame, ov.action, color, order, this.model);
-      else if (ov.kind === "label") this.addLabel(frame, ov.text || localized(part.label, this.locale), ov.color, false);
+      else if (ov.kind === "label") {
+        this.addLabel(part.name, frame, ov.text || localized(part.label, this.locale), ov.color, false);
+      }
       // any other kind: unknown to this page, skipped as the protocol asks
       if (item) {
         item.part = part.name;
+        // The holder carries the item with its part when the part moves (an opened tray or cover).
+        item.holder = new THREE.Group();
+        item.holder.matrixAutoUpdate = false;
+        item.holder.add(item.object);
         this.items.push(item);
-        this.root.add(item.object);
+        this.root.add(item.holder);
       }
       if (!behind.has(part.name)) {
         behind.add(part.name);
         const text = this.words.behind.replace("{part}", localized(part.label, this.locale));
-        this.addLabel(frame, text, ov.color, true);
+        this.addLabel(part.name, frame, text, ov.color, true);
       }
     });
   }
 
-  addLabel(frame, text, color, whenBehind) {
+  addLabel(part, frame, text, color, whenBehind) {
     const element = document.createElement("div");
     element.className = whenBehind ? "label label-behind" : "label";
     element.textContent = text;
@@ -435,7 +484,12 @@ export class OverlayView {
     this.labelLayer.append(element);
     const where = frame.anchor.clone().addScaledVector(frame.up, frame.radius + LABEL_LIFT_M)
       .addScaledVector(frame.normal, 0.006);
-    this.labels.push({ element, frame, where, whenBehind });
+    this.labels.push({ element, part, frame, where, whenBehind });
+  }
+
+  /** Whether there is anything to draw on the device (a product with overlays on its parts). */
+  hasContent() {
+    return this.product !== null && (this.items.length > 0 || this.labels.length > 0);
   }
 
   /**
@@ -454,21 +508,32 @@ export class OverlayView {
     }
     this.cleared = false;
     const eye = v3(cameraPosition(pose));
-    const facesAway = (frame) => frame.normal.dot(eye.clone().sub(frame.anchor)) <= 0;
-    const allFacing = [...this.items, ...this.labels].every((item) => !facesAway(item.frame));
+    const moved = new Map(); // part -> its transform now
+    const transformOf = (name) => {
+      if (!moved.has(name)) moved.set(name, partTransform(this.parts, name, this.states));
+      return moved.get(name);
+    };
+    const facesAway = (item) => {
+      const m = transformOf(item.part);
+      const normal = item.frame.normal.clone().transformDirection(m);
+      return normal.dot(eye.clone().sub(item.frame.anchor.clone().applyMatrix4(m))) <= 0;
+    };
+    const allFacing = [...this.items, ...this.labels].every((item) => !facesAway(item));
     for (const item of this.items) {
       item.update(now);
-      const alpha = opacity * (facesAway(item.frame) ? BEHIND_ALPHA : 1);
+      item.holder.matrix.copy(transformOf(item.part));
+      item.holder.matrixWorldNeedsUpdate = true;
+      const alpha = opacity * (facesAway(item) ? BEHIND_ALPHA : 1);
       for (const m of item.materials) m.opacity = m.userData.alpha * alpha;
     }
     this.root.matrix.copy(poseMatrix(pose));
     this.root.matrixWorldNeedsUpdate = true;
     this.renderer.render(this.scene, this.camera);
-    this.placeLabels(pose, opacity, facesAway);
+    this.placeLabels(pose, opacity, facesAway, transformOf);
     return allFacing;
   }
 
-  placeLabels(pose, opacity, facesAway) {
+  placeLabels(pose, opacity, facesAway, transformOf) {
     const cam = this.intrinsics;
     const boxWidth = this.canvas.clientWidth;
     const boxHeight = this.canvas.clientHeight;
@@ -478,9 +543,9 @@ export class OverlayView {
     const top = this.canvas.offsetTop + (boxHeight - cam.height * scale) / 2;
     const { R, t } = pose;
     for (const label of this.labels) {
-      const p = label.where;
+      const p = label.where.clone().applyMatrix4(transformOf(label.part));
       const z = R[6] * p.x + R[7] * p.y + R[8] * p.z + t[2];
-      const show = label.whenBehind === facesAway(label.frame) && z > NEAR_M;
+      const show = label.whenBehind === facesAway(label) && z > NEAR_M;
       label.element.hidden = !show;
       if (!show) continue;
       const u = (cam.fx * (R[0] * p.x + R[1] * p.y + R[2] * p.z + t[0])) / z + cam.cx;

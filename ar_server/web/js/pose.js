@@ -1,5 +1,8 @@
 // Between server results: which product pose to draw now, from poses that belong to older frames.
 //
+// The customer page draws over the picture each pose belongs to (composite.js) and needs none of this; it
+// uses this filter over the live video only in a browser that cannot keep pictures (no createImageBitmap).
+//
 // The same rule and constants as the Panda3D client's client_panda3d/pose_filter.py (its docstring has the
 // measurements behind them): predict from the last two results at a damped constant velocity, at most
 // MAX_PREDICT_S ahead, ease the drawn pose toward that prediction so a new result never makes an overlay

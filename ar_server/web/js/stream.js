@@ -27,7 +27,8 @@ export class StreamClient {
    * `url`: the stream's WebSocket URL; `token`, `locale`; `camera()`: the intrinsics to announce;
    * `memory`: the tab's memory (token.js); `grabber`: a camera.js FrameGrabber; `frameId()`: an id of the
    * picture now in the video (a new id = a new picture); `clock()`: seconds; `on`: handlers for
-   * status, welcome, step, obs, notice, end, error, fatal and (optional) agent.
+   * status, welcome, step, obs, notice, end, error, fatal and (optional) agent and sent (`{seq, ts,
+   * picture}` of each frame sent: the grabbed picture is the handler's to keep and close).
    */
   constructor({ url, token, locale, camera, memory, grabber, frameId, clock, on, WebSocketClass = WebSocket }) {
     Object.assign(this, { url, token, locale, camera, memory, grabber, frameId, clock, on, WebSocketClass });
@@ -219,9 +220,11 @@ export class StreamClient {
     const id = this.frameId();
     if (id === this.lastFrameId) return;
     this.grabbing = true;
+    let shot = null;
+    let sent = false;
     try {
       const ts = this.clock();
-      const shot = await this.grabber.grab(this.limits.max_width, this.limits.max_height, this.quality);
+      shot = await this.grabber.grab(this.limits.max_width, this.limits.max_height, this.quality);
       if (shot.jpeg.length > this.limits.max_frame_bytes) {
         this.quality = Math.max(MIN_JPEG_QUALITY, this.quality - 0.1);
         return;
@@ -235,6 +238,8 @@ export class StreamClient {
       }
       this.seq += 1;
       ws.send(data);
+      sent = true;
+      if (this.on.sent) this.on.sent({ seq, ts, picture: shot.picture });
       this.inFlight.set(seq, this.clock());
       this.lastSentAt = now;
       this.lastFrameId = id;
@@ -242,6 +247,8 @@ export class StreamClient {
       this.stats.maxInFlight = Math.max(this.stats.maxInFlight, this.inFlight.size);
     } finally {
       this.grabbing = false;
+      // A picture that was not sent is never answered: free it now.
+      if (shot && shot.picture && (!sent || !this.on.sent)) shot.picture.then((b) => b && b.close(), () => {});
     }
   }
 

@@ -1,3 +1,6 @@
+"""SQLite-only behaviour: WAL, the store thread, the file itself. The ``Store`` contract shared with PostgreSQL
+is tested on both backends in ``test_store.py``."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -9,7 +12,7 @@ from typing import Any
 import pytest
 
 from ar_server.errors import StoreError
-from ar_server.store import SCHEMA_VERSION, SessionRecord, SQLiteDatabase, SQLiteStore, StepRecord
+from ar_server.store import SCHEMA_VERSION, SessionRecord, SQLiteDatabase, SQLiteStore
 from ar_server.store.sqlite_store import THREAD_NAME
 
 
@@ -20,6 +23,7 @@ def session(sid: str = "s1", **changes: object) -> SessionRecord:
     return SessionRecord(**base)  # type: ignore[arg-type]
 
 
+# SQLite only: overrides conftest.py's ``store``, which runs a test on every backend.
 @pytest.fixture
 async def store(tmp_path: Path) -> SQLiteStore:
     s = await SQLiteStore.open(tmp_path / "data" / "fixlens.db")
@@ -38,121 +42,6 @@ async def test_wal_mode_and_schema_version(store: SQLiteStore, tmp_path: Path) -
 async def test_calls_run_on_the_store_thread(store: SQLiteStore) -> None:
     name = await store.run(lambda db: threading.current_thread().name)
     assert name.startswith(THREAD_NAME) and name != threading.current_thread().name
-
-
-async def test_session_round_trip_and_resume_lookup(store: SQLiteStore) -> None:
-    await store.create_session(session(snapshot={"step": "a", "vars": [1, 2]}))
-    got = await store.get_session("s1")
-    assert got == session(snapshot={"step": "a", "vars": [1, 2]})
-    assert await store.find_session_by_resume("hash-s1") == got
-    assert await store.find_session_by_resume("nope") is None
-    assert await store.get_session("nope") is None
-
-
-async def test_duplicate_session_is_a_conflict(store: SQLiteStore) -> None:
-    await store.create_session(session())
-    with pytest.raises(StoreError) as info:
-        await store.create_session(session())
-    assert info.value.code == "conflict"
-
-
-async def test_update_end_and_list(store: SQLiteStore) -> None:
-    await store.create_session(session("a"))
-    await store.create_session(session("b"))
-    await store.update_session("a", at=105.0, current_step="plug", snapshot={"k": 1})
-    got = await store.get_session("a")
-    assert got is not None and (got.current_step, got.snapshot, got.updated_at, got.product) == (
-        "plug", {"k": 1}, 105.0, "router_ax1800")
-    await store.end_session("b", "resolved", at=110.0)
-    assert [s.id for s in await store.list_sessions(live=True)] == ["a"]
-    ended = await store.list_sessions(live=False)
-    assert [(s.id, s.outcome, s.ended_at) for s in ended] == [("b", "resolved", 110.0)]
-    assert len(await store.list_sessions()) == 2
-    with pytest.raises(StoreError) as info:
-        await store.update_session("zzz", at=1.0)
-    assert info.value.code == "not_found"
-
-
-async def test_step_history(store: SQLiteStore) -> None:
-    await store.create_session(session())
-    first = await store.enter_step("s1", "check_led", at=101.0)
-    await store.verify_step("s1", "check_led", "vision", at=102.5)
-    await store.enter_step("s1", "plug_wan", at=103.0)
-    history = await store.step_history("s1")
-    assert history == [StepRecord(first, "s1", "check_led", 101.0, 102.5, "vision"),
-                       StepRecord(first + 1, "s1", "plug_wan", 103.0, None, None)]
-    assert (await store.get_session("s1")).current_step == "plug_wan"  # type: ignore[union-attr]
-
-
-@pytest.mark.parametrize(("session_id", "step", "how", "code"), [
-    ("s1", "check_led", "magic", "bad_value"),
-    ("s1", "never_entered", "user", "not_found"),
-    ("other", "check_led", "user", "not_found"),
-])
-async def test_verify_step_errors(store: SQLiteStore, session_id: str, step: str, how: str, code: str) -> None:
-    await store.create_session(session())
-    await store.enter_step("s1", "check_led", at=101.0)
-    with pytest.raises(StoreError) as info:
-        await store.verify_step(session_id, step, how, at=102.0)  # type: ignore[arg-type]
-    assert info.value.code == code
-
-
-async def test_events_and_unknown_session(store: SQLiteStore) -> None:
-    await store.create_session(session())
-    await store.add_event("s1", "event.choose", at=101.0, data={"choice": "still_red"})
-    await store.add_event("s1", "end", at=102.0)
-    assert [(e.kind, e.data) for e in await store.events("s1")] == [("event.choose", {"choice": "still_red"}),
-                                                                     ("end", None)]
-    with pytest.raises(StoreError) as info:
-        await store.add_event("ghost", "x", at=1.0)
-    assert info.value.code == "not_found"
-    with pytest.raises(StoreError) as info:
-        await store.add_event("s1", "x", at=1.0, data={"bad": float("nan")})
-    assert info.value.code == "bad_value"
-
-
-async def test_escalations(store: SQLiteStore) -> None:
-    await store.create_session(session())
-    eid = await store.open_escalation("s1", "still red after reboot", at=120.0, context={"steps": ["a", "b"]})
-    await store.update_escalation(eid, "taken", at=125.0, agent="alice")
-    (open_one,) = await store.list_escalations()
-    assert (open_one.status, open_one.agent, open_one.context, open_one.updated_at) == (
-        "taken", "alice", {"steps": ["a", "b"]}, 125.0)
-    await store.update_escalation(eid, "closed", at=130.0)  # agent kept
-    assert (await store.list_escalations(status="closed"))[0].agent == "alice"
-    assert await store.list_escalations(status="open") == []
-    with pytest.raises(StoreError):
-        await store.update_escalation(eid, "lost", at=1.0)  # type: ignore[arg-type]
-    with pytest.raises(StoreError):
-        await store.update_escalation(999, "closed", at=1.0)
-
-
-async def test_scene_versions_keep_history(store: SQLiteStore) -> None:
-    assert await store.put_scene_version("wan_red", "v: 1\n", "carol", at=1.0) == 1
-    assert await store.put_scene_version("wan_red", "v: 2\n", "dave", at=2.0) == 2
-    assert await store.put_scene_version("other", "x: 1\n", "carol", at=3.0) == 1
-    latest = await store.get_scene_version("wan_red")
-    assert latest is not None and (latest.version, latest.yaml_text, latest.author) == (2, "v: 2\n", "dave")
-    first = await store.get_scene_version("wan_red", 1)
-    assert first is not None and first.yaml_text == "v: 1\n"
-    assert [v.version for v in await store.scene_versions("wan_red")] == [1, 2]
-    assert await store.get_scene_version("wan_red", 3) is None
-    assert await store.get_scene_version("nope") is None
-
-
-async def test_data_survives_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite"
-    first = await SQLiteStore.open(path)
-    await first.create_session(session())
-    await first.enter_step("s1", "a", at=1.0)
-    await first.close()
-    await first.close()  # closing twice is fine
-    with pytest.raises(StoreError) as info:
-        await first.get_session("s1")
-    assert info.value.code == "closed"
-    second = await SQLiteStore.open(path)
-    assert [s.step_id for s in await second.step_history("s1")] == ["a"]
-    await second.close()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -201,3 +90,75 @@ async def test_a_full_database_is_a_clear_error_and_the_store_goes_on(tmp_path: 
         assert (await store.get_session("after-full")) is not None
     finally:
         await store.close()
+
+
+# -- escalation lookups: indexed, never a scan of every escalation --------------------------------------------
+
+
+def query_plans(db: SQLiteDatabase, call: Callable[[SQLiteDatabase], object]) -> list[str]:
+    """SQLite's plan for each statement ``call`` runs (the statements as run, with their values inlined)."""
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    try:
+        call(db)
+    finally:
+        db._conn.set_trace_callback(None)
+    return [" | ".join(row[3] for row in db._conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall())
+            for sql in statements]
+
+
+async def test_escalation_lookups_by_id_session_and_activity(store: SQLiteStore) -> None:
+    for sid in ("a", "b"):
+        await store.create_session(session(sid))
+    first = await store.open_escalation("a", "help", at=101.0, context={"step": "check_wan"})
+    other = await store.open_escalation("b", "timeout", at=102.0)
+    second = await store.open_escalation("a", "overdue", at=103.0)
+    await store.update_escalation(first, "closed", at=104.0, agent="alex")
+    assert await store.take_escalation(other, "sam", at=105.0)
+
+    got = await store.get_escalation(first)
+    assert got is not None and got.session_id == "a" and got.status == "closed" and got.context == {"step": "check_wan"}
+    assert await store.get_escalation(9999) is None
+    assert [e.id for e in await store.session_escalations("a")] == [first, second]
+    assert await store.session_escalations("nobody") == []
+    assert [(e.id, e.status) for e in await store.active_escalations()] == [(other, "taken"), (second, "open")]
+    everything = await store.list_escalations()
+    assert [e for e in everything if e.session_id == "a"] == await store.session_escalations("a")
+
+
+async def test_escalation_lookups_use_their_indexes(store: SQLiteStore) -> None:
+    """Regression: the queue and per-session lookups read every escalation ever opened."""
+    await store.create_session(session("a"))
+    await store.open_escalation("a", "help", at=101.0)
+    plans = await store.run(lambda db: [query_plans(db, lambda d: d.session_escalations("a")),
+                                        query_plans(db, lambda d: d.active_escalations()),
+                                        query_plans(db, lambda d: d.get_escalation(1))])
+    assert plans[0] == ["SEARCH escalations USING INDEX escalations_session (session_id=?)"], plans
+    assert plans[1] == ["SCAN escalations USING INDEX escalations_active"], plans  # holds open and taken only
+    assert plans[2] == ["SEARCH escalations USING INTEGER PRIMARY KEY (rowid=?)"], plans
+
+
+def test_migration_3_adds_the_escalation_indexes_to_a_version_2_database(tmp_path: Path) -> None:
+    from ar_server.store.schema import MIGRATIONS, _statements
+
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, script in enumerate(MIGRATIONS[:2], start=1):
+        for statement in _statements(script):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    conn.execute("INSERT INTO sessions (id, customer, resume_hash, created_at, updated_at, locale) "
+                 "VALUES ('old', 'c', 'h', 1, 1, 'en')")
+    conn.execute("INSERT INTO escalations (session_id, created_at, updated_at, reason, status) "
+                 "VALUES ('old', 1, 1, 'help', 'open')")
+    conn.close()
+    db = SQLiteDatabase(path)
+    try:
+        names = {r[0] for r in db._conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"escalations_session", "escalations_active"} <= names
+        assert SCHEMA_VERSION >= 3
+        assert [e.reason for e in db.session_escalations("old")] == ["help"] == [e.reason for e in
+                                                                                  db.active_escalations()]
+    finally:
+        db.close()
