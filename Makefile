@@ -28,8 +28,19 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# The suite runs as two pytest processes side by side, one per core: the browser, end-to-end and Panda3D
+# tests (HEAVY) in one, everything else in the other. The browser tests run last in theirs: Playwright's sync
+# API keeps an event loop on the main thread, which asyncio tests after them in one process would trip on.
+HEAVY := tests/client_panda3d tests/e2e tests/web
+
 test: setup lint
-	$(BIN)/python -m pytest -q
+	@heavy_log=$$(mktemp); \
+	$(BIN)/python -m pytest -q $(HEAVY) > $$heavy_log 2>&1 & heavy=$$!; \
+	$(BIN)/python -m pytest -q $(addprefix --ignore=,$(HEAVY)); light=$$?; \
+	wait $$heavy; heavy_rc=$$?; \
+	echo "---- $(HEAVY) ----"; cat $$heavy_log; rm -f $$heavy_log; \
+	echo "pytest exit codes: $$light (the rest), $$heavy_rc ($(HEAVY))"; \
+	test $$light -eq 0 -a $$heavy_rc -eq 0
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache
