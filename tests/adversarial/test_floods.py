@@ -61,7 +61,9 @@ async def _wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
 async def test_a_client_that_floods_and_never_reads_costs_the_server_little(tmp_path: Path) -> None:
     """Attack: hello, then 100,000 unknown-type messages without reading a byte (refusal budget set out of
     reach, so only the outbound bounds stop it). Old failure: an error per message queued without bound
-    (1,000,000 messages grew the server by ~248 MB)."""
+    (1,000,000 messages grew the server by ~248 MB). ``FLOOD_MESSAGES=1000000 pytest -s`` runs the full
+    million (about ten times as long)."""
+    messages = int(os.environ.get("FLOOD_MESSAGES", "100000"))
     port = _free_port()
     env = {**os.environ, "FIXLENS_PORT": str(port), "FIXLENS_DATA_DIR": str(tmp_path / "data"),
            "FIXLENS_BAD_MESSAGES_PER_S": "10000", "FIXLENS_BAD_MESSAGES_BURST": "1000000",
@@ -84,13 +86,13 @@ async def test_a_client_that_floods_and_never_reads_costs_the_server_little(tmp_
             before = process.memory_info().rss / 1e6
             junk = msgpack.packb({"t": "nonsense", "v": 1, "pad": "x" * 200})
             peak = before
-            for i in range(100_000):
+            for i in range(messages):
                 await ws.send_bytes(junk)
                 if i % 10_000 == 0:
                     peak = max(peak, process.memory_info().rss / 1e6)
             await asyncio.sleep(2.0)
             peak = max(peak, process.memory_info().rss / 1e6)
-            print(f"server RSS {before:.1f} MB before, peak {peak:.1f} MB during 100,000 unread errors")
+            print(f"server RSS {before:.1f} MB before, peak {peak:.1f} MB during {messages:,} unread errors")
             assert peak - before <= RSS_BUDGET_MB, f"the server grew by {peak - before:.1f} MB"
     finally:
         server.terminate()

@@ -35,7 +35,7 @@ from vision.part_patches import (
 
 STATE_NAME = "part-states.state.pt"  # the trained weights, for fine-tuning (--init)
 CHECKPOINT_NAME = "part-states.ckpt.pt"  # the run so far, rewritten after every epoch (--resume)
-BLUR_SHARE = 0.5  # of each batch, blurred as defocus or a shaky hand blurs a part (sigma in patch pixels):
+BLUR_SHARE = 0.5  # of each batch, blurred as defocus or a shaky hand blurs a part (sigma in patch pixels)
 BLUR_SIGMA = (0.6, 6.0)  # a 6 px part under a 6 px defocus is blurred by ~20 px at the patch's scale
 NOISE_MAX = 0.05  # per-pixel sensor noise, standard deviation up to this (0..1 scale)
 EXTENT = 1.5  # training patches cover this many face widths ...
