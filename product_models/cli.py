@@ -14,7 +14,7 @@ from product_models.errors import CatalogError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    products = sub.add_parser("products", help="the product catalog: list, render, sheet, build",
+    products = sub.add_parser("products", help="the product catalog: list, check, render, sheet, build",
                               description="Inspect the product catalog.")
     psub = products.add_subparsers(dest="products_command", metavar="ACTION", required=True)
 
@@ -24,6 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--locale", default="en", help="language of names (default: en)")
     p.add_argument("--catalog", type=Path, metavar="DIR", help="catalog folder to check (default: the shipped one)")
     p.set_defaults(handler=_cmd_list)
+
+    p = psub.add_parser("check", help="check each model.glb against its product.yaml",
+                        description="Check that each product's model.glb agrees with its product.yaml: a node per "
+                                    "part, anchors on their nodes, size, keypoints, hinges, and every state "
+                                    "rendered (docs/catalog.md). Exit 1 on any error, 0 when clean.")
+    p.add_argument("products", nargs="*", metavar="ID", help="product ids (default: every product)")
+    p.add_argument("--catalog", type=Path, metavar="DIR", help="catalog folder to check (default: the shipped one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-render", action="store_true", help="skip the state renders (geometry checks only)")
+    p.set_defaults(handler=_cmd_check)
 
     p = psub.add_parser("render", help="render a product in given part states to a PNG",
                         description="Render one product headless. Parts not named keep their healthy state.")
@@ -101,6 +111,27 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"  twin: {len(spec.rules)} rules, hidden vars: {', '.join(spec.vars) or '(none)'}" if spec
               else "  twin: none (no 'twin:' section)")
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from product_models.check import check_catalog
+
+    try:
+        results = check_catalog(args.catalog, args.products, render=not args.no_render)
+    except CatalogError as exc:
+        return _fail(str(exc))
+    findings = [f for found in results.values() for f in found]
+    errors = sum(f.severity == "error" for f in findings)
+    if args.json:
+        print(json.dumps({"errors": errors, "warnings": len(findings) - errors,
+                          "products": {pid: [f.to_dict() for f in found] for pid, found in results.items()}}))
+    else:
+        for pid, found in results.items():
+            for finding in found:
+                print(finding)
+            bad = sum(f.severity == "error" for f in found)
+            print(f"{pid}: {bad} error(s), {len(found) - bad} warning(s)" if found else f"{pid}: ok")
+    return 1 if errors else 0
 
 
 def _parse_states(items: list[str]) -> dict[str, str]:

@@ -4,6 +4,12 @@ Node names equal catalog part names. Extra nodes: ``body`` (the housing and ever
 for ports, a child ``cable_<port>`` holding the plug and cable, which the renderer shows when the port is
 ``plugged``. ``fixlens products build`` regenerates every model; the output is byte-identical for the
 same code, so the committed files can be checked against it.
+
+The names in ``__all__`` are the modelling kit's public API for building a ``model.glb`` in Python, without
+Blender: :class:`Node` and :class:`Material`, the mesh primitives (:func:`box`, :func:`slab`, :func:`rect`,
+:func:`disc`, :func:`cylinder`, or a :class:`Mesh` of your own polygons), :func:`on_face` to place things
+relative to a part's anchor, and :func:`write_glb`. docs/catalog.md ("Building a model without Blender")
+has a worked example; ``fixlens products check`` verifies the result.
 """
 
 from __future__ import annotations
@@ -14,7 +20,28 @@ from pathlib import Path
 from product_models.catalog import Catalog, Product, default_catalog
 from product_models.errors import CatalogError
 from product_models.modeling import printer, router
-from product_models.modeling.gltf import Material, Node, write_glb
+from product_models.modeling.gltf import Material, Node, read_glb_json, write_glb
+from product_models.modeling.kit import DECAL_LIFT, on_face
+from product_models.modeling.mesh import Mesh, box, cylinder, disc, rect, slab
+
+__all__ = [
+    "BUILDERS",
+    "DECAL_LIFT",
+    "MODEL_FILE",
+    "Material",
+    "Mesh",
+    "Node",
+    "box",
+    "build_all",
+    "build_model",
+    "cylinder",
+    "disc",
+    "on_face",
+    "read_glb_json",
+    "rect",
+    "slab",
+    "write_glb",
+]
 
 MODEL_FILE = "model.glb"
 BUILDERS: dict[str, Callable[[Product], tuple[Node, list[Material]]]] = {
