@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	@# The store tests start a throwaway server from Debian's postgresql (its binaries are not on PATH).
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql; }
+	@# The cluster tests start throwaway Redis and HAProxy servers (Debian's) in front of three nodes.
+	command -v redis-server >/dev/null && test -x /usr/sbin/haproxy || { apt-get update -qq && apt-get install -y -qq redis-server haproxy; }
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

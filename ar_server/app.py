@@ -30,6 +30,7 @@ from ar_server.app_keys import (
     STORE,
 )
 from ar_server.auth import TokenAuthority
+from ar_server.cluster import add_cluster
 from ar_server.config import Config
 from ar_server.errors import ServerError
 from ar_server.inference import BatchPipeline, InferenceService
@@ -108,6 +109,7 @@ def create_app(config: Config, *, pipeline: BatchPipeline | None = None,
     app.cleanup_ctx.append(_pipeline_ctx(pipeline))
     app.cleanup_ctx.append(_inference_ctx)
     app.cleanup_ctx.append(_sessions_ctx)
+    add_cluster(app)  # /readyz; with a redis_url, the cluster (after the sessions, stopped before them)
     app.router.add_get(STREAM_PATH, stream_handler)
     app.on_shutdown.append(going_away)  # close streams with 1001 before the handlers are waited for
     app.router.add_routes(routes())

@@ -89,6 +89,10 @@ class Config:
     link_ttl_s: int = 600  # a support link's single-use token is exchangeable this long
     agent_frame_fps: float = 5.0  # frames per second sent to each watching agent, at most
     agent_frame_width: int = 320  # pixels: frames sent to agents are downscaled to this width
+    # Several nodes behind a load balancer (docs/deploy.md, "Several nodes"; ar_server/cluster/).
+    redis_url: str | None = _field(default=None, repr=False)  # redis://[:password@]host:port/db; None: one node
+    node_id: str | None = None  # this node's name in the session directory; None: <hostname>-<pid>
+    lease_ttl_s: float = 5.0  # a session lease of a node that stopped refreshing it expires after this long
     # Where each field's value came from, for messages: "flag --port", "environment variable FIXLENS_PORT", ...
     sources: Mapping[str, str] = _field(default_factory=dict, compare=False, repr=False)
 
@@ -164,7 +168,7 @@ EXTRA_ENV_VARS: tuple[str, ...] = ()
 
 
 # Values that may hold a password: never echoed in errors, and no CLI flag (a flag shows in ``ps`` output).
-HIDDEN_FIELDS = ("secret", "database_url")
+HIDDEN_FIELDS = ("secret", "database_url", "redis_url")
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -287,6 +291,24 @@ def _database_url(raw: Any) -> str | None:
     return text
 
 
+def _redis_url(raw: Any) -> str | None:
+    from urllib.parse import urlsplit
+
+    text = str(raw).strip()
+    if not text:
+        return None  # explicitly unset: a single node
+    if urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected redis://[:password@]host:port/db (or rediss:// or unix://)")
+    return text
+
+
+def _node_id(raw: Any) -> str:
+    value = str(raw).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", value):
+        raise ValueError("expected 1 to 64 letters, digits, _ . or -")
+    return value
+
+
 def _host(raw: Any) -> str:
     value = str(raw).strip()
     if not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]{1,253}", value):
@@ -369,4 +391,9 @@ _SPECS: dict[str, _Spec] = {
     "agent_frame_fps": _Spec(_float(0.0, 15.0, lo_open=True), "camera frames per second sent to a watching "
                                                                "agent, at most", "FPS"),
     "agent_frame_width": _Spec(_int(80, 1280), "width of the frames sent to agents, pixels", "PX"),
+    "redis_url": _Spec(_redis_url, "Redis URL redis://[:password@]host:port/db shared by the nodes of a cluster "
+                                   "(unset: a single node)", "URL"),
+    "node_id": _Spec(_node_id, "this node's name in the cluster's session directory (default <hostname>-<pid>)",
+                     "NAME"),
+    "lease_ttl_s": _Spec(_float(1.0, 600.0), "a dead node's session leases expire after, seconds", "SECONDS"),
 }

@@ -7,6 +7,10 @@ Rules:
    remembers a bounded number of keys, so the bookkeeping itself cannot be grown without bound by inventing keys.
 3. A refusal says how long to wait (``retry_after``): HTTP 429 carries it as ``Retry-After``, the protocol's
    ``rate_limited`` error in its message.
+4. In a cluster, a keyed limiter may be ``share``d: the decision stays local and immediate, and every token
+   spent here is also spent in one bucket all nodes share (``SharedSpender``, a Redis script); the shared
+   bucket's level then comes back and lowers the local one to it. A customer spreading over N nodes thus gets
+   the budget of one, give or take one request per node (spent here before the shared level came back).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -55,6 +60,17 @@ class TokenBucket:
         self._refill(now)
         return self._tokens >= self.burst
 
+    def lower_to(self, tokens: float) -> None:
+        """Rule 4: the shared bucket has ``tokens`` left; this one keeps no more than that."""
+        self._tokens = min(self._tokens, max(0.0, tokens))
+
+
+class SharedSpender(Protocol):
+    """Spends one token of the bucket ``kind``/``key`` that all nodes share, then calls ``settle`` with the
+    tokens it has left (``ar_server.cluster.node.ClusterNode``). Never raises: a lost Redis spends nothing."""
+
+    def spend(self, kind: str, key: str, rate: float, burst: float, settle: Callable[[float], None]) -> None: ...
+
 
 class KeyedBuckets:
     """One ``TokenBucket`` per key (a customer), at most ``max_keys`` of them (rule 2)."""
@@ -63,6 +79,12 @@ class KeyedBuckets:
         TokenBucket(rate, burst)  # validates
         self.rate, self.burst, self.max_keys = rate, burst, max_keys
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._shared: SharedSpender | None = None
+        self._kind = ""
+
+    def share(self, kind: str, spender: SharedSpender | None) -> None:
+        """Rule 4 from now on (None: local only again). ``kind`` names this limiter among the shared ones."""
+        self._kind, self._shared = kind, spender
 
     def take(self, key: str, now: float) -> float | None:
         """None when ``key`` may go on; else the seconds to wait (rule 3)."""
@@ -72,7 +94,11 @@ class KeyedBuckets:
             while len(self._buckets) > self.max_keys:
                 self._buckets.popitem(last=False)
         self._buckets.move_to_end(key)
-        return None if bucket.take(now) else max(bucket.retry_after(now), 1.0 / self.rate / 100)
+        if not bucket.take(now):
+            return max(bucket.retry_after(now), 1.0 / self.rate / 100)
+        if self._shared is not None:
+            self._shared.spend(self._kind, key, self.rate, self.burst, bucket.lower_to)
+        return None
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -119,11 +119,20 @@ class Metrics:
         self.errors = Counter("fixlens_protocol_errors_total", "Error messages sent to clients, by code")
         self.escalations = Counter("fixlens_escalations_total", "Escalations recorded, by reason and offer")
         self.http_requests = Counter("fixlens_http_requests_total", "REST requests, by route and status")
+        # Several nodes (ar_server.cluster): absent from the output while the node runs alone.
+        self.cluster_redis_up = Gauge("fixlens_cluster_redis_up", "1 while Redis answers this node, 0 while it is "
+                                                                  "degraded (serving its own sessions only)")
+        self.cluster_redis_errors = Counter("fixlens_cluster_redis_errors_total", "Redis calls that failed")
+        self.cluster_claims = Counter("fixlens_cluster_claims_total", "Session leases taken, by how (new, own, "
+                                                                       "handed, dead, unanswered, unavailable)")
+        self.cluster_messages = Counter("fixlens_cluster_messages_total", "Messages between nodes, by kind and "
+                                                                           "direction")
 
     def all(self) -> tuple[Counter | Histogram, ...]:
         return (self.frames_received, self.frames_processed, self.frames_dropped, self.stage_seconds,
                 self.batch_size, self.active_sessions, self.outcomes, self.errors, self.escalations,
-                self.http_requests)
+                self.http_requests, self.cluster_redis_up, self.cluster_redis_errors, self.cluster_claims,
+                self.cluster_messages)
 
     def render(self) -> str:
         lines: list[str] = []

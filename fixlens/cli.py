@@ -33,6 +33,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "fixlens.bench_plain",
     "fixlens.bench_e2e",
     "fixlens.bench_soak",
+    "fixlens.bench_cluster",
     "fixlens.bench_web",
 )
 

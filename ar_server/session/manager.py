@@ -14,6 +14,10 @@ Rules:
 3. Every ``TICK_INTERVAL_S`` (real time) each connection's core gets a ``Tick`` at the server clock's now
    (hello and idle timeouts, engine timers), and every ``SWEEP_INTERVAL_S`` of the server clock disconnected
    sessions idle past ``session_idle_timeout_s`` end as ``abandoned``. ``run_timers`` is one such pass.
+4. In a cluster (``cluster`` set: ``ar_server.cluster.node.ClusterNode``), opening a session first claims its
+   lease, so a node that still carries it hands it over (rule 2 across nodes) and the state is read after.
+   Agents may watch and act on a session held by another node: their events go to the holder, and the
+   holder sends its state and frames to the nodes whose agents watch.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ar_server.auth import Claims, check_session_access, new_resume_token, resume_token_hash
 from ar_server.config import Config
@@ -40,11 +44,14 @@ from ar_server.session.effects import AcceptHelp, ShowAgents
 from ar_server.session.events import AgentEvent, AgentJoined, GoingAway, SessionOpened
 from ar_server.session.frame_archive import FrameArchive
 from ar_server.session.live import SessionDriver
-from ar_server.session.watchers import Watchers
+from ar_server.session.watchers import Watcher, Watchers
 from ar_server.store import SessionRecord, Store
 from product_models.camera import CameraIntrinsics
 from product_models.catalog import Catalog
 from scenes import Engine, Library, SceneError
+
+if TYPE_CHECKING:
+    from ar_server.cluster.node import ClusterNode
 
 log = logging.getLogger(__name__)
 TICK_INTERVAL_S = 0.5  # engine timers (hold, on_timeout, struggle) fire within this of their due time
@@ -86,6 +93,7 @@ class SessionManager:
                                               bad_messages_burst=config.bad_messages_burst)
         self._shrinking: set[str] = set()  # sessions whose frame for agents is being downscaled now
         self._state_sent_at: dict[str, float] = {}
+        self.cluster: ClusterNode | None = None  # rule 4; set by the app before the first connection
 
     # ---------------------------------------------------------------- SessionHost
 
@@ -126,25 +134,85 @@ class SessionManager:
                 "agents": self.watchers.names(session_id)}
 
     def publish_state(self, session_id: str, *, force: bool = False) -> None:
-        """Send the session's state to its watchers, at most ``agent_frame_fps`` times a second unless forced."""
-        watching = self.watchers.of(session_id)
-        if not watching:
+        """Send the session's state to its watchers, here and on other nodes, at most ``agent_frame_fps`` times
+        a second unless forced. Of a session another node may hold, the state comes from that node (rule 4)."""
+        cluster = self.cluster
+        if cluster is not None and session_id not in self.live:
+            if force and self.watchers.of(session_id):
+                cluster.request_state(session_id)
+            return
+        remote = [] if cluster is None else cluster.remote_watchers(session_id)
+        if not self.watchers.of(session_id) and not remote:
             return
         now = self.clock()
         if not force and now - self._state_sent_at.get(session_id, -math.inf) < 1.0 / self.config.agent_frame_fps:
             return
         self._state_sent_at[session_id] = now
+        self.send_own_state(session_id)
+
+    def send_own_state(self, session_id: str) -> None:
+        """This node's view of the session to its own watchers, and to other nodes' when it holds the session."""
         state = self.session_state(session_id)
-        for watcher in watching:
+        for watcher in self.watchers.of(session_id):
             watcher.send(state)
+        if self.cluster is not None and session_id in self.live:
+            self.cluster.deliver(session_id, state)
 
     def agent_event(self, session_id: str, event: AgentEvent) -> bool:
-        """Hand an agent's event to the session's core; False when no customer is connected to hear it."""
+        """Hand an agent's event to the session's core; False when no customer is connected to hear it here."""
         driver = self.live.get(session_id)
         if driver is None or driver.closed:
             return False
         driver.feed(event)
         return True
+
+    async def agent_event_anywhere(self, session_id: str, event: AgentEvent) -> bool:
+        """``agent_event``, or, for a session another node holds, the event sent to that node (rule 4); False
+        when no customer is connected anywhere."""
+        if self.agent_event(session_id, event):
+            return True
+        return self.cluster is not None and await self.cluster.forward_event(session_id, event)
+
+    def start_watching(self, watcher: Watcher, session_id: str) -> bool:
+        """``watcher`` watches ``session_id`` from now on; True when it got control. The session's holder, if
+        another node, hears that agents here watch it."""
+        control = self.watchers.add(watcher, session_id)
+        if self.cluster is not None and session_id not in self.live:
+            self.cluster.watching(session_id)
+        return control
+
+    def stop_watching(self, watcher: Watcher) -> str | None:
+        """``watcher`` watches nothing from now on; returns the session it watched."""
+        session_id = self.watchers.remove(watcher)
+        if (self.cluster is not None and session_id is not None and session_id not in self.live
+                and not self.watchers.of(session_id)):
+            self.cluster.unwatching(session_id)
+        return session_id
+
+    # ---------------------------------------------------------------- the cluster's host (ar_server.cluster)
+
+    def live_sessions(self) -> list[str]:
+        return list(self.live)
+
+    def watched_sessions(self) -> list[str]:
+        return list(self.watchers.by_session)
+
+    def watcher_names(self, session_id: str) -> list[str]:
+        return [w.subject for w in self.watchers.of(session_id)]
+
+    def deliver_local(self, session_id: str, message: dict[str, Any]) -> None:
+        """A message from the node holding ``session_id`` for this node's agents watching it."""
+        for watcher in self.watchers.of(session_id):
+            watcher.send(message)
+
+    def queue_changed_local(self) -> None:
+        self.watchers.queue_changed()
+
+    async def hand_over(self, session_id: str) -> None:
+        """Another node claims ``session_id``: close this node's connection of it, its state saved."""
+        driver = self.live.get(session_id)
+        if driver is not None:
+            await driver.take_over()
 
     def _rejoin(self, session_id: str, driver: SessionDriver) -> None:
         if self.live.get(session_id) is not driver or driver.core.state != "open":
@@ -155,6 +223,8 @@ class SessionManager:
 
     def queue_changed(self) -> None:
         self.watchers.queue_changed()
+        if self.cluster is not None:
+            self.cluster.queue_changed()
 
     async def accept_help(self, session_id: str, effect: AcceptHelp) -> None:
         """The session's newest escalation still open joins the agent queue (a new ``help`` one if none)."""
@@ -175,7 +245,8 @@ class SessionManager:
 
     def show_agents(self, session_id: str, effect: ShowAgents) -> None:
         """Downscale the frame off the event loop and pass it to the watchers (one at a time per session)."""
-        if session_id in self._shrinking or not self.watchers.of(session_id):
+        remote = [] if self.cluster is None else self.cluster.remote_watchers(session_id)
+        if session_id in self._shrinking or not (self.watchers.of(session_id) or remote):
             return
         self._shrinking.add(session_id)
         task = asyncio.create_task(self._show(session_id, effect))
@@ -196,6 +267,8 @@ class SessionManager:
                    "jpeg": jpeg}
         for watcher in self.watchers.of(session_id):
             watcher.send(message)
+        if self.cluster is not None:
+            self.cluster.deliver(session_id, message)
 
     def register(self, driver: SessionDriver) -> None:
         """A new connection: its core gets ticks from now on (the hello timeout runs before any session).
@@ -209,6 +282,8 @@ class SessionManager:
         self.connections.discard(driver)
         for session_id in [s for s, d in self.live.items() if d is driver]:
             del self.live[session_id]
+            if self.cluster is not None:
+                self.cluster.release(session_id)
         self.metrics.active_sessions.set(len(self.live))
 
     # ---------------------------------------------------------------- opening
@@ -231,7 +306,8 @@ class SessionManager:
             if record.outcome is not None:
                 raise ServerError("bad_resume", f"session {record.id} has ended ({record.outcome})", "resume",
                                   reason="session_ended")
-            if record.id not in self.live and now - record.updated_at > self.config.session_idle_timeout_s:
+            if (record.id not in self.live and now - record.updated_at > self.config.session_idle_timeout_s
+                    and (self.cluster is None or await self.cluster.unheld(record.id))):
                 await self.store.end_session(record.id, "abandoned", at=now)
                 self.metrics.outcomes.inc(outcome="abandoned")
                 raise ServerError("bad_resume", f"session {record.id} timed out after "
@@ -241,6 +317,8 @@ class SessionManager:
             if old is not None:  # rule 2
                 await old.take_over()
                 record = await self.store.get_session(record.id) or record  # with the snapshot it just saved
+            if self.cluster is not None and await self.cluster.claim(record.id) in ("handed", "unanswered"):
+                record = await self.store.get_session(record.id) or record  # another node just saved it
         scene_id = record.scene if record is not None and record.scene else hello.scene
         if hello.scene is not None and record is not None and record.scene and hello.scene != record.scene:
             raise ServerError("unknown_scene", f"session {record.id} runs scene {record.scene!r}, not "
@@ -256,6 +334,8 @@ class SessionManager:
                                    updated_at=now, locale=locale, scene=scene_id,
                                    product=None if scene_id is None else self._library.get(scene_id).product)
             await self.store.create_session(record)
+            if self.cluster is not None:
+                await self.cluster.claim(record.id)
         else:
             await self.store.update_session(record.id, at=now, resume_hash=resume_hash, scene=scene_id)
             self._retire(record.resume_hash, record.id)
@@ -361,8 +441,12 @@ class SessionManager:
         now = self.clock()
         try:
             for record in await self.store.list_sessions(live=True, limit=1000):
-                if record.id not in self.live and now - record.updated_at > self.config.session_idle_timeout_s:
-                    await self.store.end_session(record.id, "abandoned", at=now)
-                    self.metrics.outcomes.inc(outcome="abandoned")
+                if record.id in self.live or now - record.updated_at <= self.config.session_idle_timeout_s:
+                    continue
+                # A session live on another node is not idle (rule 4); without Redis, nothing is known.
+                if self.cluster is not None and not await self.cluster.unheld(record.id):
+                    continue
+                await self.store.end_session(record.id, "abandoned", at=now)
+                self.metrics.outcomes.inc(outcome="abandoned")
         except ServerError:
             log.exception("session sweep failed")

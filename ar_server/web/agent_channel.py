@@ -15,6 +15,9 @@ Rules:
 4. Every join, leave, control change and action is recorded in the store with its time and the agent.
 5. A bad message is answered with an ``error`` and changes nothing; the connection stays open unless the
    error says ``fatal``.
+6. In a cluster the agent may watch a session whose customer is connected to another node: its actions go to
+   that node, whose state and frames come back (``ar_server.cluster``). Control is decided among the agents
+   of one node; an agent's move to a step that the scene lacks is refused by the other node and logged there.
 """
 
 from __future__ import annotations
@@ -212,9 +215,9 @@ class AgentChannel:
             raise ChannelError("session_ended", f"session {session} has ended ({record.outcome})")
         await self._leave(watcher)
         manager = self.app[SESSIONS]
-        control = manager.watchers.add(watcher, session)
+        control = manager.start_watching(watcher, session)
         await self._record(watcher, "join", {"control": control})
-        manager.agent_event(session, AgentJoined(watcher.subject))
+        await manager.agent_event_anywhere(session, AgentJoined(watcher.subject))
         watcher.send({"t": "watching", "session": session, "control": control, "product": record.product})
         manager.publish_state(session, force=True)
 
@@ -224,8 +227,8 @@ class AgentChannel:
         if session is None:
             return
         await self._record(watcher, "leave", None)
-        manager.watchers.remove(watcher)
-        manager.agent_event(session, AgentLeft(watcher.subject))
+        manager.stop_watching(watcher)
+        await manager.agent_event_anywhere(session, AgentLeft(watcher.subject))
         watcher.send({"t": "left", "session": session})
         manager.publish_state(session, force=True)
 
@@ -269,7 +272,7 @@ class AgentChannel:
         else:
             raise ChannelError("bad_field", f"act kind must be one of {', '.join(ACT_KINDS)}, got {kind!r}")
         try:
-            delivered = manager.agent_event(session, event)
+            delivered = await manager.agent_event_anywhere(session, event)
         except SessionStateError as exc:
             raise ChannelError("bad_field", exc.message) from None
         if not delivered:
