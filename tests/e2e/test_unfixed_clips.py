@@ -132,7 +132,7 @@ HARD: list[tuple[str, str, int]] = [
     ("hand", "wan_unplugged", 216), ("hand", "wifi_off", 217), ("glare", "wan_unplugged", 206),
     ("glare", "tray_open", 200), ("glare", "tray_open", 211), ("cool_cast", "tray_open", 206),
     # Known false verifications until the detector was fine-tuned on relabelled data (model card): held now.
-    ("hand", "wan_unplugged", 218),
+    ("hand", "wan_unplugged", 218), ("hand", "tray_open", 207),
 ]
 # Clips of the unfixed device whose step moved on when they were found, and how. Each moves on a hold that
 # completes on the ticks after the last frame.
@@ -140,11 +140,6 @@ KNOWN_FALSE_VERIFICATIONS: dict[tuple[str, str, int], str] = {
     ("hand", "wifi_off", 225): "the unlit Wi-Fi LED was read green (0.87-1.00) in nine frames in a row; smoothing "
                                "folded the sure 'off' reads after them into a green blink, so they did not "
                                "contradict the verified green, and the scene ended resolved",
-    # Held from the relabelled detector until the round-6 keypoint network (model card), which moves it again.
-    ("hand", "tray_open", 207): "under the hand the unlit jam LED was read amber (0.85-0.86) in eight frames in a "
-                                "row while the open tray was read right; the step's other branch (jam light "
-                                "still on: open the cover) was verified, so the step moved to open_cover (the "
-                                "scene did not resolve)",
 }
 CONTROL_INDEX = 300
 
