@@ -16,7 +16,6 @@ Same meanings as ``SQLiteStore``, method for method. How each guarantee holds he
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -39,6 +38,7 @@ from ar_server.store.base import (
     StepHow,
     StepRecord,
 )
+from ar_server.store.json_columns import dump_json, load_json
 from ar_server.store.postgres_schema import migrate
 
 T = TypeVar("T")
@@ -183,7 +183,7 @@ class PostgresStore:
         await self._fetch("create_session", f"INSERT INTO sessions ({_SESSION_COLUMNS}) "
                                             "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
                           r.id, r.customer, r.resume_hash, r.created_at, r.updated_at, r.locale, r.product, r.scene,
-                          r.current_step, _dump(r.snapshot, "snapshot"), r.outcome, r.ended_at)
+                          r.current_step, dump_json(r.snapshot, "snapshot"), r.outcome, r.ended_at)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         rows = await self._fetch("get_session", f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1",
@@ -200,7 +200,7 @@ class PostgresStore:
                              resume_hash: str | None = None) -> None:
         """Set the given fields (None = leave unchanged) and ``updated_at``."""
         sets, args = ["updated_at = $2"], [session_id, at]
-        for column, value in (("current_step", current_step), ("snapshot", _dump(snapshot, "snapshot")),
+        for column, value in (("current_step", current_step), ("snapshot", dump_json(snapshot, "snapshot")),
                               ("product", product), ("scene", scene), ("resume_hash", resume_hash)):
             if value is not None:
                 args.append(value)
@@ -256,13 +256,13 @@ class PostgresStore:
         event_id = await self._fetchval("add_event", "INSERT INTO events (session_id, at, kind, data) "
                                                      "SELECT $1, $2, $3, $4 WHERE EXISTS "
                                                      "(SELECT 1 FROM sessions WHERE id = $1) RETURNING id",
-                                        session_id, at, kind, _dump(data, "data"))
+                                        session_id, at, kind, dump_json(data, "data"))
         return _inserted(event_id, session_id)
 
     async def events(self, session_id: str) -> list[EventRecord]:
         rows = await self._fetch("events", "SELECT id, session_id, at, kind, data FROM events "
                                            "WHERE session_id = $1 ORDER BY id", session_id)
-        return [EventRecord(id=r[0], session_id=r[1], at=r[2], kind=r[3], data=_load(r[4])) for r in rows]
+        return [EventRecord(id=r[0], session_id=r[1], at=r[2], kind=r[3], data=load_json(r[4])) for r in rows]
 
     # ------------------------------------------------------------ escalations
 
@@ -271,7 +271,7 @@ class PostgresStore:
             "open_escalation",
             "INSERT INTO escalations (session_id, created_at, updated_at, reason, context, status) "
             "SELECT $1, $2, $2, $3, $4, 'open' WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $1) RETURNING id",
-            session_id, at, reason, _dump(context, "context"))
+            session_id, at, reason, dump_json(context, "context"))
         return _inserted(escalation_id, session_id)
 
     async def update_escalation(self, escalation_id: int, status: EscalationStatus, *, at: float,
@@ -305,7 +305,7 @@ class PostgresStore:
     async def _escalations(self, what: str, where: str, *args: Any) -> list[EscalationRecord]:
         rows = await self._fetch(what, f"SELECT {_ESCALATION_COLUMNS} FROM escalations {where} ORDER BY id", *args)
         return [EscalationRecord(id=r[0], session_id=r[1], created_at=r[2], updated_at=r[3], reason=r[4],
-                                 context=_load(r[5]), status=r[6], agent=r[7], accepted_at=r[8]) for r in rows]
+                                 context=load_json(r[5]), status=r[6], agent=r[7], accepted_at=r[8]) for r in rows]
 
     async def accept_escalation(self, escalation_id: int, *, at: float) -> None:
         """The customer accepted help from a person: the escalation joins the agent queue (first time only)."""
@@ -330,13 +330,13 @@ class PostgresStore:
             "add_agent_action",
             "INSERT INTO agent_actions (session_id, escalation_id, at, agent, kind, data) "
             "SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $1) RETURNING id",
-            session_id, escalation_id, at, agent, kind, _dump(data, "data"))
+            session_id, escalation_id, at, agent, kind, dump_json(data, "data"))
         return _inserted(action_id, session_id)
 
     async def agent_actions(self, session_id: str) -> list[AgentAction]:
         rows = await self._fetch("agent_actions", "SELECT id, session_id, at, agent, kind, data, escalation_id "
                                                   "FROM agent_actions WHERE session_id = $1 ORDER BY id", session_id)
-        return [AgentAction(id=r[0], session_id=r[1], at=r[2], agent=r[3], kind=r[4], data=_load(r[5]),
+        return [AgentAction(id=r[0], session_id=r[1], at=r[2], agent=r[3], kind=r[4], data=load_json(r[5]),
                             escalation_id=r[6]) for r in rows]
 
     async def create_link(self, token_hash: str, session_id: str, *, at: float, expires_at: float) -> None:
@@ -411,20 +411,7 @@ def _inserted(row_id: int | None, session_id: str) -> int:
     return int(row_id)
 
 
-def _dump(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise StoreError("bad_value", f"{what} is not JSON-serialisable: {exc}", what) from None
-
-
-def _load(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
 def _session(row: asyncpg.Record) -> SessionRecord:
     return SessionRecord(id=row[0], customer=row[1], resume_hash=row[2], created_at=row[3], updated_at=row[4],
-                         locale=row[5], product=row[6], scene=row[7], current_step=row[8], snapshot=_load(row[9]),
+                         locale=row[5], product=row[6], scene=row[7], current_step=row[8], snapshot=load_json(row[9]),
                          outcome=row[10], ended_at=row[11])

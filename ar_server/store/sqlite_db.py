@@ -9,7 +9,6 @@ fsyncs every commit and survives those too, at a few milliseconds per write.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,23 +26,11 @@ from ar_server.store.base import (
     SessionRecord,
     StepRecord,
 )
+from ar_server.store.json_columns import dump_json, load_json
 from ar_server.store.schema import migrate
 
 _SESSION_COLUMNS = ("id, customer, resume_hash, created_at, updated_at, locale, product, scene, current_step, "
                     "snapshot, outcome, ended_at")
-
-
-def _dump(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise StoreError("bad_value", f"{what} is not JSON-serialisable: {exc}", what) from None
-
-
-def _load(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
 
 
 class SQLiteDatabase:
@@ -114,7 +101,7 @@ class SQLiteDatabase:
     # ------------------------------------------------------------ sessions
 
     def create_session(self, r: SessionRecord) -> None:
-        snapshot = _dump(r.snapshot, "snapshot")
+        snapshot = dump_json(r.snapshot, "snapshot")
         with self._tx() as c:
             c.execute(f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                       (r.id, r.customer, r.resume_hash, r.created_at, r.updated_at, r.locale, r.product, r.scene,
@@ -132,7 +119,7 @@ class SQLiteDatabase:
                        product: str | None = None, scene: str | None = None, resume_hash: str | None = None) -> None:
         """Set the given fields (None = leave unchanged) and ``updated_at``."""
         sets, args = ["updated_at = ?"], [at]
-        for column, value in (("current_step", current_step), ("snapshot", _dump(snapshot, "snapshot")),
+        for column, value in (("current_step", current_step), ("snapshot", dump_json(snapshot, "snapshot")),
                               ("product", product), ("scene", scene), ("resume_hash", resume_hash)):
             if value is not None:
                 sets.append(f"{column} = ?")
@@ -181,7 +168,7 @@ class SQLiteDatabase:
         return [StepRecord(*row) for row in rows]
 
     def add_event(self, session_id: str, kind: str, *, at: float, data: Any = None) -> int:
-        payload = _dump(data, "data")
+        payload = dump_json(data, "data")
         with self._tx() as c:
             self._require_session(c, session_id)
             cur = c.execute("INSERT INTO events (session_id, at, kind, data) VALUES (?,?,?,?)",
@@ -191,12 +178,12 @@ class SQLiteDatabase:
     def events(self, session_id: str) -> list[EventRecord]:
         rows = self._read("SELECT id, session_id, at, kind, data FROM events WHERE session_id = ? ORDER BY id",
                           (session_id,))
-        return [EventRecord(id=r[0], session_id=r[1], at=r[2], kind=r[3], data=_load(r[4])) for r in rows]
+        return [EventRecord(id=r[0], session_id=r[1], at=r[2], kind=r[3], data=load_json(r[4])) for r in rows]
 
     # ------------------------------------------------------------ escalations
 
     def open_escalation(self, session_id: str, reason: str, *, at: float, context: Any = None) -> int:
-        payload = _dump(context, "context")
+        payload = dump_json(context, "context")
         with self._tx() as c:
             self._require_session(c, session_id)
             cur = c.execute("INSERT INTO escalations (session_id, created_at, updated_at, reason, context, status) "
@@ -232,7 +219,7 @@ class SQLiteDatabase:
         sql = ("SELECT id, session_id, created_at, updated_at, reason, context, status, agent, accepted_at "
                "FROM escalations")
         return [EscalationRecord(id=r[0], session_id=r[1], created_at=r[2], updated_at=r[3], reason=r[4],
-                                 context=_load(r[5]), status=r[6], agent=r[7], accepted_at=r[8])
+                                 context=load_json(r[5]), status=r[6], agent=r[7], accepted_at=r[8])
                 for r in self._read(sql + where, params)]
 
     def accept_escalation(self, escalation_id: int, *, at: float) -> None:
@@ -254,7 +241,7 @@ class SQLiteDatabase:
 
     def add_agent_action(self, session_id: str, agent: str, kind: str, *, at: float, data: Any = None,
                          escalation_id: int | None = None) -> int:
-        payload = _dump(data, "data")
+        payload = dump_json(data, "data")
         with self._tx() as c:
             self._require_session(c, session_id)
             cur = c.execute("INSERT INTO agent_actions (session_id, escalation_id, at, agent, kind, data) "
@@ -264,7 +251,7 @@ class SQLiteDatabase:
     def agent_actions(self, session_id: str) -> list[AgentAction]:
         rows = self._read("SELECT id, session_id, at, agent, kind, data, escalation_id FROM agent_actions "
                           "WHERE session_id = ? ORDER BY id", (session_id,))
-        return [AgentAction(id=r[0], session_id=r[1], at=r[2], agent=r[3], kind=r[4], data=_load(r[5]),
+        return [AgentAction(id=r[0], session_id=r[1], at=r[2], agent=r[3], kind=r[4], data=load_json(r[5]),
                             escalation_id=r[6]) for r in rows]
 
     def create_link(self, token_hash: str, session_id: str, *, at: float, expires_at: float) -> None:
@@ -321,5 +308,5 @@ class SQLiteDatabase:
 
 def _session(row: tuple[Any, ...]) -> SessionRecord:
     return SessionRecord(id=row[0], customer=row[1], resume_hash=row[2], created_at=row[3], updated_at=row[4],
-                         locale=row[5], product=row[6], scene=row[7], current_step=row[8], snapshot=_load(row[9]),
+                         locale=row[5], product=row[6], scene=row[7], current_step=row[8], snapshot=load_json(row[9]),
                          outcome=row[10], ended_at=row[11])
