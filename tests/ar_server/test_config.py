@@ -146,3 +146,20 @@ def test_config_is_frozen() -> None:
     config = Config.from_sources({}, {})
     with pytest.raises(AttributeError):
         config.port = 1  # type: ignore[misc]
+
+
+def test_the_database_url_is_checked_never_echoed_and_has_no_flag() -> None:
+    """A URL may hold a password: a bad one is refused naming the field but not its value, it never shows in
+    ``repr``, and it has no CLI flag (flags show in ``ps``)."""
+    with pytest.raises(ConfigError) as raised:
+        Config.from_sources({}, {"FIXLENS_DATABASE_URL": "mysql://fixlens:hunter2@db/fixlens"})
+    assert "database_url" in raised.value.message and "expected postgresql://" in raised.value.message
+    assert "hunter2" not in raised.value.message
+    url = "postgresql://fixlens:hunter2@db:5432/fixlens"
+    config = Config.from_sources({}, {"FIXLENS_DATABASE_URL": url})
+    assert config.database_url == url and "hunter2" not in repr(config)
+    assert Config.from_sources({}, {}).database_url is None
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--database-url", url])
