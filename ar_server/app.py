@@ -43,7 +43,7 @@ from ar_server.session import FrameArchive, SessionManager
 from ar_server.store import open_store
 from ar_server.stream import going_away, stream_handler
 from ar_server.web import add_web_routes
-from product_models.catalog import CATALOG_DIR, Catalog, default_catalog
+from product_models.catalog import Catalog, catalog_dir, default_catalog
 from product_models.errors import CatalogError
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ RESERVED_FDS = 128
 
 
 def load_catalog(config: Config) -> Catalog:
-    """The catalog under ``config.catalog_dir`` (the shipped one is loaded once per process)."""
-    if config.catalog_dir.resolve() == CATALOG_DIR.resolve():
+    """The catalog under ``config.catalog_dir`` (the default one is loaded once per process)."""
+    if config.catalog_dir.resolve() == catalog_dir().resolve():
         return default_catalog()
     return Catalog.load(config.catalog_dir)
 

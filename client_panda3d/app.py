@@ -293,7 +293,7 @@ class ClientApp:
         elif isinstance(msg, End):
             self.agent_mark = None
             self.transcript.outcome = msg.outcome
-            self.status.notice = msg.text or msg.outcome
+            self.status.outcome, self.status.notice = msg.outcome, msg.text  # the panel titles it in the locale
             self._ended_at = now
             if self._keyframe_due is not None:  # the closing step arrived with `end`: one frame shows both
                 self._keyframe_due = (f"{self._keyframe_due[0]} (end: {msg.outcome})", now)

@@ -171,34 +171,38 @@ def overlay_style(node: Any, rgb: tuple[float, float, float], alpha: float, sort
     node.setBin("fixed", sort)
 
 
+# DejaVu Sans 2.37 (Bitstream Vera + Arev licence, client_panda3d/fonts/LICENSE), shipped with the package
+# because Panda3D's built-in font is ASCII only and German or Spanish steps need ä ö ü ß ñ é (and more).
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
+FONT_FILES = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf"}
+
 _font_cache: dict[str, Any] = {}
 
 
-def font_path() -> Path | None:
-    """A TTF with Latin-1 and beyond (ä ö ü ß ñ é): matplotlib's DejaVu Sans, which the project already
-    depends on. Panda3D's built-in default font carries ASCII only."""
-    try:
-        import matplotlib
-    except ImportError:  # pragma: no cover - matplotlib is a declared dependency
-        return None
-    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    return path if path.is_file() else None
+def font_path(bold: bool = False) -> Path:
+    """The bundled UI font file (DejaVu Sans, Latin, Greek and Cyrillic). Raises ``ClientError`` when the
+    install lacks it, rather than falling back to Panda3D's ASCII-only font and mangling accented text."""
+    from client_panda3d.errors import ClientError
+
+    path = FONT_DIR / FONT_FILES["bold" if bold else "regular"]
+    if not path.is_file():
+        raise ClientError(f"the client's UI font {path} is missing: the fixlens install is incomplete "
+                          "(expected client_panda3d/fonts/ as package data; reinstall fixlens[client])")
+    return path
 
 
 def ui_font(bold: bool = False) -> Any:
-    """The UI font (loaded once), or Panda3D's default when no TTF is found."""
-    from panda3d.core import Filename, TextNode
+    """The bundled UI font as a Panda3D ``TextFont`` (loaded once per weight, on the render thread)."""
+    from panda3d.core import Filename
 
+    from client_panda3d.errors import ClientError
     from product_models.render_engine import engine
 
     key = "bold" if bold else "regular"
     if key not in _font_cache:
-        path = font_path()
-        font = None
-        if path is not None:
-            if bold and (path.parent / "DejaVuSans-Bold.ttf").is_file():
-                path = path.parent / "DejaVuSans-Bold.ttf"
-            font = engine().base.loader.loadFont(Filename.fromOsSpecific(str(path)).getFullpath(),
-                                                 pixelsPerUnit=48)
-        _font_cache[key] = font if font is not None and font.isValid() else TextNode.getDefaultFont()
+        path = font_path(bold)
+        font = engine().base.loader.loadFont(Filename.fromOsSpecific(str(path)).getFullpath(), pixelsPerUnit=48)
+        if font is None or not font.isValid():
+            raise ClientError(f"Panda3D could not load the UI font {path} (expected a TrueType file)")
+        _font_cache[key] = font
     return _font_cache[key]

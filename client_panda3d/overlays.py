@@ -34,6 +34,7 @@ SLIDE_PERIOD_S = 2.0
 MOVE_PERIOD_S = 2.4
 DEFAULT_HOLD_S = 5.0
 GHOST_ALPHA = 0.6
+REMOVABLE_DEPTH_M = 0.03  # the deepest a removable part's ghost block reaches into its bay
 BEHIND_ALPHA = 0.3  # overlays of a part on the far side are drawn this faint: they show through the device
 
 
@@ -247,6 +248,12 @@ class OverlayBuilder:
                 plug.reparentTo(node)
                 cable = g.prism("cable", g.circle_profile(10) * min(w, h) * 0.22, 0.016, 0.09)
                 cable.reparentTo(node)
+            elif part.kind == "removable":  # a drive or cartridge: a block sliding out of (or into) its bay
+                node = root.attachNewNode("ghost-block")
+                depth = min(max(0.5 * max(w, h), 0.008), REMOVABLE_DEPTH_M)
+                block = g.box("block", (w, h, depth))
+                block.setPos(0, 0, -depth / 2)  # its outer face on the part's face when seated
+                block.reparentTo(node)
             else:  # paper and the like: a sheet sliding along the face normal
                 node = root.attachNewNode("ghost-sheet")
                 g.box("sheet", (w, h, 0.002)).reparentTo(node)

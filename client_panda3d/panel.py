@@ -1,6 +1,6 @@
 """The 2-D layer of the AR view: status line at the top, step panel (progress, text, buttons) at the bottom.
 
-Drawn with Panda3D text (DejaVu Sans, so ä ö ü ß ñ é render) on an orthographic layer whose units are
+Drawn with Panda3D text (the bundled DejaVu Sans, so ä ö ü ß ñ é render) on an orthographic layer whose units are
 pixels: x right from the left edge, y down from the top (Panda's z is -y). Text is word-wrapped to the
 panel width and the panel grows to fit it; if it would cover more than ``MAX_PANEL_SHARE`` of the image,
 the font shrinks instead, so text is never cut off. ``layout_panel`` runs on the render thread.
@@ -26,25 +26,46 @@ WORDS: dict[str, dict[str, str]] = {
            "closed": "session ended", "offline": "offline", "in_view": "product in view",
            "not_in_view": "product not in view", "searching": "looking for the product",
            "behind": "{part}: on the far side, turn the device",
-           "agent_joined": "{name} from support joined", "agent_left": "{name} left"},
+           "agent_joined": "{name} from support joined", "agent_left": "{name} left",
+           "end_resolved": "Fixed!", "end_escalated": "A support agent takes over",
+           "end_other": "The session has ended"},
     "de": {"done": "Fertig", "back": "Zurück", "help": "Hilfe", "step": "Schritt {n} von {total}",
            "connecting": "verbinde", "connected": "verbunden", "reconnecting": "verbinde neu",
            "closed": "Sitzung beendet", "offline": "offline", "in_view": "Gerät im Bild",
            "not_in_view": "Gerät nicht im Bild", "searching": "suche das Gerät",
            "behind": "{part}: auf der Rückseite, Gerät drehen",
-           "agent_joined": "{name} vom Support ist dabei", "agent_left": "{name} hat die Sitzung verlassen"},
+           "agent_joined": "{name} vom Support ist dabei", "agent_left": "{name} hat die Sitzung verlassen",
+           "end_resolved": "Behoben!", "end_escalated": "Ein Support-Mitarbeiter übernimmt",
+           "end_other": "Die Sitzung ist beendet"},
     "es": {"done": "Hecho", "back": "Atrás", "help": "Ayuda", "step": "Paso {n} de {total}",
            "connecting": "conectando", "connected": "conectado", "reconnecting": "reconectando",
            "closed": "sesión terminada", "offline": "sin conexión", "in_view": "producto a la vista",
            "not_in_view": "producto fuera de la vista", "searching": "buscando el producto",
            "behind": "{part}: al otro lado, gira el aparato",
-           "agent_joined": "{name} de soporte se ha unido", "agent_left": "{name} se ha ido"},
+           "agent_joined": "{name} de soporte se ha unido", "agent_left": "{name} se ha ido",
+           "end_resolved": "¡Arreglado!", "end_escalated": "Un agente de soporte continúa",
+           "end_other": "La sesión ha terminado"},
 }
 
 
 def words(locale: str) -> dict[str, str]:
     """UI words for ``locale`` (its language part), English when the language is not translated."""
     return WORDS.get(locale.split("-")[0].lower(), WORDS["en"])
+
+
+def end_title(outcome: str, locale: str) -> str:
+    """The closing banner's title for an ``end.outcome`` in ``locale``: the web page's words (i18n.js
+    ``end_*``). Outcomes other than resolved and escalated, unknown ones included, read as a plain end."""
+    return words(locale)[f"end_{outcome}" if outcome in ("resolved", "escalated") else "end_other"]
+
+
+def banner_text(status: Status, locale: str) -> str:
+    """What the status plate says: the latest notice, under the localized end title once the session ended
+    (the wire ``end.outcome`` is an ident, never shown as is)."""
+    if status.outcome is None:
+        return status.notice
+    title = end_title(status.outcome, locale)
+    return f"{title}\n{status.notice}" if status.notice else title
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,7 @@ class PanelLayout:
     font_px: float = 0.0
     buttons: list[Button] = field(default_factory=list)
     status: tuple[float, float, float, float] | None = None
+    banner: str = ""  # the text on the status plate (a notice, or the end title and text)
 
 
 def _rect(parent: Any, x0: float, y0: float, x1: float, y1: float, rgba: tuple[float, ...]) -> Any:
@@ -110,7 +132,7 @@ def layout_panel(parent: Any, step: StepView | None, status: Status, width: int,
     w = words(locale)
     layout = PanelLayout()
     base_px = max(MIN_FONT_PX, height / 30.0)
-    _status_line(parent, status, w, width, base_px, layout)
+    _status_line(parent, status, w, width, base_px, layout, banner_text(status, locale))
     if step is None:
         return layout
     px = base_px
@@ -125,7 +147,7 @@ def layout_panel(parent: Any, step: StepView | None, status: Status, width: int,
 
 
 def _status_line(parent: Any, status: Status, w: dict[str, str], width: int, px: float,
-                 layout: PanelLayout) -> None:
+                 layout: PanelLayout, banner: str) -> None:
     spx = px * 0.85
     pad = spx * 0.45
     bar_h = spx * 1.2 + 2 * pad
@@ -137,14 +159,15 @@ def _status_line(parent: Any, status: Status, w: dict[str, str], width: int, px:
     line = f"{w.get(status.connection, status.connection)}  ·  {seen}"
     _text(parent, line, pad + spx * 1.2, pad, spx)
     layout.status = (0.0, 0.0, float(width), bar_h)
-    if status.notice:
+    layout.banner = banner
+    if banner:
         # Measure first, then draw plate and text in that order: the UI layer draws in graph order.
         probe = parent.attachNewNode("probe")
-        _, node = _text(probe, status.notice, 0, 0, spx, wrap_px=width * 0.8, bold=True)
+        _, node = _text(probe, banner, 0, 0, spx, wrap_px=width * 0.8, bold=True)
         th = text_height(node, spx)
         probe.removeNode()
         _rect(parent, width * 0.08, bar_h + pad, width * 0.92, bar_h + 3 * pad + th, (1.0, 0.78, 0.1, 0.95))
-        _text(parent, status.notice, width / 2, bar_h + pad * 2, spx, wrap_px=width * 0.8,
+        _text(parent, banner, width / 2, bar_h + pad * 2, spx, wrap_px=width * 0.8,
               rgba=(0.1, 0.08, 0.0, 1), bold=True, align="center")
 
 

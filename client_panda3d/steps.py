@@ -55,12 +55,14 @@ class StepView:
 
 @dataclass
 class Status:
-    """The status line: connection state, whether the product is in view, and the latest notice."""
+    """The status line: connection state, whether the product is in view, the latest notice, and the
+    session's ``end.outcome`` once it ended (the panel shows it localized, never the ident)."""
 
     connection: str = "connecting"  # connecting | connected | reconnecting | closed | offline
     product_in_view: bool | None = None  # None: nothing known yet
     notice: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    outcome: str | None = None  # resolved | escalated | unresolved | ... (wire idents); None while it runs
 
-    def key(self) -> tuple[str, bool | None, str]:
-        return (self.connection, self.product_in_view, self.notice)
+    def key(self) -> tuple[str, bool | None, str, str | None]:
+        return (self.connection, self.product_in_view, self.notice, self.outcome)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 # Modules that add subcommands. Order sets the order in ``fixlens --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -54,9 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_catalog(folder: Path) -> str | None:
+    """Make ``folder`` the catalog of this process and its children (``$FIXLENS_CATALOG_DIR``, which
+    ``product_models.catalog.default_catalog`` reads); the problem, when it does not load."""
+    from product_models.catalog import CATALOG_ENV, Catalog, CatalogError
+
+    try:
+        Catalog.load(folder)
+    except CatalogError as exc:
+        return str(exc)
+    os.environ[CATALOG_ENV] = str(folder.resolve())
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "catalog_env", None) is not None and (problem := use_catalog(args.catalog_env)):
+        print(f"error: --catalog: {problem}", file=sys.stderr)
+        return 2
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ and the vision code can all share it cheaply.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,10 +23,18 @@ import numpy as np
 from product_models.errors import CatalogError
 from product_models.sourcemap import PathKey, SourceDoc, SourceError, load_file
 
-CATALOG_DIR = Path(__file__).parent / "catalog"
+CATALOG_DIR = Path(__file__).parent / "catalog"  # the shipped catalog
+CATALOG_ENV = "FIXLENS_CATALOG_DIR"  # the same variable the server's ``catalog_dir`` reads
+
+
+def catalog_dir() -> Path:
+    """The catalog every command uses unless told otherwise: ``$FIXLENS_CATALOG_DIR`` when set (a support
+    organisation's own products, or a test's temporary catalog), else the shipped one."""
+    override = os.environ.get(CATALOG_ENV, "")
+    return Path(override) if override else CATALOG_DIR
 
 PartKind = Literal["led", "port", "button", "pinhole", "tray", "cover", "cable", "label", "antenna",
-                   "paper", "display", "switch"]
+                   "paper", "display", "switch", "removable"]
 PART_KINDS: tuple[str, ...] = get_args(PartKind)
 
 Facing = Literal["front", "back", "left", "right", "top", "bottom"]
@@ -65,6 +74,14 @@ def face_frame(facing: str) -> FaceFrame:
 # Physical actions a person performs on a part; the twin and the scenes' `animate` overlays use these.
 Action = Literal["press", "hold", "insert", "remove", "open", "close", "plug", "unplug"]
 ACTIONS: tuple[str, ...] = get_args(Action)
+
+# Kinds whose states and actions follow from what the part is, whatever the product. A removable component
+# (a drive in a bay, an ink cartridge, a battery) is either in its place or not, and a person can only put it
+# in or take it out; the product still chooses which of the two states is healthy. Other kinds name their
+# own states (an LED's colours) and accept any action.
+KIND_STATES: dict[str, tuple[str, ...]] = {"removable": ("present", "absent")}
+KIND_ACTIONS: dict[str, tuple[str, ...]] = {"removable": ("insert", "remove")}
+REMOVED_STATE = "absent"  # a removable part in this state is out of the product: nothing of it is drawn
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -122,6 +139,11 @@ class Part:
     @property
     def normal(self) -> tuple[float, float, float]:
         return FACING_NORMALS[self.facing]
+
+    def is_removed(self, state: str | None) -> bool:
+        """Whether ``state`` takes the part out of the product (a removable part that is absent): the renderer
+        then draws nothing of it and the ground truth counts it as not visible."""
+        return self.kind == "removable" and state == REMOVED_STATE
 
     def face_frame(self) -> FaceFrame:
         """The part's face at rest. An antenna stands up from its face, so its frame is the one a viewer in
@@ -309,6 +331,29 @@ def type_name(value: Any) -> str:
         type(value), type(value).__name__)
 
 
+def _check_kind_rules(r: FieldReader, base: PathKey, name: str, kind: str, raw: dict,
+                      states: tuple[str, ...], actions: tuple[str, ...]) -> None:
+    """The states and actions a kind of :data:`KIND_STATES` / :data:`KIND_ACTIONS` allows, and nothing else."""
+    if kind in KIND_STATES:
+        want = KIND_STATES[kind]
+        if not states:
+            raise r.fail(base, f"part {name!r} of kind {kind!r} needs states: [{', '.join(want)}] "
+                               "(and a healthy one of them)")
+        if set(states) != set(want):
+            raise r.fail((*base, "states"), f"a {kind!r} part has exactly the states {', '.join(want)}; "
+                                            f"got {', '.join(states)}")
+    if kind in KIND_ACTIONS:
+        for j, a in enumerate(actions):
+            if a not in KIND_ACTIONS[kind]:
+                raise r.fail((*base, "actions", j), f"a {kind!r} part accepts only the actions "
+                                                    f"{', '.join(KIND_ACTIONS[kind])}; got {a!r}")
+    # A removable part is drawn where it sits when present and not at all when absent: a motion would only
+    # move it out of its bay while "present". Its carrier (a drive caddy in a tray) may still move it.
+    if kind == "removable" and raw.get("moves"):
+        raise r.fail((*base, "moves"), f"a {kind!r} part has no moves: it is drawn in place when present and "
+                                       "not drawn when absent (use attached_to to ride on a moving part)")
+
+
 def load_product(path: str | Path) -> Product:
     """Load and validate one ``product.yaml``. Raises :class:`CatalogError` with file:line:col."""
     try:
@@ -386,6 +431,7 @@ def load_product(path: str | Path) -> Product:
                 motion = Motion(r.vector(mm["translate"], (*mpath, "translate"), 3, -reach, reach),
                                 motion.pivot, motion.axis, motion.degrees)
             moves[state] = motion
+        _check_kind_rules(r, base, name, kind, m, states, actions)
         attached = m.get("attached_to")
         if attached is not None:
             r.ident(attached, (*base, "attached_to"), "part name")
@@ -444,7 +490,7 @@ class Catalog:
 
     @classmethod
     def load(cls, root: str | Path | None = None) -> Catalog:
-        folder = Path(root) if root is not None else CATALOG_DIR
+        folder = Path(root) if root is not None else catalog_dir()
         if not folder.is_dir():
             raise CatalogError(f"{folder}: catalog folder does not exist")
         products: dict[str, Product] = {}
@@ -476,7 +522,7 @@ _DEFAULT: Catalog | None = None
 
 
 def default_catalog() -> Catalog:
-    """The shipped catalog, loaded once per process."""
+    """The catalog under :func:`catalog_dir`, loaded once per process."""
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = Catalog.load()

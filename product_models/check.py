@@ -10,7 +10,7 @@ Every product gets the same checks, whoever built its model (the procedural buil
 - every keypoint lies on the model's surface, within ``KEYPOINT_EPS_M``;
 - hinges sit on their part, and every motion moves it;
 - every state of every part renders with the real renderer, and states that the renderer's appearance rules
-  draw differently change the part's pixels.
+  draw differently change the part's pixels (a removable part: ``present`` against ``absent``).
 
 Checks return :class:`Finding` values; nothing here raises for a bad model. The module imports no renderer at
 import time: rendering (Panda3D) loads only when ``render=True``.
@@ -27,7 +27,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from product_models.catalog import CATALOG_DIR, Product, load_product
+from product_models.catalog import CATALOG_DIR, REMOVED_STATE, Product, load_product
 from product_models.errors import CatalogError
 from product_models.glb_geometry import ModelGeometry, distance_to_triangles, outside_by, points_of, read_model
 from product_models.render_truth import KEYPOINT_EPS_M
@@ -245,6 +245,8 @@ def _appearance(part_kind: str, moves: dict, state: str) -> tuple:
         look = state == "plugged"
     elif part_kind in ("paper", "cable"):
         look = state in ABSENT_STATES
+    elif part_kind == "removable":
+        look = state == REMOVED_STATE
     return (state if state in moves else None, look)
 
 
@@ -301,9 +303,12 @@ def _render_part(product: Product, index: int, report: _Report, renderer: Any) -
     part = product.part(product.parts[index].name)
     field: PathKey = ("parts", index, "states")
     base = product.healthy_states()
+    # Whether covers or trays must be opened to see the part is asked with the part drawn: a removable part
+    # whose healthy state is absent is never visible itself.
+    drawn = {**base, part.name: "present"} if part.is_removed(base.get(part.name)) else base
     try:
         pose, camera = _part_camera(product, part.name, base)
-        first = renderer.render(product, base, pose, camera, model_path=report.model)
+        first = renderer.render(product, drawn, pose, camera, model_path=report.model)
         if not first.truth.parts[part.name].visible and any(p.moves for p in product.parts):
             base = _opened(product, base, part.name)
             pose, camera = _part_camera(product, part.name, base)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from product_models.catalog import Catalog, default_catalog, localized
+from product_models.catalog import Catalog, catalog_dir, default_catalog, localized
 from product_models.errors import CatalogError
 
 
@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Print the id, name, parts (with states) and faults of every product, "
                                     "after validating every product.yaml, its twin section included.")
     p.add_argument("--locale", default="en", help="language of names (default: en)")
-    p.add_argument("--catalog", type=Path, metavar="DIR", help="catalog folder to check (default: the shipped one)")
+    p.add_argument("--catalog", type=Path, metavar="DIR",
+                   help="catalog folder to check (default: $FIXLENS_CATALOG_DIR, else the shipped one)")
     p.set_defaults(handler=_cmd_list)
 
     p = psub.add_parser("check", help="check each model.glb against its product.yaml",
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "part, anchors on their nodes, size, keypoints, hinges, and every state "
                                     "rendered (docs/catalog.md). Exit 1 on any error, 0 when clean.")
     p.add_argument("products", nargs="*", metavar="ID", help="product ids (default: every product)")
-    p.add_argument("--catalog", type=Path, metavar="DIR", help="catalog folder to check (default: the shipped one)")
+    p.add_argument("--catalog", type=Path, metavar="DIR",
+                   help="catalog folder to check (default: $FIXLENS_CATALOG_DIR, else the shipped one)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-render", action="store_true", help="skip the state renders (geometry checks only)")
     p.set_defaults(handler=_cmd_check)
@@ -117,7 +119,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from product_models.check import check_catalog
 
     try:
-        results = check_catalog(args.catalog, args.products, render=not args.no_render)
+        # check_catalog's own default is the shipped folder; the command follows $FIXLENS_CATALOG_DIR like the others.
+        results = check_catalog(args.catalog or catalog_dir(), args.products, render=not args.no_render)
     except CatalogError as exc:
         return _fail(str(exc))
     findings = [f for found in results.values() for f in found]

@@ -5,6 +5,7 @@ State appearance rules (by part kind, so a new product needs no code):
   with a soft glow disc around it.
 - ``port``: ``plugged`` shows the optional child node ``cable_<port>`` (plug + cable); other states hide it.
 - ``paper``, ``cable``: hidden in an absent state (``clear``, ``empty``, ``removed``, ``absent``, ``unplugged``).
+- ``removable``: the part's node is shown when ``present`` and hidden when ``absent`` (``Part.is_removed``).
 - any part with ``moves`` (trays, covers) and parts ``attached_to`` them follow ``Product.part_transform``.
 """
 
@@ -235,6 +236,8 @@ class LoadedModel:
                 self.cables[part.name].show() if state == "plugged" else self.cables[part.name].hide()
             elif part.kind in ("paper", "cable"):
                 node.hide() if state in ABSENT_STATES else node.show()
+            elif part.kind == "removable":
+                node.hide() if part.is_removed(state) else node.show()
         self.states = full
         return full
 

@@ -21,6 +21,11 @@ A twin section declares hidden variables, the hidden values each fault starts wi
           if: {cover_front: closed}
           refuse: The jammed paper is behind the front cover; open it first.
 
+A ``removable`` part (a drive, a cartridge, a battery) needs no rules of its own: after the section's rules,
+``insert`` sets it ``present`` when it is ``absent``, and ``remove`` sets it ``absent`` when it is ``present``
+(rules named ``<part>:insert`` and ``<part>:remove``). A rule of the section for the same action and part is
+tried first, so it can add effects (a battery that powers the device on) or ``refuse`` (a bay behind a cover).
+
 Every name is checked against the product: unknown parts, states, actions, vars, values, faults and
 events are refused with ``file:line:col`` and the field path. This module is data only (no clock); the
 runtime lives in :mod:`product_models.twin`.
@@ -195,7 +200,27 @@ def parse_twin(product: Any) -> TwinSpec:
     for i, rule in enumerate(rules):
         if rule.trigger.event and rule.trigger.event not in emitted:
             raise r.fail(("twin", "rules", i, "on", "event"), f"event {rule.trigger.event!r} is never emitted")
-    return TwinSpec(variables, fault_vars, tuple(rules))
+    return TwinSpec(variables, fault_vars, tuple(rules) + _removable_rules(product, doc))
+
+
+# What inserting or removing a removable part does by itself: (action, state before, state after).
+_REMOVABLE_EFFECTS: tuple[tuple[str, str, str], ...] = (
+    ("insert", "absent", "present"), ("remove", "present", "absent"))
+
+
+def _removable_rules(product: Any, doc: SourceDoc) -> tuple[Rule, ...]:
+    """The physical effect of ``insert`` / ``remove`` on each removable part that accepts them, as rules that
+    come after the section's own (which therefore win whenever their ``if`` holds)."""
+    out: list[Rule] = []
+    for i, part in enumerate(product.parts):
+        if part.kind != "removable":
+            continue
+        for action, before, after in _REMOVABLE_EFFECTS:
+            if action in part.actions:
+                out.append(Rule(f"{part.name}:{action}", Trigger(action=action, part=part.name),
+                                ((part.name, frozenset({before})),), (Effect("set", values=((part.name, after),)),),
+                                None, frozenset({part.name}), doc.where(("parts", i))))
+    return tuple(out)
 
 
 def _parse_rule(r: _TwinReader, i: int, raw: Any, parts: dict[str, Any], check_value: Any) -> Rule:

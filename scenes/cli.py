@@ -9,7 +9,7 @@ from pathlib import Path
 
 from product_models.catalog import Catalog, default_catalog
 from product_models.errors import CatalogError
-from scenes.collection import LIBRARY_DIR, check_paths, find_scene
+from scenes.collection import SCENE_DIR_ENV, check_paths, find_scene
 from scenes.errors import EventsFileError, SceneError, SceneValidationError
 
 
@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scene", metavar="SCENE", help="scene id from the library, or path to a scene file")
     p.add_argument("--events", required=True, metavar="FILE", help="YAML events file (see docs/scenes.md)")
     p.add_argument("--locale", default="en", help="customer locale, e.g. de-AT (default: en)")
-    p.add_argument("--library", default=str(LIBRARY_DIR), metavar="DIR", help="scene library folder")
+    p.add_argument("--library", metavar="DIR", help=f"scene library folder (default: ${SCENE_DIR_ENV}, else the "
+                                                    "shipped library)")
     p.add_argument("--tick", type=float, default=0.5, metavar="S", help="seconds between ticks (default 0.5)")
     p.set_defaults(handler=_cmd_simulate)
 
@@ -43,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scene", metavar="SCENE", help="scene id from the library, or path to a scene file")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="output file, .dot or .svg")
     p.add_argument("--locale", default=None, help="language of the labels (default: the scene's)")
-    p.add_argument("--library", default=str(LIBRARY_DIR), metavar="DIR", help="scene library folder")
+    p.add_argument("--library", metavar="DIR", help=f"scene library folder (default: ${SCENE_DIR_ENV}, else the "
+                                                    "shipped library)")
     p.set_defaults(handler=_cmd_graph)
 
     p = ssub.add_parser("schema", help="print the JSON Schema of the scene format",

@@ -6,6 +6,7 @@ Only ``*.yaml`` files directly inside a library folder are scenes; sub-folders (
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,16 @@ from scenes.i18n import pick
 from scenes.loader import check_file
 from scenes.model import Issue, Scene, Trigger
 
-LIBRARY_DIR = Path(__file__).parent / "library"
+LIBRARY_DIR = Path(__file__).parent / "library"  # the shipped library
+SCENE_DIR_ENV = "FIXLENS_SCENE_DIR"  # the same variable the server's ``scene_dir`` reads
 EVENTS_SUFFIX = ".events.yaml"
+
+
+def library_dir() -> Path:
+    """The scene library the commands use unless told otherwise: ``$FIXLENS_SCENE_DIR`` when set (a support
+    organisation's own scenes, or a test's temporary library), else the shipped one."""
+    override = os.environ.get(SCENE_DIR_ENV, "")
+    return Path(override) if override else LIBRARY_DIR
 
 
 def scene_files(folder: str | Path) -> list[Path]:
@@ -94,8 +103,10 @@ class Library:
         return len(self.scenes)
 
 
-def load_library(path: str | Path = LIBRARY_DIR, catalog: Catalog | None = None) -> Library:
-    """Load every scene in a folder. Raises :class:`SceneValidationError` listing every error."""
+def load_library(path: str | Path | None = None, catalog: Catalog | None = None) -> Library:
+    """Load every scene in a folder (None: :func:`library_dir`). Raises :class:`SceneValidationError` listing
+    every error."""
+    path = library_dir() if path is None else path
     if not Path(path).is_dir():
         raise SceneError(f"{path}: scene library folder does not exist")
     scenes, issues = check_paths([path], catalog)
@@ -104,8 +115,8 @@ def load_library(path: str | Path = LIBRARY_DIR, catalog: Catalog | None = None)
     return Library(scenes, issues)
 
 
-def find_scene(spec: str, library: str | Path = LIBRARY_DIR, catalog: Catalog | None = None) -> Scene:
-    """A scene by id from ``library``, or by path to a scene file."""
+def find_scene(spec: str, library: str | Path | None = None, catalog: Catalog | None = None) -> Scene:
+    """A scene by id from ``library`` (None: :func:`library_dir`), or by path to a scene file."""
     if spec.endswith((".yaml", ".yml")) or "/" in spec:
         scenes, issues = check_paths([spec], catalog)
         if not scenes:

@@ -18,7 +18,7 @@ Rules (the whole contract; the code below only implements them):
    seconds. The first entry (in file order) that has held long enough wins. Timers start in the step:
    what held before the step was entered does not count.
 6. ``on_timeout`` fires ``after`` seconds after the step was entered, if nothing else moved on first.
-7. ``done`` goes to ``done_goto``, else to the first choice's target. ``back`` returns to the previous
+7. ``done`` goes to ``done_goto``; a step without one refuses it. ``back`` returns to the previous
    step of the history. ``help`` offers escalation.
 8. Struggle signals offer escalation (``Escalate(offer=True)``) at most once per signal and step:
    ``help`` pressed, a step entered ``repeat_limit`` times, time on a step past ``expect_s * overdue_factor``.
@@ -221,6 +221,9 @@ class Engine:
             return True
         if event.kind == "done":
             target = step.done_target()
+            if target is None and step.choices:
+                offered = ", ".join(c.id for c in step.choices)
+                raise IllegalEventError(f"step {step.id!r} has no Done button; choose one of: {offered}")
             if target is None:
                 raise IllegalEventError(f"step {step.id!r} has no Done button; it moves on by itself")
             self._enter(state, target, now, effects, None, "done")

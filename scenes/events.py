@@ -59,7 +59,7 @@ class ShowStep:
     progress: Progress
     reason: str | None = None  # why we are here ("the internet light is red"), when the scene says so
     outcome: str | None = None  # set on terminal steps
-    accepts_done: bool = False  # the step has a Done target (done_goto, else its first choice)
+    accepts_done: bool = False  # the step has a done_goto: show a Done button
     cause: StepCause = "start"  # what moved the scene into this step
 
     def to_dict(self) -> dict[str, Any]:

@@ -133,10 +133,10 @@ class Step:
         return self.outcome is not None
 
     def done_target(self) -> str | None:
-        """Where the Done button leads: ``done_goto``, else the first choice, else nowhere."""
-        if self.done_goto is not None:
-            return self.done_goto
-        return self.choices[0].goto if self.choices else None
+        """Where the Done button leads: ``done_goto``, else nowhere. A step with choices but no ``done_goto``
+        has no Done: its choices are the answers, and a Done that took the first one would answer for the
+        customer without saying so (on ``offer_reset`` it would start a factory reset)."""
+        return self.done_goto
 
     def targets(self) -> list[str]:
         """Every step this one can lead to, in declaration order."""

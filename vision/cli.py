@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from vision.training.cli import add_catalog_option
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     vision = sub.add_parser("vision", help="vision set-up: model files",
@@ -30,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"))
     e.add_argument("--weights-dir", type=Path, default=None, help="model folder (default vision/weights/)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    add_catalog_option(e)
     e.set_defaults(handler=_cmd_eval)
 
     r = vsub.add_parser("robustness", help="accuracy under one degradation at a time (casts, a hand, low light...)",
@@ -48,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--weights-dir", type=Path, default=None, help="model folder (default vision/weights/)")
     r.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     r.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    add_catalog_option(r)
     r.add_argument("--chart", type=Path, default=None, metavar="PNG",
                    help="write a bar chart of recall and part-state accuracy per condition")
     r.add_argument("--debug-dir", type=Path, default=None,
@@ -86,6 +91,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=None if args.json else 2))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 

@@ -14,6 +14,7 @@ and training (``fixlens train keypoints``) use torch and live in :mod:`vision.tr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vision.errors import ModelUnavailable
+from vision.errors import ModelUnavailable, VisionError
+from vision.keypoint_layout import KeypointLayout
 from vision.ort_session import cpu_session
 from vision.types import Keypoints
 
@@ -94,28 +96,43 @@ def peak_mass(prob: np.ndarray) -> np.ndarray:
 
 
 class KeypointModel:
-    """ONNX Runtime inference of the crop keypoint network."""
+    """ONNX Runtime inference of the crop keypoint network.
+
+    ``layout`` says which heatmap rows belong to which product (:class:`KeypointLayout`); ``fingerprints``
+    the keypoint fingerprint of each product at training time (empty for a network that predates them).
+    A network exported before layouts were recorded says only its class and keypoint counts; the pipeline
+    then lays it out over the detector's classes (:meth:`assume_layout`)."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         p = Path(path)
         if not p.is_file():
             raise ModelUnavailable(f"{p}: keypoint model not found; train it with `fixlens train keypoints`")
+        self.path = p
         self.session = cpu_session(p, "usable ONNX model", threads)
         self.input_name = self.session.get_inputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.num_keypoints = int(meta.get("num_keypoints", "0")) or None
-        self.num_classes = int(meta.get("num_classes", "0")) or None  # products, in the detector's class order
+        self.layout: KeypointLayout | None = None
+        self.fingerprints: dict[str, str] = {}
+        try:
+            if "keypoint_layout" in meta:
+                self.layout = KeypointLayout.from_json(meta["keypoint_layout"])
+            if "keypoint_fingerprints" in meta:
+                self.fingerprints = dict(json.loads(meta["keypoint_fingerprints"]))
+        except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+            raise VisionError(f"{p}: keypoint model has bad layout metadata ({exc})") from None
+        # Older exports: one block of num_keypoints rows per detector class.
+        self.legacy_counts = (int(meta.get("num_classes", "0")), int(meta.get("num_keypoints", "0")))
+
+    def assume_layout(self, layout: KeypointLayout) -> None:
+        """Use ``layout`` for a network that does not record one (see the class docstring)."""
+        self.layout = layout
 
     def predict(self, image: np.ndarray, box: tuple[float, float, float, float] | np.ndarray,
-                class_id: int) -> Keypoints:
-        """Frame-pixel keypoints and their confidences for the product of class ``class_id`` in ``box``."""
+                product_id: str) -> Keypoints:
+        """Frame-pixel keypoints and their confidences for ``product_id`` in ``box``."""
+        if self.layout is None:
+            raise VisionError(f"{self.path}: keypoint model has no layout; the pipeline sets one when it loads")
         crop, tf = crop_square(image, box)
-        heat = self.session.run(None, {self.input_name: to_input(crop[None])})[0][0]  # (classes * k, h, w)
-        k = heat.shape[0] // self._classes(heat)
-        uv, prob = soft_argmax(heat[class_id * k:(class_id + 1) * k])
+        heat = self.session.run(None, {self.input_name: to_input(crop[None])})[0][0]  # (rows, h, w)
+        uv, prob = soft_argmax(heat[self.layout.rows(product_id)])
         return Keypoints(uv * tf.scale + [tf.x0, tf.y0], peak_mass(prob), CROP_KEYPOINT_MIN_CONF)
-
-    def _classes(self, heat: np.ndarray) -> int:
-        if self.num_keypoints:
-            return heat.shape[0] // self.num_keypoints
-        return 1

@@ -28,13 +28,14 @@ from vision.decode import decode_jpeg
 from vision.detector import KEYPOINT_MIN_CONF, WEIGHTS_DIR, Detector, DetectorConfig
 from vision.errors import ModelUnavailable, VisionError
 from vision.jpeg_header import DecodeLimits
+from vision.keypoint_layout import KeypointLayout
 from vision.keypoints import MODEL_NAME as KEYPOINT_MODEL_NAME
 from vision.keypoints import KeypointModel
 from vision.part_reader import PartReader
 from vision.pose import resolve_camera
 from vision.pose_check import verified_pose
 from vision.types import Detections, FrameInput, ImageQuality, Keypoints, Observation
-from vision.weights_check import check_weights
+from vision.weights_check import WeightsRecord, check_weights
 
 QUALITY_SIZE = (160, 120)  # the small grey copy that ImageQuality is measured on
 
@@ -55,12 +56,28 @@ class Pipeline:
             self.keypoints: KeypointModel | None = KeypointModel(Path(weights_dir) / KEYPOINT_MODEL_NAME)
         except ModelUnavailable:
             self.keypoints = None  # fall back to the detector's keypoint head
-        check_weights(self.catalog, str(weights_dir), self.detector.names,
-                      self.keypoints.num_classes if self.keypoints else None,
-                      self.keypoints.num_keypoints if self.keypoints else None,
-                      self.parts.net.index.entries if self.parts.net is not None else None)
+        record = WeightsRecord(tuple(self.detector.names), self._keypoint_layout(),
+                               self.keypoints.fingerprints if self.keypoints else {},
+                               self.parts.net.index.entries if self.parts.net is not None else None)
+        # Catalog products no network knows are never recognised until `fixlens train product ID` has run.
+        self.untrained: list[str] = check_weights(self.catalog, str(weights_dir), record)
         self._products: list[Product] = [self.catalog.get(n) for n in self.detector.names]
         self._model_points = [np.array([k.position for k in p.keypoints]) for p in self._products]  # (k, 3) m
+
+    def _keypoint_layout(self) -> KeypointLayout | None:
+        """The keypoint network's layout; for a network that predates recorded layouts, one block per
+        detector class of the count it records, when those agree with the detector."""
+        if self.keypoints is None or self.keypoints.layout is not None:
+            return self.keypoints.layout if self.keypoints else None
+        classes, count = self.keypoints.legacy_counts
+        if classes != len(self.detector.names):
+            raise VisionError(f"{self.keypoints.path}: trained for {classes} products, the detector has "
+                              f"{len(self.detector.names)} ({', '.join(self.detector.names)}); retrain with "
+                              "`fixlens train all`")
+        self.keypoints.assume_layout(KeypointLayout(tuple(
+            (n, tuple(k.name for k in self.catalog.get(n).keypoints)[:count] if n in self.catalog else ())
+            for n in self.detector.names)))
+        return self.keypoints.layout
 
     @property
     def backend(self) -> str:
@@ -154,9 +171,10 @@ class Pipeline:
         or no keypoints can be had."""
         product = self._products[cls]
         if self.keypoints is not None:  # 3. keypoints
-            keypoints = self.keypoints.predict(image, box, cls)
-        elif head is not None:
-            keypoints = head
+            keypoints = self.keypoints.predict(image, box, product.id)
+        elif head is not None:  # the detector's head pads every product to the longest keypoint list
+            k = len(product.keypoints)
+            keypoints = Keypoints(head.uv[:k], head.confidence[:k], head.min_confidence)
         else:
             return None  # tracking needs the crop keypoint network
         timing["keypoints_ms"] = (time.perf_counter() - t) * 1000

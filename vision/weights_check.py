@@ -1,21 +1,26 @@
 """Whether a set of weights was trained for this catalog: checked once, when the pipeline loads.
 
 Each network records what it was trained on: the detector its class names (product ids, in class order), the
-keypoint network its class and keypoint counts, the part-state network its part index (product, part, classes).
-A catalog that gained a product, lost one, changed a product's keypoints or a part's states no longer matches,
-and running anyway fails far from the cause (a raw ``ValueError`` in the keypoint soft-argmax, or a part read
-with another part's classes). :func:`check_weights` compares the three records with the catalog and raises
-:class:`WeightsMismatch`, which names every product and part that differs, and the command that retrains the
-network concerned.
+keypoint network its layout (each product's keypoint names, :class:`vision.keypoint_layout.KeypointLayout`)
+and each product's keypoint fingerprint, the part-state network its part index (product, part, classes).
+Running weights for another catalog fails far from the cause (a raw ``ValueError`` in the keypoint
+soft-argmax, a pose on moved keypoints, a part read with another part's classes), so :func:`check_weights`
+compares the records with the catalog and raises :class:`WeightsMismatch`, which names every product and
+part that differs and the command that retrains the network concerned.
+
+A catalog product that no network knows is not a mismatch for the server: a support organisation adds its
+product, and until ``fixlens train product ID`` has run the pipeline simply never recognises it (the server
+logs it as untrained). Evaluation and training ask for every product (``require_all``) and name it instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from product_models.catalog import Catalog
 from vision.errors import VisionError
+from vision.keypoint_layout import KeypointLayout, keypoint_fingerprint
 
 # The classes the part-state network may add after a part's own states (vision.part_patches).
 EXTRA_PART_CLASSES = frozenset({"hidden", "hand", "covered", "absent"})
@@ -30,6 +35,16 @@ class Mismatch:
     command: str  # what retrains it
 
 
+@dataclass(frozen=True)
+class WeightsRecord:
+    """What a set of weights says it was trained on (None: that network is absent)."""
+
+    detector_names: tuple[str, ...]
+    keypoint_layout: KeypointLayout | None = None
+    keypoint_fingerprints: Mapping[str, str] = field(default_factory=dict)  # empty: predates fingerprints
+    part_entries: tuple[tuple[str, str, tuple[str, ...]], ...] | None = None
+
+
 class WeightsMismatch(VisionError):
     """The weights were trained for another catalog; ``mismatches`` says how."""
 
@@ -40,52 +55,81 @@ class WeightsMismatch(VisionError):
         super().__init__("\n".join(lines))
 
 
-def catalog_mismatches(catalog: Catalog, detector_names: Sequence[str], keypoint_classes: int | None,
-                       keypoint_count: int | None,
-                       part_entries: Sequence[tuple[str, str, tuple[str, ...]]] | None) -> list[Mismatch]:
-    """Every disagreement between ``catalog`` and the networks' records. ``keypoint_classes`` and
-    ``keypoint_count``: the keypoint network's (None: no keypoint network, or it does not say);
-    ``part_entries``: the part-state network's index (None: no part-state network)."""
+def untrained_products(catalog: Catalog, record: WeightsRecord) -> list[str]:
+    """Catalog products the detector was not trained on, sorted."""
+    return sorted(p for p in catalog.products if p not in record.detector_names)
+
+
+def catalog_mismatches(catalog: Catalog, record: WeightsRecord, require_all: bool = False) -> list[Mismatch]:
+    """Every disagreement between ``catalog`` and the networks' records. With ``require_all`` a catalog
+    product the detector does not know is one too."""
     out: list[Mismatch] = []
-    products = sorted(catalog.products)
-    names = list(detector_names)
-    new = [p for p in products if p not in names]
+    names = list(record.detector_names)
+    new = untrained_products(catalog, record)
     gone = [n for n in names if n not in catalog.products]
-    if new or gone:
-        what = [f"the catalog has {', '.join(new)}, which the detector was not trained on"] if new else []
+    if (new and require_all) or gone:
+        what = [f"the catalog has {', '.join(new)}, which the detector was not trained on"] if require_all and new \
+            else []
         what += [f"the detector knows {', '.join(gone)}, which the catalog lacks"] if gone else []
-        out.append(Mismatch("detector", "; ".join(what), "fixlens train detector --data DATASET"))
-    if keypoint_classes is not None and keypoint_classes != len(names):
-        out.append(Mismatch("keypoints", f"trained for {keypoint_classes} products, the detector has {len(names)} "
-                                         f"({', '.join(names)})", "fixlens train keypoints --data DATASET"))
-    if keypoint_count is not None:
-        wrong = [f"{p} has {len(catalog.get(p).keypoints)}" for p in names
-                 if p in catalog.products and len(catalog.get(p).keypoints) != keypoint_count]
-        if wrong:
-            out.append(Mismatch("keypoints", f"trained for {keypoint_count} keypoints per product, but "
-                                             f"{', '.join(wrong)}", "fixlens train keypoints --data DATASET"))
-    if part_entries is not None:
-        index = {(p, n): classes for p, n, classes in part_entries}
+        command = f"fixlens train product {new[0]}" if new and not gone else "fixlens train all"
+        out.append(Mismatch("detector", "; ".join(what), command))
+    trained = [p for p in names if p in catalog.products]
+    layout = record.keypoint_layout
+    if layout is not None:
         wrong = []
-        for pid in products:
+        for pid in trained:
+            names_now = tuple(k.name for k in catalog.get(pid).keypoints)
+            if pid not in layout.products:
+                wrong.append(f"it does not know {pid}")
+            elif layout.keypoints(pid) != names_now:
+                wrong.append(f"{pid} has keypoints {', '.join(names_now)} in the catalog, the network "
+                             f"{', '.join(layout.keypoints(pid))}")
+            elif pid in record.keypoint_fingerprints \
+                    and record.keypoint_fingerprints[pid] != keypoint_fingerprint(catalog.get(pid)):
+                wrong.append(f"{pid}'s keypoints moved since it was trained")
+        if wrong:
+            out.append(Mismatch("keypoints", "; ".join(wrong), _product_command(wrong, trained)))
+    if record.part_entries is not None:
+        index = {(p, n): classes for p, n, classes in record.part_entries}
+        wrong = []
+        for pid in trained:
             for part in catalog.get(pid).stateful_parts():
                 classes = index.get((pid, part.name))
                 if classes is None:
-                    if part.kind != "led":  # an LED the network does not know is still read by its colour
-                        wrong.append(f"{pid}/{part.name} is not in it")
-                elif tuple(c for c in classes if c not in EXTRA_PART_CLASSES) != tuple(part.states):
+                    if part.kind != "led" and not _unread_removable(part.kind, pid, record.part_entries):
+                        wrong.append(f"{pid}/{part.name} is not in it")  # an LED is still read by its colour
+                elif _own_classes(classes, part.states) != tuple(part.states):
                     wrong.append(f"{pid}/{part.name} has states {', '.join(part.states)}, the network "
-                                 f"{', '.join(c for c in classes if c not in EXTRA_PART_CLASSES)}")
+                                 f"{', '.join(_own_classes(classes, part.states))}")
         # Rows for parts the catalog no longer has are never asked for: harmless, so not a mismatch.
         if wrong:
-            out.append(Mismatch("part-states", "; ".join(wrong), "fixlens train parts --data DATASET"))
+            out.append(Mismatch("part-states", "; ".join(wrong), _product_command(wrong, trained)))
     return out
 
 
-def check_weights(catalog: Catalog, weights_dir: str, detector_names: Sequence[str], keypoint_classes: int | None,
-                  keypoint_count: int | None,
-                  part_entries: Sequence[tuple[str, str, tuple[str, ...]]] | None) -> None:
-    """Raise :class:`WeightsMismatch` when the networks' records disagree with ``catalog``."""
-    found = catalog_mismatches(catalog, detector_names, keypoint_classes, keypoint_count, part_entries)
+def _unread_removable(kind: str, product: str, entries: Sequence[tuple[str, str, tuple[str, ...]]]) -> bool:
+    """A removable part of a product the part-state network has no part of: the reader reports it unknown
+    ("unsure"), never a wrong state, so the detector alone may know the product. In a product the network
+    was trained on, a part it lacks means the catalog moved on since, as for any other kind."""
+    return kind == "removable" and all(p != product for p, _part, _classes in entries)
+
+
+def _own_classes(classes: Sequence[str], states: Sequence[str]) -> tuple[str, ...]:
+    """The network's classes for a part without the extra ones; a state that shares an extra class's name
+    (a removable part's "absent") is the part's own."""
+    return tuple(c for c in classes if c in states or c not in EXTRA_PART_CLASSES)
+
+
+def _product_command(details: Sequence[str], products: Sequence[str]) -> str:
+    """``fixlens train product ID`` for the one product ``details`` name, else ``fixlens train all``."""
+    named = [p for p in products if any(p in d for d in details)]
+    return f"fixlens train product {named[0]}" if len(named) == 1 else "fixlens train all"
+
+
+def check_weights(catalog: Catalog, weights_dir: str, record: WeightsRecord, require_all: bool = False) -> list[str]:
+    """Raise :class:`WeightsMismatch` when the networks' records disagree with ``catalog``; return the catalog
+    products no network was trained on (see the module docstring)."""
+    found = catalog_mismatches(catalog, record, require_all)
     if found:
         raise WeightsMismatch(weights_dir, str(catalog.root), found)
+    return untrained_products(catalog, record)

@@ -22,6 +22,8 @@ from product_models.catalog import Product, default_catalog
 from product_models.render_engine import engine as render_engine
 from scenes import Engine, load_library
 
+pytestmark = pytest.mark.catalog  # every scene of the library in use, on its product
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 CAMERA = CameraIntrinsics.from_fov(320, 240)
 

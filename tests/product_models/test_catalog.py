@@ -1,3 +1,6 @@
+"""The catalog format and loader. Tests about a named product read the shipped catalog; the others hold for every
+product of the catalog in use ($FIXLENS_CATALOG_DIR, else the shipped one)."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,11 +12,14 @@ import pytest
 from product_models import CATALOG_DIR, Catalog, CatalogError, default_catalog, load_product, localized
 from product_models.catalog import FACING_NORMALS, face_frame
 
+pytestmark = pytest.mark.catalog
+
 ROUTER = CATALOG_DIR / "router_ax1800" / "product.yaml"
+SHIPPED = Catalog.load(CATALOG_DIR)
 
 
 def test_shipped_catalog_loads() -> None:
-    catalog = default_catalog()
+    catalog = SHIPPED
     assert {"router_ax1800", "printer_lx400"} <= set(catalog.products)
     router = catalog.get("router_ax1800")
     assert router.part("led_internet").states == ("off", "green", "amber", "red")
@@ -29,14 +35,27 @@ def test_shipped_catalog_loads() -> None:
         assert printer.has_part(name)
 
 
-def test_keypoint_counts_match_across_products() -> None:
-    """One pose model serves every product, so keypoint counts must agree."""
-    counts = {len(p.keypoints) for p in default_catalog()}
+def test_shipped_keypoint_counts_match() -> None:
+    """The shipped keypoint network was trained on one layout of keypoints for every shipped product."""
+    counts = {len(p.keypoints) for p in SHIPPED}
     assert len(counts) == 1
 
 
+@pytest.mark.parametrize("product_id", [p.id for p in default_catalog()])
+def test_every_fault_is_told_apart_from_a_healthy_device(product_id: str) -> None:
+    """A fault must change some visible state or, through its twin, a hidden var: else no scene can notice it."""
+    product = default_catalog().get(product_id)
+    healthy = product.healthy_states()
+    hidden = (product.twin_section or {}).get("faults", {})
+    for fault in product.faults:
+        states = product.fault_states(fault)
+        for part, state in states.items():
+            product.check_state(part, state)
+        assert any(healthy[p] != s for p, s in states.items()) or fault in hidden, fault
+
+
 def test_unknown_names_raise_catalog_error() -> None:
-    catalog = default_catalog()
+    catalog = SHIPPED
     with pytest.raises(CatalogError, match="unknown product 'toaster'"):
         catalog.get("toaster")
     router = catalog.get("router_ax1800")
@@ -49,7 +68,7 @@ def test_unknown_names_raise_catalog_error() -> None:
 
 
 def test_moving_parts_follow_their_state() -> None:
-    printer = default_catalog().get("printer_lx400")
+    printer = SHIPPED.get("printer_lx400")
     closed = printer.anchor_at("tray_media", {"tray_paper": "closed"})
     opened = printer.anchor_at("tray_media", {"tray_paper": "open"})
     np.testing.assert_allclose(opened - closed, [0.0, -0.170, 0.0], atol=1e-9)
@@ -153,12 +172,12 @@ def test_the_bottom_face_has_the_front_at_its_top() -> None:
 
 
 def test_a_part_face_frame_turns_with_its_state_and_an_antenna_stands_up() -> None:
-    printer = default_catalog().get("printer_lx400")
+    printer = SHIPPED.get("printer_lx400")
     cover = printer.part("cover_front")
     closed = printer.face_frame("cover_front", {})
     assert all(np.allclose(a, b) for a, b in zip(closed, face_frame(cover.facing), strict=True))
     opened = printer.face_frame("cover_front", {"cover_front": "open"})
     rot = printer.part_transform("cover_front", {"cover_front": "open"})[:3, :3]
     assert np.allclose(opened.normal, rot @ closed.normal) and not np.allclose(opened.normal, closed.normal)
-    antenna = default_catalog().get("router_ax1800").part("antenna_left")
+    antenna = SHIPPED.get("router_ax1800").part("antenna_left")
     assert np.allclose(antenna.face_frame().up, (0, 0, 1)) and np.allclose(antenna.face_frame().normal, (0, -1, 0))

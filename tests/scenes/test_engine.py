@@ -259,16 +259,18 @@ def test_back_walks_the_history(library: Library, catalog: Catalog) -> None:
         engine.handle(UserEvent("back"), 32)
 
 
-def test_done_goes_to_done_goto_then_first_choice(library: Library, catalog: Catalog) -> None:
+def test_done_goes_to_done_goto_and_a_choice_step_without_one_refuses_it(library: Library, catalog: Catalog) -> None:
     engine = engine_for(library, catalog, "router_no_internet")
     engine.start(0)
     engine.handle(UserEvent("done"), 1)
     assert engine.step_id == "wait_link"  # check_wan's done_goto
     wifi = engine_for(library, catalog, "router_no_wifi")
     wifi.start(0)
-    wifi.handle(Tick(), 30)
-    wifi.handle(UserEvent("done"), 31)
-    assert wifi.step_id == "press_wifi"  # still_off has no done_goto: its first choice, "retry"
+    (still_off,) = [e for e in wifi.handle(Tick(), 30) if isinstance(e, ShowStep)]
+    assert still_off.step_id == "still_off" and not still_off.accepts_done
+    with pytest.raises(IllegalEventError, match=r"'still_off' has no Done button; choose one of: retry, agent"):
+        wifi.handle(UserEvent("done"), 31)
+    assert wifi.step_id == "still_off"
 
 
 def test_help_offers_escalation_once_per_step(library: Library, catalog: Catalog) -> None:

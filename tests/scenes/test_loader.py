@@ -3,9 +3,12 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
+from product_models.catalog import CATALOG_DIR, Catalog
 from product_models.sourcemap import load_file
-from scenes import LIBRARY_DIR, check_paths, check_text, scene_files
+from scenes import LIBRARY_DIR, check_paths, check_text, library_dir, scene_files
 from scenes.schema import scene_schema
+
+pytestmark = pytest.mark.catalog
 
 BASE = """\
 id: tiny
@@ -149,8 +152,19 @@ def test_duplicate_scene_ids_across_a_library(tmp_path) -> None:
     assert "duplicate scene id 'tiny'" in issue.message
 
 
-def test_shipped_library_is_valid_without_warnings() -> None:
-    scenes, issues = check_paths([LIBRARY_DIR])
+def test_library_in_use_is_valid_without_warnings() -> None:
+    """Every scene file of the library in use ($FIXLENS_SCENE_DIR, else the shipped one) loads, and all speak
+    the same languages, so no customer meets a scene that falls back to English."""
+    files = scene_files(library_dir())
+    scenes, issues = check_paths([library_dir()])
+    assert issues == []
+    assert len(scenes) == len(files) > 0
+    assert len({frozenset(s.locales) for s in scenes}) == 1, {s.id: s.locales for s in scenes}
+    assert "en" in scenes[0].locales
+
+
+def test_shipped_library_holds_three_scenes_in_three_languages() -> None:
+    scenes, issues = check_paths([LIBRARY_DIR], Catalog.load(CATALOG_DIR))
     assert issues == []
     assert {s.id for s in scenes} == {"router_no_internet", "router_no_wifi", "printer_paper_jam"}
     for scene in scenes:
@@ -163,11 +177,11 @@ def test_example_events_files_are_not_scenes() -> None:
     assert list((LIBRARY_DIR / "examples").glob("*.events.yaml"))
 
 
-def test_shipped_scenes_match_the_json_schema() -> None:
+def test_library_scenes_match_the_json_schema() -> None:
     schema = scene_schema()
     jsonschema.Draft7Validator.check_schema(schema)
     validator = jsonschema.Draft7Validator(schema)
-    for path in scene_files(LIBRARY_DIR):
+    for path in scene_files(library_dir()):
         # YAML 1.2 reading (as editors do): `off` is a state name, not a boolean.
         errors = list(validator.iter_errors(load_file(path).data))
         assert errors == [], f"{path}: {errors[0].message}"
@@ -180,6 +194,7 @@ def test_schema_rejects_what_the_loader_rejects_by_shape() -> None:
     assert list(validator.iter_errors(bad))
 
 
+@pytest.mark.slow  # about 25 s on a busy 2-core machine; it builds its own scene, so the catalog run skips it
 def test_scene_checks_are_linear_in_the_number_of_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 6,000-step chain took 27 s to check, on every PUT and every server start: the graph checks walked
     every step once per step. Counted, not timed: each step's targets are asked for a bounded number of times."""

@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 
 
+def add_catalog_option(parser: argparse.ArgumentParser) -> None:
+    """``--catalog DIR`` for every data, train and eval command; ``fixlens.cli.main`` applies it (as
+    ``$FIXLENS_CATALOG_DIR``, so child processes such as renderers see the same catalog)."""
+    parser.add_argument("--catalog", type=Path, default=None, metavar="DIR", dest="catalog_env",
+                        help="product catalog folder (default: $FIXLENS_CATALOG_DIR, else the shipped catalog)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="synthetic training data", description="Synthetic training data.")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -20,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--val-share", type=float, default=0.1, help="share of images for validation (default 0.1)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--focus", default=None, metavar="PRODUCT",
+                   help="show this product in --focus-share of the product frames, the others in the rest "
+                        "(a new product's data with a rehearsal share of the known ones)")
+    p.add_argument("--focus-share", type=float, default=0.6, help="share of product frames for --focus (0.6)")
+    add_catalog_option(p)
     p.set_defaults(handler=_cmd_synth)
 
     train = sub.add_parser("train", help="train the models on synthetic data (offline, from scratch)",
@@ -37,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--time", type=float, default=None, dest="time_hours",
                    help="wall-clock budget in hours; epochs are fitted to it")
     t.add_argument("--device", default="cpu", help="cpu, 0 (first CUDA GPU), ...")
-    t.add_argument("--out-dir", type=Path, default=None, help="where the weights go (default vision/weights/)")
+    t.add_argument("--out", "--out-dir", type=Path, default=None, dest="out_dir",
+                   help="where the weights go (default vision/weights/)")
+    add_catalog_option(t)
     t.add_argument("--init", type=Path, default=None,
                    help="fine-tune from these .pt weights instead of training from the YAML")
     t.add_argument("--project", type=Path, default=Path("runs/train"),
@@ -52,7 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pp.add_argument("--jitter", type=int, default=2, help="slightly noisy true poses per part (default 2)")
     pp.add_argument("--wide-jitter", type=int, default=2,
                     help="true poses off by about a close-up's PnP error, per part (default 2)")
-    pp.add_argument("--out-dir", type=Path, default=None, help="where the model goes (default vision/weights/)")
+    pp.add_argument("--out", "--out-dir", type=Path, default=None, dest="out_dir",
+                    help="where the model goes (default vision/weights/)")
+    add_catalog_option(pp)
     pp.add_argument("--estimated-poses", type=Path, default=None, metavar="WEIGHTS_DIR",
                     help="also cut patches with the poses the live pipeline (detector and keypoint weights in "
                          "WEIGHTS_DIR) estimates for each frame, so the network learns their errors")
@@ -71,7 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     kp.add_argument("--batch", type=int, default=64)
     kp.add_argument("--jitter", type=int, default=2, help="crops per training frame (default 2)")
     kp.add_argument("--seed", type=int, default=0)
-    kp.add_argument("--out-dir", type=Path, default=None, help="where the model goes (default vision/weights/)")
+    kp.add_argument("--out", "--out-dir", type=Path, default=None, dest="out_dir",
+                    help="where the model goes (default vision/weights/)")
+    add_catalog_option(kp)
     kp.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
     kp.add_argument("--init", type=Path, default=None,
                     help="fine-tune from a keypoints.state.pt written by an earlier run")
@@ -87,7 +105,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     if not 0.0 <= args.val_share < 1.0:
         print(f"error: --val-share must be within [0, 1), got {args.val_share}", file=sys.stderr)
         return 2
-    summary = write_dataset(args.out, args.images, args.seed, args.val_share, progress=not args.no_progress)
+    focus = None if args.focus is None else (args.focus, args.focus_share)
+    try:
+        summary = write_dataset(args.out, args.images, args.seed, args.val_share, progress=not args.no_progress,
+                                focus=focus)
+    except ValueError as exc:
+        print(f"error: --focus: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(summary))
     return 0
 

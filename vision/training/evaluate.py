@@ -217,7 +217,7 @@ class StageTally:
         self.detected += any(names[int(c)] == product.id and iou(tuple(b), truth["box"]) >= 0.5
                              for b, c in zip(det.xyxy, det.class_id, strict=True))
         if pipeline.keypoints is not None and product.id in names:
-            found = pipeline.keypoints.predict(image, np.asarray(truth["box"], np.float32), names.index(product.id))
+            found = pipeline.keypoints.predict(image, np.asarray(truth["box"], np.float32), product.id)
             seen = np.array(truth["keypoint_visibility"]) == 2
             if seen.any():
                 gap = np.linalg.norm(np.asarray(found.uv) - np.array(truth["keypoints"]), axis=1)[seen]

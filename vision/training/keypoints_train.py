@@ -6,6 +6,11 @@ brightness and contrast changes (hue stays fixed). The loss is the L1 distance b
 each heatmap and the keypoint, in crop pixels, over keypoints inside the frame (hidden ones included: their
 place is still implied).
 
+The network has one heatmap row per (product, keypoint) (:class:`vision.keypoint_layout.KeypointLayout`), so
+products may have different keypoint counts. ``init`` may come from a network that knows only some of the
+catalog's products: the shared body and the rows of every product and keypoint it knows are kept, and rows
+for new ones start fresh (:func:`grown_state`), which is how ``fixlens train product`` adds a product.
+
 torch is imported here only; this module must not run in a process that renders with EGL.
 """
 
@@ -19,9 +24,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from product_models.catalog import default_catalog
+from product_models.catalog import Catalog, default_catalog
+from vision.keypoint_layout import KeypointLayout, keypoint_fingerprints
 from vision.keypoints import INPUT, MODEL_NAME, crop_square, soft_argmax, to_input
-from vision.training.synth import class_names, keypoint_count
+from vision.training.state_files import copy_array
+from vision.training.synth import class_names
 
 STATE_NAME = "keypoints.state.pt"
 LOOSE_BOX_SHARE = 0.3  # of training crops, cut from a loose box (below)
@@ -36,15 +43,19 @@ def loose_box(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return box + grow * [-1, -1, 1, 1]
 
 
-def load_samples(folders: list[Path], split: str, jitter: int, seed: int) -> tuple[np.ndarray, ...]:
-    """Crops (n, INPUT, INPUT, 3) uint8 BGR, targets (n, k, 2) crop pixels, weights (n, k), classes (n,)."""
+def load_samples(folders: list[Path], split: str, jitter: int, seed: int,
+                 layout: KeypointLayout) -> tuple[np.ndarray, ...]:
+    """Crops (n, INPUT, INPUT, 3) uint8 BGR, targets (n, K, 2) crop pixels, weights (n, K), products (n,) as
+    indices into ``layout.products``; K is the longest keypoint list, shorter ones are padded with weight 0.
+    Frames of products outside ``layout`` are skipped."""
     rng = np.random.default_rng(seed)
-    names = class_names(default_catalog())
+    names = list(layout.products)
+    kmax = layout.max_keypoints
     crops, targets, weights, classes = [], [], [], []
     for folder in folders:
         for tf in sorted((folder / "truth" / split).glob("*.json")):
             rec = json.loads(tf.read_text())
-            if not rec.get("product"):
+            if not rec.get("product") or rec["product"] not in names:
                 continue
             image = cv2.imread(str(folder / "images" / split / f"{tf.stem}.jpg"))
             if image is None:
@@ -64,14 +75,18 @@ def load_samples(folders: list[Path], split: str, jitter: int, seed: int) -> tup
                 crop, t = crop_square(image, b)
                 uv = (kp - [t.x0, t.y0]) / t.scale
                 inside = (uv >= -INPUT * 0.1).all(axis=1) & (uv <= INPUT * 1.1).all(axis=1)
+                pad = kmax - len(uv)
                 crops.append(crop)
-                targets.append(uv.astype(np.float32))
-                weights.append((vis & inside).astype(np.float32))
+                targets.append(np.pad(uv.astype(np.float32), ((0, pad), (0, 0))))
+                weights.append(np.pad((vis & inside).astype(np.float32), (0, pad)))
                 classes.append(names.index(rec["product"]))
+    if not crops:
+        return (np.zeros((0, INPUT, INPUT, 3), np.uint8), np.zeros((0, kmax, 2), np.float32),
+                np.zeros((0, kmax), np.float32), np.zeros(0, np.int64))
     return np.stack(crops), np.stack(targets), np.stack(weights), np.array(classes, dtype=np.int64)
 
 
-def build_net(num_classes: int, num_keypoints: int) -> Any:
+def build_net(num_rows: int) -> Any:
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -82,7 +97,7 @@ def build_net(num_classes: int, num_keypoints: int) -> Any:
             nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
     class Net(nn.Module):
-        """A small U-Net: 128 px in, (classes * k) heatmaps at 64 px out."""
+        """A small U-Net: 128 px in, one heatmap per layout row at 64 px out."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -92,7 +107,7 @@ def build_net(num_classes: int, num_keypoints: int) -> Any:
             self.e4 = block(c[3], c[4], 2)  # 4: sees the whole product, so it can tell front from back
             self.u3, self.u2 = block(c[4] + c[3], c[3], 1), block(c[3] + c[2], c[2], 1)
             self.u1, self.u0 = block(c[2] + c[1], c[1], 1), block(c[1] + c[0], c[1], 1)
-            self.head = nn.Conv2d(c[1], num_classes * num_keypoints, 1)
+            self.head = nn.Conv2d(c[1], num_rows, 1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             s0 = self.e0(x)
@@ -109,23 +124,23 @@ def build_net(num_classes: int, num_keypoints: int) -> Any:
 
 
 def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch: int = 64, seed: int = 0,
-                    jitter: int = 2, lr: float = 2e-3, init: Path | None = None, log=print) -> dict[str, Any]:
+                    jitter: int = 2, lr: float = 2e-3, init: Path | None = None, log=print,
+                    catalog: Catalog | None = None) -> dict[str, Any]:
     import torch
 
     torch.manual_seed(seed)
-    catalog = default_catalog()
-    names = class_names(catalog)
-    k = keypoint_count(catalog)
+    catalog = catalog or default_catalog()
+    layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
     started = time.time()
-    net = build_net(len(names), k)
-    if init is not None:  # fine-tune from an earlier run's state dict; checked before the slow sample loading
-        try:
-            net.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
-        except Exception as exc:  # torch raises RuntimeError, UnpicklingError, KeyError... for a wrong file
-            raise ValueError(f"--init: {init}: not a keypoints.state.pt for this catalog "
-                             f"({type(exc).__name__}: {str(exc)[:200]})") from None
-    x_tr, y_tr, w_tr, c_tr = load_samples(folders, "train", jitter, seed)
-    x_va, y_va, w_va, c_va = load_samples(folders, "val", 1, seed + 1)
+    net = build_net(layout.num_rows)
+    if init is not None:  # fine-tune from an earlier run's state; checked before the slow sample loading
+        state, kept = grown_state(load_state(init), layout, net.state_dict())
+        net.load_state_dict(state)
+        log(f"initialised from {init}: kept {kept} of {layout.num_rows} keypoint rows")
+    x_tr, y_tr, w_tr, c_tr = load_samples(folders, "train", jitter, seed, layout)
+    x_va, y_va, w_va, c_va = load_samples(folders, "val", 1, seed + 1, layout)
+    if not len(x_tr):
+        raise ValueError(f"no training frame of {', '.join(layout.products)} in {', '.join(map(str, folders))}")
     log(f"samples: train {len(x_tr)}, val {len(x_va)} ({time.time() - started:.0f} s)")
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x_tr) + batch - 1) // batch)
@@ -140,10 +155,16 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
             x = np.clip(x * gain + bias, 0.0, 1.0)
         return torch.from_numpy(x)
 
+    # (products, K) output row of each product's k-th keypoint; padding points at row 0 and has weight 0.
+    row_table = torch.zeros(len(layout.products), layout.max_keypoints, dtype=torch.int64)
+    for i, pid in enumerate(layout.products):
+        rows = layout.rows(pid)
+        row_table[i, :rows.stop - rows.start] = torch.arange(rows.start, rows.stop)
+
     def predict(x: torch.Tensor, cls: np.ndarray) -> torch.Tensor:
         heat = net(x)
         n = heat.shape[0]
-        heat = heat.reshape(n, len(names), k, *heat.shape[-2:])[torch.arange(n), torch.from_numpy(cls)]
+        heat = heat[torch.arange(n)[:, None], row_table[torch.from_numpy(cls)]]  # (n, K, h, w)
         return soft_argmax(heat)[0]
 
     history = []
@@ -167,8 +188,9 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
         log(json.dumps(history[-1]))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_NAME
-    export(net, path, len(names), k)
-    torch.save(net.state_dict(), out_dir / STATE_NAME)  # not needed at run time; lets a later run fine-tune
+    export(net, path, layout, keypoint_fingerprints(catalog, layout.products))
+    # Not needed at run time; lets a later run fine-tune, or grow the network for a larger catalog.
+    torch.save({"layout": layout.to_json(), "net": net.state_dict()}, out_dir / STATE_NAME)
     summary = {"epochs": epochs, "train_samples": len(x_tr), "val_samples": len(x_va),
                "train_seconds": round(time.time() - started, 1), "final": history[-1], "onnx": str(path)}
     (out_dir / "keypoints.train.json").write_text(json.dumps({**summary, "history": history}, indent=1) + "\n")
@@ -186,21 +208,88 @@ def evaluate_crops(net, predict, to_tensor, x, y, w, c) -> dict[str, float]:
             d = np.linalg.norm(uv - y[i:i + 128], axis=-1)
             m = w[i:i + 128] > 0
             errs.extend((d * m).sum(1) / np.maximum(m.sum(1), 1))
+    if not errs:
+        return {"val_median_crop_px": None, "val_p90_crop_px": None}
     errs = np.array(errs)
     return {"val_median_crop_px": round(float(np.median(errs)), 3),
             "val_p90_crop_px": round(float(np.percentile(errs, 90)), 3)}
 
 
-def export(net, path: Path, num_classes: int, num_keypoints: int) -> None:
+def load_state(path: Path) -> tuple[KeypointLayout, dict[str, Any]]:
+    """The layout and weights in a ``STATE_NAME`` file. A file written before layouts were recorded holds the
+    bare weights of the two shipped products, ten keypoints each, in class order."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, KeyError... for a wrong file
+        raise ValueError(f"--init: {path}: not a {STATE_NAME} ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if isinstance(state, dict) and "layout" in state and "net" in state:
+        try:
+            return KeypointLayout.from_json(state["layout"]), state["net"]
+        except ValueError as exc:
+            raise ValueError(f"--init: {path}: {exc}") from None
+    if isinstance(state, dict) and "head.weight" in state and state["head.weight"].shape[0] == len(LEGACY_LAYOUT) * 10:
+        names = tuple(f"#{i}" for i in range(10))  # matched by position below, as that file was trained
+        return KeypointLayout(tuple((pid, names) for pid in LEGACY_LAYOUT)), state
+    raise ValueError(f"--init: {path}: not a {STATE_NAME} (no layout, and not the two-product original)")
+
+
+LEGACY_LAYOUT = ("printer_lx400", "router_ax1800")  # the products of state files without a layout
+
+
+def grown_state(source: tuple[KeypointLayout, dict[str, Any]], layout: KeypointLayout,
+                fresh: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``fresh`` (a new network's state for ``layout``) with the body and every known row copied from
+    ``source``; returns it and the number of rows kept. Rows match by product and keypoint name (by
+    position for a state file that predates names)."""
+    old_layout, old = source
+    out = dict(fresh)
+    for key, value in old.items():
+        if not key.startswith("head.") and key in out:
+            if out[key].shape != value.shape:
+                raise ValueError(f"--init: the network body differs ({key}: {tuple(value.shape)} against "
+                                 f"{tuple(out[key].shape)}); train without --init")
+            out[key] = value
+    kept = 0
+    weight, bias = copy_array(out["head.weight"]), copy_array(out["head.bias"])
+    for pid, names in layout.entries:
+        if pid not in old_layout.products:
+            continue
+        positional = old_layout.keypoints(pid)[0].startswith("#")
+        for j, name in enumerate(names):
+            src = (old_layout.rows(pid).start + j if j < len(old_layout.keypoints(pid)) else None) if positional \
+                else old_layout.row_of(pid, name)
+            if src is not None:
+                dst = layout.rows(pid).start + j
+                weight[dst], bias[dst] = old["head.weight"][src], old["head.bias"][src]
+                kept += 1
+    out["head.weight"], out["head.bias"] = weight, bias
+    return out, kept
+
+
+def write_metadata(path: Path, layout: KeypointLayout, fingerprints: dict[str, str]) -> None:
+    """Record the layout and fingerprints in the ONNX file (and the older counts, for older readers)."""
     import onnx
+
+    model = onnx.load(str(path))
+    values = {"keypoint_layout": layout.to_json(), "keypoint_fingerprints": json.dumps(fingerprints),
+              "num_keypoints": str(layout.max_keypoints), "num_classes": str(len(layout.products))}
+    kept = [e for e in model.metadata_props if e.key not in values]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in values.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+
+
+def export(net, path: Path, layout: KeypointLayout, fingerprints: dict[str, str]) -> None:
     import torch
 
     net.eval()
     dummy = torch.zeros(1, 3, INPUT, INPUT)
     torch.onnx.export(net, dummy, str(path), input_names=["image"], output_names=["heatmaps"], opset_version=17,
                       dynamo=False)
-    model = onnx.load(str(path))
-    for key, value in (("num_keypoints", str(num_keypoints)), ("num_classes", str(num_classes))):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
+    write_metadata(path, layout, fingerprints)
+

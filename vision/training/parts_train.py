@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from product_models.catalog import default_catalog
+from product_models.catalog import Catalog, default_catalog
 from vision.part_net import MODEL_NAME, PartIndex, to_input
 from vision.part_patches import (
     ABSENT,
@@ -32,6 +32,7 @@ from vision.part_patches import (
     UNREADABLE_CLASSES,
     training_patches,
 )
+from vision.training.state_files import copy_array
 
 STATE_NAME = "part-states.state.pt"  # the trained weights, for fine-tuning (--init)
 CHECKPOINT_NAME = "part-states.ckpt.pt"  # the run so far, rewritten after every epoch (--resume)
@@ -42,13 +43,13 @@ EXTENT = 1.5  # training patches cover this many face widths ...
 CUT = round(PATCH * EXTENT)  # ... at this many pixels, so a PATCH crop from anywhere inside is a shifted face
 
 
-def part_index() -> PartIndex:
+def part_index(catalog: Catalog | None = None) -> PartIndex:
     """Every classified (product, part) of the catalog, with its classes: its states, then ``hand`` and
     ``covered``; paper also learns ``hidden`` and parts in rows (LEDs, ports) ``absent``."""
     from vision.part_patches import CLASSIFIED_KINDS
 
     entries = []
-    for product in default_catalog():
+    for product in catalog or default_catalog():
         for part in product.stateful_parts():
             if part.kind in CLASSIFIED_KINDS:
                 classes = (*part.states, *UNREADABLE_CLASSES)
@@ -63,7 +64,7 @@ def load_patches(folders: Sequence[Path], split: str, index: PartIndex, seed: in
                  required: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Patches (n, CUT, CUT, 3) uint8 BGR, part rows (n,) and global class ids (n,) for one split; a split
     without any raises ValueError when ``required``, else comes back empty."""
-    catalog = default_catalog()
+    catalog = default_catalog()  # the products of the data; ``index`` says which of their parts are learnt
     rng = np.random.default_rng(seed)
     files = sorted(f for d in folders for f in (Path(d) / "truth" / split).glob("*.json"))
     patches, rows, labels = [], [], []
@@ -120,10 +121,11 @@ def build_net(num_rows: int, num_classes: int) -> Any:
 def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch: int = 256, seed: int = 0,
                 jitter: int = 2, wide_jitter: int = 2, lr: float = 3e-3, pose_source=None,
                 log: Callable[[str], None] = print, cache: Path | None = None, init: Path | None = None,
-                resume: bool = False) -> dict[str, Any]:
+                resume: bool = False, catalog: Catalog | None = None) -> dict[str, Any]:
     """Train, report validation accuracy per part, export ``out_dir / MODEL_NAME`` and its weights
     (``STATE_NAME``, for a later ``init``). ``cache``: an .npz to keep the cut patches in (reused when present,
-    so a rerun skips the slow cutting). ``init``: start from a ``STATE_NAME`` file of the same catalog.
+    so a rerun skips the slow cutting). ``init``: start from a ``STATE_NAME`` file; one trained on part of
+    the catalog keeps what it learnt of those parts (:func:`grown_state`), new parts and classes start fresh.
     After every epoch the run is checkpointed to ``out_dir / CHECKPOINT_NAME``; ``resume`` continues a run
     from there (same data and arguments), so a run longer than one sitting survives being killed."""
     import torch
@@ -131,7 +133,7 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
 
     torch.manual_seed(seed)
     started = time.time()
-    index = part_index()
+    index = part_index(catalog)
     if cache is not None and cache.is_file():
         data = np.load(cache)
         x_tr, r_tr, y_tr, x_va, r_va, y_va = (data[k] for k in ("x_tr", "r_tr", "y_tr", "x_va", "r_va", "y_va"))
@@ -156,8 +158,9 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
     weight_t = torch.from_numpy(np.clip(weight, 0.0, 10.0).astype(np.float32))
     net = build_net(len(index.entries), index.num_classes)
     if init is not None:
-        net.load_state_dict(load_state(init, index))
-        log(f"initialised from {init}")
+        state, kept = grown_state(load_state(init), index, net.state_dict())
+        net.load_state_dict(state)
+        log(f"initialised from {init}: kept {kept} of {len(index.entries)} parts")
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x_tr) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
@@ -250,8 +253,8 @@ def blur_patches(x: np.ndarray, sigma: float) -> np.ndarray:
     return t.reshape(n, c, h, w).numpy()
 
 
-def load_state(path: Path, index: PartIndex) -> dict[str, Any]:
-    """The network weights in a ``STATE_NAME`` file, checked against this catalog's parts and states."""
+def load_state(path: Path) -> tuple[PartIndex, dict[str, Any]]:
+    """The part index and network weights in a ``STATE_NAME`` file."""
     import torch
 
     try:
@@ -260,10 +263,40 @@ def load_state(path: Path, index: PartIndex) -> dict[str, Any]:
         raise ValueError(f"{path}: not a part-state weights file ({exc})") from exc
     if not isinstance(state, dict) or "net" not in state or "index" not in state:
         raise ValueError(f"{path}: not a part-state weights file (no 'net' and 'index' entries)")
-    if state["index"] != index.to_json():
-        raise ValueError(f"{path}: trained for other parts or states than this catalog has; "
-                         "train from scratch (without --init)")
-    return state["net"]
+    return PartIndex.from_json(state["index"]), state["net"]
+
+
+def grown_state(source: tuple[PartIndex, dict[str, Any]], index: PartIndex,
+                fresh: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``fresh`` (a new network's state for ``index``) with the body copied from ``source`` and, for every
+    part it knows, the part's embedding and its classes' output weights (matched by product, part and class
+    name). Returns the state and the number of parts kept."""
+    old_index, old = source
+    out = dict(fresh)
+    per_row = ("embed.weight",)
+    per_class = ("head.3.weight", "head.3.bias")
+    for key, value in old.items():
+        if key in per_row or key in per_class or key not in out:
+            continue
+        if out[key].shape != value.shape:
+            raise ValueError(f"--init: the network body differs ({key}: {tuple(value.shape)} against "
+                             f"{tuple(out[key].shape)}); train without --init")
+        out[key] = value
+    tensors = {k: copy_array(out[k]) for k in (*per_row, *per_class)}
+    kept = 0
+    for row, (pid, part, classes) in enumerate(index.entries):
+        src = old_index.row(pid, part)
+        if src is None:
+            continue
+        kept += 1
+        tensors["embed.weight"][row] = old["embed.weight"][src]
+        for label in classes:
+            if label in old_index.classes(src):
+                dst, was = index.class_id(row, label), old_index.class_id(src, label)
+                for key in per_class:
+                    tensors[key][dst] = old[key][was]
+    out.update(tensors)
+    return out, kept
 
 
 def evaluate(net, mask, x: np.ndarray, r: np.ndarray, y: np.ndarray, index: PartIndex) -> dict[str, Any]:
@@ -301,3 +334,4 @@ def export(net, path: Path, index: PartIndex) -> None:
     entry = model.metadata_props.add()
     entry.key, entry.value = "part_index", index.to_json()
     onnx.save(model, str(path))
+

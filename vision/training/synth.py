@@ -85,10 +85,17 @@ def class_names(catalog: Catalog) -> list[str]:
 
 
 def keypoint_count(catalog: Catalog) -> int:
-    counts = {len(p.keypoints) for p in catalog}
-    if len(counts) != 1:
-        raise ValueError(f"every product needs the same number of keypoints for one pose model, got {counts}")
-    return counts.pop()
+    """The detector's keypoints per box: the longest product's. Shorter lists are padded as unlabelled
+    (:func:`pose_label`); the pipeline reads a product's own keypoints from the crop keypoint network, whose
+    rows follow each product's list (:mod:`vision.keypoint_layout`)."""
+    return max(len(p.keypoints) for p in catalog)
+
+
+def detector_flip_index(catalog: Catalog) -> list[int]:
+    """``flip_idx`` for the data.yaml: the products' shared mirror map, or no swap when they differ (the
+    detector trains with ``fliplr=0`` anyway; Ultralytics only requires a map of the right length)."""
+    maps = {tuple(flip_index(p) + list(range(len(p.keypoints), keypoint_count(catalog)))) for p in catalog}
+    return list(maps.pop()) if len(maps) == 1 else list(range(keypoint_count(catalog)))
 
 
 def flip_index(product: Product) -> list[int]:
@@ -106,11 +113,24 @@ class Synthesizer:
 
     def __init__(self, seed: int, catalog: Catalog | None = None, width: int = WIDTH, height: int = HEIGHT,
                  negative_share: float = NEGATIVE_SHARE,
-                 aspects: tuple[tuple[int, int, float], ...] | None = ASPECTS) -> None:
+                 aspects: tuple[tuple[int, int, float], ...] | None = ASPECTS,
+                 focus: tuple[str, float] | None = None) -> None:
+        """``focus``: (product id, share): that share of the product frames show that product, the rest the
+        others evenly (a new product's data with a rehearsal share of the known ones). Default: all evenly."""
         from product_models.render import Renderer
 
         self.catalog = catalog or default_catalog()
         self.names = class_names(self.catalog)
+        self._product_p: np.ndarray | None = None
+        if focus is not None:
+            pid, share = focus
+            if pid not in self.names:
+                raise ValueError(f"focus: unknown product {pid!r}; the catalog has {', '.join(self.names)}")
+            if not 0.0 < share <= 1.0 or (share < 1.0 and len(self.names) == 1):
+                raise ValueError(f"focus share must be within (0, 1] (1 with a one-product catalog), got {share}")
+            rest = (1.0 - share) / max(1, len(self.names) - 1)
+            self._product_p = np.array([share if n == pid else rest for n in self.names])
+        self.keypoint_count = keypoint_count(self.catalog)
         self.width, self.height = width, height
         self.aspects = aspects  # None: every frame is width x height
         self.negative_share = negative_share
@@ -135,7 +155,10 @@ class Synthesizer:
             image, labels = self._distractor(background, camera, None) if rng.random() < 0.3 else (background, [])
             return Sample(phone_frame(image.astype(np.float32), rng, []), quality, None,
                           "\n".join(labels) or None, {"product": None, "jpeg_quality": quality, "labels": labels})
-        product = self.catalog.get(self.names[int(rng.integers(len(self.names)))])
+        # Even draws keep the random stream, and so every earlier dataset, as it was.
+        pick = int(rng.integers(len(self.names))) if self._product_p is None \
+            else int(rng.choice(len(self.names), p=self._product_p))
+        product = self.catalog.get(self.names[pick])
         states = random_states(product, rng)
         pose = random_pose(product, camera, rng)
         extra_labels: list[str] = []
@@ -185,7 +208,8 @@ class Synthesizer:
             parts[name] = {"state": pt.state, "visible": bool(pt.visible and not by), "covered_by": by or None,
                            "uv": [float(v) for v in pt.center_uv],
                            "box": None if pt.box is None else [float(v) for v in pt.box]}
-        label = pose_label(self.names.index(product.id), truth.product_box, truth.keypoints, kp_vis, width, height)
+        label = pose_label(self.names.index(product.id), truth.product_box, truth.keypoints, kp_vis, width, height,
+                           self.keypoint_count)
         record = {
             "product": product.id, "jpeg_quality": quality, "states": states,
             "box": [float(v) for v in truth.product_box], "keypoints": truth.keypoints.tolist(),
@@ -225,7 +249,7 @@ class Synthesizer:
             return result.image, []  # cut by the frame edge: shown, but too partial to label fairly
         kp_vis = np.where(truth.keypoint_visible, 2, 1)
         return result.image, [pose_label(self.names.index(other.id), truth.product_box, truth.keypoints, kp_vis,
-                                         camera.width, camera.height)]
+                                         camera.width, camera.height, self.keypoint_count)]
 
     def __iter__(self) -> Iterator[Sample]:
         while True:
@@ -306,8 +330,9 @@ def _size_px(part: Part, pose: Pose, camera: CameraIntrinsics) -> float:
 
 
 def pose_label(class_id: int, box: np.ndarray, keypoints: np.ndarray, visibility: np.ndarray,
-               width: int, height: int) -> str:
-    """One Ultralytics pose label line (normalised coordinates)."""
+               width: int, height: int, count: int | None = None) -> str:
+    """One Ultralytics pose label line (normalised coordinates), padded with unlabelled keypoints to
+    ``count`` (the detector's :func:`keypoint_count`)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     fields = [str(class_id), f"{(x1 + x2) / 2 / width:.6f}", f"{(y1 + y2) / 2 / height:.6f}",
               f"{(x2 - x1) / width:.6f}", f"{(y2 - y1) / height:.6f}"]
@@ -316,6 +341,7 @@ def pose_label(class_id: int, box: np.ndarray, keypoints: np.ndarray, visibility
             fields += ["0", "0", "0"]
         else:
             fields += [f"{float(u) / width:.6f}", f"{float(v) / height:.6f}", str(int(vis))]
+    fields += ["0", "0", "0"] * ((count or len(keypoints)) - len(keypoints))
     return " ".join(fields)
 
 
@@ -332,18 +358,17 @@ def _load_textures() -> list[np.ndarray]:
 
 
 def write_dataset(out: Path, images: int, seed: int, val_share: float = 0.1, progress: bool = True,
-                  catalog: Catalog | None = None) -> dict[str, Any]:
+                  catalog: Catalog | None = None, focus: tuple[str, float] | None = None) -> dict[str, Any]:
     """Render ``images`` samples into ``out`` (see the module docstring). Returns a summary."""
     from tqdm import tqdm
 
     catalog = catalog or default_catalog()
     names = class_names(catalog)
-    first = catalog.get(names[0])
     n_val = max(1, round(images * val_share)) if images > 1 else 0
     for split in ("train", "val"):
         for sub in ("images", "labels", "truth"):
             (out / sub / split).mkdir(parents=True, exist_ok=True)
-    synth = Synthesizer(seed, catalog)
+    synth = Synthesizer(seed, catalog, focus=focus)
     counts = {"train": 0, "val": 0, "negatives": 0}
     try:
         for i in tqdm(range(images), desc="rendering", unit="img", disable=not progress):
@@ -361,7 +386,7 @@ def write_dataset(out: Path, images: int, seed: int, val_share: float = 0.1, pro
     data = {
         "path": str(out.resolve()), "train": "images/train", "val": "images/val",
         "names": dict(enumerate(names)), "kpt_shape": [keypoint_count(catalog), 3],
-        "flip_idx": flip_index(first),
+        "flip_idx": detector_flip_index(catalog),
     }
     import yaml
 

@@ -28,6 +28,8 @@ from scenes import Step as SceneStep
 from scenes.model import ARROW_DIRECTIONS as SCENE_ARROW_DIRECTIONS
 from scenes.view import DEFAULT_COLORS, OVERLAY_VIEW_TYPES
 
+pytestmark = pytest.mark.catalog  # every scene of the library in use, on its product
+
 
 def _fields(cls: type) -> list[tuple[str, bool, Any]]:
     return [(f.name, f.init, f.default) for f in dataclasses.fields(cls)]
