@@ -73,11 +73,15 @@ def load_pipeline(config: Config, catalog: Catalog | None = None) -> BatchPipeli
     from vision.errors import VisionError
 
     try:
-        return Pipeline(config.weights_dir, backend=config.backend, device=config.device,
-                        catalog=catalog if catalog is not None else load_catalog(config),
-                        limits=config.decode_limits())
+        pipeline = Pipeline(config.weights_dir, backend=config.backend, device=config.device,
+                            catalog=catalog if catalog is not None else load_catalog(config),
+                            limits=config.decode_limits())
     except (VisionError, CatalogError) as exc:
         raise ServerError("pipeline_unavailable", f"the vision pipeline cannot start: {exc}") from None
+    for product_id in pipeline.untrained:  # sessions for it run, but vision never recognises it
+        log.warning("product %s: no recognition trained for it in %s; run `fixlens train product %s`",
+                    product_id, config.weights_dir, product_id)
+    return pipeline
 
 
 def server_limits(config: Config) -> ServerLimits:

@@ -46,7 +46,7 @@ from product_models.modeling import (
 KEYPOINT_COUNT = 12  # the shipped products have 10: a catalog must not assume one count for every product
 TRAY_TRAVEL_M = 0.090  # how far the tray slides out
 LID_OPEN_DEG = -100.0  # about +x through the lid's back edge: negative lifts its front edge up
-RESET_HOLD_S = 5.0  # the pinhole must be held this long to restore the settings
+RESET_HOLD_S = 10.0  # the pinhole must be held this long to restore the settings (the scene says ten seconds)
 
 # Linear RGBA. Parts that change state stand out from the housing, so the state renders of `products check`
 # see them change.
@@ -336,12 +336,13 @@ def generate_product(root: Path, product_id: str, seed: int, *, scene_dir: Path 
     missing = [k for k in PART_KINDS if k not in specs or k not in builders]
     if missing:
         raise CatalogError(f"product_models.generate cannot build part kind(s) {', '.join(missing)} yet; "
-                           f"add a part entry and a geometry builder for each (expected every kind in PART_KINDS)")
+                           "add a part entry and a geometry builder for each (expected every kind in PART_KINDS)")
     rng = random.Random(seed)
     w, d, h = rng.randint(220, 260) / 1000, rng.randint(150, 170) / 1000, rng.randint(70, 90) / 1000
+    sized = _parts(w, d, h)
     parts = []
     for kind in PART_KINDS:
-        entry = dict(_parts(w, d, h)[kind])
+        entry = dict(sized[kind])
         entry = {"name": entry.pop("name"), "kind": kind, **entry}
         entry["anchor"] = [round(float(v), 4) for v in entry["anchor"]]
         parts.append(entry)

@@ -73,7 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="also cut patches with the poses the live pipeline (detector and keypoint weights in "
                          "WEIGHTS_DIR) estimates for each frame, so the network learns their errors")
     pp.add_argument("--init", type=Path, default=None,
-                    help="fine-tune from a part-states.state.pt written by an earlier run")
+                    help="fine-tune from a part-states.state.pt written by an earlier run, or from an exported "
+                         "part-states.onnx (its state is recovered from it)")
     pp.add_argument("--cache", type=Path, default=None, metavar="NPZ",
                     help="keep the cut patches in this .npz and reuse it when present (cutting is slow)")
     pp.add_argument("--resume", action="store_true",
@@ -94,6 +95,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     kp.add_argument("--init", type=Path, default=None,
                     help="fine-tune from a keypoints.state.pt written by an earlier run")
     kp.set_defaults(handler=_cmd_train_keypoints)
+    for name in ("product", "all"):
+        what = "one product" if name == "product" else "every product"
+        pr = trsub.add_parser(name, help=f"synthesise data, fine-tune all three networks for {what}, evaluate",
+                              description=f"One resumable run for {what}: synthetic data"
+                                          + (" (the product in --focus-share of the frames, the others as "
+                                             "rehearsal)" if name == "product" else "")
+                                          + ", the detector, keypoint and part-state networks fine-tuned from "
+                                          "--init, `vision eval` before and after, and a report (report.md, "
+                                          "PNG plots) in --work. Run it again after a kill: finished stages "
+                                          "are skipped. Costs: docs/training.md.")
+        if name == "product":
+            pr.add_argument("product", metavar="ID", help="the product id (in --catalog)")
+            pr.add_argument("--focus-share", type=float, default=0.6,
+                            help="share of product frames showing ID (default 0.6)")
+        pr.add_argument("--work", type=Path, default=None,
+                        help="run folder: data, checkpoints, weights, report (default ./fixlens-train-ID)")
+        pr.add_argument("--out", type=Path, default=None,
+                        help="also copy the finished weights here (default: they stay in WORK/weights)")
+        pr.add_argument("--init", default=None, metavar="WEIGHTS_DIR",
+                        help="fine-tune from these weights (default vision/weights/); 'none' trains from scratch")
+        pr.add_argument("--images", type=int, default=2400, help="frames to synthesise (default 2400)")
+        pr.add_argument("--detector-epochs", type=int, default=4)
+        pr.add_argument("--detector-hours", type=float, default=None,
+                        help="wall-clock budget for the detector instead of its epochs")
+        pr.add_argument("--keypoint-epochs", type=int, default=5)
+        pr.add_argument("--part-epochs", type=int, default=8)
+        pr.add_argument("--eval-frames", type=int, default=300, help="held-out frames, before and after (300)")
+        pr.add_argument("--rehearsal", type=Path, nargs="*", default=[], metavar="DATA",
+                        help="earlier `data synth` folders to mix into the keypoint and part-state training")
+        pr.add_argument("--device", default="cpu", help="cpu, or 0 for the first CUDA GPU (detector stage)")
+        add_catalog_option(pr)
+        pr.set_defaults(handler=_cmd_train_product)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -204,5 +237,51 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_train_product(args: argparse.Namespace) -> int:
+    from product_models.catalog import default_catalog
+    from vision.training.product import ProductRun, StageFailed, install, run_all
+    from vision.training.train import WEIGHTS_DIR
+
+    product = getattr(args, "product", None)
+    catalog = default_catalog()
+    if product is not None and product not in catalog:
+        print(f"error: unknown product {product!r} in {catalog.root}; it has {', '.join(sorted(catalog.products))}",
+              file=sys.stderr)
+        return 2
+    for flag, value, low, high in (("--images", args.images, 8, 1_000_000),
+                                   ("--eval-frames", args.eval_frames, 1, 100_000),
+                                   ("--detector-epochs", args.detector_epochs, 1, 1000),
+                                   ("--keypoint-epochs", args.keypoint_epochs, 1, 1000),
+                                   ("--part-epochs", args.part_epochs, 1, 1000)):
+        if not low <= value <= high:
+            print(f"error: {flag} must be within {low}..{high}, got {value}", file=sys.stderr)
+            return 2
+    share = getattr(args, "focus_share", 1.0)
+    if not 0.0 < share <= 1.0:
+        print(f"error: --focus-share must be within (0, 1], got {share}", file=sys.stderr)
+        return 2
+    init = None if args.init == "none" else Path(args.init) if args.init else WEIGHTS_DIR
+    if init is not None and not init.is_dir():
+        print(f"error: --init {init}: no such folder", file=sys.stderr)
+        return 2
+    for folder in args.rehearsal:
+        if not (folder / "truth" / "train").is_dir():
+            print(f"error: --rehearsal {folder}: no truth/train folder; run `fixlens data synth` first",
+                  file=sys.stderr)
+            return 2
+    run = ProductRun(product, (args.work or Path(f"fixlens-train-{product or 'all'}")).resolve(), init, args.images,
+                     share, args.detector_epochs, args.detector_hours, args.keypoint_epochs, args.part_epochs,
+                     args.eval_frames, args.device, tuple(f.resolve() for f in args.rehearsal))
+    try:
+        summary = run_all(run, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except (StageFailed, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.out is not None:
+        summary["installed"] = [str(p) for p in install(run, args.out)]
     print(json.dumps(summary, indent=2))
     return 0

@@ -225,11 +225,13 @@ class StageTally:
 
     def summary(self) -> dict[str, Any]:
         errors = sorted(self.errors)
+        plain = self.plain.summary()
         return {
             "frames": self.frames,
             "detector_recall": round(self.detected / self.frames, 4) if self.frames else None,
             "keypoint_error_median_px": round(statistics.median(errors), 3) if errors else None,
             "keypoint_error_p90_px": round(errors[int(0.9 * (len(errors) - 1))], 3) if errors else None,
             "pose_success": round(self.posed / self.frames, 4) if self.frames else None,
-            "part_state_accuracy_4px": self.plain.summary()["part_state_accuracy_4px"],
+            "product_recall": plain["product_recall"],
+            "part_state_accuracy_4px": plain["part_state_accuracy_4px"],
         }

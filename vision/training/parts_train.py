@@ -158,7 +158,8 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
     weight_t = torch.from_numpy(np.clip(weight, 0.0, 10.0).astype(np.float32))
     net = build_net(len(index.entries), index.num_classes)
     if init is not None:
-        state, kept = grown_state(load_state(init), index, net.state_dict())
+        source = state_from_onnx(init, x_tr[:512, :PATCH, :PATCH]) if init.suffix == ".onnx" else load_state(init)
+        state, kept = grown_state(source, index, net.state_dict())
         net.load_state_dict(state)
         log(f"initialised from {init}: kept {kept} of {len(index.entries)} parts")
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -264,6 +265,55 @@ def load_state(path: Path) -> tuple[PartIndex, dict[str, Any]]:
     if not isinstance(state, dict) or "net" not in state or "index" not in state:
         raise ValueError(f"{path}: not a part-state weights file (no 'net' and 'index' entries)")
     return PartIndex.from_json(state["index"]), state["net"]
+
+
+def state_from_onnx(path: Path, patches: np.ndarray) -> tuple[PartIndex, dict[str, Any]]:
+    """The part index and a trainable state recovered from an exported ``part-states.onnx`` (weights shipped
+    without their ``STATE_NAME``). The export folded each batch norm into its convolution; the folded
+    convolution comes back with a batch norm whose statistics are measured on ``patches`` (n, PATCH, PATCH, 3)
+    and whose scale and shift undo them, so the network computes exactly what the ONNX file does and its
+    batch statistics in training start where they were."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+        meta = {e.key: e.value for e in model.metadata_props}
+        index = PartIndex.from_json(meta["part_index"])
+    except Exception as exc:  # onnx raises DecodeError, KeyError... for a wrong file
+        raise ValueError(f"--init: {path}: not a part-state model ({type(exc).__name__}: {exc})") from None
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    net = build_net(len(index.entries), index.num_classes)
+    state = net.state_dict()
+    if len(convs) != sum(1 for k in state if k.startswith("body.") and k.endswith(".0.weight")):
+        raise ValueError(f"--init: {path}: its network has {len(convs)} convolutions, this one another number")
+    for i, node in enumerate(convs):
+        state[f"body.{i}.0.weight"] = torch.from_numpy(weights[node.input[1]].copy())
+        bn = f"body.{i}.1."
+        state[bn + "weight"], state[bn + "running_mean"] = torch.ones_like(state[bn + "weight"]), 0 * state[bn + "bias"]
+        state[bn + "running_var"] = torch.ones_like(state[bn + "running_var"])
+        state[bn + "bias"] = torch.from_numpy(weights[node.input[2]].copy())
+    for key in ("embed.weight", "head.0.weight", "head.0.bias", "head.3.weight", "head.3.bias"):
+        state[key] = torch.from_numpy(weights[key].copy())
+    net.load_state_dict(state)
+    net.eval()
+    stats: dict[int, torch.Tensor] = {}
+    hooks = [net.body[i][0].register_forward_hook(lambda _m, _x, y, i=i: stats.__setitem__(i, y))
+             for i in range(len(convs))]
+    with torch.no_grad():
+        net(torch.from_numpy(to_input(patches)), torch.zeros(len(patches), dtype=torch.int64))
+    for h in hooks:
+        h.remove()
+    eps = net.body[0][1].eps
+    for i in range(len(convs)):
+        mean, var = stats[i].mean(dim=(0, 2, 3)), stats[i].var(dim=(0, 2, 3), unbiased=False)
+        bn = f"body.{i}.1."
+        shift = state[bn + "bias"]
+        state[bn + "running_mean"], state[bn + "running_var"] = mean, var
+        state[bn + "weight"], state[bn + "bias"] = torch.sqrt(var + eps), mean + shift
+    return index, state
 
 
 def grown_state(source: tuple[PartIndex, dict[str, Any]], index: PartIndex,

@@ -1,0 +1,140 @@
+"""``fixlens train product ID`` and ``fixlens train all``: every step from a catalog to evaluated weights.
+
+One resumable run in a work folder. Each stage is the ordinary command (``fixlens data synth``, ``fixlens
+train detector|keypoints|parts``, ``fixlens vision eval``) in a child process: rendering and torch must not
+share a process (EGL, see :mod:`vision.training.train`), and a child's crash names its own stage. A
+finished stage leaves ``stages/<name>.json`` (its command and time), so running the same command again
+after a kill skips what is done; the part-state stage also resumes within itself (``--resume``).
+
+For a new product the data shows it in ``focus_share`` of the product frames and the known products in the
+rest (rehearsal), and every network fine-tunes from the current weights (``--init``), growing for the new
+product and keeping what it learnt of the others (:mod:`vision.keypoint_layout`). The evaluation runs before
+and after on the same held-out seed; the report (``report.md``, plots) puts them side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vision.training.train import WEIGHTS_DIR
+
+DATA_SEED = 8700  # a training seed (8000-8999 are training's; `vision robustness --seed` refuses them)
+EVAL_SEED = 9101  # held out: no training command uses 9000-9999
+WEIGHT_FILES = ("fixlens-pose.pt", "fixlens-pose.onnx", "keypoints.onnx", "keypoints.state.pt",
+                "part-states.onnx", "part-states.state.pt")
+
+
+@dataclass(frozen=True)
+class ProductRun:
+    """What ``fixlens train product`` does; the defaults are the budget the docs state."""
+
+    product: str | None  # None: every product evenly (``fixlens train all``)
+    work: Path
+    init: Path | None = WEIGHTS_DIR  # None: from scratch
+    images: int = 2400
+    focus_share: float = 0.6
+    detector_epochs: int = 4
+    detector_hours: float | None = None  # a wall-clock budget for the detector stage instead of epochs
+    keypoint_epochs: int = 5
+    part_epochs: int = 8
+    eval_frames: int = 300
+    device: str = "cpu"
+    rehearsal: tuple[Path, ...] = field(default_factory=tuple)  # earlier `data synth` folders to mix in
+
+    @property
+    def weights(self) -> Path:
+        return self.work / "weights"
+
+
+def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
+    """(name, fixlens arguments) of every stage, in order."""
+    data = run.work / "data"
+    init = run.init
+    synth = ["data", "synth", "--out", str(data), "--images", str(run.images), "--seed", str(DATA_SEED),
+             "--no-progress"]
+    if run.product is not None:
+        synth += ["--focus", run.product, "--focus-share", str(run.focus_share)]
+    detector = ["train", "detector", "--data", str(data / "data.yaml"), "--out", str(run.weights),
+                "--project", str(run.work / "runs"), "--device", run.device, "--epochs", str(run.detector_epochs)]
+    if run.detector_hours is not None:
+        detector += ["--time", str(run.detector_hours)]
+    if init is not None and (init / "fixlens-pose.pt").is_file():
+        detector += ["--init", str(init / "fixlens-pose.pt")]
+    folders = [str(data), *map(str, run.rehearsal)]
+    keypoints = ["train", "keypoints", "--data", *folders, "--out", str(run.weights), "--epochs",
+                 str(run.keypoint_epochs), "--jitter", "1", "--lr", "1e-3"]
+    if init is not None and (init / "keypoints.state.pt").is_file():
+        keypoints += ["--init", str(init / "keypoints.state.pt")]
+    parts = ["train", "parts", "--data", *folders, "--out", str(run.weights), "--epochs", str(run.part_epochs),
+             "--cache", str(run.work / "part-patches.npz"), "--resume"]
+    if init is not None:  # the state file, else the exported network (its state is recovered from it)
+        for name in ("part-states.state.pt", "part-states.onnx"):
+            if (init / name).is_file():
+                parts += ["--init", str(init / name)]
+                break
+    out = []
+    if init is not None:
+        out.append(("before", _eval(run, init, run.work / "before.json")))
+    out += [("data", synth), ("detector", detector), ("keypoints", keypoints), ("parts", parts),
+            ("after", _eval(run, run.weights, run.work / "after.json"))]
+    return out
+
+
+def _eval(run: ProductRun, weights: Path, out: Path) -> list[str]:
+    return ["vision", "eval", "--frames", str(run.eval_frames), "--seed", str(EVAL_SEED), "--backend", "onnx",
+            "--weights-dir", str(weights), "--json", "--out", str(out)]
+
+
+def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every stage not yet done, then write the report; returns the report's figures."""
+    (run.work / "stages").mkdir(parents=True, exist_ok=True)
+    settings = run.work / "run.json"
+    mine = json.dumps({k: str(v) for k, v in asdict(run).items()}, sort_keys=True)
+    if settings.is_file() and settings.read_text() != mine:
+        raise ValueError(f"{run.work} holds a run with other settings ({settings}); use another --work folder "
+                         "or the same options")
+    settings.write_text(mine)
+    plan = stages(run)
+    for number, (name, args) in enumerate(plan, 1):
+        done = run.work / "stages" / f"{name}.json"
+        if done.is_file():
+            log(f"[{number}/{len(plan)}] {name}: done earlier ({json.loads(done.read_text())['seconds']:.0f} s)")
+            continue
+        log(f"[{number}/{len(plan)}] {name}: fixlens {' '.join(args)}")
+        started = time.time()
+        code = subprocess.call([sys.executable, "-m", "fixlens.cli", *args], env={**os.environ})
+        if code != 0:
+            raise StageFailed(name, code, args)
+        if name == "detector":  # the keypoint and part stages write the rest of the weights set
+            run.weights.mkdir(parents=True, exist_ok=True)
+        done.write_text(json.dumps({"args": args, "seconds": round(time.time() - started, 1)}))
+    from vision.training.product_report import write_report
+
+    return write_report(run, [name for name, _ in plan])
+
+
+class StageFailed(RuntimeError):
+    def __init__(self, stage: str, code: int, args: Sequence[str]) -> None:
+        self.stage, self.code = stage, code
+        super().__init__(f"stage {stage!r} failed (exit {code}): fixlens {' '.join(args)}; fix the cause and run "
+                         "the same command again: finished stages are skipped")
+
+
+def install(run: ProductRun, out: Path) -> list[Path]:
+    """Copy the run's weights set to ``out`` (for ``--out``); returns the files copied."""
+    out.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in WEIGHT_FILES:
+        if (run.weights / name).is_file():
+            shutil.copy2(run.weights / name, out / name)
+            copied.append(out / name)
+    return copied

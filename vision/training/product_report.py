@@ -1,0 +1,141 @@
+"""The report of a ``fixlens train product`` run: a model-card section and its plots.
+
+``report.md`` has the settings, the time of every stage, and per product the plain figures of ``fixlens vision
+eval`` before and after (product recall and part states over parts >= 4 px, a missed product counted wrong),
+with the change. ``losses.png`` plots each network's training curves, ``recall.png`` the per-product
+figures before and after, ``parts.png`` each part's validation accuracy in the part-state network.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+FIGURES = ("product_recall", "part_state_accuracy_4px")
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def per_product(report: dict[str, Any] | None) -> dict[str, dict[str, float | None]]:
+    """``{product: {figure: value}}`` from a ``vision eval`` JSON report."""
+    if report is None:
+        return {}
+    return {pid: {f: stage.get(f) for f in FIGURES} for pid, stage in report.get("stages_by_product", {}).items()}
+
+
+def write_report(run: Any, stage_names: list[str]) -> dict[str, Any]:
+    work: Path = run.work
+    before, after = per_product(_load(work / "before.json")), per_product(_load(work / "after.json"))
+    seconds = {}
+    for name in stage_names:
+        done = _load(work / "stages" / f"{name}.json")
+        seconds[name] = done["seconds"] if done else None
+    products = sorted(set(before) | set(after))
+    title = f"`fixlens train product {run.product}`" if run.product else "`fixlens train all`"
+    lines = [f"## {title}", "",
+             f"Data: {run.images} rendered frames (seed 8700)"
+             + (f", {run.product} in {run.focus_share:.0%} of the product frames" if run.product else "")
+             + (f", plus {', '.join(map(str, run.rehearsal))}" if run.rehearsal else "") + ".",
+             f"Fine-tuned from: {run.init or 'nothing (from scratch)'}. Device: {run.device}. "
+             f"Epochs: detector {run.detector_epochs}, keypoints {run.keypoint_epochs}, parts {run.part_epochs}.",
+             f"Evaluation: `fixlens vision eval --frames {run.eval_frames} --seed 9101` (held out), before and after.",
+             "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {name} | {'-' if s is None else f'{s:.0f}'} |" for name, s in seconds.items()]
+    total = sum(s for s in seconds.values() if s)
+    lines += [f"| total | {total:.0f} |", "",
+              "| product | recall before | recall after | change | part states before | part states after | change |",
+              "|---|---|---|---|---|---|---|"]
+    for pid in products:
+        row = [pid]
+        for figure in FIGURES:
+            b, a = before.get(pid, {}).get(figure), after.get(pid, {}).get(figure)
+            row += [_fmt(b), _fmt(a), _fmt(None if a is None or b is None else a - b, signed=True)]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    plots = _plots(run, before, after)
+    lines += [f"![{p.stem}]({p.name})" for p in plots]
+    (work / "report.md").write_text("\n".join(lines) + "\n")
+    return {"work": str(work), "seconds": seconds, "before": before, "after": after,
+            "report": str(work / "report.md"), "plots": [str(p) for p in plots]}
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def _plots(run: Any, before: dict, after: dict) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the report still has every figure as text
+        return []
+    out = []
+    work: Path = run.work
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    rows = _csv(work / "runs" / "fixlens-pose" / "results.csv")
+    if rows:
+        for key in ("train/box_loss", "train/cls_loss", "train/pose_loss"):
+            axes[0].plot([float(r["epoch"]) for r in rows], [float(r[key]) for r in rows], marker="o",
+                         label=key.split("/")[1])
+        axes[0].legend()
+    axes[0].set_title("detector")
+    for ax, name, key in ((axes[1], "keypoints.train.json", "train_l1_px"),
+                          (axes[2], "part-states.train.json", "train_loss")):
+        doc = _load(run.weights / name)
+        if doc:
+            ax.plot([h["epoch"] for h in doc["history"]], [h[key] for h in doc["history"]], marker="o", label=key)
+            ax.legend()
+        ax.set_title(name.split(".")[0])
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    fig.tight_layout()
+    fig.savefig(work / "losses.png", dpi=90)
+    plt.close(fig)
+    out.append(work / "losses.png")
+
+    products = sorted(set(before) | set(after))
+    if products:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+        for ax, figure in zip(axes, FIGURES, strict=True):
+            xs = range(len(products))
+            ax.bar([x - 0.2 for x in xs], [before.get(p, {}).get(figure) or 0 for p in products], 0.4, label="before")
+            ax.bar([x + 0.2 for x in xs], [after.get(p, {}).get(figure) or 0 for p in products], 0.4, label="after")
+            ax.set_xticks(list(xs), products, rotation=15)
+            ax.set_ylim(0, 1.05)
+            ax.axhline(0.9, color="grey", lw=0.8, ls="--")
+            ax.set_title(figure)
+            ax.legend(loc="lower right")
+        fig.tight_layout()
+        fig.savefig(work / "recall.png", dpi=90)
+        plt.close(fig)
+        out.append(work / "recall.png")
+
+    parts = (_load(run.weights / "part-states.train.json") or {}).get("val_accuracy_by_part", {})
+    if parts:
+        names = sorted(parts)
+        fig, ax = plt.subplots(figsize=(8, 0.22 * len(names) + 1.2))
+        colours = ["tab:orange" if run.product and n.startswith(f"{run.product}/") else "tab:blue" for n in names]
+        ax.barh(names, [parts[n] for n in names], color=colours)
+        ax.set_xlim(0, 1.0)
+        ax.set_title("part-state validation accuracy per part" + (f" ({run.product} in orange)" if run.product else ""))
+        ax.tick_params(axis="y", labelsize=7)
+        fig.tight_layout()
+        fig.savefig(work / "parts.png", dpi=90)
+        plt.close(fig)
+        out.append(work / "parts.png")
+    return out
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
