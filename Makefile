@@ -30,10 +30,10 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# The suite runs as two pytest processes side by side, one per core: the browser, end-to-end and Panda3D
-# tests (HEAVY) in one, everything else in the other. The browser tests run last in theirs: Playwright's sync
-# API keeps an event loop on the main thread, which asyncio tests after them in one process would trip on.
-HEAVY := tests/client_panda3d tests/e2e tests/web
+# The suite runs as two pytest processes side by side, one per core: the browser, end-to-end, Panda3D and
+# train-product tests (HEAVY) in one, everything else in the other. The browser tests run last in theirs:
+# Playwright's sync API keeps an event loop on the main thread, which asyncio tests after them would trip on.
+HEAVY := tests/client_panda3d tests/e2e tests/vision/test_train_product.py tests/web
 
 test: setup lint
 	@heavy_log=$$(mktemp); \

@@ -111,7 +111,8 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
             continue
         log(f"[{number}/{len(plan)}] {name}: fixlens {' '.join(args)}")
         started = time.time()
-        code = subprocess.call([sys.executable, "-m", "fixlens.cli", *args], env={**os.environ})
+        # The stage's output goes to stderr with the progress lines: stdout carries only the final summary.
+        code = subprocess.call([sys.executable, "-m", "fixlens.cli", *args], env={**os.environ}, stdout=sys.stderr)
         if code != 0:
             raise StageFailed(name, code, args)
         if name == "detector":  # the keypoint and part stages write the rest of the weights set

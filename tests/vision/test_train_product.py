@@ -1,0 +1,90 @@
+"""``fixlens train product``: a tiny real run end to end (every stage, growth for a product with fewer
+keypoints, the report), then a rerun that skips every finished stage, and its input errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from product_models.catalog import CATALOG_DIR, Catalog
+from vision.keypoints import KeypointModel
+from vision.part_net import PartNet
+from vision.pipeline import Pipeline
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--images", "12", "--detector-epochs", "1", "--keypoint-epochs", "1", "--part-epochs", "1",
+        "--eval-frames", "6"]
+
+
+def _fixlens(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fixlens.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped catalog plus ``router_bx9``: the router with 8 keypoints instead of 10."""
+    root = tmp_path_factory.mktemp("train-product") / "catalog"
+    shutil.copytree(CATALOG_DIR, root)
+    shutil.copytree(root / "router_ax1800", root / "router_bx9")
+    path = root / "router_bx9" / "product.yaml"
+    lines = re.sub(r"(?m)^id: .*$", "id: router_bx9", path.read_text(encoding="utf-8")).splitlines()
+    keypoints = [i for i, line in enumerate(lines) if line.lstrip().startswith("- {name:") and "position:" in line]
+    path.write_text("\n".join(line for i, line in enumerate(lines) if i not in keypoints[8:]) + "\n",
+                    encoding="utf-8")
+    return root
+
+
+def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> None:
+    work = catalog.parent / "work"
+    done = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work),
+                    "--out", str(catalog.parent / "installed"), *TINY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert set(summary["seconds"]) == {"before", "data", "detector", "keypoints", "parts", "after"}
+    assert summary["before"]["router_bx9"]["product_recall"] == 0.0  # untrained before: never recognised
+    report = (work / "report.md").read_text()
+    assert "| router_bx9 | 0.000 |" in report and "| router_ax1800 |" in report
+    assert all((work / name).is_file() for name in ("losses.png", "recall.png", "parts.png"))
+    installed = catalog.parent / "installed"
+    assert {p.name for p in installed.iterdir()} >= {"fixlens-pose.onnx", "keypoints.onnx", "part-states.onnx"}
+
+    # The new weights know all three products: the keypoint network grew, the part network has the new parts.
+    cat = Catalog.load(catalog)
+    keypoints = KeypointModel(installed / "keypoints.onnx")
+    assert keypoints.layout.products == ("printer_lx400", "router_ax1800", "router_bx9")
+    assert len(keypoints.layout.keypoints("router_bx9")) == 8
+    assert PartNet(installed / "part-states.onnx").handles("router_bx9", "port_wan")
+    assert Pipeline(installed, backend="onnx", catalog=cat).untrained == []
+    # The shipped part network has no state file: its state was recovered from the ONNX export.
+    assert re.search(r"initialised from \S+/part-states\.onnx: kept 15 of \d+ parts", done.stderr)
+
+    again = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work), *TINY,
+                     timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("done earlier") == 6
+
+    other = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work),
+                     *TINY[:-1], "7", timeout=60)
+    assert other.returncode == 1 and "holds a run with other settings" in other.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nas_x"], "unknown product 'nas_x'"),
+    (["router_ax1800", "--images", "3"], "--images must be within 8..1000000, got 3"),
+    (["router_ax1800", "--focus-share", "0"], "--focus-share must be within (0, 1], got 0.0"),
+    (["router_ax1800", "--init", "/no/such/weights"], "--init /no/such/weights: no such folder"),
+    (["router_ax1800", "--catalog", "/no/such/catalog"], "--catalog: /no/such/catalog: catalog folder does not exist"),
+])
+def test_bad_options_are_named(args: list[str], message: str, tmp_path: Path) -> None:
+    done = _fixlens("train", "product", *args, "--work", str(tmp_path / "w"), timeout=60)
+    assert done.returncode == 2 and message in done.stderr
+    assert not (tmp_path / "w").exists()
