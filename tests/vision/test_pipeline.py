@@ -158,6 +158,32 @@ def test_a_tracked_frame_skips_the_detector_and_a_lost_track_falls_back_to_it(pi
     assert not lost.tracked and lost.product_id == "router_ax1800" and lost.timing_ms["detect_ms"] > 0.0
 
 
+def test_a_poorly_fitting_tracked_pose_is_checked_against_the_detector(pipeline: Pipeline,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tracked crop off the product can give a skewed pose that still verifies; one that fits worse than
+    ``TRACK_RECHECK_SHARE`` also runs the detector, and the better-fitting pose is kept."""
+    import vision.pipeline as pipeline_module
+    from vision.types import Track
+
+    cam = CameraIntrinsics.from_fov(640, 480)
+    router = default_catalog().get("router_ax1800")
+    pose = Pose.orbit(168.0, 31.0, 0.45, target=(0.0, 0.0, router.size_m[2] / 2))
+    frame = _jpeg(_render("router_ax1800", {}, pose, cam))
+    detected = pipeline.process(FrameInput(frame, 1, 0.0, cam))
+    x1, y1, x2, y2 = detected.box
+    off = Track("router_ax1800", (x1 + 0.1 * (x2 - x1), y1 + 0.15 * (y2 - y1), x2 + 0.1 * (x2 - x1),
+                                  y2 + 0.15 * (y2 - y1)), 0.9)  # the camera moved since the track was made
+    tracked = pipeline.process(FrameInput(frame, 2, 0.1, cam, track=off))
+    assert tracked.tracked and tracked.timing_ms["detect_ms"] == 0.0  # within the bound: no second look
+    share = pipeline_module._residual_share(tracked)
+    assert 0.0 < share <= pipeline_module.TRACK_RECHECK_SHARE
+    monkeypatch.setattr(pipeline_module, "TRACK_RECHECK_SHARE", share / 2)  # now it is a poor fit
+    checked = pipeline.process(FrameInput(frame, 3, 0.2, cam, track=off))
+    assert checked.timing_ms["detect_ms"] > 0.0 and checked.product_id == "router_ax1800"
+    assert pipeline_module._residual_share(checked) <= share
+    assert checked.tracked is (pipeline_module._residual_share(checked) == share)  # whichever fits better
+
+
 def test_real_photos_shipped_with_scikit_image_and_matplotlib_are_not_taken_for_products(pipeline: Pipeline) -> None:
     # The reserved real photos (never used in training): the detector fires on many of them, and the
     # geometric verification must turn those down (the acceptance bound is at most one in all).

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -43,9 +43,15 @@ THUMB = (80, 60)  # the size video frames are compared at to find which film fra
 # shows the picture the mark's pose was estimated on (ar_server/web/js/composite.js), so what is left is the
 # pose's own error.
 MAX_ERROR_PX = 12.0
-# Not yet met on every frame: about one run in four or five, one sample (of 12-26) lands further off while the
-# camera walks (19.2 px seen in CI, its neighbours within 2 px). Until that is understood the test allows one
-# such sample per run, within twice the target, and prints every error; the issue note says so.
+# Not yet met on every frame: about one run in four, one walking sample lands further off (19.2 px seen in CI,
+# its neighbours within 2 px). Measured for issue 14: the picture is identified exactly (MAX_MATCH_DISTANCE),
+# and the mark is drawn with the very pose the server sent for that picture (composite.js); what is off is the
+# server's pose for that one frame. Where the walk shows the back panel obliquely (film frames ~113-116), the
+# pose depends on where the keypoint crop falls, which is the previous answer's track box, so the same picture
+# is posed a few pixels off in one run and near 12 px off in another. The page cannot tell such a pose from the
+# hand's motion (answers come at ~7 Hz, the port moves up to 10 px a film frame), so until the server's pose is
+# steadier there the test allows one such sample per run, within twice the target, and prints every sample
+# with its frame and the server's `seq`.
 OUTLIERS_ALLOWED = 1
 OUTLIER_MAX_PX = 2 * MAX_ERROR_PX
 # Film frames, by what the hand does (tests/web/fake_camera.py HANDOFF): from 6 s it walks round from the
@@ -56,9 +62,15 @@ WALK_FRAMES = 4  # distinct film frames checked while the camera walks, at least
 HELD_FRAMES = 8  # ... and while it is held
 SAMPLING_S = 45.0  # the film loops every 24 s, so the walk comes round within this
 MAX_UNMARKED_SHARE = 0.1  # frames where the port faces the camera but the mark is missing (pose not found)
-# A sample is identified when its picture is this close (mean squared luma difference, 0-255 scale, means
-# removed) to a film frame; the page's picture differs from the film's by colour conversion alone (~50-110).
-MAX_MATCH_DISTANCE = 250.0
+# A sample is identified when its picture is this close to a film frame (mean squared luma difference, 0-255
+# scale, means removed, the page's contrast fitted to the film's) and the next closest frame is at least
+# MIN_MATCH_MARGIN times as far. The page shows the film's luma expanded from video to full range (x1.16, no
+# other change), and the capture shrinks it with Chromium's high-quality filter, which averages as OpenCV's
+# INTER_AREA does, so the own frame lies near 0.2 and the next closest several times further (each run prints
+# both). Compared without the contrast fit and with the default filter, the own frame lay 50-110 away and
+# neighbouring frames of a slow stretch could come closer, giving a neighbour's truth.
+MAX_MATCH_DISTANCE = 2.0
+MIN_MATCH_MARGIN = 3.0
 
 CAPTURE = """() => {
   const picture = document.getElementById('picture');
@@ -66,12 +78,38 @@ CAPTURE = """() => {
   const canvas = document.createElement('canvas');
   canvas.width = 80; canvas.height = 60;
   const g = canvas.getContext('2d', { willReadFrequently: true });
+  g.imageSmoothingQuality = 'high'; // averages like INTER_AREA; the default samples, and aliases
   g.drawImage(shown, 0, 0, 80, 60);
   const d = g.getImageData(0, 0, 80, 60).data;
   const luma = [];
   for (let i = 0; i < 80 * 60; i++) luma.push(0.299 * d[4 * i] + 0.587 * d[4 * i + 1] + 0.114 * d[4 * i + 2]);
-  return { luma, point: window.fixlensPage.pointDrawn };
+  const page = window.fixlensPage;
+  return { luma, point: page.pointDrawn, seq: page.shown ? page.shown.seq : null };
 }"""
+
+
+class Match(NamedTuple):
+    """Which film frame a captured picture is, how close it came, and how close the next closest frame."""
+
+    frame: int
+    distance: float
+    runner_up: float
+
+    @property
+    def sure(self) -> bool:
+        return self.distance <= MAX_MATCH_DISTANCE and self.runner_up > MIN_MATCH_MARGIN * self.distance
+
+
+class Sample(NamedTuple):
+    """One identified picture with the agent's mark on it; `seq` is the server's answer it shows."""
+
+    frame: int
+    u: float  # the port's true projection, video pixels
+    v: float
+    match: float
+    runner_up: float
+    seq: int | None
+    error: float  # drawn mark to true projection, pixels
 
 
 def film_thumbnails(path: Path) -> np.ndarray:
@@ -88,6 +126,20 @@ def film_thumbnails(path: Path) -> np.ndarray:
         start += 6 + frame_bytes
     out = np.stack(thumbs)
     return out - out.mean(axis=(1, 2), keepdims=True)
+
+
+def identify(thumbs: np.ndarray, luma: np.ndarray) -> Match:
+    """The film frame whose thumbnail (``film_thumbnails``) best matches ``luma`` ((60, 80), 0-255) once the
+    page's contrast is scaled to each frame's."""
+    films = thumbs.reshape(len(thumbs), -1)
+    picture = luma.reshape(-1).astype(np.float64) - luma.mean()
+    power = float(picture @ picture)
+    if power == 0.0:  # a flat picture (a black screen) matches every frame alike
+        return Match(0, math.inf, math.inf)
+    gains = films @ picture / power  # (frames,): the least-squares contrast factor, page to each film frame
+    distance = ((films - gains[:, None] * picture) ** 2).mean(axis=1)
+    best, second = np.argsort(distance)[:2]
+    return Match(int(best), float(distance[best]), float(distance[second]))
 
 
 def true_port(pose: tuple[list[float], list[float]]) -> tuple[float, float, bool]:
@@ -139,25 +191,27 @@ def test_an_agent_takes_the_session_and_points_at_the_wan_port_on_the_customers_
         console.click("#say button[type=submit]")
         customer.wait_for_selector(".agent-message:has-text('pointing at')", timeout=10_000)
 
-        checked: list[tuple[int, float, float, float]] = []  # (film frame, true u, v, error px)
+        checked: list[Sample] = []
         unmarked: list[int] = []  # film frames where the port faced the camera and no mark was drawn
+        unsure: list[Match] = []  # pictures not identified for certain, left out
         deadline = time.monotonic() + SAMPLING_S
         while time.monotonic() < deadline:
             shot = customer.evaluate(CAPTURE)
             point = shot["point"]
-            luma = np.asarray(shot["luma"], np.float32).reshape(THUMB[1], THUMB[0])
-            luma -= luma.mean()
-            distance = ((thumbs - luma) ** 2).mean(axis=(1, 2))
-            index = int(np.argmin(distance))
+            match = identify(thumbs, np.asarray(shot["luma"], np.float32).reshape(THUMB[1], THUMB[0]))
+            index = match.frame
             u, v, facing = true_port(truth[index])
             inside = 0 <= u < HANDOFF.width and 0 <= v < HANDOFF.height
-            if facing and inside and distance[index] <= MAX_MATCH_DISTANCE:
+            if not match.sure:
+                unsure.append(match)
+            elif facing and inside:
                 if point is None:
                     unmarked.append(index)
                 else:
-                    checked.append((index, round(u, 1), round(v, 1), round(math.hypot(point["u"] - u,
-                                                                                     point["v"] - v), 1)))
-            frames = {i for i, *_ in checked}
+                    checked.append(Sample(index, round(u, 1), round(v, 1), round(match.distance, 2),
+                                          round(match.runner_up, 2), shot["seq"],
+                                          round(math.hypot(point["u"] - u, point["v"] - v), 1)))
+            frames = {s.frame for s in checked}
             if len(frames & set(WALK)) >= WALK_FRAMES and len(frames & set(HELD)) >= HELD_FRAMES:
                 break
             customer.wait_for_timeout(100)
@@ -177,16 +231,16 @@ def test_an_agent_takes_the_session_and_points_at_the_wan_port_on_the_customers_
     finally:
         browser.close()
 
-    errors = [e for *_, e in checked]
-    frames = {i for i, *_ in checked}
-    why = (f"samples (frame, u, v, error px): {checked}; unmarked frames {unmarked}; page {final}; "
+    errors = [s.error for s in checked]
+    frames = {s.frame for s in checked}
+    why = (f"samples {checked}; unmarked frames {unmarked}; not identified for certain {unsure}; page {final}; "
            f"console {console_final}")
     assert len(frames & set(WALK)) >= WALK_FRAMES and len(frames & set(HELD)) >= HELD_FRAMES, why
     # Every identified frame, moving or held, but OUTLIERS_ALLOWED (above).
     assert len([e for e in errors if e > MAX_ERROR_PX]) <= OUTLIERS_ALLOWED, why
     assert max(errors) <= OUTLIER_MAX_PX, why
     assert len(unmarked) <= MAX_UNMARKED_SHARE * (len(checked) + len(unmarked)), why
-    spread = max(math.hypot(a[1] - b[1], a[2] - b[2]) for a in checked for b in checked)
+    spread = max(math.hypot(a.u - b.u, a.v - b.v) for a in checked for b in checked)
     assert spread >= 20.0, why  # the camera moved, and the mark followed it
     assert final["agentMessages"] == ["The WAN port is the one I am pointing at."], why
     assert console_final["acted"][:2] == ["point", "message"], why
@@ -199,8 +253,26 @@ def test_an_agent_takes_the_session_and_points_at_the_wan_port_on_the_customers_
     assert stored_token is None and desk_hidden and signed_out["state"] == "signed_out", signed_out
     assert signed_out["session"] is None and signed_out["agent"] is None, signed_out
     assert kinds[-1] == ("Alex", "leave"), kinds
-    walk = [e for i, *_, e in checked if i in WALK]
-    held = [e for i, *_, e in checked if i in HELD]
+    walk = [s.error for s in checked if s.frame in WALK]
+    held = [s.error for s in checked if s.frame in HELD]
     print(f"\nhand-off: {len(checked)} marks on {len(frames)} film frames checked against the film's truth; error px "
           f"walking (max {max(walk)}) {walk}, held (max {max(held)}) {held}; unmarked {len(unmarked)}; spread "
-          f"{spread:.1f} px; the customer page is at {tmp_path / 'customer-with-agent.png'}")
+          f"{spread:.1f} px; match distance max {max(s.match for s in checked)}, runner-up / match min "
+          f"{min(s.runner_up / max(s.match, 1e-6) for s in checked):.1f}; not identified for certain {len(unsure)}; "
+          f"the customer page is at {tmp_path / 'customer-with-agent.png'}")
+
+
+def test_identify_fits_the_pages_contrast_and_refuses_a_tie() -> None:
+    """Issue 14: a picture shown with more contrast than the film matched a neighbouring frame, not its own."""
+    rng = np.random.default_rng(14)
+    film = rng.uniform(16, 235, size=(5, THUMB[1], THUMB[0])).astype(np.float32)
+    # A nearly still stretch: frame 3 is frame 2 with a little more contrast and some noise. Compared as they
+    # are, without the contrast fit, the page's picture of frame 2 is closer to frame 3.
+    film[3] = 1.1 * (film[2] - 125) + 125 + rng.normal(0, 5, size=film[2].shape)
+    thumbs = film - film.mean(axis=(1, 2), keepdims=True)
+    shown = np.clip(1.164 * (film[2] - 16), 0, 255)  # frame 2 as the page shows it: video range expanded
+    match = identify(thumbs, shown)
+    assert match.frame == 2 and match.distance < 0.01 and match.sure, match
+    thumbs[4] = thumbs[2]  # two identical frames: either could be the one shown
+    assert not identify(thumbs, shown).sure
+    assert not identify(thumbs, np.full(THUMB[::-1], 40.0)).sure  # a black screen is no frame
