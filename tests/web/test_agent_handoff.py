@@ -43,24 +43,21 @@ THUMB = (80, 60)  # the size video frames are compared at to find which film fra
 # shows the picture the mark's pose was estimated on (ar_server/web/js/composite.js), so what is left is the
 # pose's own error.
 MAX_ERROR_PX = 12.0
-# Not yet met on every frame: about one run in four, one walking sample lands further off (19.2 px seen in CI,
-# its neighbours within 2 px). Measured for issue 14: the picture is identified exactly (MAX_MATCH_DISTANCE),
-# and the mark is drawn with the very pose the server sent for that picture (composite.js); what is off is the
-# server's pose for that one frame. Where the walk shows the back panel obliquely (film frames ~113-116), the
-# pose depends on where the keypoint crop falls, which is the previous answer's track box, so the same picture
-# is posed a few pixels off in one run and near 12 px off in another. The page cannot tell such a pose from the
-# hand's motion (answers come at ~7 Hz, the port moves up to 10 px a film frame), so until the server's pose is
-# steadier there the test allows one such sample per run, within twice the target, and prints every sample
-# with its frame and the server's `seq`.
-OUTLIERS_ALLOWED = 1
-OUTLIER_MAX_PX = 2 * MAX_ERROR_PX
+# About one run in four used to put one walking sample far off (19.2 px seen in CI, its neighbours within
+# 2 px). Measured for issue 14: the picture was identified exactly and the mark drawn with the very pose the
+# server sent for it; the server's pose for that frame was off. All such answers were tracked frames, whose
+# keypoint crop is cut where the previous answer put the product: where the walk shows the back panel
+# obliquely (film frames ~113-116), the pose depended on where that crop fell. The pipeline now also runs the
+# detector on a tracked frame whose pose fits worse than 90 % of detected poses and keeps the better fit
+# (vision.pipeline.TRACK_RECHECK_SHARE), and no sample may exceed MAX_ERROR_PX; each run prints every sample
+# with its frame and the server's `seq`, so a failure names the answer.
 # Film frames, by what the hand does (tests/web/fake_camera.py HANDOFF): from 6 s it walks round from the
 # lights to the back panel, turning tens of degrees a second, and from 10 s it holds the panel, shaking.
 WALK = range(6 * HANDOFF.fps, 10 * HANDOFF.fps)
 HELD = range(10 * HANDOFF.fps, round(HANDOFF.seconds * HANDOFF.fps))
 WALK_FRAMES = 4  # distinct film frames checked while the camera walks, at least
 HELD_FRAMES = 8  # ... and while it is held
-SAMPLING_S = 45.0  # the film loops every 24 s, so the walk comes round within this
+SAMPLING_S = 90.0  # the film loops every 24 s: the walk comes round three times (a loaded machine answers slowly)
 MAX_UNMARKED_SHARE = 0.1  # frames where the port faces the camera but the mark is missing (pose not found)
 # A sample is identified when its picture is this close to a film frame (mean squared luma difference, 0-255
 # scale, means removed, the page's contrast fitted to the film's) and the next closest frame is at least
@@ -236,9 +233,7 @@ def test_an_agent_takes_the_session_and_points_at_the_wan_port_on_the_customers_
     why = (f"samples {checked}; unmarked frames {unmarked}; not identified for certain {unsure}; page {final}; "
            f"console {console_final}")
     assert len(frames & set(WALK)) >= WALK_FRAMES and len(frames & set(HELD)) >= HELD_FRAMES, why
-    # Every identified frame, moving or held, but OUTLIERS_ALLOWED (above).
-    assert len([e for e in errors if e > MAX_ERROR_PX]) <= OUTLIERS_ALLOWED, why
-    assert max(errors) <= OUTLIER_MAX_PX, why
+    assert max(errors) <= MAX_ERROR_PX, why  # every identified frame, moving or held
     assert len(unmarked) <= MAX_UNMARKED_SHARE * (len(checked) + len(unmarked)), why
     spread = max(math.hypot(a.u - b.u, a.v - b.v) for a in checked for b in checked)
     assert spread >= 20.0, why  # the camera moved, and the mark followed it
