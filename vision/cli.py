@@ -59,6 +59,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write sample frames of each condition and a contact sheet here")
     r.set_defaults(handler=_cmd_robustness)
 
+    t = vsub.add_parser("tune-pose-check", help="choose the pose-check thresholds on training-side frames",
+                        description="Render product frames and draw product-free frames from the tuning seeds "
+                                    "(8800-8899, training's; never the robustness or eval seeds, and no real "
+                                    "photos) under every robustness condition, run the detector and keypoint "
+                                    "network, and score a small grid of pose-check thresholds: recall lost and "
+                                    "false detections; the thresholds are chosen by a rule fixed in "
+                                    "vision.training.tune_pose_check.")
+    t.add_argument("--positives", type=int, default=None, help="product frames per condition (default 40)")
+    t.add_argument("--negatives", type=int, default=None, help="product-free frames per condition (default 80)")
+    t.add_argument("--conditions", default=None, metavar="A,B,...", help="conditions to run (default: all)")
+    t.add_argument("--seed", type=int, default=None, help="tuning seed, within 8800-8899 (default 8800)")
+    t.add_argument("--weights-dir", type=Path, default=None, help="model folder (default vision/weights/)")
+    t.add_argument("--no-records", action="store_true", help="leave the per-detection features out of the JSON")
+    t.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    t.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    t.set_defaults(handler=_cmd_tune_pose_check)
+
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from vision.errors import ModelUnavailable
@@ -154,4 +171,42 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     if args.chart is not None:
         write_chart(report, args.chart)
     print(json.dumps(report) if args.json else format_table(report))
+    return 0
+
+
+def _cmd_tune_pose_check(args: argparse.Namespace) -> int:
+    from vision.errors import VisionError
+    from vision.training import tune_pose_check as tp
+    from vision.training.conditions import CONDITIONS
+
+    positives = tp.DEFAULT_POSITIVES if args.positives is None else args.positives
+    negatives = tp.DEFAULT_NEGATIVES if args.negatives is None else args.negatives
+    seed = tp.TUNING_SEED if args.seed is None else args.seed
+    names = list(CONDITIONS) if args.conditions is None else [n.strip() for n in args.conditions.split(",")]
+    problem = None
+    if not 1 <= positives <= 100_000:
+        problem = f"--positives must be within 1..100000, got {positives}"
+    elif not 1 <= negatives <= 100_000:
+        problem = f"--negatives must be within 1..100000, got {negatives}"
+    elif not tp.tuning_seed(seed):
+        problem = (f"--seed must be a tuning seed within {tp.TUNING_SEEDS.start}-{tp.TUNING_SEEDS.stop - 1} (never an "
+                   f"evaluation seed such as 7301 or 9001), got {seed}")
+    elif args.weights_dir is not None and not args.weights_dir.is_dir():
+        problem = f"--weights-dir {args.weights_dir}: not found (expected a folder with the models)"
+    elif not names or any(n not in CONDITIONS for n in names) or len(set(names)) != len(names):
+        problem = (f"--conditions {args.conditions!r}: expected distinct comma-separated names among "
+                   f"{', '.join(CONDITIONS)}")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        report = tp.run_tuning(names, positives=positives, negatives=negatives, seed=seed,
+                            weights_dir=args.weights_dir, records=not args.no_records, progress=not args.json)
+    except VisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report) if args.json else tp.format_summary(report))
     return 0

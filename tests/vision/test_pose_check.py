@@ -1,4 +1,4 @@
-"""Geometric verification of a pose: the rules that keep phantoms on real photos out."""
+"""Geometric verification of a pose: the rules that keep phantoms on product-free frames out."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import default_catalog
-from vision.pose_check import MIN_INLIERS, SURE_INLIERS, THIN_POSE_MIN_CONF, plausible, verified_pose
+from vision.pose_check import (
+    MAX_REPROJECTION_PX,
+    MAX_REPROJECTION_SHARE,
+    MIN_INLIERS,
+    MIN_SURENESS,
+    SURE_INLIERS,
+    THIN_POSE_MIN_CONF,
+    plausible,
+    verified_pose,
+)
 from vision.types import Keypoints
 
 CAMERA = CameraIntrinsics.from_fov(640, 480)
@@ -14,7 +23,8 @@ POSE = Pose.orbit(165.0, 30.0, 0.45, target=(0.0, 0.0, 0.02))
 
 
 def test_a_pose_on_few_inliers_needs_a_sure_keypoint_network() -> None:
-    assert plausible(POSE, 3.0, 300.0, SURE_INLIERS, 0.1)
+    assert plausible(POSE, 3.0, 300.0, SURE_INLIERS, MIN_SURENESS + 0.01)
+    assert not plausible(POSE, 3.0, 300.0, SURE_INLIERS, MIN_SURENESS - 0.01)  # unsure of every keypoint
     assert plausible(POSE, 3.0, 300.0, SURE_INLIERS - 1, THIN_POSE_MIN_CONF + 0.1)
     assert not plausible(POSE, 3.0, 300.0, SURE_INLIERS - 1, THIN_POSE_MIN_CONF - 0.1)
     assert not plausible(POSE, 30.0, 300.0, 10, 0.9)  # residuals too large for a 300 px product
@@ -24,6 +34,15 @@ def test_a_pose_on_few_inliers_needs_a_sure_keypoint_network() -> None:
 def test_a_camera_under_the_floor_is_not_plausible() -> None:
     below = Pose.orbit(165.0, -30.0, 0.45, target=(0.0, 0.0, 0.02))
     assert not plausible(below, 1.0, 300.0, 10, 0.9)
+
+
+def test_the_residual_allowed_grows_with_the_box() -> None:
+    """A small phantom box must not hide behind a fixed pixel allowance: the share of the side rules."""
+    for side in (40.0, 100.0, 400.0):
+        allowed = max(MAX_REPROJECTION_PX, MAX_REPROJECTION_SHARE * side)
+        assert plausible(POSE, 0.99 * allowed, side, 10, 0.9)
+        assert not plausible(POSE, 1.01 * allowed, side, 10, 0.9)
+    assert not plausible(POSE, 0.09 * 60.0, 60.0, 10, 0.9)  # 9 % of a 60 px box: what phantoms leave
 
 
 def _keypoints_of(pose: Pose, conf: float) -> tuple[Keypoints, np.ndarray, np.ndarray]:

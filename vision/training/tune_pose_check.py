@@ -1,0 +1,403 @@
+"""Choosing the pose-check thresholds on training-side frames: ``fixlens vision tune-pose-check``.
+
+The thresholds of :mod:`vision.pose_check` decide whether a detection is a product or a phantom. They must
+not be chosen by looking at an evaluation set (the real photos of scikit-image, matplotlib and ultralytics,
+or the robustness and eval seeds), so this command renders its own frames from the tuning seeds
+(``TUNING_SEEDS``, inside the training range; it refuses any other seed) and uses no real photo:
+
+- **positives**: catalog products rendered by the robustness scene code (:func:`vision.training.conditions.
+  frame_scene`) under every robustness condition, each with its one degradation; the ``real_photo``
+  background is replaced by the training data's home backgrounds (:func:`product_models.backdrop.home_background`);
+- **negatives**: product-free frames drawn by the training data's generators: home backgrounds (busy
+  dead-leaves rooms, walls, desks, shelves, cluttered fields and the allowed scikit-image textures), often
+  with an everyday object or a hand drawn in (:mod:`vision.training.occluders`), then degraded by the same
+  condition; a uniform surface under ``plain_surface``.
+
+Every frame goes as a JPEG through the pipeline's own detector and keypoint network (the ONNX models; no
+torch), and each detection the pipeline would verify is kept with what :func:`vision.pose_check.plausible`
+judges: the pose solved from its keypoints, the mean inlier residual (pixels, and as a share of the box's
+longer side), the inlier count, the keypoints' mean confidence and spread, the camera's height and how
+upright the product stands. Each candidate of ``GRID`` (a small product of values around the thresholds
+as they were before tuning, ``BASELINE``) is then scored:
+
+- ``recall_loss``: positives whose detection was right (right product, box IoU >= 0.5 with the truth) but
+  which the candidate rejects, as a share of all positives;
+- ``false_detection_rate``: negatives on which the candidate verifies a detection, as a share of all
+  negatives.
+
+**The rule, fixed before any result was seen**: among the candidates whose recall loss is at most
+max(``MAX_RECALL_LOSS`` = 0.3 % of positives, the baseline's own loss), pick the fewest false detections;
+ties go to the candidate that changes the fewest thresholds from the baseline, then to the smaller recall
+loss, then to the earlier grid entry. The chosen thresholds are what :mod:`vision.pose_check` ships.
+The rule's bound is the baseline's loss whenever that exceeds 0.3 % (it does: 18 of 640 on seed 8800), so in
+practice a candidate may not reject any more products than the baseline did.
+
+A choice made on one seed is checked on another (``--seed 8801``): the report's ``grid`` lists every
+candidate's recall lost and false detections, so the first seed's choice can be looked up there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from product_models.backdrop import home_background
+from product_models.camera import CameraIntrinsics, Pose
+from product_models.catalog import Product, default_catalog
+from vision.errors import PoseError
+from vision.pose import estimate_pose, resolve_camera
+from vision.pose_check import DEFAULT_THRESHOLDS, Thresholds, box_side, plausible, upright
+from vision.training import conditions as cn
+from vision.training.degradations import Degraded, InView
+from vision.training.robustness import encode
+from vision.training.scoring import RECALL_IOU, iou
+from vision.types import Keypoints
+
+TUNING_SEEDS = range(8800, 8900)  # inside the training range 8000-8999; robustness uses 7xxx and eval 9001
+TUNING_SEED = 8800
+DEFAULT_POSITIVES = 40  # rendered product frames per condition
+DEFAULT_NEGATIVES = 80  # drawn product-free frames per condition
+MAX_RECALL_LOSS = 0.003
+OBJECT_P = 0.5  # negatives with an everyday object drawn in
+HAND_P = 0.3  # ... with a hand
+# The thresholds as they were before this tuning existed (chosen partly on real photos): the reference the
+# rule's recall bound and its tie-break are measured from.
+BASELINE = Thresholds(max_reprojection_px=10.0, max_reprojection_share=0.03, inlier_share=0.05, min_inlier_px=4.0,
+                      sure_inliers=6, thin_pose_min_conf=0.45, min_inliers=5, min_upright=-0.2, min_sureness=0.0)
+# Values tried per threshold; the grid is their product. Each list holds the baseline's value. The first
+# grid (residual floors 6-10 px, shares 0.02-0.03, thin-pose confidence up to 0.6, upright up to 0.2) had no
+# candidate that kept every product the baseline keeps and removed more than 3 of 49 false detections on seed
+# 8800: on the training side, phantoms are small boxes whose residual is under the 10 px floor but far over
+# 3 % of their side. This grid reaches lower floors; the rule did not change.
+GRID: dict[str, tuple[float, ...]] = {
+    "max_reprojection_px": (2.0, 3.0, 4.0, 6.0, 10.0),
+    "max_reprojection_share": (0.025, 0.03, 0.035),
+    "inlier_share": (0.04, 0.05),
+    "min_inliers": (5, 6),
+    "sure_inliers": (6, 7),
+    "thin_pose_min_conf": (0.45, 0.55),
+    "min_upright": (-0.2, 0.0),
+    "min_sureness": (0.0, 0.25, 0.3, 0.35),
+}
+TOP = 10  # candidates listed in the report besides the baseline, the module's and the chosen one
+
+
+def tuning_seed(seed: int) -> bool:
+    return seed in TUNING_SEEDS
+
+
+@dataclasses.dataclass(frozen=True)
+class Sighting:
+    """The detection the pipeline would verify on one frame, with what the pose check needs."""
+
+    kind: str  # "positive" or "negative"
+    condition: str
+    index: int
+    product: str  # the detected product
+    correct: bool  # positives: the right product and box; negatives: always False
+    detector_confidence: float
+    keypoints: Keypoints
+    model_points: np.ndarray  # (k, 3) metres
+    camera: CameraIntrinsics
+    box: np.ndarray  # (4,) xyxy pixels
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """A sighting's pose under one outlier distance: what :func:`plausible` judges (None pose: PnP failed)."""
+
+    pose: Pose | None
+    error: float
+    inliers: int
+
+
+def evidence(s: Sighting, thresholds: Thresholds) -> Evidence:
+    """Solve the pose exactly as :func:`vision.pose_check.verified_pose` does."""
+    try:
+        est = estimate_pose(s.keypoints.uv, s.model_points, s.camera, s.keypoints.confidence,
+                            min_confidence=s.keypoints.min_confidence, inlier_px=thresholds.inlier_px(box_side(s.box)))
+    except PoseError:
+        return Evidence(None, float("inf"), 0)
+    return Evidence(est.pose, est.reprojection_error_px, int(est.inliers.sum()))
+
+
+def passes(s: Sighting, e: Evidence, thresholds: Thresholds) -> bool:
+    return e.pose is not None and plausible(e.pose, e.error, box_side(s.box), e.inliers,
+                                            s.keypoints.mean_confidence, thresholds)
+
+
+class Collector:
+    """Loads the pipeline and the renderer once; :meth:`condition` gathers one condition's sightings."""
+
+    def __init__(self, seed: int, weights_dir: Path | None = None) -> None:
+        from product_models.render import Renderer
+        from vision.pipeline import Pipeline
+        from vision.training.synth import _load_textures
+
+        self.seed = seed
+        self.catalog = default_catalog()
+        self.products: list[Product] = [self.catalog.get(pid) for pid in sorted(self.catalog.products)]
+        self.pipeline = Pipeline(weights_dir, backend="onnx") if weights_dir else Pipeline(backend="onnx")
+        self.renderer = Renderer(640, 480)
+        self.textures = _load_textures()  # scikit-image's brick, grass and gravel: allowed as backgrounds
+
+    def close(self) -> None:
+        self.renderer.close()
+
+    def condition(self, cond: cn.Condition, positives: int, negatives: int,
+                  progress: Any = None) -> tuple[list[Sighting], int, int]:
+        """(sightings, positives rendered, negatives drawn) under ``cond``."""
+        key = zlib.crc32(cond.name.encode())
+        out: list[Sighting] = []
+        for i in range(positives):
+            s = self._positive(cond, key, i)
+            if s is not None:
+                out.append(s)
+            if progress is not None:
+                progress.update()
+        for k in range(negatives):
+            s = self._negative(cond, key, k)
+            if s is not None:
+                out.append(s)
+            if progress is not None:
+                progress.update()
+        return out, positives, negatives
+
+    def _positive(self, cond: cn.Condition, key: int, i: int) -> Sighting | None:
+        jpeg, product, truth_box = self.positive_frame(cond, key, i)
+        s = self.sighting("positive", cond, i, jpeg)
+        if s is None:
+            return None
+        return dataclasses.replace(s, correct=s.product == product and iou(s.box, truth_box) >= RECALL_IOU)
+
+    def _negative(self, cond: cn.Condition, key: int, k: int) -> Sighting | None:
+        return self.sighting("negative", cond, k, self.negative_frame(cond, key, k))
+
+    def positive_frame(self, cond: cn.Condition, key: int, i: int) -> tuple[bytes, str, np.ndarray]:
+        """Product frame ``i`` under ``cond`` (``key``: the CRC-32 of its name): the JPEG, the product shown and
+        its true box."""
+        busy = cond.background == "real_photo"  # no real photo here: the training's home backgrounds instead
+        scene_cond = dataclasses.replace(cond, background="plain") if busy else cond
+        for attempt in range(20):
+            scene = cn.frame_scene(scene_cond, self.products, self.seed, i, attempt, [])
+            if busy:
+                scene = dataclasses.replace(scene, background=home_background(
+                    cn.stream(self.seed, 4, i, 1), cond.width, cond.height, self.textures))
+            result = self.renderer.render(scene.product, scene.states, scene.pose, scene.camera, scene.lighting,
+                                          scene.background)
+            if result.truth.product_box is not None:
+                break
+        else:
+            raise RuntimeError(f"frame {i} of {cond.name}: no view in 20 draws showed the device")
+        out = _degrade(cond, result.image, InView(scene.product, result.truth), cn.stream(self.seed, 6, key, i),
+                       cn.stream(self.seed, 7, key, i))
+        return encode(out.image, cond.jpeg_quality), scene.product.id, np.asarray(result.truth.product_box, float)
+
+    def negative_frame(self, cond: cn.Condition, key: int, k: int) -> bytes:
+        """Product-free frame ``k`` under ``cond``, as a JPEG."""
+        from vision.training.occluders import draw_hand, draw_object
+
+        w, h = cond.width, cond.height
+        rng = cn.stream(self.seed, 10, key, k)
+        if cond.background == "plain":
+            image = cn.plain_surface(rng, w, h)
+        else:
+            img = home_background(rng, w, h, self.textures).astype(np.float32)
+            side = rng.uniform(0.2, 0.6) * min(w, h)
+            x, y = rng.uniform(0, w - side), rng.uniform(0, h - side)
+            box = np.array([x, y, x + side, y + side])  # where a product would be: objects and hands go there
+            if rng.random() < OBJECT_P:
+                draw_object(img, rng, box)
+            if rng.random() < HAND_P:
+                draw_hand(img, rng, box, None)
+            image = np.clip(img, 0, 255).astype(np.uint8)
+        out = _degrade(cond, image, None, cn.stream(self.seed, 11, key, k), cn.stream(self.seed, 12, key, k))
+        return encode(out.image, cond.jpeg_quality)
+
+    def sighting(self, kind: str, cond: cn.Condition, index: int, jpeg: bytes) -> Sighting | None:
+        """Stages 1-3 of :class:`vision.pipeline.Pipeline` (decode, detect, keypoints) for one frame: the
+        detection it would verify, or None when the detector sees nothing."""
+        from vision.decode import decode_jpeg
+        from vision.detector import KEYPOINT_MIN_CONF
+
+        p = self.pipeline
+        image = decode_jpeg(jpeg, p.limits)
+        det = p.detector.detect_batch([image])[0]
+        if len(det) == 0:
+            return None
+        best = p._pick(det, None)
+        cls = int(det.class_id[best])
+        product = p._products[cls]
+        box = np.asarray(det.xyxy[best], dtype=np.float64)
+        if p.keypoints is not None:
+            keypoints = p.keypoints.predict(image, det.xyxy[best], product.id)
+        else:  # the detector's head pads every product to the longest keypoint list
+            head = Keypoints.from_detections(det, best, KEYPOINT_MIN_CONF)
+            n = len(product.keypoints)
+            keypoints = Keypoints(head.uv[:n], head.confidence[:n], head.min_confidence)
+        camera = resolve_camera(cond.camera, image.shape[1], image.shape[0])
+        return Sighting(kind, cond.name, index, product.id, False, float(det.confidence[best]), keypoints,
+                        p._model_points[cls], camera, box)
+
+
+def _degrade(cond: cn.Condition, image: np.ndarray, view: InView | None, look: np.random.Generator,
+             noise: np.random.Generator) -> Degraded:
+    return cond.degrade(image, view, look, noise) if cond.degrade is not None else Degraded(image)
+
+
+# ---- scoring -------------------------------------------------------------------------------------------
+
+def grid() -> list[Thresholds]:
+    """Every candidate, in a fixed order (the baseline's values are in every list)."""
+    names = list(GRID)
+    out = []
+    for values in itertools.product(*(GRID[n] for n in names)):
+        kw = dict(zip(names, values, strict=True))
+        kw["sure_inliers"], kw["min_inliers"] = int(kw["sure_inliers"]), int(kw["min_inliers"])
+        out.append(dataclasses.replace(BASELINE, **kw))
+    return out
+
+
+def changed(t: Thresholds, reference: Thresholds = BASELINE) -> list[str]:
+    return [f.name for f in dataclasses.fields(Thresholds) if getattr(t, f.name) != getattr(reference, f.name)]
+
+
+def score(sightings: Sequence[Sighting], positives: int, negatives: int,
+          candidates: Sequence[Thresholds]) -> list[dict[str, Any]]:
+    """Each candidate's counts. Poses are solved once per outlier distance, not per candidate."""
+    cache: dict[tuple[float, float], list[Evidence]] = {}
+    rows = []
+    for t in candidates:
+        key = (t.inlier_share, t.min_inlier_px)
+        if key not in cache:
+            cache[key] = [evidence(s, t) for s in sightings]
+        ok = [passes(s, e, t) for s, e in zip(sightings, cache[key], strict=True)]
+        lost = sum(1 for s, good in zip(sightings, ok, strict=True) if s.kind == "positive" and s.correct and not good)
+        fd = sum(1 for s, good in zip(sightings, ok, strict=True) if s.kind == "negative" and good)
+        recalled = sum(1 for s, good in zip(sightings, ok, strict=True) if s.kind == "positive" and s.correct and good)
+        rows.append({"thresholds": dataclasses.asdict(t), "changed": changed(t),
+                     "recall": round(recalled / positives, 4) if positives else None,
+                     "recall_lost": lost, "recall_loss": round(lost / positives, 4) if positives else None,
+                     "false_detections": fd,
+                     "false_detection_rate": round(fd / negatives, 4) if negatives else None})
+    return rows
+
+
+def choose(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -> int:
+    """The index of the chosen row, by the module docstring's rule."""
+    bound = max(MAX_RECALL_LOSS, baseline["recall_loss"] or 0.0)
+    eligible = [i for i, r in enumerate(rows) if (r["recall_loss"] or 0.0) <= bound + 1e-12]
+    return min(eligible, key=lambda i: (rows[i]["false_detections"], len(rows[i]["changed"]),
+                                        rows[i]["recall_lost"], i))
+
+
+def record(s: Sighting, e: Evidence, thresholds: Thresholds) -> dict[str, Any]:
+    """One sighting's features (under ``thresholds``' outlier distance), for the report."""
+    side = box_side(s.box)
+    conf = s.keypoints.confidence
+    return {"kind": s.kind, "condition": s.condition, "index": s.index, "product": s.product, "correct": s.correct,
+            "detector_confidence": round(s.detector_confidence, 3), "box_side_px": round(side, 1),
+            "error_px": None if e.pose is None else round(e.error, 2),
+            "error_share": None if e.pose is None else round(e.error / side, 4),
+            "inliers": e.inliers, "keypoints": len(conf),
+            "sureness": round(float(conf.mean()), 3), "confidence_spread": round(float(conf.std()), 3),
+            "camera_height_m": None if e.pose is None else round(float(e.pose.camera_position[2]), 3),
+            "upright": None if e.pose is None else round(upright(e.pose), 3),
+            "passes": passes(s, e, thresholds)}
+
+
+def _quantiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    q = np.quantile(np.asarray(values, float), [0.05, 0.25, 0.5, 0.75, 0.95])
+    return dict(zip(("p05", "p25", "p50", "p75", "p95"), (round(float(v), 3) for v in q), strict=True))
+
+
+def feature_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Quantiles of each feature for right detections of products and for detections on negatives."""
+    groups = {"products": [r for r in records if r["kind"] == "positive" and r["correct"]],
+              "negatives": [r for r in records if r["kind"] == "negative"]}
+    features = ("detector_confidence", "error_px", "error_share", "inliers", "sureness", "confidence_spread",
+                "camera_height_m", "upright")
+    return {g: {"count": len(rs), **{f: _quantiles([r[f] for r in rs if r[f] is not None]) for f in features}}
+            for g, rs in groups.items()}
+
+
+def run_tuning(conditions: Sequence[str], *, positives: int = DEFAULT_POSITIVES, negatives: int = DEFAULT_NEGATIVES,
+               seed: int = TUNING_SEED, weights_dir: Path | None = None, records: bool = True,
+               progress: bool = False) -> dict[str, Any]:
+    """Collect sightings under every condition in ``conditions``, score the grid and choose (module docstring)."""
+    if not tuning_seed(seed):
+        raise ValueError(f"seed must be a tuning seed ({TUNING_SEEDS.start}-{TUNING_SEEDS.stop - 1}), got {seed}")
+    unknown = [name for name in conditions if name not in cn.CONDITIONS]
+    if unknown:
+        raise ValueError(f"unknown condition {unknown[0]!r}: expected some of {', '.join(cn.CONDITIONS)}")
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    collector = Collector(seed, weights_dir)
+    sightings: list[Sighting] = []
+    total_pos = total_neg = 0
+    bar = tqdm(total=len(conditions) * (positives + negatives), unit="frame", disable=not progress, leave=False)
+    try:
+        for name in conditions:
+            got, p, n = collector.condition(cn.CONDITIONS[name], positives, negatives, bar)
+            sightings += got
+            total_pos, total_neg = total_pos + p, total_neg + n
+    finally:
+        bar.close()
+        collector.close()
+    collect_s = time.perf_counter() - t0
+    candidates = grid()
+    for extra in (BASELINE, DEFAULT_THRESHOLDS):
+        if extra not in candidates:
+            candidates.append(extra)
+    rows = score(sightings, total_pos, total_neg, candidates)
+    baseline = rows[candidates.index(BASELINE)]
+    chosen = choose(rows, baseline)
+    shipped = rows[candidates.index(DEFAULT_THRESHOLDS)]
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["false_detections"], rows[i]["recall_lost"], i))
+    recs = [record(s, evidence(s, DEFAULT_THRESHOLDS), DEFAULT_THRESHOLDS) for s in sightings]
+    detected = sum(1 for s in sightings if s.kind == "positive" and s.correct)
+    report: dict[str, Any] = {
+        "seed": seed, "conditions": list(conditions), "positives": total_pos, "negatives": total_neg,
+        "positives_detected": detected,
+        "detector_recall": round(detected / total_pos, 4) if total_pos else None,
+        "negatives_with_a_detection": sum(1 for s in sightings if s.kind == "negative"),
+        "rule": (f"fewest false detections with recall loss <= max({MAX_RECALL_LOSS}, baseline's); ties: fewest "
+                 "thresholds changed from the baseline, then smaller recall loss, then grid order"),
+        "candidates": len(rows),
+        "baseline": baseline, "module": shipped, "chosen": rows[chosen],
+        "chosen_is_module": rows[chosen]["thresholds"] == shipped["thresholds"],
+        "best_by_false_detections": [rows[i] for i in order[:TOP]],
+        "features": feature_summary(recs),
+        "seconds": {"collect": round(collect_s, 1), "total": round(time.perf_counter() - t0, 1)},
+    }
+    if records:
+        report["detections"] = recs
+        # Every candidate, compact: (thresholds in GRID's order, recall lost, false detections), so that a
+        # choice made on one seed can be checked on another.
+        report["grid"] = {"fields": list(GRID), "rows": [
+            [*(r["thresholds"][f] for f in GRID), r["recall_lost"], r["false_detections"]] for r in rows]}
+    return report
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    """A few lines for a terminal."""
+    lines = [f"seed {report['seed']}: {report['positives']} product frames (detector recall "
+             f"{report['detector_recall']}), {report['negatives']} product-free frames "
+             f"({report['negatives_with_a_detection']} with a detection); {report['candidates']} candidates"]
+    for name in ("baseline", "module", "chosen"):
+        r = report[name]
+        moved = ", ".join(r["changed"]) or "-"
+        lines.append(f"{name:9s} recall {r['recall']}  lost {r['recall_lost']}  false detections "
+                     f"{r['false_detections']} ({r['false_detection_rate']})  changed: {moved}")
+    lines.append("chosen thresholds: " + ", ".join(f"{k}={v}" for k, v in report["chosen"]["thresholds"].items()))
+    return "\n".join(lines)
