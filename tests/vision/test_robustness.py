@@ -342,8 +342,9 @@ def test_vision_eval_reports_the_plain_figures_beside_the_older_ones(few_photos:
     assert sum(s["frames"] for s in stages.values()) == 2
     for per in stages.values():
         assert set(per) == {"frames", "detector_recall", "keypoint_error_median_px", "keypoint_error_p90_px",
-                            "pose_success", "part_state_accuracy_4px"}
+                            "pose_success", "product_recall", "part_state_accuracy_4px"}
         assert 0.0 <= per["detector_recall"] <= 1.0 and 0.0 <= per["pose_success"] <= 1.0
+        assert 0.0 <= per["product_recall"] <= per["pose_success"]  # recognised needs a pose (and the right product)
 
 
 class _Recorder:
