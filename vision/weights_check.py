@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from product_models.catalog import Catalog
 from vision.errors import VisionError
 from vision.keypoint_layout import KeypointLayout, keypoint_fingerprint
+from vision.part_patches import CLASSIFIED_KINDS
 
 # The classes the part-state network may add after a part's own states (vision.part_patches).
 EXTRA_PART_CLASSES = frozenset({"hidden", "hand", "covered", "absent"})
@@ -96,8 +97,10 @@ def catalog_mismatches(catalog: Catalog, record: WeightsRecord, require_all: boo
             for part in catalog.get(pid).stateful_parts():
                 classes = index.get((pid, part.name))
                 if classes is None:
-                    if part.kind != "led" and not _unread_removable(part.kind, pid, record.part_entries):
-                        wrong.append(f"{pid}/{part.name} is not in it")  # an LED is still read by its colour
+                    # An LED is still read by its colour; a kind the network does not classify (a removable
+                    # part, so far) is read as unknown, never guessed, and no retraining would add it.
+                    if part.kind in CLASSIFIED_KINDS and part.kind != "led":
+                        wrong.append(f"{pid}/{part.name} is not in it")
                 elif _own_classes(classes, part.states) != tuple(part.states):
                     wrong.append(f"{pid}/{part.name} has states {', '.join(part.states)}, the network "
                                  f"{', '.join(_own_classes(classes, part.states))}")
@@ -105,13 +108,6 @@ def catalog_mismatches(catalog: Catalog, record: WeightsRecord, require_all: boo
         if wrong:
             out.append(Mismatch("part-states", "; ".join(wrong), _product_command(wrong, trained)))
     return out
-
-
-def _unread_removable(kind: str, product: str, entries: Sequence[tuple[str, str, tuple[str, ...]]]) -> bool:
-    """A removable part of a product the part-state network has no part of: the reader reports it unknown
-    ("unsure"), never a wrong state, so the detector alone may know the product. In a product the network
-    was trained on, a part it lacks means the catalog moved on since, as for any other kind."""
-    return kind == "removable" and all(p != product for p, _part, _classes in entries)
 
 
 def _own_classes(classes: Sequence[str], states: Sequence[str]) -> tuple[str, ...]:
