@@ -112,7 +112,7 @@ def _plots(run: Any, before: dict, after: dict) -> list[Path]:
             ax.set_ylim(0, 1.05)
             ax.axhline(0.9, color="grey", lw=0.8, ls="--")
             ax.set_title(figure)
-            ax.legend(loc="lower right")
+            ax.legend(loc="upper left")
         fig.tight_layout()
         fig.savefig(work / "recall.png", dpi=90)
         plt.close(fig)
