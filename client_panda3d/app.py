@@ -366,6 +366,8 @@ class ClientApp:
                     self._event(now, "choose", self.step.choices[index][0])
             elif action.startswith("choose:"):
                 self._event(now, "choose", action.split(":", 1)[1])
+            elif action == "done" and not self.step.accepts_done:
+                continue  # Enter on a step without a Done button: the server would only refuse it
             else:
                 self._event(now, action)
         return None

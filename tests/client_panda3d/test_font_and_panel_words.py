@@ -160,3 +160,17 @@ def test_the_panel_shows_done_only_where_the_scene_has_a_done_goto(scene_id: str
     actions = {b.action for b in shot.buttons}
     assert ("done" in actions) is done, actions
     assert {f"choose:{c.id}" for c in scene.steps[step_id].choices} <= actions
+
+
+@pytest.mark.parametrize("accepts_done, sent", [(True, [("done", None)]), (False, [])])
+def test_enter_sends_done_only_where_the_step_has_a_done_button(accepts_done: bool, sent: list) -> None:
+    """Enter is the keyboard's Done: on a step without the button the server would only refuse it."""
+    from client_panda3d.app import InputState
+
+    events: list = []
+    step = StepView("offer_reset", "text", accepts_done=accepts_done)
+    app = SimpleNamespace(input=InputState(), shot=None, step=step,
+                          _event=lambda now, kind, choice=None: events.append((kind, choice)))
+    app.input.on_key(13)
+    assert ClientApp._handle_input(app, 1.0) is None  # type: ignore[arg-type]
+    assert events == sent
