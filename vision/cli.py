@@ -109,8 +109,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(report, indent=None if args.json else 2))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        _write_json(args.out, report, indent=1)
     return 0
 
 
@@ -166,8 +165,7 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        _write_json(args.out, report, indent=2)
     if args.chart is not None:
         write_chart(report, args.chart)
     print(json.dumps(report) if args.json else format_table(report))
@@ -206,7 +204,12 @@ def _cmd_tune_pose_check(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        _write_json(args.out, report, indent=1)
     print(json.dumps(report) if args.json else tp.format_summary(report))
     return 0
+
+
+def _write_json(path: Path, report: dict, indent: int) -> None:
+    """``--out``: the JSON report written to ``path`` (its folder created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=indent) + "\n")

@@ -101,6 +101,18 @@ class DebugFrame:
     covered: np.ndarray | None  # (h, w) bool
 
 
+def render_in_view(renderer: Any, draw: Any, what: str) -> tuple[Any, Any]:
+    """(scene, render result) of the first of ``draw(attempt)``'s scenes whose render shows the device; a
+    random view can miss it (a close-up aimed past the product), so up to 20 draws are tried."""
+    for attempt in range(20):
+        scene = draw(attempt)
+        result = renderer.render(scene.product, scene.states, scene.pose, scene.camera, scene.lighting,
+                                 scene.background)
+        if result.truth.product_box is not None:
+            return scene, result
+    raise RuntimeError(f"{what}: no view in 20 draws showed the device")
+
+
 def encode(image: np.ndarray, quality: int) -> bytes:
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -175,14 +187,9 @@ class RobustnessRun:
     # ---- frames --------------------------------------------------------------------------------------
 
     def _frame(self, cond: cn.Condition, key: int, i: int, tally: Tally) -> None:
-        for attempt in range(20):
-            scene = cn.frame_scene(cond, self.products, self.seed, i, attempt, self.photos)
-            result = self.renderer.render(scene.product, scene.states, scene.pose, scene.camera, scene.lighting,
-                                          scene.background)
-            if result.truth.product_box is not None:
-                break
-        else:
-            raise RuntimeError(f"frame {i} of {cond.name}: no view in 20 draws showed the device")
+        scene, result = render_in_view(
+            self.renderer, lambda attempt: cn.frame_scene(cond, self.products, self.seed, i, attempt, self.photos),
+            f"frame {i} of {cond.name}")
         out = self._degrade(cond, result.image, InView(scene.product, result.truth), cn.stream(self.seed, 6, key, i),
                             cn.stream(self.seed, 7, key, i))
         truth = FrameTruth.from_render(scene.product, result.truth, out.covered)

@@ -56,7 +56,7 @@ from vision.pose import estimate_pose, resolve_camera
 from vision.pose_check import DEFAULT_THRESHOLDS, Thresholds, box_side, plausible, upright
 from vision.training import conditions as cn
 from vision.training.degradations import Degraded, InView
-from vision.training.robustness import encode
+from vision.training.robustness import encode, render_in_view
 from vision.training.scoring import RECALL_IOU, iou
 from vision.types import Keypoints
 
@@ -185,17 +185,14 @@ class Collector:
         its true box."""
         busy = cond.background == "real_photo"  # no real photo here: the training's home backgrounds instead
         scene_cond = dataclasses.replace(cond, background="plain") if busy else cond
-        for attempt in range(20):
+        def draw(attempt: int) -> cn.Scene:
             scene = cn.frame_scene(scene_cond, self.products, self.seed, i, attempt, [])
             if busy:
                 scene = dataclasses.replace(scene, background=home_background(
                     cn.stream(self.seed, 4, i, 1), cond.width, cond.height, self.textures))
-            result = self.renderer.render(scene.product, scene.states, scene.pose, scene.camera, scene.lighting,
-                                          scene.background)
-            if result.truth.product_box is not None:
-                break
-        else:
-            raise RuntimeError(f"frame {i} of {cond.name}: no view in 20 draws showed the device")
+            return scene
+
+        scene, result = render_in_view(self.renderer, draw, f"frame {i} of {cond.name}")
         out = _degrade(cond, result.image, InView(scene.product, result.truth), cn.stream(self.seed, 6, key, i),
                        cn.stream(self.seed, 7, key, i))
         return encode(out.image, cond.jpeg_quality), scene.product.id, np.asarray(result.truth.product_box, float)
