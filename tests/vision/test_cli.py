@@ -45,3 +45,14 @@ def test_train_options_with_bad_paths_fail_with_a_clear_error(tmp_path: Path,
     assert main(["train", "parts", "--data", str(data), "--epochs", "0", "--out-dir", str(tmp_path / "p")]) == 2
     assert "--epochs must be within 1..1000" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--focus", "nas_x"], "--focus: unknown product 'nas_x'; the catalog has printer_lx400, router_ax1800"),
+    (["--focus", "router_ax1800", "--focus-share", "1.5"], "--focus-share must be within (0, 1], got 1.5"),
+])
+def test_data_synth_refuses_a_bad_focus_before_writing(args: list[str], message: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--images", "4", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

@@ -139,6 +139,17 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         print(f"error: --val-share must be within [0, 1), got {args.val_share}", file=sys.stderr)
         return 2
     focus = None if args.focus is None else (args.focus, args.focus_share)
+    if focus is not None:  # checked before anything is written
+        from product_models.catalog import default_catalog
+
+        known = sorted(default_catalog().products)
+        if args.focus not in known:
+            print(f"error: --focus: unknown product {args.focus!r}; the catalog has {', '.join(known)}",
+                  file=sys.stderr)
+            return 2
+        if not 0.0 < args.focus_share <= 1.0:
+            print(f"error: --focus-share must be within (0, 1], got {args.focus_share}", file=sys.stderr)
+            return 2
     try:
         summary = write_dataset(args.out, args.images, args.seed, args.val_share, progress=not args.no_progress,
                                 focus=focus)
