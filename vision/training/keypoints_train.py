@@ -26,7 +26,7 @@ import numpy as np
 
 from product_models.catalog import Catalog, default_catalog
 from vision.keypoint_layout import KeypointLayout, keypoint_fingerprints
-from vision.keypoints import INPUT, MODEL_NAME, crop_square, soft_argmax, to_input
+from vision.keypoints import INPUT, MODEL_NAME, PAD_VALUE, crop_square, soft_argmax, to_input
 from vision.training.state_files import copy_array
 from vision.training.synth import class_names
 
@@ -125,23 +125,47 @@ def build_net(num_rows: int) -> Any:
 
 def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch: int = 64, seed: int = 0,
                     jitter: int = 2, lr: float = 2e-3, init: Path | None = None, log=print,
-                    catalog: Catalog | None = None) -> dict[str, Any]:
-    import torch
-
-    torch.manual_seed(seed)
+                    catalog: Catalog | None = None, device: str = "cpu") -> dict[str, Any]:
     catalog = catalog or default_catalog()
     layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
+    if init is not None:  # checked before the slow sample loading
+        grown_state(load_state(init), layout, build_net(layout.num_rows).state_dict())
     started = time.time()
+    train = load_samples(folders, "train", jitter, seed, layout)
+    val = load_samples(folders, "val", 1, seed + 1, layout)
+    if not len(train[0]):
+        raise ValueError(f"no training frame of {', '.join(layout.products)} in {', '.join(map(str, folders))}")
+    log(f"samples: train {len(train[0])}, val {len(val[0])} ({time.time() - started:.0f} s)")
+    summary = fit_keypoints(train, val, layout, out_dir, epochs, batch, seed, lr, init, log, device)
+    path = out_dir / MODEL_NAME
+    export_state(out_dir / STATE_NAME, path, catalog)
+    return {**summary, "onnx": str(path)}
+
+
+def fit_keypoints(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], layout: KeypointLayout,
+                  out_dir: Path, epochs: int, batch: int = 64, seed: int = 0, lr: float = 2e-3,
+                  init: Path | None = None, log=print, device: str = "cpu",
+                  deadline_s: float | None = None, warp: float = 0.0) -> dict[str, Any]:
+    """Train on loaded samples (:func:`load_samples`) and write ``out_dir / STATE_NAME`` and the training
+    record; :func:`export_state` makes the ONNX file from it (a GPU machine need not have the catalog).
+    ``deadline_s``: stop after the epoch that passes this many seconds (a rented machine's time is fixed);
+    the record says how many epochs ran. ``warp``: also zoom each training crop by up to this share and
+    shift it by up to this share of its side (targets move with it), so fixed crops (a pack's) are not
+    seen identically every epoch."""
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(seed)
+    started = time.time()
+    dev = torch.device(device)
     net = build_net(layout.num_rows)
-    if init is not None:  # fine-tune from an earlier run's state; checked before the slow sample loading
+    if init is not None:  # fine-tune from an earlier run's state
         state, kept = grown_state(load_state(init), layout, net.state_dict())
         net.load_state_dict(state)
         log(f"initialised from {init}: kept {kept} of {layout.num_rows} keypoint rows")
-    x_tr, y_tr, w_tr, c_tr = load_samples(folders, "train", jitter, seed, layout)
-    x_va, y_va, w_va, c_va = load_samples(folders, "val", 1, seed + 1, layout)
-    if not len(x_tr):
-        raise ValueError(f"no training frame of {', '.join(layout.products)} in {', '.join(map(str, folders))}")
-    log(f"samples: train {len(x_tr)}, val {len(x_va)} ({time.time() - started:.0f} s)")
+    net.to(dev)
+    x_tr, y_tr, w_tr, c_tr = train
+    x_va, y_va, w_va, c_va = val
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x_tr) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
@@ -153,48 +177,83 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
             gain = rng.uniform(0.75, 1.25, (len(x), 1, 1, 1)).astype(np.float32)
             bias = rng.uniform(-0.08, 0.08, (len(x), 1, 1, 1)).astype(np.float32)
             x = np.clip(x * gain + bias, 0.0, 1.0)
-        return torch.from_numpy(x)
+        return torch.from_numpy(x).to(dev)
 
     # (products, K) output row of each product's k-th keypoint; padding points at row 0 and has weight 0.
     row_table = torch.zeros(len(layout.products), layout.max_keypoints, dtype=torch.int64)
     for i, pid in enumerate(layout.products):
         rows = layout.rows(pid)
         row_table[i, :rows.stop - rows.start] = torch.arange(rows.start, rows.stop)
+    row_table = row_table.to(dev)
 
     def predict(x: torch.Tensor, cls: np.ndarray) -> torch.Tensor:
         heat = net(x)
         n = heat.shape[0]
-        heat = heat[torch.arange(n)[:, None], row_table[torch.from_numpy(cls)]]  # (n, K, h, w)
+        heat = heat[torch.arange(n, device=dev)[:, None], row_table[torch.from_numpy(cls).to(dev)]]  # (n, K, h, w)
         return soft_argmax(heat)[0]
+
+    def warped(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Zoom by s and shift by (tx, ty) crop pixels about the centre; outside the crop pads grey, as
+        :func:`vision.keypoints.crop_square` pads; keypoints pushed out of the crop lose their weight."""
+        n = len(x)
+        s = torch.empty(n, device=dev).uniform_(1 - warp, 1 + warp)
+        t = torch.empty(n, 2, device=dev).uniform_(-warp, warp) * INPUT
+        # y_out = c + s (y_in - c) + t; grid_sample asks, per output pixel, for its input point.
+        theta = torch.zeros(n, 2, 3, device=dev)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1 / s
+        theta[:, :, 2] = -t / s[:, None] * (2 / INPUT)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        pad = PAD_VALUE / 255.0
+        out = F.grid_sample(x - pad, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + pad
+        c = INPUT / 2
+        y2 = c + s[:, None, None] * (y - c) + t[:, None, :]
+        inside = ((y2 >= -INPUT * 0.1) & (y2 <= INPUT * 1.1)).all(-1)
+        return out, y2, w * inside
 
     history = []
     for epoch in range(epochs):
         net.train()
         order = rng.permutation(len(x_tr))
-        total = 0.0
+        total = torch.zeros((), device=dev)
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
-            uv = predict(to_tensor(x_tr[idx], True), c_tr[idx])
-            w = torch.from_numpy(w_tr[idx])
-            err = (uv - torch.from_numpy(y_tr[idx])).abs().sum(-1)
+            x = to_tensor(x_tr[idx], True)
+            y = torch.from_numpy(y_tr[idx]).to(dev)
+            w = torch.from_numpy(w_tr[idx]).to(dev)
+            if warp:
+                x, y, w = warped(x, y, w)
+            uv = predict(x, c_tr[idx])
+            err = (uv - y).abs().sum(-1)
             loss = (err * w).sum() / w.sum().clamp(min=1.0)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
-        val = evaluate_crops(net, predict, to_tensor, x_va, y_va, w_va, c_va)
-        history.append({"epoch": epoch + 1, "train_l1_px": round(total / len(order), 3), **val})
+            total += loss.detach() * len(idx)
+        val_err = evaluate_crops(net, predict, to_tensor, x_va, y_va, w_va, c_va)
+        history.append({"epoch": epoch + 1, "train_l1_px": round(float(total) / len(order), 3), **val_err,
+                        "seconds": round(time.time() - started)})
         log(json.dumps(history[-1]))
+        if deadline_s is not None and time.time() - started > deadline_s and epoch + 1 < epochs:
+            log(f"stopping after epoch {epoch + 1} of {epochs}: past the {deadline_s:.0f} s deadline")
+            break
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / MODEL_NAME
-    export(net, path, layout, keypoint_fingerprints(catalog, layout.products))
     # Not needed at run time; lets a later run fine-tune, or grow the network for a larger catalog.
-    torch.save({"layout": layout.to_json(), "net": net.state_dict()}, out_dir / STATE_NAME)
-    summary = {"epochs": epochs, "train_samples": len(x_tr), "val_samples": len(x_va),
-               "train_seconds": round(time.time() - started, 1), "final": history[-1], "onnx": str(path)}
+    torch.save({"layout": layout.to_json(), "net": {k: v.cpu() for k, v in net.state_dict().items()}},
+               out_dir / STATE_NAME)
+    summary = {"epochs": len(history), "epochs_planned": epochs, "train_samples": len(x_tr),
+               "val_samples": len(x_va), "device": device,
+               "train_seconds": round(time.time() - started, 1), "final": history[-1]}
     (out_dir / "keypoints.train.json").write_text(json.dumps({**summary, "history": history}, indent=1) + "\n")
     return summary
+
+
+def export_state(state_path: Path, onnx_path: Path, catalog: Catalog | None = None) -> None:
+    """Export a ``STATE_NAME`` file to ONNX, with its layout and the fingerprints of ``catalog``'s products."""
+    layout, state = load_state(state_path)
+    net = build_net(layout.num_rows)
+    net.load_state_dict(state)
+    export(net, onnx_path, layout, keypoint_fingerprints(catalog or default_catalog(), layout.products))
 
 
 def evaluate_crops(net, predict, to_tensor, x, y, w, c) -> dict[str, float]:
@@ -204,7 +263,7 @@ def evaluate_crops(net, predict, to_tensor, x, y, w, c) -> dict[str, float]:
     errs = []
     with torch.no_grad():
         for i in range(0, len(x), 128):
-            uv = predict(to_tensor(x[i:i + 128], False), c[i:i + 128]).numpy()
+            uv = predict(to_tensor(x[i:i + 128], False), c[i:i + 128]).cpu().numpy()
             d = np.linalg.norm(uv - y[i:i + 128], axis=-1)
             m = w[i:i + 128] > 0
             errs.extend((d * m).sum(1) / np.maximum(m.sum(1), 1))

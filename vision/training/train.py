@@ -42,6 +42,8 @@ class TrainConfig:
     project: Path = Path("runs/train")
     name: str = "fixlens-pose"
     out_dir: Path = WEIGHTS_DIR
+    export: bool = True  # ONNX beside the weights (a GPU machine without onnxslim exports later, elsewhere)
+    extra: tuple[tuple[str, Any], ...] = ()  # further Ultralytics train arguments, e.g. (("lr0", 0.005),)
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -64,6 +66,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         args.update(lr0=0.002, warmup_epochs=0.0, cache=False)
     if cfg.time_hours:
         args["time"] = cfg.time_hours
+    args.update(cfg.extra)
+    _read_results_without_polars()
     model.train(**args)
     run_dir = Path(model.trainer.save_dir)
     best = run_dir / "weights" / "best.pt"
@@ -72,15 +76,36 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     pt_path = cfg.out_dir / f"{WEIGHTS_NAME}.pt"
     shutil.copyfile(best, pt_path)
-    onnx_path = export_onnx(pt_path, cfg.imgsz)
+    onnx_path = export_onnx(pt_path, cfg.imgsz) if cfg.export else None
     metrics = {k: float(v) for k, v in (model.trainer.metrics or {}).items()}
     summary = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
         "epochs_run": int(model.trainer.epoch) + 1, "train_seconds": round(time.time() - started, 1),
-        "metrics": metrics, "weights": str(pt_path), "onnx": str(onnx_path), "run_dir": str(run_dir),
+        "metrics": metrics, "weights": str(pt_path), "onnx": onnx_path and str(onnx_path), "run_dir": str(run_dir),
     }
     (cfg.out_dir / f"{WEIGHTS_NAME}.train.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _read_results_without_polars() -> None:
+    """Ultralytics reads its results.csv back with polars when it saves a checkpoint; polars (40 MB) is
+    not otherwise needed, and a GPU machine may lack it. Where it is missing, read the CSV with the
+    standard library, into the same column -> values dictionary."""
+    try:
+        import polars  # noqa: F401
+        return
+    except ImportError:
+        pass
+    import csv
+
+    from ultralytics.engine.trainer import BaseTrainer
+
+    def read_results_csv(self) -> dict[str, list[float]]:
+        with open(self.csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return {k.strip(): [float(r[k]) for r in rows] for k in (rows[0] if rows else {})}
+
+    BaseTrainer.read_results_csv = read_results_csv
 
 
 def export_onnx(pt_path: Path, imgsz: int) -> Path:

@@ -1,0 +1,108 @@
+"""Training packs: a synth folder shrunk for a GPU machine, and training the keypoint network from packs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from product_models.catalog import default_catalog
+from vision.keypoint_layout import KeypointLayout
+from vision.training.keypoints_train import load_samples
+from vision.training.pack import DET_SIDE, read_crops, write_pack
+from vision.training.pack_train import merged_data_yaml
+from vision.training.synth import class_names, write_dataset
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def synth_and_pack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("pack")
+    write_dataset(root / "synth", 10, seed=4343, val_share=0.3, progress=False)
+    write_pack(root / "synth", root / "pack", jitter=2, seed=5)
+    return root / "synth", root / "pack"
+
+
+def test_pack_keeps_every_label_and_shrinks_frames_to_the_detector_size(synth_and_pack) -> None:
+    synth, pack = synth_and_pack
+    meta = json.loads((pack / "pack.json").read_text())
+    assert meta["names"] == class_names(default_catalog()) and meta["det_side"] == DET_SIDE
+    for split in ("train", "val"):
+        originals = sorted(p.name for p in (synth / "images" / split).glob("*.jpg"))
+        assert sorted(p.name for p in (pack / "det" / "images" / split).glob("*.jpg")) == originals
+        assert meta["frames"][split] == len(originals)
+        for name in originals:
+            small = cv2.imread(str(pack / "det" / "images" / split / name))
+            full = cv2.imread(str(synth / "images" / split / name))
+            assert max(small.shape[:2]) == DET_SIDE
+            assert abs(small.shape[1] / small.shape[0] - full.shape[1] / full.shape[0]) < 0.01
+        for label in (synth / "labels" / split).glob("*.txt"):  # normalised: unchanged by the resize
+            assert (pack / "det" / "labels" / split / label.name).read_text() == label.read_text()
+
+
+def test_pack_crops_are_the_training_crops(synth_and_pack) -> None:
+    synth, pack = synth_and_pack
+    catalog = default_catalog()
+    layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
+    x, y, w, c = load_samples([synth], "train", 2, 5, layout)  # the pack's seed: the same jittered boxes
+    px, py, pw, pc = read_crops(pack, "train", layout.to_json())
+    assert len(px) == len(x) > 0
+    np.testing.assert_array_equal(py, y)
+    np.testing.assert_array_equal(pw, w)
+    np.testing.assert_array_equal(pc, c)
+    # JPEG at the pack's quality: close to the crop, never a different picture.
+    assert np.abs(px.astype(int) - x.astype(int)).mean() < 4.0
+
+
+def test_pack_refusals(synth_and_pack, tmp_path: Path) -> None:
+    synth, pack = synth_and_pack
+    with pytest.raises(ValueError, match="already exists"):
+        write_pack(synth, pack)
+    with pytest.raises(ValueError, match="not a `fixlens data synth` folder"):
+        write_pack(tmp_path, tmp_path / "out")
+    with pytest.raises(ValueError, match="layout differs"):
+        read_crops(pack, "train", KeypointLayout((("router_ax1800", ("a", "b")),)).to_json())
+    other = tmp_path / "other"
+    (other / "det").mkdir(parents=True)
+    meta = json.loads((pack / "pack.json").read_text())
+    (other / "pack.json").write_text(json.dumps({**meta, "names": ["router_ax1800"]}))
+    with pytest.raises(ValueError, match="differ from"):
+        merged_data_yaml([pack, other], tmp_path / "w")
+
+
+def test_merged_data_yaml_lists_every_packs_frames(synth_and_pack, tmp_path: Path) -> None:
+    _, pack = synth_and_pack
+    data = yaml.safe_load(merged_data_yaml([pack, pack], tmp_path / "w").read_text())
+    assert data["train"] == [str((pack / "det" / "images" / "train").resolve())] * 2
+    assert list(data["names"].values()) == class_names(default_catalog())
+    assert data["kpt_shape"] == json.loads((pack / "pack.json").read_text())["kpt_shape"]
+
+
+def test_keypoints_train_from_packs_and_export_here(synth_and_pack, tmp_path: Path) -> None:
+    """The GPU machine's command, on the CPU: one epoch from two packs, then the export where the catalog is.
+    In a child process: torch must not share this process with the EGL renderer."""
+    from vision.keypoints import KeypointModel
+
+    _, pack = synth_and_pack
+    cmd = [sys.executable, "-m", "vision.training.pack_train", "keypoints", "--packs", str(pack), str(pack),
+           "--out", str(tmp_path), "--epochs", "2", "--batch", "8", "--deadline", "0"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "keypoints.train.json").read_text())
+    # The deadline stops it after the first epoch, and the record says so.
+    assert record["epochs"] == 1 and record["epochs_planned"] == 2 and record["device"] == "cpu"
+    done = subprocess.run([sys.executable, "-m", "vision.training.pack_train", "export", "--weights", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    net = KeypointModel(tmp_path / "keypoints.onnx")
+    assert net.layout.products == tuple(class_names(default_catalog()))
+    empty = subprocess.run([sys.executable, "-m", "vision.training.pack_train", "export", "--weights",
+                            str(tmp_path / "none")], capture_output=True, text=True, timeout=300)
+    assert empty.returncode == 2 and "neither fixlens-pose.pt nor keypoints.state.pt" in empty.stderr

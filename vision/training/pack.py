@@ -1,0 +1,97 @@
+"""Compact training packs: ``fixlens data synth`` folders shrunk to what the GPU training needs.
+
+A rented GPU machine often has no renderer and a small upload limit, while synthetic frames are ~37 KB
+each. A pack keeps, per synth folder:
+
+- ``det/``: every frame at ``DET_SIDE`` pixels on its longer side (the detector trains at 320) with its
+  YOLO labels unchanged (they are normalised, so a uniform resize keeps them exact);
+- ``keypoints-{split}.npz``: the keypoint network's training crops, cut from the full-resolution frames
+  exactly as :func:`vision.training.keypoints_train.load_samples` cuts them, stored as JPEG bytes.
+
+:mod:`vision.training.pack_train` trains from one or more packs. The pack is built here, where the frames
+were rendered; only numpy and OpenCV are needed to build it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from product_models.catalog import Catalog, default_catalog
+from vision.keypoint_layout import KeypointLayout
+from vision.training.synth import class_names
+
+DET_SIDE = 320  # pixels on the longer side: the detector's training size
+DET_QUALITY = 75  # JPEG quality of the detector frames (the frames already carry JPEG and noise artefacts)
+CROP_QUALITY = 88  # JPEG quality of the keypoint crops: sub-pixel targets need a little more
+
+
+@dataclass(frozen=True)
+class PackSummary:
+    folder: str
+    frames: dict[str, int]
+    crops: dict[str, int]
+    bytes: int
+
+
+def write_pack(folder: Path, out: Path, jitter: int = 2, seed: int = 0, det_share: float = 1.0,
+               catalog: Catalog | None = None) -> PackSummary:
+    """Pack one synth ``folder`` into ``out`` (created; must not exist). ``det_share``: the share of each
+    split's frames kept for the detector (a rehearsal set needs fewer); crops come from every frame."""
+    from vision.training.keypoints_train import load_samples  # imports no torch
+
+    if not (folder / "images").is_dir() or not (folder / "truth").is_dir():
+        raise ValueError(f"{folder}: not a `fixlens data synth` folder (no images/ or truth/)")
+    if out.exists():
+        raise ValueError(f"{out}: already exists; packs are written once")
+    catalog = catalog or default_catalog()
+    layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
+    rng = np.random.default_rng(seed)
+    frames: dict[str, int] = {}
+    crops: dict[str, int] = {}
+    for split in ("train", "val"):
+        images = sorted((folder / "images" / split).glob("*.jpg"))
+        keep = images if det_share >= 1.0 else [p for p in images if rng.random() < det_share]
+        (out / "det" / "images" / split).mkdir(parents=True)
+        (out / "det" / "labels" / split).mkdir(parents=True)
+        for path in keep:
+            image = cv2.imread(str(path))
+            if image is None:
+                raise ValueError(f"{path}: not a readable image")
+            h, w = image.shape[:2]
+            scale = DET_SIDE / max(h, w)
+            small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(out / "det" / "images" / split / path.name), small, [cv2.IMWRITE_JPEG_QUALITY, DET_QUALITY])
+            label = folder / "labels" / split / f"{path.stem}.txt"
+            if label.is_file():
+                shutil.copyfile(label, out / "det" / "labels" / split / label.name)
+        frames[split] = len(keep)
+        x, y, wt, c = load_samples([folder], split, jitter if split == "train" else 1, seed, layout)
+        encoded = [cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, CROP_QUALITY])[1].ravel() for crop in x]
+        offsets = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
+        np.savez(out / f"keypoints-{split}.npz", jpeg=np.concatenate(encoded) if encoded else np.zeros(0, np.uint8),
+                 offsets=offsets, targets=y, weights=wt, classes=c, layout=np.array(layout.to_json()))
+        crops[split] = len(x)
+    names = class_names(catalog)
+    (out / "pack.json").write_text(json.dumps({
+        "source": str(folder), "names": names, "kpt_shape": [layout.max_keypoints, 3],
+        "frames": frames, "crops": crops, "jitter": jitter, "seed": seed, "det_side": DET_SIDE}, indent=1) + "\n")
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return PackSummary(str(folder), frames, crops, size)
+
+
+def read_crops(pack: Path, split: str, layout_json: str | None = None) -> tuple[np.ndarray, ...]:
+    """The keypoint crops of one pack split, decoded: (crops, targets, weights, classes). ``layout_json``:
+    the layout every pack of one run must share; a pack with another layout raises ValueError."""
+    data = np.load(pack / f"keypoints-{split}.npz")
+    if layout_json is not None and str(data["layout"]) != layout_json:
+        raise ValueError(f"{pack}: its keypoint layout differs from the first pack's; pack them with one catalog")
+    jpeg, offsets = data["jpeg"], data["offsets"]
+    crops = [cv2.imdecode(jpeg[offsets[i]:offsets[i + 1]], cv2.IMREAD_COLOR) for i in range(len(offsets) - 1)]
+    x = np.stack(crops) if crops else np.zeros((0, 128, 128, 3), np.uint8)
+    return x, data["targets"], data["weights"], data["classes"]

@@ -1,0 +1,122 @@
+"""Train the detector or the keypoint network from training packs (:mod:`vision.training.pack`), typically
+on a GPU machine that has torch and Ultralytics but no renderer. ONNX export happens afterwards, where the
+catalog is (``python -m vision.training.pack_train export``).
+
+    python -m vision.training.pack_train detector  --packs P1 P2 --out W --device 0 --epochs 60 --time 0.08
+    python -m vision.training.pack_train keypoints --packs P1 P2 --out W --device cuda --epochs 40
+    python -m vision.training.pack_train export --weights W        # here: W/*.onnx from W's .pt files
+
+torch is imported here only; this module must not run in a process that renders with EGL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def merged_data_yaml(packs: list[Path], out: Path) -> Path:
+    """One Ultralytics data.yaml over every pack's ``det/`` frames; the packs must share class names and
+    keypoint shape."""
+    import yaml
+
+    metas = [json.loads((p / "pack.json").read_text()) for p in packs]
+    for pack, meta in zip(packs, metas, strict=True):
+        if (meta["names"], meta["kpt_shape"]) != (metas[0]["names"], metas[0]["kpt_shape"]):
+            raise ValueError(f"{pack}: classes {meta['names']} or keypoints {meta['kpt_shape']} differ from "
+                             f"{packs[0]}'s; pack every folder with one catalog")
+    data = {"train": [str((p / "det" / "images" / "train").resolve()) for p in packs],
+            "val": [str((p / "det" / "images" / "val").resolve()) for p in packs],
+            "names": dict(enumerate(metas[0]["names"])), "kpt_shape": metas[0]["kpt_shape"]}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "packs.data.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def train_detector(args: argparse.Namespace) -> dict:
+    from vision.training.train import TrainConfig, train
+
+    data = merged_data_yaml(args.packs, args.out)
+    cfg = TrainConfig(data=data, epochs=args.epochs, imgsz=320, batch=args.batch, seed=args.seed,
+                      time_hours=args.time, device=args.device, workers=args.workers, init=args.init,
+                      project=args.out / "runs", out_dir=args.out, export=False,
+                      extra=(("deterministic", False), ("cache", "ram"), ("lr0", args.lr), ("warmup_epochs", 1.0),
+                             ("cos_lr", True)))
+    return train(cfg)
+
+
+def train_keypoints(args: argparse.Namespace) -> dict:
+    from vision.keypoint_layout import KeypointLayout
+    from vision.training.keypoints_train import fit_keypoints
+    from vision.training.pack import read_crops
+
+    started = time.time()
+    layout_json = str(np.load(args.packs[0] / "keypoints-train.npz")["layout"])
+    splits = {}
+    for split in ("train", "val"):
+        parts = [read_crops(p, split, layout_json) for p in args.packs]
+        splits[split] = tuple(np.concatenate([part[i] for part in parts]) for i in range(4))
+    print(f"crops: train {len(splits['train'][0])}, val {len(splits['val'][0])} ({time.time() - started:.0f} s)",
+          flush=True)
+    return fit_keypoints(splits["train"], splits["val"], KeypointLayout.from_json(layout_json), args.out,
+                         args.epochs, args.batch, args.seed, args.lr, args.init,
+                         lambda m: print(m, flush=True), args.device, args.deadline, args.warp)
+
+
+def export(args: argparse.Namespace) -> dict:
+    from vision.keypoints import MODEL_NAME
+    from vision.training.keypoints_train import STATE_NAME, export_state
+    from vision.training.train import WEIGHTS_NAME, export_onnx
+
+    done = {}
+    pt = args.weights / f"{WEIGHTS_NAME}.pt"
+    if pt.is_file():
+        done["detector"] = str(export_onnx(pt, 320))
+    state = args.weights / STATE_NAME
+    if state.is_file():
+        export_state(state, args.weights / MODEL_NAME)
+        done["keypoints"] = str(args.weights / MODEL_NAME)
+    if not done:
+        raise ValueError(f"{args.weights}: neither {WEIGHTS_NAME}.pt nor {STATE_NAME} is there")
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vision.training.pack_train", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    for name, lr, batch in (("detector", 0.005, 64), ("keypoints", 3e-3, 128)):
+        p = sub.add_parser(name)
+        p.add_argument("--packs", type=Path, nargs="+", required=True)
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--epochs", type=int, default=40)
+        p.add_argument("--batch", type=int, default=batch)
+        p.add_argument("--lr", type=float, default=lr)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--init", type=Path, default=None)
+        if name == "keypoints":
+            p.add_argument("--deadline", type=float, default=None, help="stop after the epoch past this many s")
+            p.add_argument("--warp", type=float, default=0.08, help="zoom/shift augmentation share (0.08)")
+        if name == "detector":
+            p.add_argument("--time", type=float, default=None, help="wall-clock budget in hours")
+            p.add_argument("--workers", type=int, default=8)
+    p = sub.add_parser("export")
+    p.add_argument("--weights", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        result = {"detector": train_detector, "keypoints": train_keypoints, "export": export}[args.what](args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
