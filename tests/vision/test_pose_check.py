@@ -42,7 +42,7 @@ def test_the_residual_allowed_grows_with_the_box() -> None:
         allowed = max(MAX_REPROJECTION_PX, MAX_REPROJECTION_SHARE * side)
         assert plausible(POSE, 0.99 * allowed, side, 10, 0.9)
         assert not plausible(POSE, 1.01 * allowed, side, 10, 0.9)
-    assert not plausible(POSE, 0.09 * 60.0, 60.0, 10, 0.9)  # 9 % of a 60 px box: what phantoms leave
+    assert not plausible(POSE, 0.09 * 200.0, 200.0, 10, 0.9)  # 9 % of a 200 px box: what phantoms leave
 
 
 def _keypoints_of(pose: Pose, conf: float) -> tuple[Keypoints, np.ndarray, np.ndarray]:
@@ -59,3 +59,15 @@ def test_exact_keypoints_give_their_pose_and_scattered_ones_none() -> None:
     assert np.linalg.norm(verified.pose.camera_position - POSE.camera_position) < 0.01
     scattered = Keypoints(np.random.default_rng(3).uniform(100, 400, keypoints.uv.shape), keypoints.confidence, 0.15)
     assert verified_pose(scattered, xyz, CAMERA, box) is None
+
+
+def test_a_detection_must_reach_the_confidence_floor_and_a_tracked_frame_is_not_asked() -> None:
+    from vision.pose_check import DEFAULT_THRESHOLDS, Thresholds
+
+    keypoints, xyz, box = _keypoints_of(POSE, 0.9)
+    strict = Thresholds(min_detection_conf=0.6)
+    assert verified_pose(keypoints, xyz, CAMERA, box, strict, detection_confidence=0.59) is None
+    assert verified_pose(keypoints, xyz, CAMERA, box, strict, detection_confidence=0.61) is not None
+    assert verified_pose(keypoints, xyz, CAMERA, box, strict, detection_confidence=None) is not None  # tracked
+    floor = DEFAULT_THRESHOLDS.min_detection_conf
+    assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=floor) is not None

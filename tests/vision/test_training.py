@@ -142,6 +142,18 @@ def test_part_index_lays_out_each_parts_classes_end_to_end() -> None:
         PartIndex.from_json('[["p", "a"]]')
 
 
+def test_class_weights_balance_states_and_never_favour_an_abstention() -> None:
+    from vision.training.parts_train import class_weights
+
+    index = PartIndex((("p", "led", ("off", "green", HAND, COVERED, ABSENT)), ("p", "tray", ("empty", HIDDEN))))
+    labels = np.array([0] * 10 + [1] * 90 + [2] * 5 + [3] * 1 + [4] * 4 + [5] * 3 + [6] * 97)
+    w = class_weights(labels, index)
+    assert w[0] / w[1] == pytest.approx(9.0)  # states balanced against each other (10 against 90 samples)
+    assert (w[2:5] <= w[1] + 1e-6).all()  # hand, covered, absent: rare, yet never above the lightest state
+    assert w[6] <= w[5]  # hidden likewise
+    assert (w[:2] <= 10.0).all() and (w > 0).all()
+
+
 def test_part_network_load_errors(tmp_path: Path) -> None:
     from vision.errors import ModelUnavailable, VisionError
 

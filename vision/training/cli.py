@@ -94,6 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     kp.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
     kp.add_argument("--init", type=Path, default=None,
                     help="fine-tune from a keypoints.state.pt written by an earlier run")
+    kp.add_argument("--device", default="cpu", help="cpu, 0 (first CUDA GPU), cuda:1, ...")
     kp.set_defaults(handler=_cmd_train_keypoints)
     for name in ("product", "all"):
         what = "one product" if name == "product" else "every product"
@@ -104,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                           + ", the detector, keypoint and part-state networks fine-tuned from "
                                           "--init, `vision eval` before and after, and a report (report.md, "
                                           "PNG plots) in --work. Run it again after a kill: finished stages "
-                                          "are skipped. Costs: docs/training.md.")
+                                          "are skipped. Costs: docs/model-card.md, *Adding a product*.")
         if name == "product":
             pr.add_argument("product", metavar="ID", help="the product id (in --catalog)")
             pr.add_argument("--focus-share", type=float, default=0.6,
@@ -124,7 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         pr.add_argument("--eval-frames", type=int, default=300, help="held-out frames, before and after (300)")
         pr.add_argument("--rehearsal", type=Path, nargs="*", default=[], metavar="DATA",
                         help="earlier `data synth` folders to mix into the keypoint and part-state training")
-        pr.add_argument("--device", default="cpu", help="cpu, or 0 for the first CUDA GPU (detector stage)")
+        pr.add_argument("--device", default="cpu",
+                        help="cpu, or 0 for the first CUDA GPU (detector and keypoint stages)")
         add_catalog_option(pr)
         pr.set_defaults(handler=_cmd_train_product)
 
@@ -229,7 +231,8 @@ def _cmd_train_keypoints(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = train_keypoints(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, args.batch, args.seed,
-                                  args.jitter, args.lr, args.init, log=lambda line: print(line, flush=True))
+                                  args.jitter, args.lr, args.init, log=lambda line: print(line, flush=True),
+                                  device=f"cuda:{args.device}" if args.device.isdigit() else args.device)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -71,7 +71,7 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
         detector += ["--init", str(init / "fixlens-pose.pt")]
     folders = [str(data), *map(str, run.rehearsal)]
     keypoints = ["train", "keypoints", "--data", *folders, "--out", str(run.weights), "--epochs",
-                 str(run.keypoint_epochs), "--jitter", "1", "--lr", "1e-3"]
+                 str(run.keypoint_epochs), "--jitter", "1", "--lr", "1e-3", "--device", run.device]
     if init is not None and (init / "keypoints.state.pt").is_file():
         keypoints += ["--init", str(init / "keypoints.state.pt")]
     parts = ["train", "parts", "--data", *folders, "--out", str(run.weights), "--epochs", str(run.part_epochs),
