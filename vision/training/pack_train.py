@@ -46,8 +46,8 @@ def train_detector(args: argparse.Namespace) -> dict:
     cfg = TrainConfig(data=data, epochs=args.epochs, imgsz=320, batch=args.batch, seed=args.seed,
                       time_hours=args.time, device=args.device, workers=args.workers, init=args.init,
                       project=args.out / "runs", out_dir=args.out, export=False,
-                      extra=(("deterministic", False), ("cache", "ram"), ("lr0", args.lr), ("warmup_epochs", 1.0),
-                             ("cos_lr", True)))
+                      # Ultralytics picks the optimizer and its learning rate itself (optimizer=auto).
+                      extra=(("deterministic", False), ("cache", "ram"), ("warmup_epochs", 1.0), ("cos_lr", True)))
     return train(cfg)
 
 
@@ -90,17 +90,17 @@ def export(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vision.training.pack_train", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    for name, lr, batch in (("detector", 0.005, 64), ("keypoints", 3e-3, 128)):
+    for name, batch in (("detector", 64), ("keypoints", 128)):
         p = sub.add_parser(name)
         p.add_argument("--packs", type=Path, nargs="+", required=True)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--device", default="cpu")
         p.add_argument("--epochs", type=int, default=40)
         p.add_argument("--batch", type=int, default=batch)
-        p.add_argument("--lr", type=float, default=lr)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--init", type=Path, default=None)
         if name == "keypoints":
+            p.add_argument("--lr", type=float, default=3e-3, help="peak of the one-cycle schedule (3e-3)")
             p.add_argument("--deadline", type=float, default=None, help="stop after the epoch past this many s")
             p.add_argument("--warp", type=float, default=0.08, help="zoom/shift augmentation share (0.08)")
         if name == "detector":
