@@ -193,7 +193,6 @@ def test_real_photos_shipped_with_scikit_image_and_matplotlib_are_not_taken_for_
     assert len(photos) >= 20
     seen = [name for name, img in photos
             if pipeline.process(FrameInput(_jpeg(_fit_640x480(img)), 0, 0.0)).product_id is not None]
-    # The home-style detector finds products on plain surfaces and under colour casts, and takes two of
-    # these 26 photos (the cameraman and the moon) for a router; the round before took none but missed every
-    # router on a plain table. docs/model-card.md reports it against the 1 % target, which is not met.
-    assert len(seen) <= 2, seen
+    # The acceptance bound is at most one in all. The round-7 networks took two of them (the cameraman and the
+    # moon) for a router; the round-8 networks with their pose check take none.
+    assert len(seen) <= 1, seen
