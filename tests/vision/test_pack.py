@@ -15,7 +15,7 @@ import yaml
 from product_models.catalog import default_catalog
 from vision.keypoint_layout import KeypointLayout
 from vision.training.keypoints_train import load_samples
-from vision.training.pack import DET_SIDE, read_crops, write_pack
+from vision.training.pack import DET_SIDE, read_crops, read_part_patches, write_pack, write_part_pack
 from vision.training.pack_train import merged_data_yaml
 from vision.training.synth import class_names, write_dataset
 
@@ -105,4 +105,62 @@ def test_keypoints_train_from_packs_and_export_here(synth_and_pack, tmp_path: Pa
     assert net.layout.products == tuple(class_names(default_catalog()))
     empty = subprocess.run([sys.executable, "-m", "vision.training.pack_train", "export", "--weights",
                             str(tmp_path / "none")], capture_output=True, text=True, timeout=300)
-    assert empty.returncode == 2 and "neither fixlens-pose.pt nor keypoints.state.pt" in empty.stderr
+    assert empty.returncode == 2 and "none of fixlens-pose.pt, keypoints.state.pt" in empty.stderr
+
+
+@pytest.fixture(scope="module")
+def part_pack(synth_and_pack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from vision.training.parts_train import load_patches, part_index
+
+    synth, _ = synth_and_pack
+    root = tmp_path_factory.mktemp("parts")
+    index = part_index()
+    x_tr, r_tr, y_tr = load_patches([synth], "train", index, 3, 1, 0)
+    x_va, r_va, y_va = load_patches([synth], "val", index, 4, 1, 0, required=False)
+    np.savez(root / "cache.npz", x_tr=x_tr, r_tr=r_tr, y_tr=y_tr, x_va=x_va, r_va=r_va, y_va=y_va)
+    write_part_pack(root / "cache.npz", root / "pack")
+    return root / "cache.npz", root / "pack"
+
+
+def test_part_pack_keeps_every_label_and_the_patches_colours(part_pack) -> None:
+    from vision.training.parts_train import part_index
+
+    cache, pack = part_pack
+    data = np.load(cache)
+    x, rows, labels = read_part_patches(pack, "train", part_index().to_json())
+    assert len(x) == len(data["x_tr"]) > 0 and x.shape[1:] == data["x_tr"].shape[1:]
+    np.testing.assert_array_equal(rows, data["r_tr"])
+    np.testing.assert_array_equal(labels, data["y_tr"])
+    # 4:4:4 JPEG at quality 95: every patch close to its original, colour included.
+    err = np.abs(x.astype(int) - data["x_tr"].astype(int)).reshape(len(x), -1).mean(axis=1)
+    assert err.max() < 4.0
+
+
+def test_part_pack_refusals(part_pack, tmp_path: Path) -> None:
+    _, pack = part_pack
+    with pytest.raises(ValueError, match="no such patch cache"):
+        write_part_pack(tmp_path / "none.npz", tmp_path / "out")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="not a patch cache"):
+        write_part_pack(tmp_path / "other.npz", tmp_path / "out")
+    with pytest.raises(ValueError, match="part index differs"):
+        read_part_patches(pack, "train", "[]")
+
+
+def test_parts_train_from_packs_and_export_here(part_pack, tmp_path: Path) -> None:
+    """The GPU machine's part-state command on the CPU, stopped by its deadline, then exported here."""
+    from vision.part_net import PartNet
+    from vision.training.parts_train import part_index
+
+    _, pack = part_pack
+    cmd = [sys.executable, "-m", "vision.training.pack_train", "parts", "--packs", str(pack), "--out", str(tmp_path),
+           "--epochs", "2", "--batch", "32", "--deadline", "0"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "part-states.train.json").read_text())
+    assert record["epochs"] == 1 and record["epochs_planned"] == 2 and record["device"] == "cpu"
+    done = subprocess.run([sys.executable, "-m", "vision.training.pack_train", "export", "--weights", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"parts": str(tmp_path / "part-states.onnx")}
+    assert PartNet(tmp_path / "part-states.onnx").index == part_index()

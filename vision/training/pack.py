@@ -8,6 +8,10 @@ each. A pack keeps, per synth folder:
 - ``keypoints-{split}.npz``: the keypoint network's training crops, cut from the full-resolution frames
   exactly as :func:`vision.training.keypoints_train.load_samples` cuts them, stored as JPEG bytes.
 
+A part pack (:func:`write_part_pack`) holds the part-state network's patches from a ``fixlens train parts
+--cache`` file (cutting them needs the catalog and, for estimated poses, the pipeline), as JPEG without
+chroma subsampling: an LED a few pixels wide keeps its colour.
+
 :mod:`vision.training.pack_train` trains from one or more packs. The pack is built here, where the frames
 were rendered; only numpy and OpenCV are needed to build it.
 """
@@ -29,6 +33,7 @@ from vision.training.synth import class_names
 DET_SIDE = 320  # pixels on the longer side: the detector's training size
 DET_QUALITY = 75  # JPEG quality of the detector frames (the frames already carry JPEG and noise artefacts)
 CROP_QUALITY = 88  # JPEG quality of the keypoint crops: sub-pixel targets need a little more
+PATCH_QUALITY = 95  # JPEG quality of the part patches, 4:4:4
 
 
 @dataclass(frozen=True)
@@ -72,10 +77,9 @@ def write_pack(folder: Path, out: Path, jitter: int = 2, seed: int = 0, det_shar
                 shutil.copyfile(label, out / "det" / "labels" / split / label.name)
         frames[split] = len(keep)
         x, y, wt, c = load_samples([folder], split, jitter if split == "train" else 1, seed, layout)
-        encoded = [cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, CROP_QUALITY])[1].ravel() for crop in x]
-        offsets = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
-        np.savez(out / f"keypoints-{split}.npz", jpeg=np.concatenate(encoded) if encoded else np.zeros(0, np.uint8),
-                 offsets=offsets, targets=y, weights=wt, classes=c, layout=np.array(layout.to_json()))
+        jpeg, offsets = _encode(x, [cv2.IMWRITE_JPEG_QUALITY, CROP_QUALITY])
+        np.savez(out / f"keypoints-{split}.npz", jpeg=jpeg, offsets=offsets, targets=y, weights=wt, classes=c,
+                 layout=np.array(layout.to_json()))
         crops[split] = len(x)
     names = class_names(catalog)
     (out / "pack.json").write_text(json.dumps({
@@ -91,7 +95,53 @@ def read_crops(pack: Path, split: str, layout_json: str | None = None) -> tuple[
     data = np.load(pack / f"keypoints-{split}.npz")
     if layout_json is not None and str(data["layout"]) != layout_json:
         raise ValueError(f"{pack}: its keypoint layout differs from the first pack's; pack them with one catalog")
-    jpeg, offsets = data["jpeg"], data["offsets"]
-    crops = [cv2.imdecode(jpeg[offsets[i]:offsets[i + 1]], cv2.IMREAD_COLOR) for i in range(len(offsets) - 1)]
-    x = np.stack(crops) if crops else np.zeros((0, 128, 128, 3), np.uint8)
-    return x, data["targets"], data["weights"], data["classes"]
+    return _decode(data["jpeg"], data["offsets"], (128, 128, 3)), data["targets"], data["weights"], data["classes"]
+
+
+def _encode(images: np.ndarray, params: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """JPEG bytes of every image end to end, and the (n + 1) offsets that cut them apart."""
+    encoded = [cv2.imencode(".jpg", image, params)[1].ravel() for image in images]
+    offsets = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
+    return (np.concatenate(encoded) if encoded else np.zeros(0, np.uint8)), offsets
+
+
+def _decode(jpeg: np.ndarray, offsets: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    images = [cv2.imdecode(jpeg[offsets[i]:offsets[i + 1]], cv2.IMREAD_COLOR) for i in range(len(offsets) - 1)]
+    return np.stack(images) if images else np.zeros((0, *shape), np.uint8)
+
+
+def write_part_pack(cache: Path, out: Path, catalog: Catalog | None = None) -> int:
+    """Pack a ``fixlens train parts --cache`` file into ``out/parts-{train,val}.npz`` with the catalog's part
+    index (the one its labels are numbered in); returns the bytes written."""
+    from vision.training.parts_train import part_index
+
+    if not cache.is_file():
+        raise ValueError(f"{cache}: no such patch cache (write one with `fixlens train parts --cache`)")
+    data = np.load(cache)
+    missing = [k for k in ("x_tr", "r_tr", "y_tr", "x_va", "r_va", "y_va") if k not in data]
+    if missing:
+        raise ValueError(f"{cache}: not a patch cache (no {', '.join(missing)})")
+    index = part_index(catalog)
+    if len(data["y_tr"]) and int(data["y_tr"].max()) >= index.num_classes:
+        raise ValueError(f"{cache}: class ids up to {int(data['y_tr'].max())}, but the catalog's part index has "
+                         f"{index.num_classes} classes; cut the patches with this catalog")
+    out.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, PATCH_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+              cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    size = 0
+    for split, suffix in (("train", "tr"), ("val", "va")):
+        jpeg, offsets = _encode(data[f"x_{suffix}"], params)
+        path = out / f"parts-{split}.npz"
+        np.savez(path, jpeg=jpeg, offsets=offsets, rows=data[f"r_{suffix}"], labels=data[f"y_{suffix}"],
+                 shape=np.array(data[f"x_{suffix}"].shape[1:]), index=np.array(index.to_json()))
+        size += path.stat().st_size
+    return size
+
+
+def read_part_patches(pack: Path, split: str, index_json: str | None = None) -> tuple[np.ndarray, ...]:
+    """One part pack split, decoded: (patches, rows, labels). ``index_json``: the part index every pack of
+    one run must share; a pack numbered by another raises ValueError."""
+    data = np.load(pack / f"parts-{split}.npz")
+    if index_json is not None and str(data["index"]) != index_json:
+        raise ValueError(f"{pack}: its part index differs from the first pack's; pack them with one catalog")
+    return _decode(data["jpeg"], data["offsets"], tuple(data["shape"])), data["rows"], data["labels"]

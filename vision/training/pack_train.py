@@ -4,6 +4,7 @@ catalog is (``python -m vision.training.pack_train export``).
 
     python -m vision.training.pack_train detector  --packs P1 P2 --out W --device 0 --epochs 60 --time 0.08
     python -m vision.training.pack_train keypoints --packs P1 P2 --out W --device cuda --epochs 40
+    python -m vision.training.pack_train parts --packs Q --out W --device cuda --epochs 60
     python -m vision.training.pack_train export --weights W        # here: W/*.onnx from W's .pt files
 
 torch is imported here only; this module must not run in a process that renders with EGL.
@@ -69,8 +70,27 @@ def train_keypoints(args: argparse.Namespace) -> dict:
                          lambda m: print(m, flush=True), args.device, args.deadline, args.warp)
 
 
+def train_parts(args: argparse.Namespace) -> dict:
+    from vision.part_net import PartIndex
+    from vision.training.pack import read_part_patches
+    from vision.training.parts_train import fit_parts
+
+    started = time.time()
+    index_json = str(np.load(args.packs[0] / "parts-train.npz")["index"])
+    splits = {}
+    for split in ("train", "val"):
+        parts = [read_part_patches(p, split, index_json) for p in args.packs]
+        splits[split] = tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
+    print(f"patches: train {len(splits['train'][0])}, val {len(splits['val'][0])} ({time.time() - started:.0f} s)",
+          flush=True)
+    return fit_parts(splits["train"], splits["val"], PartIndex.from_json(index_json), args.out, args.epochs,
+                     args.batch, args.seed, args.lr, lambda m: print(m, flush=True), args.init, args.resume,
+                     args.device, args.deadline)
+
+
 def export(args: argparse.Namespace) -> dict:
     from vision.keypoints import MODEL_NAME
+    from vision.training import parts_train
     from vision.training.keypoints_train import STATE_NAME, export_state
     from vision.training.train import WEIGHTS_NAME, export_onnx
 
@@ -82,15 +102,20 @@ def export(args: argparse.Namespace) -> dict:
     if state.is_file():
         export_state(state, args.weights / MODEL_NAME)
         done["keypoints"] = str(args.weights / MODEL_NAME)
+    part_state = args.weights / parts_train.STATE_NAME
+    if part_state.is_file():
+        parts_train.export_state(part_state, args.weights / parts_train.MODEL_NAME)
+        done["parts"] = str(args.weights / parts_train.MODEL_NAME)
     if not done:
-        raise ValueError(f"{args.weights}: neither {WEIGHTS_NAME}.pt nor {STATE_NAME} is there")
+        raise ValueError(f"{args.weights}: none of {WEIGHTS_NAME}.pt, {STATE_NAME} or {parts_train.STATE_NAME} "
+                         "is there")
     return done
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vision.training.pack_train", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    for name, batch in (("detector", 64), ("keypoints", 128)):
+    for name, batch in (("detector", 64), ("keypoints", 128), ("parts", 256)):
         p = sub.add_parser(name)
         p.add_argument("--packs", type=Path, nargs="+", required=True)
         p.add_argument("--out", type=Path, required=True)
@@ -99,10 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--batch", type=int, default=batch)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--init", type=Path, default=None)
-        if name == "keypoints":
+        if name != "detector":
             p.add_argument("--lr", type=float, default=3e-3, help="peak of the one-cycle schedule (3e-3)")
             p.add_argument("--deadline", type=float, default=None, help="stop after the epoch past this many s")
+        if name == "keypoints":
             p.add_argument("--warp", type=float, default=0.08, help="zoom/shift augmentation share (0.08)")
+        if name == "parts":
+            p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint in --out")
         if name == "detector":
             p.add_argument("--time", type=float, default=None, help="wall-clock budget in hours")
             p.add_argument("--workers", type=int, default=8)
@@ -110,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        result = {"detector": train_detector, "keypoints": train_keypoints, "export": export}[args.what](args)
+        result = {"detector": train_detector, "keypoints": train_keypoints, "parts": train_parts,
+                  "export": export}[args.what](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

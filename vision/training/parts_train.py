@@ -128,10 +128,6 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
     the catalog keeps what it learnt of those parts (:func:`grown_state`), new parts and classes start fresh.
     After every epoch the run is checkpointed to ``out_dir / CHECKPOINT_NAME``; ``resume`` continues a run
     from there (same data and arguments), so a run longer than one sitting survives being killed."""
-    import torch
-    from torch.nn import functional as F
-
-    torch.manual_seed(seed)
     started = time.time()
     index = part_index(catalog)
     if cache is not None and cache.is_file():
@@ -146,6 +142,29 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
         if cache is not None:
             np.savez(cache, x_tr=x_tr, r_tr=r_tr, y_tr=y_tr, x_va=x_va, r_va=r_va, y_va=y_va)
     log(f"patches: train {len(x_tr)}, val {len(x_va)} ({time.time() - started:.0f} s)")
+    summary = fit_parts((x_tr, r_tr, y_tr), (x_va, r_va, y_va), index, out_dir, epochs, batch, seed, lr, log, init,
+                        resume, spent=time.time() - started)
+    path = out_dir / MODEL_NAME
+    export_state(out_dir / STATE_NAME, path)
+    return {**summary, "onnx": str(path)}
+
+
+def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index: PartIndex, out_dir: Path,
+              epochs: int, batch: int = 256, seed: int = 0, lr: float = 3e-3, log: Callable[[str], None] = print,
+              init: Path | None = None, resume: bool = False, device: str = "cpu",
+              deadline_s: float | None = None, spent: float = 0.0) -> dict[str, Any]:
+    """Train on cut patches (:func:`load_patches`: (CUT, CUT) patches, part rows, global class ids), checkpoint
+    every epoch, and write ``out_dir / STATE_NAME`` and the training record; :func:`export_state` makes the
+    ONNX file from it. ``deadline_s``: stop after the epoch that passes this many seconds (the record says
+    how many ran). ``spent``: seconds already spent (cutting patches), counted in the record's time."""
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(seed)
+    started = time.time() - spent
+    dev = torch.device(device)
+    x_tr, r_tr, y_tr = train
+    x_va, r_va, y_va = val
     mask = torch.from_numpy(index.logit_mask())  # (rows, classes): 0 on a part's own classes, -inf elsewhere
     weight_t = torch.from_numpy(class_weights(y_tr, index))
     net = build_net(len(index.entries), index.num_classes)
@@ -154,16 +173,18 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
         state, kept = grown_state(source, index, net.state_dict())
         net.load_state_dict(state)
         log(f"initialised from {init}: kept {kept} of {len(index.entries)} parts")
+    net.to(dev)
+    mask, weight_t = mask.to(dev), weight_t.to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x_tr) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     rng = np.random.default_rng(seed)
     margin = CUT - PATCH
     history: list[dict[str, Any]] = []
-    first_epoch, spent = 0, 0.0
+    first_epoch = 0
     checkpoint = out_dir / CHECKPOINT_NAME
     if resume and checkpoint.is_file():
-        ck = torch.load(checkpoint, weights_only=False)
+        ck = torch.load(checkpoint, weights_only=False, map_location=dev)
         if ck["epochs"] != epochs or ck["train_patches"] != len(x_tr) or ck["index"] != index.to_json():
             raise ValueError(f"{checkpoint}: written by a run with other epochs, data or catalog; "
                              "delete it or rerun with the same arguments")
@@ -171,9 +192,9 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         rng.bit_generator.state = ck["rng"]
-        first_epoch, history, spent = ck["epoch"], ck["history"], ck["seconds"]
+        first_epoch, history = ck["epoch"], ck["history"]
+        started = time.time() - ck["seconds"]
         log(f"resumed from {checkpoint} after epoch {first_epoch}")
-    started -= spent
 
     def augment(idx: np.ndarray) -> torch.Tensor:
         ox, oy = rng.integers(0, margin + 1, 2)  # one offset per batch keeps the crop a cheap slice
@@ -191,7 +212,7 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
             x[:n_blur] = blur_patches(x[:n_blur], float(rng.uniform(*BLUR_SIGMA)))
         x = x + rng.normal(0.0, 1.0, x.shape).astype(np.float32) * rng.uniform(0, NOISE_MAX, (len(x), 1, 1, 1)
                                                                                ).astype(np.float32)
-        return torch.from_numpy(np.clip(x, 0.0, 1.0))
+        return torch.from_numpy(np.clip(x, 0.0, 1.0)).to(dev)
 
     val: dict[str, Any] = {"accuracy": None, "by_part": {}}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -201,9 +222,9 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
         total = 0.0
         for i in range(0, len(order), batch):
             idx = np.sort(order[i:i + batch])
-            rows = torch.from_numpy(r_tr[idx])
+            rows = torch.from_numpy(r_tr[idx]).to(dev)
             logits = net(augment(idx), rows) + mask[rows]
-            loss = F.cross_entropy(logits, torch.from_numpy(y_tr[idx]), weight=weight_t)
+            loss = F.cross_entropy(logits, torch.from_numpy(y_tr[idx]).to(dev), weight=weight_t)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -219,14 +240,16 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
                     "seconds": time.time() - started, "epochs": epochs, "train_patches": len(x_tr),
                     "index": index.to_json()}, tmp)
         tmp.replace(checkpoint)  # atomic: a kill mid-write leaves the previous checkpoint whole
+        if deadline_s is not None and time.time() - started > deadline_s and epoch + 1 < epochs:
+            log(f"stopping after epoch {epoch + 1} of {epochs}: past the {deadline_s:.0f} s deadline")
+            break
     if first_epoch >= epochs:  # resumed a finished run: only export
         val = evaluate(net, mask, x_va, r_va, y_va, index)
-    path = out_dir / MODEL_NAME
-    export(net, path, index)
-    torch.save({"net": net.state_dict(), "index": index.to_json()}, out_dir / STATE_NAME)
-    summary = {"epochs": epochs, "train_patches": len(x_tr), "val_patches": len(x_va),
-               "train_seconds": round(time.time() - started, 1), "val_accuracy": history[-1]["val_accuracy"],
-               "val_accuracy_by_part": val["by_part"], "onnx": str(path)}
+    torch.save({"net": {k: v.cpu() for k, v in net.state_dict().items()}, "index": index.to_json()},
+               out_dir / STATE_NAME)
+    summary = {"epochs": len(history), "epochs_planned": epochs, "train_patches": len(x_tr),
+               "val_patches": len(x_va), "device": device, "train_seconds": round(time.time() - started, 1),
+               "val_accuracy": history[-1]["val_accuracy"], "val_accuracy_by_part": val["by_part"]}
     (out_dir / "part-states.train.json").write_text(json.dumps({**summary, "history": history}, indent=1) + "\n")
     return summary
 
@@ -371,11 +394,12 @@ def evaluate(net, mask, x: np.ndarray, r: np.ndarray, y: np.ndarray, index: Part
     net.eval()
     lo = (CUT - PATCH) // 2
     pred = []
+    dev = mask.device
     with torch.no_grad():
         for i in range(0, len(x), 512):
-            rows = torch.from_numpy(r[i:i + 512])
-            logits = net(torch.from_numpy(to_input(x[i:i + 512, lo:lo + PATCH, lo:lo + PATCH])), rows) + mask[rows]
-            pred.append(logits.argmax(1).numpy())
+            rows = torch.from_numpy(r[i:i + 512]).to(dev)
+            patches = torch.from_numpy(to_input(x[i:i + 512, lo:lo + PATCH, lo:lo + PATCH])).to(dev)
+            pred.append((net(patches, rows) + mask[rows]).argmax(1).cpu().numpy())
     if not len(x):
         return {"accuracy": None, "by_part": {}}
     right = np.concatenate(pred) == y
@@ -385,6 +409,14 @@ def evaluate(net, mask, x: np.ndarray, r: np.ndarray, y: np.ndarray, index: Part
         if m.any():
             by_part[f"{product_id}/{part}"] = round(float(right[m].mean()), 4)
     return {"accuracy": round(float(right.mean()), 4), "by_part": by_part}
+
+
+def export_state(state_path: Path, onnx_path: Path) -> None:
+    """Export a ``STATE_NAME`` file to ONNX with its part index (a GPU machine's run, exported here)."""
+    index, state = load_state(state_path)
+    net = build_net(len(index.entries), index.num_classes)
+    net.load_state_dict(state)
+    export(net, onnx_path, index)
 
 
 def export(net, path: Path, index: PartIndex) -> None:
