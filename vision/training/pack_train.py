@@ -52,19 +52,26 @@ def train_detector(args: argparse.Namespace) -> dict:
     return train(cfg)
 
 
+def _read_packs(packs: list[Path], stem: str, key: str, reader) -> tuple[str, dict[str, tuple[np.ndarray, ...]]]:
+    """The first pack's ``key`` entry (the layout or part index every pack must share) and each split's
+    arrays over all packs, concatenated; ``reader(pack, split, shared)`` reads one pack's split."""
+    started = time.time()
+    shared = str(np.load(packs[0] / f"{stem}-train.npz")[key])
+    splits = {}
+    for split in ("train", "val"):
+        parts = [reader(p, split, shared) for p in packs]
+        splits[split] = tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+    print(f"{stem}: train {len(splits['train'][0])}, val {len(splits['val'][0])} ({time.time() - started:.0f} s)",
+          flush=True)
+    return shared, splits
+
+
 def train_keypoints(args: argparse.Namespace) -> dict:
     from vision.keypoint_layout import KeypointLayout
     from vision.training.keypoints_train import fit_keypoints
     from vision.training.pack import read_crops
 
-    started = time.time()
-    layout_json = str(np.load(args.packs[0] / "keypoints-train.npz")["layout"])
-    splits = {}
-    for split in ("train", "val"):
-        parts = [read_crops(p, split, layout_json) for p in args.packs]
-        splits[split] = tuple(np.concatenate([part[i] for part in parts]) for i in range(4))
-    print(f"crops: train {len(splits['train'][0])}, val {len(splits['val'][0])} ({time.time() - started:.0f} s)",
-          flush=True)
+    layout_json, splits = _read_packs(args.packs, "keypoints", "layout", read_crops)
     return fit_keypoints(splits["train"], splits["val"], KeypointLayout.from_json(layout_json), args.out,
                          args.epochs, args.batch, args.seed, args.lr, args.init,
                          lambda m: print(m, flush=True), args.device, args.deadline, args.warp)
@@ -75,14 +82,7 @@ def train_parts(args: argparse.Namespace) -> dict:
     from vision.training.pack import read_part_patches
     from vision.training.parts_train import fit_parts
 
-    started = time.time()
-    index_json = str(np.load(args.packs[0] / "parts-train.npz")["index"])
-    splits = {}
-    for split in ("train", "val"):
-        parts = [read_part_patches(p, split, index_json) for p in args.packs]
-        splits[split] = tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
-    print(f"patches: train {len(splits['train'][0])}, val {len(splits['val'][0])} ({time.time() - started:.0f} s)",
-          flush=True)
+    index_json, splits = _read_packs(args.packs, "parts", "index", read_part_patches)
     return fit_parts(splits["train"], splits["val"], PartIndex.from_json(index_json), args.out, args.epochs,
                      args.batch, args.seed, args.lr, lambda m: print(m, flush=True), args.init, args.resume,
                      args.device, args.deadline)
