@@ -136,6 +136,19 @@ def test_part_pack_keeps_every_label_and_the_patches_colours(part_pack) -> None:
     assert err.max() < 4.0
 
 
+def test_part_pack_shards_split_both_splits_without_loss(part_pack, tmp_path: Path) -> None:
+    from vision.training.parts_train import part_index
+
+    cache, _ = part_pack
+    data = np.load(cache)
+    write_part_pack(cache, tmp_path, shards=2)
+    shards = [read_part_patches(tmp_path / f"shard-{k}", "train", part_index().to_json()) for k in (1, 2)]
+    assert all(len(x) for x, _, _ in shards)
+    np.testing.assert_array_equal(np.concatenate([labels for _, _, labels in shards]), data["y_tr"])
+    with pytest.raises(ValueError, match="shards must be within"):
+        write_part_pack(cache, tmp_path / "none", shards=0)
+
+
 def test_part_pack_refusals(part_pack, tmp_path: Path) -> None:
     _, pack = part_pack
     with pytest.raises(ValueError, match="no such patch cache"):

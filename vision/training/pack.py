@@ -110,9 +110,10 @@ def _decode(jpeg: np.ndarray, offsets: np.ndarray, shape: tuple[int, ...]) -> np
     return np.stack(images) if images else np.zeros((0, *shape), np.uint8)
 
 
-def write_part_pack(cache: Path, out: Path, catalog: Catalog | None = None) -> int:
+def write_part_pack(cache: Path, out: Path, catalog: Catalog | None = None, shards: int = 1) -> int:
     """Pack a ``fixlens train parts --cache`` file into ``out/parts-{train,val}.npz`` with the catalog's part
-    index (the one its labels are numbered in); returns the bytes written."""
+    index (the one its labels are numbered in); returns the bytes written. ``shards`` > 1 writes that many
+    packs instead, ``out/shard-1`` ..., each with an equal slice of both splits, to fit an upload limit."""
     from vision.training.parts_train import part_index
 
     if not cache.is_file():
@@ -125,16 +126,23 @@ def write_part_pack(cache: Path, out: Path, catalog: Catalog | None = None) -> i
     if len(data["y_tr"]) and int(data["y_tr"].max()) >= index.num_classes:
         raise ValueError(f"{cache}: class ids up to {int(data['y_tr'].max())}, but the catalog's part index has "
                          f"{index.num_classes} classes; cut the patches with this catalog")
-    out.mkdir(parents=True, exist_ok=True)
+    if not 1 <= shards <= len(data["y_tr"]):
+        raise ValueError(f"shards must be within 1..{len(data['y_tr'])} (the training patches), got {shards}")
     params = [cv2.IMWRITE_JPEG_QUALITY, PATCH_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
               cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
     size = 0
-    for split, suffix in (("train", "tr"), ("val", "va")):
-        jpeg, offsets = _encode(data[f"x_{suffix}"], params)
-        path = out / f"parts-{split}.npz"
-        np.savez(path, jpeg=jpeg, offsets=offsets, rows=data[f"r_{suffix}"], labels=data[f"y_{suffix}"],
-                 shape=np.array(data[f"x_{suffix}"].shape[1:]), index=np.array(index.to_json()))
-        size += path.stat().st_size
+    for k in range(shards):
+        folder = out if shards == 1 else out / f"shard-{k + 1}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for split, suffix in (("train", "tr"), ("val", "va")):
+            n = len(data[f"y_{suffix}"])
+            part = slice(k * n // shards, (k + 1) * n // shards)
+            jpeg, offsets = _encode(data[f"x_{suffix}"][part], params)
+            path = folder / f"parts-{split}.npz"
+            np.savez(path, jpeg=jpeg, offsets=offsets, rows=data[f"r_{suffix}"][part],
+                     labels=data[f"y_{suffix}"][part], shape=np.array(data[f"x_{suffix}"].shape[1:]),
+                     index=np.array(index.to_json()))
+            size += path.stat().st_size
     return size
 
 
