@@ -22,6 +22,16 @@ from vision.training.synth import class_names, write_dataset
 pytestmark = pytest.mark.slow
 
 
+def pack_train(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """``python -m vision.training.pack_train ARGS`` in a child process (torch must not share this process with
+    the EGL renderer); asserts success unless ``ok`` is False."""
+    done = subprocess.run([sys.executable, "-m", "vision.training.pack_train", *args], capture_output=True,
+                          text=True, timeout=300)
+    if ok:
+        assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 @pytest.fixture(scope="module")
 def synth_and_pack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("pack")
@@ -86,25 +96,19 @@ def test_merged_data_yaml_lists_every_packs_frames(synth_and_pack, tmp_path: Pat
 
 
 def test_keypoints_train_from_packs_and_export_here(synth_and_pack, tmp_path: Path) -> None:
-    """The GPU machine's command, on the CPU: one epoch from two packs, then the export where the catalog is.
-    In a child process: torch must not share this process with the EGL renderer."""
+    """The GPU machine's command, on the CPU: one epoch from two packs, then the export where the catalog is."""
     from vision.keypoints import KeypointModel
 
     _, pack = synth_and_pack
-    cmd = [sys.executable, "-m", "vision.training.pack_train", "keypoints", "--packs", str(pack), str(pack),
-           "--out", str(tmp_path), "--epochs", "2", "--batch", "8", "--deadline", "0"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    pack_train("keypoints", "--packs", str(pack), str(pack), "--out", str(tmp_path), "--epochs", "2", "--batch", "8",
+               "--deadline", "0")
     record = json.loads((tmp_path / "keypoints.train.json").read_text())
     # The deadline stops it after the first epoch, and the record says so.
     assert record["epochs"] == 1 and record["epochs_planned"] == 2 and record["device"] == "cpu"
-    done = subprocess.run([sys.executable, "-m", "vision.training.pack_train", "export", "--weights", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    pack_train("export", "--weights", str(tmp_path))
     net = KeypointModel(tmp_path / "keypoints.onnx")
     assert net.layout.products == tuple(class_names(default_catalog()))
-    empty = subprocess.run([sys.executable, "-m", "vision.training.pack_train", "export", "--weights",
-                            str(tmp_path / "none")], capture_output=True, text=True, timeout=300)
+    empty = pack_train("export", "--weights", str(tmp_path / "none"), ok=False)
     assert empty.returncode == 2 and "none of fixlens-pose.pt, keypoints.state.pt" in empty.stderr
 
 
@@ -166,14 +170,10 @@ def test_parts_train_from_packs_and_export_here(part_pack, tmp_path: Path) -> No
     from vision.training.parts_train import part_index
 
     _, pack = part_pack
-    cmd = [sys.executable, "-m", "vision.training.pack_train", "parts", "--packs", str(pack), "--out", str(tmp_path),
-           "--epochs", "2", "--batch", "32", "--deadline", "0"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    pack_train("parts", "--packs", str(pack), "--out", str(tmp_path), "--epochs", "2", "--batch", "32",
+               "--deadline", "0")
     record = json.loads((tmp_path / "part-states.train.json").read_text())
     assert record["epochs"] == 1 and record["epochs_planned"] == 2 and record["device"] == "cpu"
-    done = subprocess.run([sys.executable, "-m", "vision.training.pack_train", "export", "--weights", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = pack_train("export", "--weights", str(tmp_path))
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"parts": str(tmp_path / "part-states.onnx")}
     assert PartNet(tmp_path / "part-states.onnx").index == part_index()
