@@ -154,6 +154,32 @@ def test_class_weights_balance_states_and_never_favour_an_abstention() -> None:
     assert (w[:2] <= 10.0).all() and (w > 0).all()
 
 
+def test_states_only_drops_the_abstaining_classes_and_renumbers() -> None:
+    from vision.training.parts_train import states_only
+
+    index = PartIndex((("p", "led", ("off", "green", HAND, COVERED, ABSENT)),
+                       ("p", "tray", ("open", "closed", HIDDEN))))
+    x = np.arange(7)[:, None, None, None] * np.ones((7, 2, 2, 3), np.uint8)
+    rows = np.array([0, 0, 0, 0, 1, 1, 1])
+    labels = np.array([1, 2, 4, 0, 5, 7, 6])  # green, hand, absent, off, open, hidden, closed
+    kept, [(x2, r2, y2)] = states_only(index, (x, rows, labels))
+    assert kept.entries == (("p", "led", ("off", "green")), ("p", "tray", ("open", "closed")))
+    assert x2[:, 0, 0, 0].tolist() == [0, 3, 4, 6]  # the samples of hand, absent and hidden are gone
+    assert [kept.classes(r)[y - kept.class_ids(r)[0]] for r, y in zip(r2, y2, strict=True)] == [
+        "green", "off", "open", "closed"]
+
+
+def test_jpeg_augmentation_degrades_colour_in_proportion_to_quality() -> None:
+    from vision.training.parts_train import jpeg_patches
+
+    patches = np.full((2, PATCH, PATCH, 3), 90, np.uint8)
+    patches[:, 13:19, 13:19] = (40, 220, 60)  # a small green LED on grey plastic, BGR
+    out = jpeg_patches(patches, np.array([95, 20]))
+    assert out.shape == patches.shape and out.dtype == np.uint8
+    error = np.abs(out.astype(int) - patches).reshape(2, -1).mean(axis=1)
+    assert 0 < error[0] < error[1] / 2  # chroma subsampling smears the LED even at 95; quality 20 far more
+
+
 def test_part_network_load_errors(tmp_path: Path) -> None:
     from vision.errors import ModelUnavailable, VisionError
 

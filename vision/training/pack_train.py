@@ -4,7 +4,7 @@ catalog is (``python -m vision.training.pack_train export``).
 
     python -m vision.training.pack_train detector  --packs P1 P2 --out W --device 0 --epochs 60 --time 0.08
     python -m vision.training.pack_train keypoints --packs P1 P2 --out W --device cuda --epochs 40
-    python -m vision.training.pack_train parts --packs Q --out W --device cuda --epochs 60
+    python -m vision.training.pack_train parts --packs Q --out W --device cuda --epochs 60 [--states-only]
     python -m vision.training.pack_train export --weights W        # here: W/*.onnx from W's .pt files
 
 torch is imported here only; this module must not run in a process that renders with EGL.
@@ -80,10 +80,14 @@ def train_keypoints(args: argparse.Namespace) -> dict:
 def train_parts(args: argparse.Namespace) -> dict:
     from vision.part_net import PartIndex
     from vision.training.pack import read_part_patches
-    from vision.training.parts_train import fit_parts
+    from vision.training.parts_train import fit_parts, states_only
 
     index_json, splits = _read_packs(args.packs, "parts", "index", read_part_patches)
-    return fit_parts(splits["train"], splits["val"], PartIndex.from_json(index_json), args.out, args.epochs,
+    index = PartIndex.from_json(index_json)
+    if args.states_only:
+        index, (splits["train"], splits["val"]) = states_only(index, splits["train"], splits["val"])
+        print(f"states only: train {len(splits['train'][0])}, val {len(splits['val'][0])}", flush=True)
+    return fit_parts(splits["train"], splits["val"], index, args.out, args.epochs,
                      args.batch, args.seed, args.lr, lambda m: print(m, flush=True), args.init, args.resume,
                      args.device, args.deadline)
 
@@ -131,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--warp", type=float, default=0.08, help="zoom/shift augmentation share (0.08)")
         if name == "parts":
             p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint in --out")
+            p.add_argument("--states-only", action="store_true",
+                           help="learn only the parts' states: drop the samples of hand, covered, hidden and absent")
         if name == "detector":
             p.add_argument("--time", type=float, default=None, help="wall-clock budget in hours")
             p.add_argument("--workers", type=int, default=8)

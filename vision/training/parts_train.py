@@ -5,7 +5,7 @@ live pipeline would use: its own estimate for the frame, slightly noisy true pos
 about a close-up's PnP error. Patches are cut ``EXTENT`` times wider than the part's face at ``CUT`` pixels
 and cropped back to ``PATCH`` at a random offset while training (the centre at run time), so the network
 also learns to find a part that sits a little off the patch centre. Brightness, contrast, white balance,
-blur and sensor noise are augmented; hue never is (it would turn a red LED green).
+blur, sensor noise and JPEG compression are augmented; hue never is (it would turn a red LED green).
 
 torch is imported here only; this module must not run in a process that renders with EGL.
 """
@@ -39,6 +39,8 @@ CHECKPOINT_NAME = "part-states.ckpt.pt"  # the run so far, rewritten after every
 BLUR_SHARE = 0.5  # of each batch, blurred as defocus or a shaky hand blurs a part (sigma in patch pixels)
 BLUR_SIGMA = (0.6, 6.0)  # a 6 px part under a 6 px defocus is blurred by ~20 px at the patch's scale
 NOISE_MAX = 0.05  # per-pixel sensor noise, standard deviation up to this (0..1 scale)
+JPEG_SHARE = 0.3  # of each batch, JPEG-compressed again: a phone streams at quality 30-50 when its link is poor,
+JPEG_QUALITY = (20, 70)  # and the coarse chroma shifts a small LED's hue (green towards amber)
 EXTENT = 1.5  # training patches cover this many face widths ...
 CUT = round(PATCH * EXTENT)  # ... at this many pixels, so a PATCH crop from anywhere inside is a shifted face
 
@@ -198,7 +200,12 @@ def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index:
 
     def augment(idx: np.ndarray) -> torch.Tensor:
         ox, oy = rng.integers(0, margin + 1, 2)  # one offset per batch keeps the crop a cheap slice
-        x = to_input(x_tr[idx, oy:oy + PATCH, ox:ox + PATCH])
+        crops = x_tr[idx, oy:oy + PATCH, ox:ox + PATCH]
+        n_jpeg = round(JPEG_SHARE * len(crops))
+        if n_jpeg:
+            crops = crops.copy()
+            crops[-n_jpeg:] = jpeg_patches(crops[-n_jpeg:], rng.integers(*JPEG_QUALITY, n_jpeg))
+        x = to_input(crops)
         gain = rng.uniform(0.75, 1.25, (len(x), 1, 1, 1)).astype(np.float32)
         bias = rng.uniform(-0.08, 0.08, (len(x), 1, 1, 1)).astype(np.float32)
         # White balance: red and blue gains move against each other, as a colour temperature does; hue stays.
@@ -276,6 +283,32 @@ def class_weights(labels: np.ndarray, index: PartIndex) -> np.ndarray:
 
 
 EXTRA_CLASSES = frozenset((*UNREADABLE_CLASSES, HIDDEN, ABSENT))  # what a part can be besides its states
+
+
+def states_only(index: PartIndex, *splits: tuple[np.ndarray, ...]) -> tuple[PartIndex, list[tuple[np.ndarray, ...]]]:
+    """``index`` without :data:`EXTRA_CLASSES`, and each (patches, rows, labels) split without the samples of
+    those classes, its labels renumbered in the new index. A network trained so reads every readable part as
+    one of its states; the pipeline's geometry (facing away, behind the body, too small) still abstains."""
+    kept = PartIndex(tuple((p, n, tuple(c for c in classes if c not in EXTRA_CLASSES))
+                           for p, n, classes in index.entries))
+    remap = np.full(index.num_classes, -1, np.int64)
+    for row, (_p, _n, classes) in enumerate(index.entries):
+        for label in classes:
+            if label not in EXTRA_CLASSES:
+                remap[index.class_id(row, label)] = kept.class_id(row, label)
+    out = []
+    for x, r, y in splits:
+        keep = remap[y] >= 0
+        out.append((x[keep], r[keep], remap[y[keep]]))
+    return kept, out
+
+
+def jpeg_patches(patches: np.ndarray, qualities: np.ndarray) -> np.ndarray:
+    """(n, h, w, 3) uint8 BGR patches, each through a JPEG encode and decode at its own quality."""
+    import cv2
+
+    return np.stack([cv2.imdecode(cv2.imencode(".jpg", p, [cv2.IMWRITE_JPEG_QUALITY, int(q)])[1], cv2.IMREAD_COLOR)
+                     for p, q in zip(patches, qualities, strict=True)])
 
 
 def blur_patches(x: np.ndarray, sigma: float) -> np.ndarray:
