@@ -177,3 +177,50 @@ def test_parts_train_from_packs_and_export_here(part_pack, tmp_path: Path) -> No
     done = pack_train("export", "--weights", str(tmp_path))
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"parts": str(tmp_path / "part-states.onnx")}
     assert PartNet(tmp_path / "part-states.onnx").index == part_index()
+
+
+KEEP_KNOWN = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vision.part_net import PartIndex
+from vision.training.parts_train import CUT, STATE_NAME, export_state, fit_parts
+
+out, rng = Path(sys.argv[1]), np.random.default_rng(0)
+old = PartIndex((("p", "led", ("off", "green")),))
+new = PartIndex((("p", "led", ("off", "green", "hand")), ("q", "port", ("empty", "plugged"))))
+
+
+def data(index, n):
+    rows = rng.integers(0, len(index.entries), n)
+    labels = np.array([rng.choice(index.class_ids(r)) for r in rows])
+    return rng.integers(0, 256, (n, CUT, CUT, 3), dtype=np.uint8), rows, labels
+
+
+fit_parts(data(old, 64), data(old, 16), old, out / "a", 1, batch=32, log=lambda m: None)
+export_state(out / "a" / STATE_NAME, out / "a.onnx")
+fit_parts(data(new, 128), data(new, 32), new, out / "b", 2, batch=32, log=lambda m: None,
+          init=out / "a" / STATE_NAME, keep_known=True)
+export_state(out / "b" / STATE_NAME, out / "b.onnx")
+"""
+
+
+def test_keep_known_leaves_the_known_parts_readings_exactly_as_they_were(tmp_path: Path) -> None:
+    """A fine-tune that adds a part (``--keep-known``, what `train product` does): the known part's readings
+    are bit-for-bit the init network's, it learns no new class, and the new part is read."""
+    from vision.part_net import PartIndex, PartNet
+    from vision.part_patches import PATCH
+
+    done = subprocess.run([sys.executable, "-c", KEEP_KNOWN, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = PartNet(tmp_path / "a.onnx"), PartNet(tmp_path / "b.onnx")
+    assert after.index == PartIndex((("p", "led", ("off", "green")), ("q", "port", ("empty", "plugged"))))
+    patches = list(np.random.default_rng(1).integers(0, 256, (20, PATCH, PATCH, 3), dtype=np.uint8))
+    old = before.predict(patches, [("p", "led")] * 20)
+    new = after.predict(patches, [("p", "led")] * 20)
+    assert [label for label, _ in new] == [label for label, _ in old]
+    np.testing.assert_allclose([prob for _, prob in new], [prob for _, prob in old], atol=1e-5)
+    assert {label for label, _ in after.predict(patches, [("q", "port")] * 20)} <= {"empty", "plugged"}

@@ -66,6 +66,8 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     assert Pipeline(installed, backend="onnx", catalog=cat).untrained == []
     # The shipped part network has no state file: its state was recovered from the ONNX export.
     assert re.search(r"initialised from \S+/part-states\.onnx: kept 15 of \d+ parts", done.stderr)
+    # ... and the shipped products' parts were kept exactly as they were (`--keep-known`, the default).
+    assert "keeping the 15 known parts as they are" in done.stderr
 
     again = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work), *TINY,
                      timeout=120)

@@ -174,10 +174,12 @@ def test_jpeg_augmentation_degrades_colour_in_proportion_to_quality() -> None:
 
     patches = np.full((2, PATCH, PATCH, 3), 90, np.uint8)
     patches[:, 13:19, 13:19] = (40, 220, 60)  # a small green LED on grey plastic, BGR
-    out = jpeg_patches(patches, np.array([95, 20]))
+    out = jpeg_patches(patches, np.array([95, 20]), np.array([PATCH, PATCH]))
     assert out.shape == patches.shape and out.dtype == np.uint8
     error = np.abs(out.astype(int) - patches).reshape(2, -1).mean(axis=1)
     assert 0 < error[0] < error[1] / 2  # chroma subsampling smears the LED even at 95; quality 20 far more
+    small = jpeg_patches(patches[:1], np.array([95]), np.array([10]))  # the LED 2 px across in the frame
+    assert np.abs(small.astype(int) - patches[:1]).mean() > error[0]
 
 
 def test_part_network_load_errors(tmp_path: Path) -> None:

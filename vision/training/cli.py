@@ -79,6 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="keep the cut patches in this .npz and reuse it when present (cutting is slow)")
     pp.add_argument("--resume", action="store_true",
                     help="continue the run checkpointed in --out-dir (same data and arguments)")
+    pp.add_argument("--keep-known", action="store_true",
+                    help="with --init: the parts it knows keep exactly its readings; only new parts learn")
     pp.set_defaults(handler=_cmd_train_parts)
     kp = trsub.add_parser("keypoints", help="train the crop keypoint network (second stage, for pose)",
                           description="Train the small heatmap network that finds each catalog keypoint in the "
@@ -127,6 +129,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="earlier `data synth` folders to mix into the keypoint and part-state training")
         pr.add_argument("--device", default="cpu",
                         help="cpu, or 0 for the first CUDA GPU (detector and keypoint stages)")
+        if name == "product":
+            pr.add_argument("--retrain-known-parts", action="store_true",
+                            help="let the part-state stage retrain the known products' parts too (by default "
+                                 "they keep exactly the readings of the --init network)")
         add_catalog_option(pr)
         pr.set_defaults(handler=_cmd_train_product)
 
@@ -177,6 +183,9 @@ def _cmd_train_parts(args: argparse.Namespace) -> int:
     if args.init is not None and not args.init.is_file():
         print(f"error: --init {args.init}: no such file", file=sys.stderr)
         return 2
+    if args.keep_known and args.init is None:
+        print("error: --keep-known needs --init (the network whose parts are kept)", file=sys.stderr)
+        return 2
     source = None
     if args.estimated_poses:
         from vision.errors import VisionError
@@ -192,7 +201,7 @@ def _cmd_train_parts(args: argparse.Namespace) -> int:
         summary = train_parts(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, seed=args.seed,
                               jitter=args.jitter, wide_jitter=args.wide_jitter, pose_source=source,
                               log=lambda line: print(line, flush=True), cache=args.cache, init=args.init,
-                              resume=args.resume)
+                              resume=args.resume, keep_known=args.keep_known)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -289,7 +298,8 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
             return 2
     run = ProductRun(product, (args.work or Path(f"fixlens-train-{product or 'all'}")).resolve(), init, args.images,
                      share, args.detector_epochs, args.detector_hours, args.keypoint_epochs, args.part_epochs,
-                     args.eval_frames, args.device, tuple(f.resolve() for f in args.rehearsal))
+                     args.eval_frames, args.device, tuple(f.resolve() for f in args.rehearsal),
+                     keep_known_parts=product is not None and not getattr(args, "retrain_known_parts", False))
     try:
         summary = run_all(run, log=lambda line: print(line, file=sys.stderr, flush=True))
     except (StageFailed, ValueError) as exc:

@@ -89,7 +89,7 @@ def train_parts(args: argparse.Namespace) -> dict:
         print(f"states only: train {len(splits['train'][0])}, val {len(splits['val'][0])}", flush=True)
     return fit_parts(splits["train"], splits["val"], index, args.out, args.epochs,
                      args.batch, args.seed, args.lr, lambda m: print(m, flush=True), args.init, args.resume,
-                     args.device, args.deadline)
+                     args.device, args.deadline, keep_known=args.keep_known)
 
 
 def export(args: argparse.Namespace) -> dict:
@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--warp", type=float, default=0.08, help="zoom/shift augmentation share (0.08)")
         if name == "parts":
             p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint in --out")
+            p.add_argument("--keep-known", action="store_true",
+                           help="with --init: the parts it knows keep exactly its readings; only new parts learn")
             p.add_argument("--states-only", action="store_true",
                            help="learn only the parts' states: drop the samples of hand, covered, hidden and absent")
         if name == "detector":

@@ -40,7 +40,8 @@ BLUR_SHARE = 0.5  # of each batch, blurred as defocus or a shaky hand blurs a pa
 BLUR_SIGMA = (0.6, 6.0)  # a 6 px part under a 6 px defocus is blurred by ~20 px at the patch's scale
 NOISE_MAX = 0.05  # per-pixel sensor noise, standard deviation up to this (0..1 scale)
 JPEG_SHARE = 0.3  # of each batch, JPEG-compressed again: a phone streams at quality 30-50 when its link is poor,
-JPEG_QUALITY = (20, 70)  # and the coarse chroma shifts a small LED's hue (green towards amber)
+JPEG_QUALITY = (20, 70)  # and the coarse chroma shifts a small LED's hue (green towards amber) ...
+JPEG_MIN_PX = 10  # ... the more, the fewer pixels the part has in the frame (patches are shrunk to 10-32 px)
 EXTENT = 1.5  # training patches cover this many face widths ...
 CUT = round(PATCH * EXTENT)  # ... at this many pixels, so a PATCH crop from anywhere inside is a shifted face
 
@@ -123,7 +124,7 @@ def build_net(num_rows: int, num_classes: int) -> Any:
 def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch: int = 256, seed: int = 0,
                 jitter: int = 2, wide_jitter: int = 2, lr: float = 3e-3, pose_source=None,
                 log: Callable[[str], None] = print, cache: Path | None = None, init: Path | None = None,
-                resume: bool = False, catalog: Catalog | None = None) -> dict[str, Any]:
+                resume: bool = False, catalog: Catalog | None = None, keep_known: bool = False) -> dict[str, Any]:
     """Train, report validation accuracy per part, export ``out_dir / MODEL_NAME`` and its weights
     (``STATE_NAME``, for a later ``init``). ``cache``: an .npz to keep the cut patches in (reused when present,
     so a rerun skips the slow cutting). ``init``: start from a ``STATE_NAME`` file; one trained on part of
@@ -145,7 +146,7 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
             np.savez(cache, x_tr=x_tr, r_tr=r_tr, y_tr=y_tr, x_va=x_va, r_va=r_va, y_va=y_va)
     log(f"patches: train {len(x_tr)}, val {len(x_va)} ({time.time() - started:.0f} s)")
     summary = fit_parts((x_tr, r_tr, y_tr), (x_va, r_va, y_va), index, out_dir, epochs, batch, seed, lr, log, init,
-                        resume, spent=time.time() - started)
+                        resume, spent=time.time() - started, keep_known=keep_known)
     path = out_dir / MODEL_NAME
     export_state(out_dir / STATE_NAME, path)
     return {**summary, "onnx": str(path)}
@@ -154,30 +155,47 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
 def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index: PartIndex, out_dir: Path,
               epochs: int, batch: int = 256, seed: int = 0, lr: float = 3e-3, log: Callable[[str], None] = print,
               init: Path | None = None, resume: bool = False, device: str = "cpu",
-              deadline_s: float | None = None, spent: float = 0.0) -> dict[str, Any]:
+              deadline_s: float | None = None, spent: float = 0.0, keep_known: bool = False) -> dict[str, Any]:
     """Train on cut patches (:func:`load_patches`: (CUT, CUT) patches, part rows, global class ids), checkpoint
     every epoch, and write ``out_dir / STATE_NAME`` and the training record; :func:`export_state` makes the
     ONNX file from it. ``deadline_s``: stop after the epoch that passes this many seconds (the record says
-    how many ran). ``spent``: seconds already spent (cutting patches), counted in the record's time."""
+    how many ran). ``spent``: seconds already spent (cutting patches), counted in the record's time.
+
+    ``keep_known`` (with ``init``): the parts ``init`` knows keep exactly the readings they had. The body and
+    the shared head layer are frozen (batch norms included), and so are the known parts' embeddings and
+    output rows, which keep ``init``'s classes (:func:`known_as_before`); only the new parts' embeddings and
+    outputs learn. Adding a product then cannot cost the products already shipped a single reading."""
     import torch
     from torch.nn import functional as F
 
     torch.manual_seed(seed)
     started = time.time() - spent
     dev = torch.device(device)
+    source = None
+    if init is not None:
+        source = state_from_onnx(init, train[0][:512, :PATCH, :PATCH]) if init.suffix == ".onnx" else load_state(init)
+    elif keep_known:
+        raise ValueError("keeping the known parts needs --init (the network that knows them)")
+    if keep_known:
+        assert source is not None
+        kept_index = known_as_before(index, source[0])
+        train, val = narrowed(index, kept_index, (train, val))
+        index = kept_index
+        log(f"keeping the {sum(source[0].row(p, n) is not None for p, n, _c in index.entries)} known parts as "
+            f"they are: train {len(train[0])}, val {len(val[0])}")
     x_tr, r_tr, y_tr = train
     x_va, r_va, y_va = val
     mask = torch.from_numpy(index.logit_mask())  # (rows, classes): 0 on a part's own classes, -inf elsewhere
     weight_t = torch.from_numpy(class_weights(y_tr, index))
     net = build_net(len(index.entries), index.num_classes)
-    if init is not None:
-        source = state_from_onnx(init, x_tr[:512, :PATCH, :PATCH]) if init.suffix == ".onnx" else load_state(init)
+    if source is not None:
         state, kept = grown_state(source, index, net.state_dict())
         net.load_state_dict(state)
         log(f"initialised from {init}: kept {kept} of {len(index.entries)} parts")
     net.to(dev)
     mask, weight_t = mask.to(dev), weight_t.to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    frozen = _freeze_known(net, index, source[0]) if keep_known and source is not None else None
+    opt = torch.optim.AdamW([q for q in net.parameters() if q.requires_grad], lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x_tr) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     rng = np.random.default_rng(seed)
@@ -204,7 +222,8 @@ def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index:
         n_jpeg = round(JPEG_SHARE * len(crops))
         if n_jpeg:
             crops = crops.copy()
-            crops[-n_jpeg:] = jpeg_patches(crops[-n_jpeg:], rng.integers(*JPEG_QUALITY, n_jpeg))
+            crops[-n_jpeg:] = jpeg_patches(crops[-n_jpeg:], rng.integers(*JPEG_QUALITY, n_jpeg),
+                                           rng.integers(JPEG_MIN_PX, PATCH + 1, n_jpeg))
         x = to_input(crops)
         gain = rng.uniform(0.75, 1.25, (len(x), 1, 1, 1)).astype(np.float32)
         bias = rng.uniform(-0.08, 0.08, (len(x), 1, 1, 1)).astype(np.float32)
@@ -225,6 +244,8 @@ def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index:
     out_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(first_epoch, epochs):
         net.train()
+        if frozen is not None:
+            net.body.eval()  # frozen batch norms keep their statistics
         order = rng.permutation(len(x_tr))
         total = 0.0
         for i in range(0, len(order), batch):
@@ -236,6 +257,8 @@ def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index:
             loss.backward()
             opt.step()
             sched.step()
+            if frozen is not None:
+                frozen.restore()
             total += float(loss.detach()) * len(idx)
         val = evaluate(net, mask, x_va, r_va, y_va, index)
         history.append({"epoch": epoch + 1, "train_loss": round(total / len(order), 4),
@@ -259,6 +282,37 @@ def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index:
                "val_accuracy": history[-1]["val_accuracy"], "val_accuracy_by_part": val["by_part"]}
     (out_dir / "part-states.train.json").write_text(json.dumps({**summary, "history": history}, indent=1) + "\n")
     return summary
+
+
+class _Frozen:
+    """The known parts' rows of the embedding and the output layer, put back after every optimizer step (their
+    gradients are zeroed too, but AdamW's weight decay would still move them)."""
+
+    def __init__(self, net: Any, rows: list[int], classes: list[int]) -> None:
+        import torch
+
+        self.tensors = [(net.embed.weight, rows), (net.head[3].weight, classes), (net.head[3].bias, classes)]
+        self.saved = [t.detach()[idx].clone() for t, idx in self.tensors]
+        for t, idx in self.tensors:
+            where = torch.tensor(idx, dtype=torch.long, device=t.device)
+            t.register_hook(lambda grad, where=where: grad.index_fill(0, where, 0))
+
+    def restore(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            for (t, idx), value in zip(self.tensors, self.saved, strict=True):
+                t[idx] = value
+
+
+def _freeze_known(net: Any, index: PartIndex, old: PartIndex) -> _Frozen:
+    """Freeze the body and the shared head layer; the known parts' rows are kept by the returned object."""
+    for module in (net.body, net.head[0]):
+        for q in module.parameters():
+            q.requires_grad_(False)
+    rows = [row for row, (p, n, _c) in enumerate(index.entries) if old.row(p, n) is not None]
+    classes = [int(c) for row in rows for c in index.class_ids(row)]
+    return _Frozen(net, rows, classes)
 
 
 def class_weights(labels: np.ndarray, index: PartIndex) -> np.ndarray:
@@ -291,24 +345,46 @@ def states_only(index: PartIndex, *splits: tuple[np.ndarray, ...]) -> tuple[Part
     one of its states; the pipeline's geometry (facing away, behind the body, too small) still abstains."""
     kept = PartIndex(tuple((p, n, tuple(c for c in classes if c not in EXTRA_CLASSES))
                            for p, n, classes in index.entries))
+    return kept, narrowed(index, kept, splits)
+
+
+def known_as_before(index: PartIndex, old: PartIndex) -> PartIndex:
+    """``index`` with every part that ``old`` knows reduced to the classes ``old`` gives it (a fine-tune that
+    keeps the known parts as they were learns no new class for them); new parts keep all their classes."""
+    entries = []
+    for p, n, classes in index.entries:
+        row = old.row(p, n)
+        entries.append((p, n, classes if row is None else tuple(c for c in classes if c in old.classes(row))))
+    return PartIndex(tuple(entries))
+
+
+def narrowed(index: PartIndex, kept: PartIndex, splits: Sequence[tuple[np.ndarray, ...]]
+             ) -> list[tuple[np.ndarray, ...]]:
+    """Each (patches, rows, labels) split numbered in ``index``, renumbered in ``kept`` (the same rows with
+    fewer classes); samples of a class ``kept`` lacks are dropped."""
     remap = np.full(index.num_classes, -1, np.int64)
     for row, (_p, _n, classes) in enumerate(index.entries):
         for label in classes:
-            if label not in EXTRA_CLASSES:
+            if label in kept.classes(row):
                 remap[index.class_id(row, label)] = kept.class_id(row, label)
     out = []
     for x, r, y in splits:
         keep = remap[y] >= 0
         out.append((x[keep], r[keep], remap[y[keep]]))
-    return kept, out
+    return out
 
 
-def jpeg_patches(patches: np.ndarray, qualities: np.ndarray) -> np.ndarray:
-    """(n, h, w, 3) uint8 BGR patches, each through a JPEG encode and decode at its own quality."""
+def jpeg_patches(patches: np.ndarray, qualities: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """(n, h, w, 3) uint8 BGR patches, each shrunk to ``sizes[i]`` pixels square (the part's size in the frame,
+    where the camera's JPEG works), through a JPEG encode and decode at ``qualities[i]``, and scaled back."""
     import cv2
 
-    return np.stack([cv2.imdecode(cv2.imencode(".jpg", p, [cv2.IMWRITE_JPEG_QUALITY, int(q)])[1], cv2.IMREAD_COLOR)
-                     for p, q in zip(patches, qualities, strict=True)])
+    out = np.empty_like(patches)
+    for i, (p, q, size) in enumerate(zip(patches, qualities, sizes, strict=True)):
+        small = cv2.resize(p, (int(size), int(size)), interpolation=cv2.INTER_AREA)
+        small = cv2.imdecode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, int(q)])[1], cv2.IMREAD_COLOR)
+        out[i] = cv2.resize(small, (p.shape[1], p.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def blur_patches(x: np.ndarray, sigma: float) -> np.ndarray:

@@ -49,6 +49,7 @@ class ProductRun:
     eval_frames: int = 300
     device: str = "cpu"
     rehearsal: tuple[Path, ...] = field(default_factory=tuple)  # earlier `data synth` folders to mix in
+    keep_known_parts: bool = True  # a new product's part-state stage leaves the known parts' readings as they are
 
     @property
     def weights(self) -> Path:
@@ -80,6 +81,8 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
         for name in ("part-states.state.pt", "part-states.onnx"):
             if (init / name).is_file():
                 parts += ["--init", str(init / name)]
+                if run.keep_known_parts and run.product is not None:
+                    parts.append("--keep-known")
                 break
     out = []
     if init is not None:
