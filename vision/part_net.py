@@ -25,6 +25,7 @@ from vision.errors import ModelUnavailable, VisionError
 from vision.ort_session import cpu_session
 
 MODEL_NAME = "part-states.onnx"
+OCCLUSION_MODEL_NAME = "part-occlusion.onnx"  # optional: per part visible / hand / covered (vision.part_reader)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ Rules:
 4. A network answer under ``READ_MIN_CONF``, or one of its abstaining classes (hand, covered, hidden), is
    unknown with that reason; a row of look-alikes whose end reads ``absent`` is resolved by
    :meth:`PartReader._check_rows`.
+5. Where the weights include the occlusion network (``part-occlusion.onnx``: the same small CNN, trained to
+   say only whether each part is visible, under a hand, or covered), it sees the same patches, and a part it
+   finds under a hand or covered is unknown with that reason whatever the state network read: a finger over
+   an empty port must never read "plugged". LEDs are left to the state network (see ``_read_parts``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import EDGE_ON_DEG, Part, Product
 from vision.errors import ModelUnavailable
 from vision.led import classify_led
-from vision.part_net import MODEL_NAME, PartNet
+from vision.part_net import MODEL_NAME, OCCLUSION_MODEL_NAME, PartNet
 from vision.part_patches import ABSENT, COVERED, HAND, HIDDEN, MIN_READABLE_PX, ROW_KINDS, face_patch, row_spacing
 from vision.parts import ProjectedPart, behind_body, project_parts, visible_in_some_state
 from vision.types import PartState
@@ -46,16 +50,22 @@ Request = tuple[Part, dict[str, str], ProjectedPart | None]
 
 
 class PartReader:
-    """Owns the part-state network (None: LEDs by colour only) and reads parts with it."""
+    """Owns the part-state network (None: LEDs by colour only) and the optional occlusion network, and reads
+    parts with them."""
 
-    def __init__(self, net: PartNet | None) -> None:
+    def __init__(self, net: PartNet | None, occlusion: PartNet | None = None) -> None:
         self.net = net
+        self.occlusion = occlusion
 
     @classmethod
     def from_weights(cls, weights_dir: str | Path) -> PartReader:
-        """With ``weights_dir``'s part-state network, or without one when it is not installed."""
+        """With ``weights_dir``'s part-state network, or without one when it is not installed; with its
+        occlusion network when there is one."""
+        occlusion = None
+        if (Path(weights_dir) / OCCLUSION_MODEL_NAME).is_file():
+            occlusion = PartNet(Path(weights_dir) / OCCLUSION_MODEL_NAME)
         try:
-            return cls(PartNet(Path(weights_dir) / MODEL_NAME))
+            return cls(PartNet(Path(weights_dir) / MODEL_NAME), occlusion)
         except ModelUnavailable:
             return cls(None)  # LEDs are still read by colour; other parts report unknown
 
@@ -112,10 +122,20 @@ class PartReader:
         if not batch:
             return out
         assert self.net is not None
-        labels = self.net.predict(patches, [(product.id, requests[i][0].name) for i in batch])
+        keys = [(product.id, requests[i][0].name) for i in batch]
+        labels = self.net.predict(patches, keys)
         for i, (label, prob) in zip(batch, labels, strict=True):
             out[i] = _reading(label, prob, out[i].uv, out[i].size_px)
         self._check_rows(image, product, pose, camera, requests, batch, labels, out)
+        if self.occlusion is not None:
+            # LEDs are not checked: a finger over an LED reads it off or unsure, never lit in its healthy colour,
+            # and a bloomed LED's halo looks like a covering to the occlusion network (led_bloom 0.99 -> 0.80).
+            known = [k for k, key in enumerate(keys)
+                     if self.occlusion.handles(*key) and requests[batch[k]][0].kind != "led"]
+            seen = self.occlusion.predict([patches[k] for k in known], [keys[k] for k in known])
+            for k, (label, _prob) in zip(known, seen, strict=True):
+                if label in (HAND, COVERED):
+                    out[batch[k]] = _reading(label, 1.0, out[batch[k]].uv, out[batch[k]].size_px)
         return out
 
     def _check_rows(self, image: np.ndarray, product: Product, pose: Pose, camera: CameraIntrinsics,

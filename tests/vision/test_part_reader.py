@@ -45,3 +45,67 @@ def test_a_cover_seen_from_behind_is_not_read_because_the_body_hides_it() -> Non
     front = Pose.orbit(0, 20, 1.0)
     projected = visible_in_some_state(printer, part, front, CAMERA, {}, max_angle_deg=READ_ANGLE_DEG)
     assert unreadable(printer, part, projected, front, CAMERA, {}) is None
+
+
+def _constant_occlusion_net(path: Path, index_entries: list[tuple[str, str]], label: str) -> Path:
+    """An ONNX file with the part networks' inputs and metadata whose answer is always ``label``: the
+    occlusion network's wiring is tested apart from what a trained one sees."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from vision.part_net import PartIndex
+
+    classes = ("visible", "hand", "covered")
+    index = PartIndex(tuple((p, n, classes) for p, n in index_entries))
+    bias = [10.0 if c == label else 0.0 for _ in index_entries for c in classes]
+    graph = helper.make_graph(
+        # logits = sum(patch) * 0 + bias, shaped (n, classes); the part input is declared but not needed
+        [helper.make_node("ReduceSum", ["patch", "axes"], ["total"], keepdims=0),
+         helper.make_node("Unsqueeze", ["total", "one"], ["column"]),
+         helper.make_node("Mul", ["column", "zero"], ["nothing"]),
+         helper.make_node("Add", ["nothing", "bias"], ["logits"])],
+        "constant", [helper.make_tensor_value_info("patch", TensorProto.FLOAT, ["n", 3, 32, 32]),
+                     helper.make_tensor_value_info("part", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", len(bias)])],
+        [helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]),
+         helper.make_tensor("one", TensorProto.INT64, [1], [1]),
+         helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+         helper.make_tensor("bias", TensorProto.FLOAT, [len(bias)], bias)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"part_index": index.to_json()})
+    onnx.save(model, path)
+    return path
+
+
+def test_the_occlusion_network_turns_a_read_part_into_unknown_with_its_reason(tmp_path: Path) -> None:
+    """With ``part-occlusion.onnx`` beside the state network, a part it finds under a hand is unknown ("hand")
+    whatever the state network read; a part it finds visible keeps its reading."""
+    import shutil
+
+    from product_models.render import Renderer
+    from vision.detector import WEIGHTS_DIR
+    from vision.part_net import MODEL_NAME, OCCLUSION_MODEL_NAME
+
+    router = default_catalog().get("router_ax1800")
+    pose = Pose.orbit(180, 25, 0.5)  # the back: ports and LEDs in view
+    renderer = Renderer(640, 480)
+    try:
+        frame = renderer.render(router, router.fault_states("wan_unplugged"), pose, CAMERA).image[:, :, ::-1].copy()
+    finally:
+        renderer.close()
+    plain = PartReader.from_weights(WEIGHTS_DIR).read(frame, router, pose, CAMERA)
+    read = {n for n, s in plain.items() if s.state is not None}
+    assert "port_wan" in read
+    entries = [("router_ax1800", n) for n in ("port_wan", "port_lan1")]
+    for label, expect in (("visible", None), ("hand", "hand")):
+        folder = tmp_path / label
+        folder.mkdir()
+        shutil.copy(WEIGHTS_DIR / MODEL_NAME, folder / MODEL_NAME)
+        _constant_occlusion_net(folder / OCCLUSION_MODEL_NAME, entries, label)
+        states = PartReader.from_weights(folder).read(frame, router, pose, CAMERA)
+        for name, state in states.items():
+            if expect is not None and name in ("port_wan", "port_lan1") and name in read:
+                assert state.state is None and state.reason == expect, (name, state)
+            else:  # parts it does not know, or finds visible, read as before
+                assert state == plain[name], (name, state, plain[name])

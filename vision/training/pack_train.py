@@ -80,13 +80,16 @@ def train_keypoints(args: argparse.Namespace) -> dict:
 def train_parts(args: argparse.Namespace) -> dict:
     from vision.part_net import PartIndex
     from vision.training.pack import read_part_patches
-    from vision.training.parts_train import fit_parts, states_only
+    from vision.training.parts_train import fit_parts, occlusion_only, states_only
 
     index_json, splits = _read_packs(args.packs, "parts", "index", read_part_patches)
     index = PartIndex.from_json(index_json)
     if args.states_only:
         index, (splits["train"], splits["val"]) = states_only(index, splits["train"], splits["val"])
         print(f"states only: train {len(splits['train'][0])}, val {len(splits['val'][0])}", flush=True)
+    elif args.occlusion:
+        index, (splits["train"], splits["val"]) = occlusion_only(index, splits["train"], splits["val"])
+        print(f"occlusion: train {len(splits['train'][0])}, val {len(splits['val'][0])}", flush=True)
     return fit_parts(splits["train"], splits["val"], index, args.out, args.epochs,
                      args.batch, args.seed, args.lr, lambda m: print(m, flush=True), args.init, args.resume,
                      args.device, args.deadline, keep_known=args.keep_known)
@@ -137,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint in --out")
             p.add_argument("--keep-known", action="store_true",
                            help="with --init: the parts it knows keep exactly its readings; only new parts learn")
+            p.add_argument("--occlusion", action="store_true",
+                           help="train the occlusion network instead: each part visible, under a hand, or covered")
             p.add_argument("--states-only", action="store_true",
                            help="learn only the parts' states: drop the samples of hand, covered, hidden and absent")
         if name == "detector":

@@ -348,6 +348,30 @@ def states_only(index: PartIndex, *splits: tuple[np.ndarray, ...]) -> tuple[Part
     return kept, narrowed(index, kept, splits)
 
 
+VISIBLE = "visible"  # the occlusion network's class for a part it can see (any of its states)
+
+
+def occlusion_only(index: PartIndex, *splits: tuple[np.ndarray, ...]) -> tuple[PartIndex, list[tuple[np.ndarray, ...]]]:
+    """The occlusion network's index (every part: ``visible``, ``hand``, ``covered``) and each split relabelled
+    in it: a part's states become ``visible``; ``hidden`` and ``absent`` (no part in the patch, not an
+    occluder over it) are dropped."""
+    occ = PartIndex(tuple((p, n, (VISIBLE, *UNREADABLE_CLASSES)) for p, n, _c in index.entries))
+    remap = np.full(index.num_classes, -1, np.int64)
+    for row, (_p, _n, classes) in enumerate(index.entries):
+        for label in classes:
+            if label in UNREADABLE_CLASSES:
+                remap[index.class_id(row, label)] = occ.class_id(row, label)
+            elif label not in EXTRA_CLASSES:
+                remap[index.class_id(row, label)] = occ.class_id(row, VISIBLE)
+    return occ, [_relabel(remap, split) for split in splits]
+
+
+def _relabel(remap: np.ndarray, split: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    x, r, y = split
+    keep = remap[y] >= 0
+    return x[keep], r[keep], remap[y[keep]]
+
+
 def known_as_before(index: PartIndex, old: PartIndex) -> PartIndex:
     """``index`` with every part that ``old`` knows reduced to the classes ``old`` gives it (a fine-tune that
     keeps the known parts as they were learns no new class for them); new parts keep all their classes."""
@@ -367,11 +391,7 @@ def narrowed(index: PartIndex, kept: PartIndex, splits: Sequence[tuple[np.ndarra
         for label in classes:
             if label in kept.classes(row):
                 remap[index.class_id(row, label)] = kept.class_id(row, label)
-    out = []
-    for x, r, y in splits:
-        keep = remap[y] >= 0
-        out.append((x[keep], r[keep], remap[y[keep]]))
-    return out
+    return [_relabel(remap, split) for split in splits]
 
 
 def jpeg_patches(patches: np.ndarray, qualities: np.ndarray, sizes: np.ndarray) -> np.ndarray:
