@@ -169,6 +169,21 @@ def test_states_only_drops_the_abstaining_classes_and_renumbers() -> None:
         "green", "off", "open", "closed"]
 
 
+def test_occlusion_only_relabels_every_state_visible_and_drops_what_is_not_an_occluder() -> None:
+    from vision.training.parts_train import occlusion_only
+
+    index = PartIndex((("p", "led", ("off", "green", HAND, COVERED, ABSENT)),
+                       ("p", "tray", ("open", "closed", HIDDEN))))
+    x = np.arange(7)[:, None, None, None] * np.ones((7, 2, 2, 3), np.uint8)
+    rows = np.array([0, 0, 0, 0, 1, 1, 1])
+    labels = np.array([1, 2, 4, 3, 5, 7, 6])  # green, hand, absent, covered, open, hidden, closed
+    occ, [(x2, r2, y2)] = occlusion_only(index, (x, rows, labels))
+    assert occ.entries == (("p", "led", ("visible", HAND, COVERED)), ("p", "tray", ("visible", HAND, COVERED)))
+    assert x2[:, 0, 0, 0].tolist() == [0, 1, 3, 4, 6]  # absent and hidden are gone
+    assert [occ.classes(r)[y - occ.class_ids(r)[0]] for r, y in zip(r2, y2, strict=True)] == [
+        "visible", HAND, COVERED, "visible", "visible"]
+
+
 def test_jpeg_augmentation_degrades_colour_in_proportion_to_quality() -> None:
     from vision.training.parts_train import jpeg_patches
 
