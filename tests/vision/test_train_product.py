@@ -53,7 +53,10 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     assert summary["before"]["router_bx9"]["product_recall"] == 0.0  # untrained before: never recognised
     report = (work / "report.md").read_text()
     assert "| router_bx9 | 0.000 |" in report and "| router_ax1800 |" in report
-    assert all((work / name).is_file() for name in ("losses.png", "recall.png", "parts.png"))
+    assert (work / "losses.png").is_file() and (work / "recall.png").is_file()
+    # parts.png plots validation accuracy per part; twelve frames may leave no validation patch of a new part
+    parts = json.loads((work / "weights" / "part-states.train.json").read_text())["val_accuracy_by_part"]
+    assert (work / "parts.png").is_file() == bool(parts)
     installed = catalog.parent / "installed"
     assert {p.name for p in installed.iterdir()} >= {"fixlens-pose.onnx", "keypoints.onnx", "part-states.onnx"}
 
