@@ -184,6 +184,23 @@ def test_occlusion_only_relabels_every_state_visible_and_drops_what_is_not_an_oc
         "visible", HAND, COVERED, "visible", "visible"]
 
 
+def test_fingertips_are_drawn_over_visible_ports_and_labelled_hand() -> None:
+    from vision.training.parts_train import CUT, with_fingertips
+
+    index = PartIndex((("router_ax1800", "port_wan", ("visible", HAND, COVERED)),
+                       ("router_ax1800", "led_power", ("visible", HAND, COVERED))))
+    rng = np.random.default_rng(0)
+    x = np.zeros((40, CUT, CUT, 3), np.uint8)
+    x[:] = (200, 60, 20)  # a blue body, BGR: no skin tone is near it
+    rows = np.repeat([0, 1], 20)
+    labels = np.where(rows == 0, 0, 3)  # every part visible
+    x2, r2, y2 = with_fingertips(index, (x, rows, labels), ("port",), rng, share=0.5)
+    assert len(x2) == 50 and (r2[40:] == 0).all() and (y2[40:] == 1).all()  # ten ports, now under a hand
+    np.testing.assert_array_equal(x2[:40], x)  # the originals are untouched
+    centre = x2[40:, CUT // 2 - 2:CUT // 2 + 2, CUT // 2 - 2:CUT // 2 + 2].astype(int)
+    assert (np.abs(centre - x[:10, :4, :4]).reshape(10, -1).mean(axis=1) > 30).all()  # skin over the centre
+
+
 def test_jpeg_augmentation_degrades_colour_in_proportion_to_quality() -> None:
     from vision.training.parts_train import jpeg_patches
 

@@ -77,10 +77,13 @@ def train_keypoints(args: argparse.Namespace) -> dict:
                          lambda m: print(m, flush=True), args.device, args.deadline, args.warp)
 
 
+FINGERED_KINDS = ("port", "tray", "cover", "paper", "cable", "removable")  # what a fingertip can pass for healthy
+
+
 def train_parts(args: argparse.Namespace) -> dict:
     from vision.part_net import PartIndex
     from vision.training.pack import read_part_patches
-    from vision.training.parts_train import fit_parts, occlusion_only, states_only
+    from vision.training.parts_train import fit_parts, occlusion_only, states_only, with_fingertips
 
     index_json, splits = _read_packs(args.packs, "parts", "index", read_part_patches)
     index = PartIndex.from_json(index_json)
@@ -89,6 +92,7 @@ def train_parts(args: argparse.Namespace) -> dict:
         print(f"states only: train {len(splits['train'][0])}, val {len(splits['val'][0])}", flush=True)
     elif args.occlusion:
         index, (splits["train"], splits["val"]) = occlusion_only(index, splits["train"], splits["val"])
+        splits["train"] = with_fingertips(index, splits["train"], FINGERED_KINDS, np.random.default_rng(args.seed))
         print(f"occlusion: train {len(splits['train'][0])}, val {len(splits['val'][0])}", flush=True)
     return fit_parts(splits["train"], splits["val"], index, args.out, args.epochs,
                      args.batch, args.seed, args.lr, lambda m: print(m, flush=True), args.init, args.resume,

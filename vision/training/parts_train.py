@@ -366,6 +366,56 @@ def occlusion_only(index: PartIndex, *splits: tuple[np.ndarray, ...]) -> tuple[P
     return occ, [_relabel(remap, split) for split in splits]
 
 
+FINGER_SHARE = 0.15  # of the visible non-LED patches, copied with a fingertip drawn over the part (``hand``)
+
+
+def with_fingertips(index: PartIndex, split: tuple[np.ndarray, ...], kinds: Sequence[str], rng: np.random.Generator,
+                    share: float = FINGER_SHARE) -> tuple[np.ndarray, ...]:
+    """An occlusion split plus copies of ``share`` of its ``visible`` patches of the ``kinds`` rows, each with a
+    fingertip drawn over the part's centre, labelled ``hand``. The rendered training frames put a hand's
+    fingertip on a part, but its centre is then mostly under the palm or a finger's middle: a light fingertip
+    whose rounded end lies on a port, the case that reads "plugged", is rare in them."""
+    from vision.training.occluders import SKIN_TONES
+
+    x, r, y = split
+    rows = {row for row, (p, n, _c) in enumerate(index.entries) if _kind_of(p, n) in kinds}
+    pick = np.array([i for i in range(len(y)) if r[i] in rows and index.classes(r[i])[y[i] - index.class_ids(r[i])[0]]
+                     == VISIBLE])
+    pick = rng.choice(pick, size=round(share * len(pick)), replace=False) if len(pick) else pick
+    extra = x[pick].copy()
+    for patch in extra:
+        _draw_fingertip(patch, rng, SKIN_TONES)
+    labels = np.array([index.class_id(int(r[i]), UNREADABLE_CLASSES[0]) for i in pick], np.int64)
+    return (np.concatenate([x, extra]), np.concatenate([r, r[pick]]), np.concatenate([y, labels]))
+
+
+def _kind_of(product_id: str, part: str) -> str:
+    return default_catalog().get(product_id).part(part).kind
+
+
+def _draw_fingertip(patch: np.ndarray, rng: np.random.Generator, tones: np.ndarray) -> None:
+    """A shaded finger coming in from a random side, its rounded tip within a few pixels of the centre, in place
+    on a (CUT, CUT, 3) uint8 BGR patch (the part's face is the middle 1 / EXTENT of it)."""
+    import cv2
+
+    size = patch.shape[0]
+    face = size / EXTENT
+    width = face * rng.uniform(0.6, 1.2)
+    angle = rng.uniform(0, 2 * math.pi)
+    tip = np.array([size / 2, size / 2]) + rng.normal(0, face * 0.12, 2)
+    base = tip + 2 * size * np.array([math.cos(angle), math.sin(angle)])
+    mask = np.zeros(patch.shape[:2], np.float32)
+    cv2.line(mask, tuple(int(v) for v in tip), tuple(int(v) for v in base), 1.0, max(2, round(width)), cv2.LINE_AA)
+    cv2.circle(mask, tuple(int(v) for v in tip), max(1, round(width / 2)), 1.0, -1, cv2.LINE_AA)
+    colour = tones[rng.integers(len(tones))][::-1] * rng.uniform(0.55, 1.15)  # RGB -> BGR, lit
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    across = ((xx - tip[0]) * -math.sin(angle) + (yy - tip[1]) * math.cos(angle)) / max(width, 1.0)
+    light = 1.0 + rng.uniform(0.1, 0.35) * np.clip(across, -0.6, 0.6)  # a round finger is lit on one side
+    fill = np.clip(colour[None, None, :] * light[:, :, None], 0, 255)
+    soft = cv2.GaussianBlur(mask, (0, 0), 0.7)[:, :, None]
+    patch[:] = np.clip(patch * (1 - soft) + fill * soft, 0, 255).astype(np.uint8)
+
+
 def _relabel(remap: np.ndarray, split: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     x, r, y = split
     keep = remap[y] >= 0
