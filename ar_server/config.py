@@ -58,7 +58,7 @@ class Config:
     batch_size: int = 8  # frames per inference batch
     batch_wait_ms: float = 5.0  # how long a partial batch waits for more frames
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    weights_dir: Path = _REPO / "vision" / "weights"  # fixlens-pose.onnx / .pt, keypoints.onnx, part-states.onnx
+    weights_dir: Path = _REPO / "vision" / "weights"  # detector, keypoint, part-state (and occlusion) networks
     # Detector backend: auto = torch on CUDA when available, else onnx. A process that also renders with
     # Panda3D's EGL display must use onnx: importing torch there crashes it (auto probes torch for CUDA).
     backend: Backend = "auto"
