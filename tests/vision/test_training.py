@@ -154,34 +154,36 @@ def test_class_weights_balance_states_and_never_favour_an_abstention() -> None:
     assert (w[:2] <= 10.0).all() and (w > 0).all()
 
 
+# An LED and a tray with every kind of extra class; seven samples, one per class named in each test's labels.
+MIXED = PartIndex((("p", "led", ("off", "green", HAND, COVERED, ABSENT)), ("p", "tray", ("open", "closed", HIDDEN))))
+MIXED_ROWS = np.array([0, 0, 0, 0, 1, 1, 1])
+
+
+def _split(labels: list[int]) -> tuple[np.ndarray, ...]:
+    """Seven patches whose pixels are their own index, on MIXED's rows, with ``labels``."""
+    return np.arange(7)[:, None, None, None] * np.ones((7, 2, 2, 3), np.uint8), MIXED_ROWS, np.array(labels)
+
+
+def _names(index: PartIndex, rows: np.ndarray, labels: np.ndarray) -> list[str]:
+    return [index.classes(r)[y - index.class_ids(r)[0]] for r, y in zip(rows, labels, strict=True)]
+
+
 def test_states_only_drops_the_abstaining_classes_and_renumbers() -> None:
     from vision.training.parts_train import states_only
 
-    index = PartIndex((("p", "led", ("off", "green", HAND, COVERED, ABSENT)),
-                       ("p", "tray", ("open", "closed", HIDDEN))))
-    x = np.arange(7)[:, None, None, None] * np.ones((7, 2, 2, 3), np.uint8)
-    rows = np.array([0, 0, 0, 0, 1, 1, 1])
-    labels = np.array([1, 2, 4, 0, 5, 7, 6])  # green, hand, absent, off, open, hidden, closed
-    kept, [(x2, r2, y2)] = states_only(index, (x, rows, labels))
+    kept, [(x, r, y)] = states_only(MIXED, _split([1, 2, 4, 0, 5, 7, 6]))  # green hand absent off open hidden closed
     assert kept.entries == (("p", "led", ("off", "green")), ("p", "tray", ("open", "closed")))
-    assert x2[:, 0, 0, 0].tolist() == [0, 3, 4, 6]  # the samples of hand, absent and hidden are gone
-    assert [kept.classes(r)[y - kept.class_ids(r)[0]] for r, y in zip(r2, y2, strict=True)] == [
-        "green", "off", "open", "closed"]
+    assert x[:, 0, 0, 0].tolist() == [0, 3, 4, 6]  # the samples of hand, absent and hidden are gone
+    assert _names(kept, r, y) == ["green", "off", "open", "closed"]
 
 
 def test_occlusion_only_relabels_every_state_visible_and_drops_what_is_not_an_occluder() -> None:
     from vision.training.parts_train import occlusion_only
 
-    index = PartIndex((("p", "led", ("off", "green", HAND, COVERED, ABSENT)),
-                       ("p", "tray", ("open", "closed", HIDDEN))))
-    x = np.arange(7)[:, None, None, None] * np.ones((7, 2, 2, 3), np.uint8)
-    rows = np.array([0, 0, 0, 0, 1, 1, 1])
-    labels = np.array([1, 2, 4, 3, 5, 7, 6])  # green, hand, absent, covered, open, hidden, closed
-    occ, [(x2, r2, y2)] = occlusion_only(index, (x, rows, labels))
+    occ, [(x, r, y)] = occlusion_only(MIXED, _split([1, 2, 4, 3, 5, 7, 6]))  # green hand absent covered open ...
     assert occ.entries == (("p", "led", ("visible", HAND, COVERED)), ("p", "tray", ("visible", HAND, COVERED)))
-    assert x2[:, 0, 0, 0].tolist() == [0, 1, 3, 4, 6]  # absent and hidden are gone
-    assert [occ.classes(r)[y - occ.class_ids(r)[0]] for r, y in zip(r2, y2, strict=True)] == [
-        "visible", HAND, COVERED, "visible", "visible"]
+    assert x[:, 0, 0, 0].tolist() == [0, 1, 3, 4, 6]  # absent and hidden are gone
+    assert _names(occ, r, y) == ["visible", HAND, COVERED, "visible", "visible"]
 
 
 def test_fingertips_are_drawn_over_visible_ports_and_labelled_hand() -> None:
