@@ -44,6 +44,8 @@ def test_train_options_with_bad_paths_fail_with_a_clear_error(tmp_path: Path,
     assert "--estimated-poses" in err and "not found" in err
     assert main(["train", "parts", "--data", str(data), "--epochs", "0", "--out-dir", str(tmp_path / "p")]) == 2
     assert "--epochs must be within 1..1000" in capsys.readouterr().err
+    assert main(["train", "parts", "--data", str(data), "--keep-known", "--out-dir", str(tmp_path / "p")]) == 2
+    assert "--keep-known needs --init" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()
 
 

@@ -162,6 +162,12 @@ def test_part_pack_refusals(part_pack, tmp_path: Path) -> None:
         write_part_pack(tmp_path / "other.npz", tmp_path / "out")
     with pytest.raises(ValueError, match="part index differs"):
         read_part_patches(pack, "train", "[]")
+    alone = pack_train("parts", "--packs", str(pack), "--out", str(tmp_path / "k"), "--keep-known", ok=False)
+    assert alone.returncode == 2 and "keeping the known parts needs --init" in alone.stderr
+    both = pack_train("parts", "--packs", str(pack), "--out", str(tmp_path / "k"), "--occlusion", "--states-only",
+                      ok=False)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    assert not (tmp_path / "k").exists()  # nothing written by a refused run
 
 
 def test_parts_train_from_packs_and_export_here(part_pack, tmp_path: Path) -> None:

@@ -144,10 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint in --out")
             p.add_argument("--keep-known", action="store_true",
                            help="with --init: the parts it knows keep exactly its readings; only new parts learn")
-            p.add_argument("--occlusion", action="store_true",
-                           help="train the occlusion network instead: each part visible, under a hand, or covered")
-            p.add_argument("--states-only", action="store_true",
-                           help="learn only the parts' states: drop the samples of hand, covered, hidden and absent")
+            mode = p.add_mutually_exclusive_group()
+            mode.add_argument("--occlusion", action="store_true",
+                              help="train the occlusion network instead: each part visible, under a hand, or covered")
+            mode.add_argument("--states-only", action="store_true",
+                              help="learn only the parts' states: drop the samples of hand, covered, hidden and "
+                                   "absent")
         if name == "detector":
             p.add_argument("--time", type=float, default=None, help="wall-clock budget in hours")
             p.add_argument("--workers", type=int, default=8)

@@ -378,7 +378,9 @@ def with_fingertips(index: PartIndex, split: tuple[np.ndarray, ...], kinds: Sequ
     from vision.training.occluders import SKIN_TONES
 
     x, r, y = split
-    rows = {row for row, (p, n, _c) in enumerate(index.entries) if _kind_of(p, n) in kinds}
+    catalog = default_catalog()  # the parts' kinds; a product it lacks gets no fingertips
+    rows = {row for row, (p, n, _c) in enumerate(index.entries)
+            if p in catalog.products and catalog.get(p).part(n).kind in kinds}
     pick = np.array([i for i in range(len(y)) if r[i] in rows and index.classes(r[i])[y[i] - index.class_ids(r[i])[0]]
                      == VISIBLE])
     pick = rng.choice(pick, size=round(share * len(pick)), replace=False) if len(pick) else pick
@@ -387,10 +389,6 @@ def with_fingertips(index: PartIndex, split: tuple[np.ndarray, ...], kinds: Sequ
         _draw_fingertip(patch, rng, SKIN_TONES)
     labels = np.array([index.class_id(int(r[i]), UNREADABLE_CLASSES[0]) for i in pick], np.int64)
     return (np.concatenate([x, extra]), np.concatenate([r, r[pick]]), np.concatenate([y, labels]))
-
-
-def _kind_of(product_id: str, part: str) -> str:
-    return default_catalog().get(product_id).part(part).kind
 
 
 def _draw_fingertip(patch: np.ndarray, rng: np.random.Generator, tones: np.ndarray) -> None:
