@@ -15,7 +15,11 @@ The rule, per part. A *read* is the part's raw ``PartState`` in one frame that h
    b. its confidence is at least ``min_confidence``.
 2. Contradiction. A read of any other state at confidence ``contradict_confidence`` or more, at any size,
    contradicts S: S's evidence is erased and a verified S is dropped at once. Reads that are unknown
-   (``state=None``, whatever the reason), and reads too unsure to contradict, neither add nor erase.
+   (``state=None``), and reads too unsure to contradict, neither add nor erase, with one exception:
+   an *occluded* read (reason ``hand`` or ``covered``: something lies over the part) erases S's evidence
+   while S is not yet verified. Evidence must be gathered after the hand has left: a finger lying beside
+   an empty port, covering its edge, read "plugged" in most frames and "hand" in a few, and the "plugged"
+   reads between them must not add up to a verified step. A verified S is kept (rule 4 holds it).
 3. S becomes verified, on a new evidence read, when its evidence of the last ``window_ms`` (all of it
    gathered since the last contradiction, rule 2) has
    c. at least ``min_reads`` reads spanning at least ``min_span_ms``, and
@@ -54,6 +58,8 @@ import numpy as np
 
 from vision.errors import VisionError
 from vision.types import Observation, PartState
+
+OCCLUDED = frozenset({"hand", "covered"})  # unreadable reasons that mean something lies over the part (rule 2)
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,10 @@ class StepVerifier:
 
     def _read(self, track: _Track, now: float, raw: PartState, obs: Observation, smooth: PartState | None) -> None:
         cfg = self.config
+        if raw.state is None and raw.reason in OCCLUDED and track.verified is None:
+            track.candidate = None  # rule 2's exception: evidence starts again once the part is clear
+            track.evidence.clear()
+            return
         if raw.state is None or not raw.visible:
             return  # unknown: neither adds nor erases (rule 2)
         if (raw.state == cfg.off_state and smooth is not None and smooth.blinking

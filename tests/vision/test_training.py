@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -201,6 +202,50 @@ def test_fingertips_are_drawn_over_visible_ports_and_labelled_hand() -> None:
     np.testing.assert_array_equal(x2[:40], x)  # the originals are untouched
     centre = x2[40:, CUT // 2 - 2:CUT // 2 + 2, CUT // 2 - 2:CUT // 2 + 2].astype(int)
     assert (np.abs(centre - x[:10, :4, :4]).reshape(10, -1).mean(axis=1) > 30).all()  # skin over the centre
+
+
+def test_fingers_beside_the_part_keep_its_label_and_leave_its_centre() -> None:
+    from vision.training.parts_train import CUT, with_fingers_beside
+
+    index = PartIndex((("router_ax1800", "port_wan", ("empty", "plugged")),
+                       ("router_ax1800", "led_power", ("off", "green"))))
+    x = np.zeros((40, CUT, CUT, 3), np.uint8)
+    x[:] = (200, 60, 20)  # a blue body, BGR: no skin tone is near it
+    rows = np.repeat([0, 1], 20)
+    labels = np.tile([0, 1], 20) + 2 * rows  # both states of both parts
+    x2, r2, y2 = with_fingers_beside(index, (x, rows, labels), ("port",), np.random.default_rng(0), share=0.5)
+    assert len(x2) == 50 and (r2[40:] == 0).all()  # ten ports got a finger, no LED
+    assert set(y2[40:].tolist()) == {0, 1}  # labels kept: both of the port's states, nothing else
+    np.testing.assert_array_equal(x2[:40], x)  # the originals are untouched
+    changed = np.abs(x2[40:].astype(int) - x[:10]).sum(axis=-1) > 30  # (10, CUT, CUT) skin pixels
+    face = CUT / 1.5
+    yy, xx = np.mgrid[0:CUT, 0:CUT]
+    centre = np.hypot(xx - CUT / 2, yy - CUT / 2) < face * 0.1
+    assert changed.any(axis=(1, 2)).all()  # each copy has a finger ...
+    assert changed[:, centre].mean() < 0.5  # ... mostly off the part's centre
+
+
+def test_motion_blur_smears_along_its_line_only() -> None:
+    from vision.training.parts_train import motion_blur_patches
+
+    x = np.zeros((1, 3, PATCH, PATCH), np.float32)
+    x[0, :, 16, 16] = 1.0  # one lit pixel
+    across = motion_blur_patches(x, 9, 0.0)[0, 0]  # horizontal
+    assert across.sum() == pytest.approx(1.0, abs=1e-4)  # light is spread, not made
+    assert across[16, 12] > 0 and across[16, 20] > 0 and across[12, 16] == 0 and across[20, 16] == 0
+    down = motion_blur_patches(x, 9, math.pi / 2)[0, 0]
+    assert down[12, 16] > 0 and down[16, 12] == 0
+
+
+def test_glare_brightens_beside_the_centre_and_stays_in_range() -> None:
+    from vision.training.parts_train import glare_patches
+
+    x = np.full((64, 3, PATCH, PATCH), 0.3, np.float32)
+    out = glare_patches(x, np.random.default_rng(0))
+    assert out.dtype == np.float32 and (out >= 0.3).all() and (out <= 1.0).all()
+    peaks = np.array([np.unravel_index(np.argmax(o[0]), o[0].shape) for o in out])  # (64, 2) row, col
+    dist = np.hypot(peaks[:, 0] - PATCH / 2, peaks[:, 1] - PATCH / 2)
+    assert (dist >= 0.25 * PATCH - 2).all()  # the brightest point is never on the part's centre
 
 
 def test_jpeg_augmentation_degrades_colour_in_proportion_to_quality() -> None:

@@ -173,6 +173,21 @@ def test_unreadable_reads_hold_but_do_not_support() -> None:
     assert out[30] == "green" and out[31] is None
 
 
+def test_an_occluded_read_erases_evidence_not_yet_verified() -> None:
+    """Regression (issue 11, seed 7301's hand clip): a finger beside the empty WAN port read "plugged" in most
+    frames and "hand" in a few. Each "hand" read starts the evidence again, so the step verifies only on a
+    second of reads after the hand has left."""
+    hand = seen(None, reason="hand")
+    frames = [frame(i, hand if i in (4, 9) else seen("plugged")) for i in range(14)] + steady("plugged", 12, start=14)
+    out = feed(StepVerifier(), frames)
+    assert out[:20] == [None] * 20  # 5-8, 10-19: never a second of evidence since the last hand
+    assert out[20] == "plugged"  # 1000 ms after the first read past the last hand (frame 10)
+    covered = [frame(i, seen(None, reason="covered") if i == 6 else seen("plugged")) for i in range(12)]
+    assert feed(StepVerifier(), covered)[10] is None  # without the covered read, 0..1000 ms verifies
+    unsure = [frame(i, seen(None, reason="unsure") if i == 6 else seen("plugged")) for i in range(12)]
+    assert feed(StepVerifier(), unsure)[10] == "plugged"  # only occluders erase
+
+
 def test_frames_without_the_product_keep_the_evidence() -> None:
     """Six reads, the product out of view for 0.9 s, then one read: together they verify."""
     frames = steady("green", 6) + [frame(i, None, product=None) for i in range(6, 15)] + steady("green", 1, start=15)

@@ -83,12 +83,19 @@ FINGERED_KINDS = ("port", "tray", "cover", "paper", "cable", "removable")  # wha
 def train_parts(args: argparse.Namespace) -> dict:
     from vision.part_net import PartIndex
     from vision.training.pack import read_part_patches
-    from vision.training.parts_train import fit_parts, occlusion_only, states_only, with_fingertips
+    from vision.training.parts_train import (
+        fit_parts,
+        occlusion_only,
+        states_only,
+        with_fingers_beside,
+        with_fingertips,
+    )
 
     index_json, splits = _read_packs(args.packs, "parts", "index", read_part_patches)
     index = PartIndex.from_json(index_json)
     if args.states_only:
         index, (splits["train"], splits["val"]) = states_only(index, splits["train"], splits["val"])
+        splits["train"] = with_fingers_beside(index, splits["train"], FINGERED_KINDS, np.random.default_rng(args.seed))
         print(f"states only: train {len(splits['train'][0])}, val {len(splits['val'][0])}", flush=True)
     elif args.occlusion:
         index, (splits["train"], splits["val"]) = occlusion_only(index, splits["train"], splits["val"])

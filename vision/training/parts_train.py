@@ -38,6 +38,10 @@ STATE_NAME = "part-states.state.pt"  # the trained weights, for fine-tuning (--i
 CHECKPOINT_NAME = "part-states.ckpt.pt"  # the run so far, rewritten after every epoch (--resume)
 BLUR_SHARE = 0.5  # of each batch, blurred as defocus or a shaky hand blurs a part (sigma in patch pixels)
 BLUR_SIGMA = (0.6, 6.0)  # a 6 px part under a 6 px defocus is blurred by ~20 px at the patch's scale
+MOTION_SHARE = 0.2  # of each batch (after the defocused half), smeared along a line as a moving phone smears it
+MOTION_PX = (3, 17)  # line length in patch pixels: a 15 px smear over a 30 px part is 16 px at PATCH = 32
+GLARE_SHARE = 0.1  # of each batch, with a specular spot beside the part's centre (the label stays: it is still
+GLARE_RADIUS = (2.0, 10.0)  # readable there); spot radius in patch pixels
 NOISE_MAX = 0.05  # per-pixel sensor noise, standard deviation up to this (0..1 scale)
 JPEG_SHARE = 0.3  # of each batch, JPEG-compressed again: a phone streams at quality 30-50 when its link is poor,
 JPEG_QUALITY = (20, 70)  # and the coarse chroma shifts a small LED's hue (green towards amber) ...
@@ -236,6 +240,13 @@ def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index:
         n_blur = round(BLUR_SHARE * len(x))
         if n_blur:
             x[:n_blur] = blur_patches(x[:n_blur], float(rng.uniform(*BLUR_SIGMA)))
+        n_motion = round(MOTION_SHARE * len(x))
+        if n_motion:
+            smear = slice(n_blur, n_blur + n_motion)
+            x[smear] = motion_blur_patches(x[smear], int(rng.integers(*MOTION_PX)), float(rng.uniform(0, math.pi)))
+        n_glare = round(GLARE_SHARE * len(x))
+        if n_glare:
+            x[:n_glare] = glare_patches(x[:n_glare], rng)
         x = x + rng.normal(0.0, 1.0, x.shape).astype(np.float32) * rng.uniform(0, NOISE_MAX, (len(x), 1, 1, 1)
                                                                                ).astype(np.float32)
         return torch.from_numpy(np.clip(x, 0.0, 1.0)).to(dev)
@@ -391,17 +402,43 @@ def with_fingertips(index: PartIndex, split: tuple[np.ndarray, ...], kinds: Sequ
     return (np.concatenate([x, extra]), np.concatenate([r, r[pick]]), np.concatenate([y, labels]))
 
 
-def _draw_fingertip(patch: np.ndarray, rng: np.random.Generator, tones: np.ndarray) -> None:
-    """A shaded finger coming in from a random side, its rounded tip within a few pixels of the centre, in place
-    on a (CUT, CUT, 3) uint8 BGR patch (the part's face is the middle 1 / EXTENT of it)."""
+BESIDE_SHARE = 0.1  # of the state patches of fingered kinds, copied with a fingertip beside the centre
+BESIDE_OFFSET = (0.45, 0.85)  # the tip's distance from the part's centre, in face widths
+
+
+def with_fingers_beside(index: PartIndex, split: tuple[np.ndarray, ...], kinds: Sequence[str],
+                        rng: np.random.Generator, share: float = BESIDE_SHARE) -> tuple[np.ndarray, ...]:
+    """A states-only split plus copies of ``share`` of its patches of the ``kinds`` rows, each with a fingertip
+    drawn *beside* the part's centre, keeping the label. A finger resting next to an empty port, covering its
+    edge, read "plugged" (the tip filled the opening's outline); the part is still readable and still empty.
+    A finger *on* the centre is the occlusion network's to report (:func:`with_fingertips`)."""
+    from vision.training.occluders import SKIN_TONES
+
+    x, r, y = split
+    catalog = default_catalog()  # the parts' kinds; a product it lacks gets no fingers
+    rows = {row for row, (p, n, _c) in enumerate(index.entries)
+            if p in catalog.products and catalog.get(p).part(n).kind in kinds}
+    pick = np.flatnonzero(np.isin(r, list(rows))) if rows else np.zeros(0, np.int64)
+    pick = rng.choice(pick, size=round(share * len(pick)), replace=False) if len(pick) else pick
+    extra = x[pick].copy()
+    for patch in extra:
+        _draw_fingertip(patch, rng, SKIN_TONES, offset=float(rng.uniform(*BESIDE_OFFSET)))
+    return (np.concatenate([x, extra]), np.concatenate([r, r[pick]]), np.concatenate([y, y[pick]]))
+
+
+def _draw_fingertip(patch: np.ndarray, rng: np.random.Generator, tones: np.ndarray, offset: float = 0.0) -> None:
+    """A shaded finger coming in from a random side, in place on a (CUT, CUT, 3) uint8 BGR patch (the part's face
+    is the middle 1 / EXTENT of it). Its rounded tip lies within a few pixels of the centre, or, with ``offset``
+    (face widths), that far from it on the side the finger comes from, so the finger covers the part's edge."""
     import cv2
 
     size = patch.shape[0]
     face = size / EXTENT
     width = face * rng.uniform(0.6, 1.2)
     angle = rng.uniform(0, 2 * math.pi)
-    tip = np.array([size / 2, size / 2]) + rng.normal(0, face * 0.12, 2)
-    base = tip + 2 * size * np.array([math.cos(angle), math.sin(angle)])
+    toward = np.array([math.cos(angle), math.sin(angle)])
+    tip = np.array([size / 2, size / 2]) + rng.normal(0, face * 0.12, 2) + offset * face * toward
+    base = tip + 2 * size * toward
     mask = np.zeros(patch.shape[:2], np.float32)
     cv2.line(mask, tuple(int(v) for v in tip), tuple(int(v) for v in base), 1.0, max(2, round(width)), cv2.LINE_AA)
     cv2.circle(mask, tuple(int(v) for v in tip), max(1, round(width / 2)), 1.0, -1, cv2.LINE_AA)
@@ -453,6 +490,38 @@ def jpeg_patches(patches: np.ndarray, qualities: np.ndarray, sizes: np.ndarray) 
         small = cv2.imdecode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, int(q)])[1], cv2.IMREAD_COLOR)
         out[i] = cv2.resize(small, (p.shape[1], p.shape[0]), interpolation=cv2.INTER_LINEAR)
     return out
+
+
+def motion_blur_patches(x: np.ndarray, length: int, angle: float) -> np.ndarray:
+    """(n, c, h, w) float32 patches smeared along a ``length``-pixel line at ``angle`` radians (edges replicated)."""
+    import cv2
+
+    k = np.zeros((length, length), np.float32)
+    c, half = (length - 1) / 2.0, (length - 1) / 2.0
+    d = np.array([math.cos(angle), math.sin(angle)]) * half
+    cv2.line(k, (round(c - d[0]), round(c - d[1])), (round(c + d[0]), round(c + d[1])), 1.0, 1, cv2.LINE_AA)
+    k /= k.sum()
+    out = np.empty_like(x)
+    for i, patch in enumerate(x):
+        out[i] = cv2.filter2D(patch.transpose(1, 2, 0), -1, k, borderType=cv2.BORDER_REPLICATE
+                              ).reshape(patch.shape[1], patch.shape[2], -1).transpose(2, 0, 1)
+    return out
+
+
+def glare_patches(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(n, c, h, w) float32 patches (0..1), each with a white specular spot whose centre lies at least a quarter
+    face from the part's centre: glare washes out the body around a part, rarely the part's own centre."""
+    n, _c, h, w = x.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    face = h  # a training crop is one face wide (module docstring)
+    angle = rng.uniform(0, 2 * math.pi, n)
+    dist = rng.uniform(0.25, 0.75, n) * face
+    cx, cy = w / 2 + dist * np.cos(angle), h / 2 + dist * np.sin(angle)
+    radius = rng.uniform(*GLARE_RADIUS, n)
+    strength = rng.uniform(0.4, 1.0, n)
+    spot = strength[:, None, None] * np.exp(-((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2)
+                                            / (2 * radius[:, None, None] ** 2))
+    return (x + spot[:, None, :, :] * (1.0 - x)).astype(np.float32)
 
 
 def blur_patches(x: np.ndarray, sigma: float) -> np.ndarray:
