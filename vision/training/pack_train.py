@@ -81,6 +81,7 @@ FINGERED_KINDS = ("port", "tray", "cover", "paper", "cable", "removable")  # wha
 
 
 def train_parts(args: argparse.Namespace) -> dict:
+    from product_models.catalog import PART_KINDS
     from vision.part_net import PartIndex
     from vision.training.pack import read_part_patches
     from vision.training.parts_train import (
@@ -95,7 +96,8 @@ def train_parts(args: argparse.Namespace) -> dict:
     index = PartIndex.from_json(index_json)
     if args.states_only:
         index, (splits["train"], splits["val"]) = states_only(index, splits["train"], splits["val"])
-        splits["train"] = with_fingers_beside(index, splits["train"], FINGERED_KINDS, np.random.default_rng(args.seed))
+        # A finger beside any part, LEDs included, leaves it readable in its state.
+        splits["train"] = with_fingers_beside(index, splits["train"], PART_KINDS, np.random.default_rng(args.seed))
         print(f"states only: train {len(splits['train'][0])}, val {len(splits['val'][0])}", flush=True)
     elif args.occlusion:
         index, (splits["train"], splits["val"]) = occlusion_only(index, splits["train"], splits["val"])

@@ -403,15 +403,16 @@ def with_fingertips(index: PartIndex, split: tuple[np.ndarray, ...], kinds: Sequ
 
 
 BESIDE_SHARE = 0.1  # of the state patches of fingered kinds, copied with a fingertip beside the centre
-BESIDE_OFFSET = (0.45, 0.85)  # the tip's distance from the part's centre, in face widths
+BESIDE_GAP = (0.1, 0.4)  # how far the finger's edge stays from the part's centre, in face widths
 
 
 def with_fingers_beside(index: PartIndex, split: tuple[np.ndarray, ...], kinds: Sequence[str],
                         rng: np.random.Generator, share: float = BESIDE_SHARE) -> tuple[np.ndarray, ...]:
     """A states-only split plus copies of ``share`` of its patches of the ``kinds`` rows, each with a fingertip
-    drawn *beside* the part's centre, keeping the label. A finger resting next to an empty port, covering its
-    edge, read "plugged" (the tip filled the opening's outline); the part is still readable and still empty.
-    A finger *on* the centre is the occlusion network's to report (:func:`with_fingertips`)."""
+    drawn *beside* the part's centre, over its edge, keeping the label. A finger resting next to an empty
+    port, covering its edge, read "plugged" (the tip filled the opening's outline); the part is still
+    readable and still empty. A finger *on* the centre is the occlusion network's to report
+    (:func:`with_fingertips`)."""
     from vision.training.occluders import SKIN_TONES
 
     x, r, y = split
@@ -422,14 +423,16 @@ def with_fingers_beside(index: PartIndex, split: tuple[np.ndarray, ...], kinds: 
     pick = rng.choice(pick, size=round(share * len(pick)), replace=False) if len(pick) else pick
     extra = x[pick].copy()
     for patch in extra:
-        _draw_fingertip(patch, rng, SKIN_TONES, offset=float(rng.uniform(*BESIDE_OFFSET)))
+        _draw_fingertip(patch, rng, SKIN_TONES, gap=float(rng.uniform(*BESIDE_GAP)))
     return (np.concatenate([x, extra]), np.concatenate([r, r[pick]]), np.concatenate([y, y[pick]]))
 
 
-def _draw_fingertip(patch: np.ndarray, rng: np.random.Generator, tones: np.ndarray, offset: float = 0.0) -> None:
+def _draw_fingertip(patch: np.ndarray, rng: np.random.Generator, tones: np.ndarray, gap: float | None = None
+                    ) -> None:
     """A shaded finger coming in from a random side, in place on a (CUT, CUT, 3) uint8 BGR patch (the part's face
-    is the middle 1 / EXTENT of it). Its rounded tip lies within a few pixels of the centre, or, with ``offset``
-    (face widths), that far from it on the side the finger comes from, so the finger covers the part's edge."""
+    is the middle 1 / EXTENT of it). Its rounded tip lies within a few pixels of the centre, or, with ``gap``
+    (face widths), on the side the finger comes from with its edge that far from the centre: the finger then
+    covers the part's edge and never its centre."""
     import cv2
 
     size = patch.shape[0]
@@ -437,7 +440,11 @@ def _draw_fingertip(patch: np.ndarray, rng: np.random.Generator, tones: np.ndarr
     width = face * rng.uniform(0.6, 1.2)
     angle = rng.uniform(0, 2 * math.pi)
     toward = np.array([math.cos(angle), math.sin(angle)])
-    tip = np.array([size / 2, size / 2]) + rng.normal(0, face * 0.12, 2) + offset * face * toward
+    centre = np.array([size / 2, size / 2])
+    if gap is None:
+        tip = centre + rng.normal(0, face * 0.12, 2)
+    else:
+        tip = centre + (width / 2 + 1 + gap * face) * toward  # +1: the anti-aliased edge
     base = tip + 2 * size * toward
     mask = np.zeros(patch.shape[:2], np.float32)
     cv2.line(mask, tuple(int(v) for v in tip), tuple(int(v) for v in base), 1.0, max(2, round(width)), cv2.LINE_AA)
