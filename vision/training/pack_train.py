@@ -47,8 +47,11 @@ def train_detector(args: argparse.Namespace) -> dict:
     cfg = TrainConfig(data=data, epochs=args.epochs, imgsz=320, batch=args.batch, seed=args.seed,
                       time_hours=args.time, device=args.device, workers=args.workers, init=args.init,
                       project=args.out / "runs", out_dir=args.out, export=False,
-                      # Ultralytics picks the optimizer and its learning rate itself (optimizer=auto).
-                      extra=(("deterministic", False), ("cache", "ram"), ("warmup_epochs", 1.0), ("cos_lr", True)))
+                      # Ultralytics picks the optimizer and its learning rate itself (optimizer=auto), unless
+                      # --lr asks for AdamW at that peak: a gentle fine-tune of converged weights.
+                      extra=(("deterministic", False), ("cache", "ram"), ("warmup_epochs", 1.0), ("cos_lr", True),
+                             *((("optimizer", "AdamW"), ("lr0", args.lr), ("warmup_epochs", 0.0))
+                               if args.lr is not None else ())))
     return train(cfg)
 
 
@@ -161,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "absent")
         if name == "detector":
             p.add_argument("--time", type=float, default=None, help="wall-clock budget in hours")
+            p.add_argument("--lr", type=float, default=None,
+                           help="AdamW at this learning rate, no warm-up (default: Ultralytics' optimizer=auto)")
             p.add_argument("--workers", type=int, default=8)
     p = sub.add_parser("export")
     p.add_argument("--weights", type=Path, required=True)
