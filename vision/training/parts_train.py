@@ -389,9 +389,7 @@ def with_fingertips(index: PartIndex, split: tuple[np.ndarray, ...], kinds: Sequ
     from vision.training.occluders import SKIN_TONES
 
     x, r, y = split
-    catalog = default_catalog()  # the parts' kinds; a product it lacks gets no fingertips
-    rows = {row for row, (p, n, _c) in enumerate(index.entries)
-            if p in catalog.products and catalog.get(p).part(n).kind in kinds}
+    rows = _rows_of_kinds(index, kinds)
     pick = np.array([i for i in range(len(y)) if r[i] in rows and index.classes(r[i])[y[i] - index.class_ids(r[i])[0]]
                      == VISIBLE])
     pick = rng.choice(pick, size=round(share * len(pick)), replace=False) if len(pick) else pick
@@ -416,15 +414,20 @@ def with_fingers_beside(index: PartIndex, split: tuple[np.ndarray, ...], kinds: 
     from vision.training.occluders import SKIN_TONES
 
     x, r, y = split
-    catalog = default_catalog()  # the parts' kinds; a product it lacks gets no fingers
-    rows = {row for row, (p, n, _c) in enumerate(index.entries)
-            if p in catalog.products and catalog.get(p).part(n).kind in kinds}
+    rows = _rows_of_kinds(index, kinds)
     pick = np.flatnonzero(np.isin(r, list(rows))) if rows else np.zeros(0, np.int64)
     pick = rng.choice(pick, size=round(share * len(pick)), replace=False) if len(pick) else pick
     extra = x[pick].copy()
     for patch in extra:
         _draw_fingertip(patch, rng, SKIN_TONES, gap=float(rng.uniform(*BESIDE_GAP)))
     return (np.concatenate([x, extra]), np.concatenate([r, r[pick]]), np.concatenate([y, y[pick]]))
+
+
+def _rows_of_kinds(index: PartIndex, kinds: Sequence[str]) -> set[int]:
+    """The rows of ``index`` whose part is of one of ``kinds`` (by the catalog; a product it lacks has none)."""
+    catalog = default_catalog()
+    return {row for row, (p, n, _c) in enumerate(index.entries)
+            if p in catalog.products and catalog.get(p).part(n).kind in kinds}
 
 
 def _draw_fingertip(patch: np.ndarray, rng: np.random.Generator, tones: np.ndarray, gap: float | None = None
