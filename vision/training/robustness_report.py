@@ -54,7 +54,7 @@ def write_chart(report: Mapping[str, Any], path: Path) -> None:
     for offset, values, label, colour in ((-0.2, recall, "product recall", "#3b75af"),
                                           (0.2, parts, "part states (>= 4 px)", "#ef8636")):
         bars = ax.bar(x + offset, values, 0.4, label=label, color=colour)
-        ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=5.5, padding=1, rotation=90)
+        ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=5.5, padding=1, rotation=90)
     targets = report["targets"]
     ax.axhline(targets["product_recall"], color="#3b75af", linestyle="--", linewidth=1,
                label=f"recall target {targets['product_recall']}")
