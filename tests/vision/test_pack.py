@@ -126,6 +126,17 @@ def part_pack(synth_and_pack, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return root / "cache.npz", root / "pack"
 
 
+def test_detector_trains_from_packs_with_a_set_learning_rate(synth_and_pack, tmp_path: Path) -> None:
+    """``--lr`` replaces Ultralytics' own optimizer choice with AdamW at that rate, without warm-up."""
+    _synth, pack = synth_and_pack
+    pack_train("detector", "--packs", str(pack), "--out", str(tmp_path), "--epochs", "1", "--batch", "4",
+               "--workers", "0", "--lr", "1e-4")
+    record = json.loads((tmp_path / "fixlens-pose.train.json").read_text())
+    extra = dict(record["config"]["extra"])
+    assert extra["optimizer"] == "AdamW" and extra["lr0"] == 1e-4 and extra["warmup_epochs"] == 0.0
+    assert (tmp_path / "fixlens-pose.pt").is_file() and record["epochs_run"] == 1
+
+
 def test_part_pack_keeps_every_label_and_the_patches_colours(part_pack) -> None:
     from vision.training.parts_train import part_index
 
