@@ -386,16 +386,11 @@ def with_fingertips(index: PartIndex, split: tuple[np.ndarray, ...], kinds: Sequ
     fingertip drawn over the part's centre, labelled ``hand``. The rendered training frames put a hand's
     fingertip on a part, but its centre is then mostly under the palm or a finger's middle: a light fingertip
     whose rounded end lies on a port, the case that reads "plugged", is rare in them."""
-    from vision.training.occluders import SKIN_TONES
-
     x, r, y = split
     rows = _rows_of_kinds(index, kinds)
-    pick = np.array([i for i in range(len(y)) if r[i] in rows and index.classes(r[i])[y[i] - index.class_ids(r[i])[0]]
-                     == VISIBLE])
-    pick = rng.choice(pick, size=round(share * len(pick)), replace=False) if len(pick) else pick
-    extra = x[pick].copy()
-    for patch in extra:
-        _draw_fingertip(patch, rng, SKIN_TONES)
+    visible = [i for i in range(len(y)) if r[i] in rows and index.classes(r[i])[y[i] - index.class_ids(r[i])[0]]
+               == VISIBLE]
+    pick, extra = _finger_copies(x, np.array(visible, np.int64), share, rng, None)
     labels = np.array([index.class_id(int(r[i]), UNREADABLE_CLASSES[0]) for i in pick], np.int64)
     return (np.concatenate([x, extra]), np.concatenate([r, r[pick]]), np.concatenate([y, labels]))
 
@@ -411,16 +406,23 @@ def with_fingers_beside(index: PartIndex, split: tuple[np.ndarray, ...], kinds: 
     port, covering its edge, read "plugged" (the tip filled the opening's outline); the part is still
     readable and still empty. A finger *on* the centre is the occlusion network's to report
     (:func:`with_fingertips`)."""
-    from vision.training.occluders import SKIN_TONES
-
     x, r, y = split
     rows = _rows_of_kinds(index, kinds)
-    pick = np.flatnonzero(np.isin(r, list(rows))) if rows else np.zeros(0, np.int64)
-    pick = rng.choice(pick, size=round(share * len(pick)), replace=False) if len(pick) else pick
+    pick, extra = _finger_copies(x, np.flatnonzero(np.isin(r, list(rows))), share, rng, BESIDE_GAP)
+    return (np.concatenate([x, extra]), np.concatenate([r, r[pick]]), np.concatenate([y, y[pick]]))
+
+
+def _finger_copies(x: np.ndarray, candidates: np.ndarray, share: float, rng: np.random.Generator,
+                   gap: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """``share`` of the ``candidates`` (indices into ``x``), picked at random, and copies of their patches with a
+    fingertip drawn on each: over the centre (``gap`` None) or beside it (a gap drawn from the range)."""
+    from vision.training.occluders import SKIN_TONES
+
+    pick = rng.choice(candidates, size=round(share * len(candidates)), replace=False) if len(candidates) else candidates
     extra = x[pick].copy()
     for patch in extra:
-        _draw_fingertip(patch, rng, SKIN_TONES, gap=float(rng.uniform(*BESIDE_GAP)))
-    return (np.concatenate([x, extra]), np.concatenate([r, r[pick]]), np.concatenate([y, y[pick]]))
+        _draw_fingertip(patch, rng, SKIN_TONES, gap=None if gap is None else float(rng.uniform(*gap)))
+    return pick, extra
 
 
 def _rows_of_kinds(index: PartIndex, kinds: Sequence[str]) -> set[int]:

@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vision.part_net import OCCLUSION_MODEL_NAME
 from vision.training.train import WEIGHTS_DIR
 
 DATA_SEED = 8700  # a training seed (8000-8999 are training's; `vision robustness --seed` refuses them)
 EVAL_SEED = 9101  # held out: no training command uses 9000-9999
 WEIGHT_FILES = ("fixlens-pose.pt", "fixlens-pose.onnx", "keypoints.onnx", "keypoints.state.pt",
-                "part-states.onnx", "part-states.state.pt", "part-occlusion.onnx")
-OCCLUSION_FILE = "part-occlusion.onnx"  # not retrained here: carried over from --init (it knows the old parts)
+                "part-states.onnx", "part-states.state.pt", OCCLUSION_MODEL_NAME)
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,9 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
             raise StageFailed(name, code, args)
         if name == "detector":  # the keypoint and part stages write the rest of the weights set
             run.weights.mkdir(parents=True, exist_ok=True)
-            if run.init is not None and (run.init / OCCLUSION_FILE).is_file():
-                shutil.copy2(run.init / OCCLUSION_FILE, run.weights / OCCLUSION_FILE)
+            # The occlusion network is not retrained here: it is carried over from --init (it knows the old parts).
+            if run.init is not None and (run.init / OCCLUSION_MODEL_NAME).is_file():
+                shutil.copy2(run.init / OCCLUSION_MODEL_NAME, run.weights / OCCLUSION_MODEL_NAME)
         done.write_text(json.dumps({"args": args, "seconds": round(time.time() - started, 1)}))
     from vision.training.product_report import write_report
 
