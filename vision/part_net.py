@@ -109,6 +109,10 @@ class PartNet:
 
     def predict(self, patches: Sequence[np.ndarray], keys: Sequence[tuple[str, str]]) -> list[tuple[str, float]]:
         """(label, probability) for each (PATCH, PATCH, 3) uint8 BGR patch of part ``keys[i]``."""
+        return [max(p.items(), key=lambda kv: kv[1]) for p in self.probabilities(patches, keys)]
+
+    def probabilities(self, patches: Sequence[np.ndarray], keys: Sequence[tuple[str, str]]) -> list[dict[str, float]]:
+        """Each class's probability, for each (PATCH, PATCH, 3) uint8 BGR patch of part ``keys[i]``."""
         if not patches:
             return []
         rows = np.array([self.index.row(*k) for k in keys], np.int64)
@@ -116,9 +120,5 @@ class PartNet:
         logits -= logits.max(axis=1, keepdims=True)
         prob = np.exp(logits)
         prob /= prob.sum(axis=1, keepdims=True)
-        out = []
-        for i, row in enumerate(rows):
-            ids = self.index.class_ids(int(row))
-            j = int(np.argmax(prob[i, ids]))
-            out.append((self.index.classes(int(row))[j], float(prob[i, ids[j]])))
-        return out
+        return [dict(zip(self.index.classes(int(row)), prob[i, self.index.class_ids(int(row))].tolist(), strict=True))
+                for i, row in enumerate(rows)]

@@ -11,18 +11,23 @@ Rules:
    with the state just read for their carrier. A carrier that could not be read (a tray's front seen
    edge-on from above) puts its attached part in each place it can, and the most confident reading wins.
 4. A network answer under ``READ_MIN_CONF``, or one of its abstaining classes (hand, covered, hidden), is
-   unknown with that reason; a row of look-alikes whose end reads ``absent`` is resolved by
-   :meth:`PartReader._check_rows`.
+   unknown with that reason.
 5. Where the weights include the occlusion network (``part-occlusion.onnx``: the same small CNN, trained to
-   say only whether each part is visible, under a hand, or covered), it sees the same patches, and a part it
-   finds under a hand or covered is unknown with that reason whatever the state network read: a finger over
-   an empty port must never read "plugged". LEDs are left to the state network (see ``_read_parts``).
+   say only whether each part is visible, under a hand, covered, hidden by another part of the device (paper
+   inside it) or, for a part of a row of look-alikes, ``absent`` from its patch), it sees the same patches. A
+   part it finds under a hand, covered or hidden is unknown with that reason whatever the state network read:
+   a finger over an empty port must never read "plugged". LEDs are asked only whether they are absent (see
+   ``_classify``).
+6. A row of look-alikes (LEDs, ports) with a part ``absent`` from its patch was read under a pose one part off
+   along the row: :meth:`PartReader._check_rows` reads the row again shifted back, or makes it unknown.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,6 +49,16 @@ READ_MIN_PX = 0.9 * MIN_READABLE_PX
 # A reading the part-state network gives less than this probability is a guess (with two to four states, a
 # coin flip is 0.25-0.5): the part is reported unknown ("unsure") instead.
 READ_MIN_CONF = 0.5
+OCCLUDERS = (HAND, COVERED, HIDDEN)  # the occlusion network's answers that overrule a state read (not for LEDs)
+# A row's placement (as posed, or shifted one part along the row) wins when its parts' ``absent`` probabilities
+# sum to at least this much less than every other placement's: half a part's worth of evidence. Set a priori,
+# not tuned: a shifted pose puts one whole part past the row's end (about 1.0), a bloomed LED half of one.
+ROW_MARGIN = 0.5
+# ... and a part's ``absent`` is believed only when the part is at least this many pixels across. Smaller,
+# its patch is a few pixels upsampled: on development seed 7400 every LED of 3-7 px that read ``absent`` under
+# a right pose (bloomed, tiny at a wide field of view) made its row unknown, 25 times in 800 frames, while
+# every shifted row the check caught was ports of 8-22 px. A smaller part stays read as posed.
+ROW_MIN_PX = 8.0
 
 # (part, place of its carrier, the part projected at rest or None): one reading asked of the reader
 Request = tuple[Part, dict[str, str], ProjectedPart | None]
@@ -121,57 +136,115 @@ class PartReader:
                 out.append(PartState(None, 0.0, True, p.uv, reason="unsure", size_px=size))
         if not batch:
             return out
-        assert self.net is not None
-        keys = [(product.id, requests[i][0].name) for i in batch]
-        labels = self.net.predict(patches, keys)
-        for i, (label, prob) in zip(batch, labels, strict=True):
-            out[i] = _reading(label, prob, out[i].uv, out[i].size_px)
-        self._check_rows(image, product, pose, camera, requests, batch, labels, out)
-        if self.occlusion is not None:
-            # LEDs are not checked: a finger over an LED reads it off or unsure, never lit in its healthy colour,
-            # and a bloomed LED's halo looks like a covering to the occlusion network (led_bloom 0.99 -> 0.80).
-            known = [k for k, key in enumerate(keys)
-                     if self.occlusion.handles(*key) and requests[batch[k]][0].kind != "led"]
-            seen = self.occlusion.predict([patches[k] for k in known], [keys[k] for k in known])
-            for k, (label, _prob) in zip(known, seen, strict=True):
-                if label in (HAND, COVERED):
-                    out[batch[k]] = _reading(label, 1.0, out[batch[k]].uv, out[batch[k]].size_px)
+        parts = [requests[i][0] for i in batch]
+        verdicts = self._classify(product, parts, patches, [out[i].size_px for i in batch])
+        for i, v in zip(batch, verdicts, strict=True):
+            out[i] = _reading(v.label, v.prob, out[i].uv, out[i].size_px)
+        self._check_rows(image, product, pose, camera, requests, dict(zip(batch, verdicts, strict=True)), out)
         return out
 
-    def _check_rows(self, image: np.ndarray, product: Product, pose: Pose, camera: CameraIntrinsics,
-                    requests: Sequence[Request], batch: list[int], labels: list[tuple[str, float]],
-                    out: list[PartState]) -> None:
-        """Resolve a pose that is off by one part along a row of look-alikes (LEDs, ports). Such a pose fits
-        the keypoints well, and every patch of the row then shows its neighbour: only the row's end gives it
-        away, where a patch shows bare body (``absent``). Where a part of a row reads ``absent``, the row is
-        read again one spacing either way; a single shift under which every part is present is taken, and
-        otherwise every part of the row is unknown (``ambiguous_pose``). In place on ``out``."""
+    def _classify(self, product: Product, parts: Sequence[Part], patches: Sequence[np.ndarray],
+                  sizes: Sequence[float]) -> list[Verdict]:
+        """Both networks' verdict on each part's patch: its state, or ``hand``, ``covered`` or ``absent``.
+
+        The state network answers first. Where the occlusion network knows the part, it overrules: a part it
+        finds under a hand, covered, or hidden by another part of the device is that, whatever the state
+        network read (a finger over an empty port must never read "plugged"), and a part of a row it finds
+        ``absent`` is not under its patch at all.
+        LEDs are asked only about ``absent``: a finger over an LED reads "off" or unsure, never lit in its
+        healthy colour, and a bloomed LED's halo looks like a covering to the occlusion network (led_bloom
+        0.99 -> 0.80 when it was asked). ``absent`` is believed only of a part ``ROW_MIN_PX`` or more across
+        (``sizes``, pixels); a smaller one is read by the state network as it is."""
         assert self.net is not None
+        keys = [(product.id, part.name) for part in parts]
+        found = self.net.probabilities(patches, keys)
+        believed = [size >= ROW_MIN_PX for size in sizes]
+        verdicts = [_verdict(p, sure) for p, sure in zip(found, believed, strict=True)]
+        if self.occlusion is None:
+            return verdicts
+        asked = [k for k, key in enumerate(keys) if self.occlusion.handles(*key)]
+        seen = self.occlusion.probabilities([patches[k] for k in asked], [keys[k] for k in asked])
+        for k, probs in zip(asked, seen, strict=True):
+            label = max(probs, key=probs.__getitem__)
+            absent = max(verdicts[k].absent, probs.get(ABSENT, 0.0) if believed[k] else 0.0)
+            if (label == ABSENT and believed[k]) or (label in OCCLUDERS and parts[k].kind != "led"):
+                verdicts[k] = Verdict(label, 1.0, absent)
+            else:
+                verdicts[k] = verdicts[k]._replace(absent=absent)
+        return verdicts
+
+    def _check_rows(self, image: np.ndarray, product: Product, pose: Pose, camera: CameraIntrinsics,
+                    requests: Sequence[Request], verdicts: dict[int, Verdict], out: list[PartState]) -> None:
+        """Resolve a pose that is off by one part along a row of look-alikes (LEDs, ports). Such a pose fits
+        the keypoints well, and every patch of the row then shows its neighbour: only where a patch falls
+        past the row's end, on bare body, does it give itself away (``absent``).
+
+        Where a part of a row reads ``absent``, the row is read again shifted by that part's spacing to its
+        nearest look-alike, either way (a row need not be evenly spaced: the router's power socket sits twice
+        as far from the WAN port as the LAN ports from each other). Each placement of the row scores the sum
+        of its parts' ``absent`` probabilities, and the lowest wins by ``ROW_MARGIN``: a shift is taken with
+        its readings; the pose as it is keeps its readings, but not those of the parts that read ``absent``
+        (a bloomed or tiny LED, which the shifts, each with a part past the row's end, do not explain). With
+        no clear winner every part of the row is unknown (``ambiguous_pose``). In place on ``out``."""
         rows: dict[tuple[str, str], list[int]] = {}
-        for i in batch:
+        for i in verdicts:
             part = requests[i][0]
             if part.kind in ROW_KINDS:
                 rows.setdefault((part.kind, part.facing), []).append(i)
-        label_of = {i: label for i, (label, _prob) in zip(batch, labels, strict=True)}
         for members in rows.values():
-            if not any(label_of[i] == ABSENT for i in members):
+            lost = [i for i in members if verdicts[i].label == ABSENT]
+            if not lost:
                 continue
-            spacing = row_spacing(product, requests[members[0]][0])
-            fixed: list[list[PartState]] = []
-            if spacing is not None:
-                for sign in (-1.0, 1.0):
-                    shift = sign * spacing[1] * spacing[0]
-                    cut = [face_patch(image, product, requests[i][0], pose, camera, requests[i][1], offset_m=shift)
-                           for i in members]
-                    if any(c is None for c in cut):
-                        continue
-                    read = self.net.predict(cut, [(product.id, requests[i][0].name) for i in members])  # type: ignore[arg-type]
-                    if all(label != ABSENT for label, _prob in read):
-                        fixed.append([_reading(label, prob, out[i].uv, out[i].size_px)
-                                      for i, (label, prob) in zip(members, read, strict=True)])
+            shifts = []
+            for i in lost:
+                row = row_spacing(product, requests[i][0])
+                if row is not None:
+                    shifts += [sign * row[1] * row[0] for sign in (-1.0, 1.0)]
+            placements: list[tuple[float, list[PartState] | None]] = [(sum(verdicts[i].absent for i in members), None)]
+            for shift in _distinct(shifts):
+                cut = [face_patch(image, product, requests[i][0], pose, camera, requests[i][1], offset_m=shift)
+                       for i in members]
+                if any(c is None for c in cut):
+                    continue
+                read = self._classify(product, [requests[i][0] for i in members], cut,  # type: ignore[arg-type]
+                                      [out[i].size_px for i in members])
+                placements.append((sum(v.absent for v in read), [_reading(v.label, v.prob, out[i].uv, out[i].size_px)
+                                                                  for i, v in zip(members, read, strict=True)]))
+            placements.sort(key=lambda p: p[0])
+            best, runner_up = placements[0], placements[1] if len(placements) > 1 else (math.inf, None)
+            if best[0] + ROW_MARGIN > runner_up[0]:
+                fixed = [PartState(None, 0.0, True, out[i].uv, reason="ambiguous_pose", size_px=out[i].size_px)
+                         for i in members]
+            else:
+                fixed = best[1] if best[1] is not None else [out[i] for i in members]
             for k, i in enumerate(members):
-                out[i] = fixed[0][k] if len(fixed) == 1 else PartState(
-                    None, 0.0, True, out[i].uv, reason="ambiguous_pose", size_px=out[i].size_px)
+                out[i] = fixed[k]
+
+
+def _verdict(probs: dict[str, float], absent_believed: bool) -> Verdict:
+    """The state network's answer for one patch. A network that knows ``absent`` (one trained with every
+    class) may say it, but for a part too small for it to be believed its best other class stands."""
+    absent = probs.get(ABSENT, 0.0) if absent_believed else 0.0
+    label, prob = max(((c, p) for c, p in probs.items() if absent_believed or c != ABSENT), key=lambda kv: kv[1])
+    return Verdict(label, prob, absent)
+
+
+class Verdict(NamedTuple):
+    """What :meth:`PartReader._classify` makes of one patch: a state or an abstaining class, its probability,
+    and the probability that the part is not under the patch at all (0 where no network knows ``absent``)."""
+
+    label: str
+    prob: float
+    absent: float
+
+
+def _distinct(shifts: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``shifts`` without repeats (two parts of a row share their spacing), in order."""
+    kept: list[np.ndarray] = []
+    for shift in shifts:
+        if all(np.linalg.norm(shift - k) > 1e-6 for k in kept):
+            kept.append(shift)
+    return kept
 
 
 def _reading(label: str | None, prob: float, uv: tuple[float, float] | None, size: float) -> PartState:

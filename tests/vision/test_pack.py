@@ -241,3 +241,16 @@ def test_keep_known_leaves_the_known_parts_readings_exactly_as_they_were(tmp_pat
     assert [label for label, _ in new] == [label for label, _ in old]
     np.testing.assert_allclose([prob for _, prob in new], [prob for _, prob in old], atol=1e-5)
     assert {label for label, _ in after.predict(patches, [("q", "port")] * 20)} <= {"empty", "plugged"}
+
+
+@pytest.mark.parametrize(("option", "value"), [("--lr", "0"), ("--lr", "-1e-3"), ("--epochs", "0"), ("--batch", "-4"),
+                                               ("--lr", "fast")])
+def test_a_rate_epoch_count_or_batch_that_is_not_above_zero_is_refused_by_name(option: str, value: str,
+                                                                               capsys: pytest.CaptureFixture) -> None:
+    from vision.training.pack_train import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["parts", "--packs", "P", "--out", "O", f"{option}={value}"])  # "=": argparse takes "-1e-3" for an option
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and value in err

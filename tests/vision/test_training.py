@@ -178,13 +178,15 @@ def test_states_only_drops_the_abstaining_classes_and_renumbers() -> None:
     assert _names(kept, r, y) == ["green", "off", "open", "closed"]
 
 
-def test_occlusion_only_relabels_every_state_visible_and_drops_what_is_not_an_occluder() -> None:
+def test_occlusion_only_relabels_every_state_visible_and_keeps_what_it_has_besides() -> None:
     from vision.training.parts_train import occlusion_only
 
     occ, [(x, r, y)] = occlusion_only(MIXED, _split([1, 2, 4, 3, 5, 7, 6]))  # green hand absent covered open ...
-    assert occ.entries == (("p", "led", ("visible", HAND, COVERED)), ("p", "tray", ("visible", HAND, COVERED)))
-    assert x[:, 0, 0, 0].tolist() == [0, 1, 3, 4, 6]  # absent and hidden are gone
-    assert _names(occ, r, y) == ["visible", HAND, COVERED, "visible", "visible"]
+    # ``absent`` stays for the part that has it (the LED, in a row), ``hidden`` for the one that has it (the tray)
+    assert occ.entries == (("p", "led", ("visible", HAND, COVERED, ABSENT)),
+                           ("p", "tray", ("visible", HAND, COVERED, HIDDEN)))
+    assert x[:, 0, 0, 0].tolist() == list(range(7))  # every sample stays
+    assert _names(occ, r, y) == ["visible", HAND, ABSENT, COVERED, "visible", HIDDEN, "visible"]
 
 
 def test_fingertips_are_drawn_over_visible_ports_and_labelled_hand() -> None:

@@ -16,7 +16,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -135,6 +137,20 @@ def export(args: argparse.Namespace) -> dict:
     return done
 
 
+def _positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind`` above zero (a zero or negative learning rate, epoch count or
+    batch would fail deep inside torch or Ultralytics, or train nothing)."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be above 0")
+        return value
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vision.training.pack_train", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -143,12 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--packs", type=Path, nargs="+", required=True)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--device", default="cpu")
-        p.add_argument("--epochs", type=int, default=40)
-        p.add_argument("--batch", type=int, default=batch)
+        p.add_argument("--epochs", type=_positive(int), default=40)
+        p.add_argument("--batch", type=_positive(int), default=batch)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--init", type=Path, default=None)
         if name != "detector":
-            p.add_argument("--lr", type=float, default=3e-3, help="peak of the one-cycle schedule (3e-3)")
+            p.add_argument("--lr", type=_positive(float), default=3e-3, help="peak of the one-cycle schedule (3e-3)")
             p.add_argument("--deadline", type=float, default=None, help="stop after the epoch past this many s")
         if name == "keypoints":
             p.add_argument("--warp", type=float, default=0.08, help="zoom/shift augmentation share (0.08)")
@@ -163,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                               help="learn only the parts' states: drop the samples of hand, covered, hidden and "
                                    "absent")
         if name == "detector":
-            p.add_argument("--time", type=float, default=None, help="wall-clock budget in hours")
-            p.add_argument("--lr", type=float, default=None,
+            p.add_argument("--time", type=_positive(float), default=None, help="wall-clock budget in hours")
+            p.add_argument("--lr", type=_positive(float), default=None,
                            help="AdamW at this learning rate, no warm-up (default: Ultralytics' optimizer=auto)")
             p.add_argument("--workers", type=int, default=8)
     p = sub.add_parser("export")

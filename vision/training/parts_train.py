@@ -363,14 +363,19 @@ VISIBLE = "visible"  # the occlusion network's class for a part it can see (any 
 
 
 def occlusion_only(index: PartIndex, *splits: tuple[np.ndarray, ...]) -> tuple[PartIndex, list[tuple[np.ndarray, ...]]]:
-    """The occlusion network's index (every part: ``visible``, ``hand``, ``covered``) and each split relabelled
-    in it: a part's states become ``visible``; ``hidden`` and ``absent`` (no part in the patch, not an
-    occluder over it) are dropped."""
-    occ = PartIndex(tuple((p, n, (VISIBLE, *UNREADABLE_CLASSES)) for p, n, _c in index.entries))
+    """The occlusion network's index (every part: ``visible``, ``hand``, ``covered``; a part of a row of
+    look-alikes also ``absent``, a part that sits inside the device also ``hidden``) and each split relabelled
+    in it: a part's states become ``visible``. The state network learns only states, so whether the part is
+    there to be read at all is the occlusion network's to say: under a hand, covered by an object, hidden by
+    another part of the device (paper behind a closed cover, which would otherwise pass for a hand), or not
+    under its patch (``absent``: the pose is one part off along its row)."""
+    kept = (*UNREADABLE_CLASSES, HIDDEN, ABSENT)
+    occ = PartIndex(tuple((p, n, (VISIBLE, *UNREADABLE_CLASSES, *(k for k in (HIDDEN, ABSENT) if k in c)))
+                          for p, n, c in index.entries))
     remap = np.full(index.num_classes, -1, np.int64)
     for row, (_p, _n, classes) in enumerate(index.entries):
         for label in classes:
-            if label in UNREADABLE_CLASSES:
+            if label in kept:
                 remap[index.class_id(row, label)] = occ.class_id(row, label)
             elif label not in EXTRA_CLASSES:
                 remap[index.class_id(row, label)] = occ.class_id(row, VISIBLE)
