@@ -145,7 +145,7 @@ class PartReader:
 
     def _classify(self, product: Product, parts: Sequence[Part], patches: Sequence[np.ndarray],
                   sizes: Sequence[float]) -> list[Verdict]:
-        """Both networks' verdict on each part's patch: its state, or ``hand``, ``covered`` or ``absent``.
+        """Both networks' verdict on each part's patch: its state, or ``hand``, ``covered``, ``hidden`` or ``absent``.
 
         The state network answers first. Where the occlusion network knows the part, it overrules: a part it
         finds under a hand, covered, or hidden by another part of the device is that, whatever the state
