@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                            help="with --init: the parts it knows keep exactly its readings; only new parts learn")
             mode = p.add_mutually_exclusive_group()
             mode.add_argument("--occlusion", action="store_true",
-                              help="train the occlusion network instead: each part visible, under a hand, or covered")
+                              help="train the occlusion network instead: each part visible, under a hand, covered, "
+                                   "hidden inside the device, or (row parts) absent from its patch")
             mode.add_argument("--states-only", action="store_true",
                               help="learn only the parts' states: drop the samples of hand, covered, hidden and "
                                    "absent")
