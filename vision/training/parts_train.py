@@ -369,16 +369,12 @@ def occlusion_only(index: PartIndex, *splits: tuple[np.ndarray, ...]) -> tuple[P
     there to be read at all is the occlusion network's to say: under a hand, covered by an object, hidden by
     another part of the device (paper behind a closed cover, which would otherwise pass for a hand), or not
     under its patch (``absent``: the pose is one part off along its row)."""
-    kept = (*UNREADABLE_CLASSES, HIDDEN, ABSENT)
     occ = PartIndex(tuple((p, n, (VISIBLE, *UNREADABLE_CLASSES, *(k for k in (HIDDEN, ABSENT) if k in c)))
                           for p, n, c in index.entries))
     remap = np.full(index.num_classes, -1, np.int64)
     for row, (_p, _n, classes) in enumerate(index.entries):
-        for label in classes:
-            if label in kept:
-                remap[index.class_id(row, label)] = occ.class_id(row, label)
-            elif label not in EXTRA_CLASSES:
-                remap[index.class_id(row, label)] = occ.class_id(row, VISIBLE)
+        for label in classes:  # every class besides the states is the occlusion network's own
+            remap[index.class_id(row, label)] = occ.class_id(row, label if label in EXTRA_CLASSES else VISIBLE)
     return occ, [_relabel(remap, split) for split in splits]
 
 
