@@ -7,7 +7,8 @@
    skipped for a frame that follows its session's :class:`~vision.types.Track` (:mod:`vision.tracking`).
 3. ``keypoints``: the crop keypoint network on the box (:mod:`vision.keypoints`), or the detector's own.
 4. ``pose``: PnP on confident keypoints against the catalog keypoints, with the client's intrinsics or the
-   default field of view, kept only when it passes geometric verification (:mod:`vision.pose_check`).
+   default field of view, kept only when it passes geometric verification (:mod:`vision.pose_check`) and,
+   for a box the detector has just found, the appearance check (:mod:`vision.appearance`).
 5. ``states``: every part read with the pose (:class:`vision.part_reader.PartReader`).
 
 States are per frame and unsmoothed: temporal smoothing is per session (:mod:`vision.smoothing`).
@@ -24,6 +25,8 @@ import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import Catalog, Product, default_catalog
+from vision.appearance import MODEL_NAME as APPEARANCE_MODEL_NAME
+from vision.appearance import AppearanceCheck
 from vision.decode import decode_jpeg
 from vision.detector import KEYPOINT_MIN_CONF, WEIGHTS_DIR, Detector, DetectorConfig
 from vision.errors import ModelUnavailable, VisionError
@@ -61,6 +64,8 @@ class Pipeline:
         self.limits = limits if limits is not None else DecodeLimits()
         self.detector = Detector.from_weights(weights_dir, backend, device, detector_config)
         self.parts = PartReader.from_weights(weights_dir)
+        appearance = Path(weights_dir) / APPEARANCE_MODEL_NAME  # optional: weights before round 12 have none
+        self.appearance: AppearanceCheck | None = AppearanceCheck(appearance) if appearance.is_file() else None
         try:
             self.keypoints: KeypointModel | None = KeypointModel(Path(weights_dir) / KEYPOINT_MODEL_NAME)
         except ModelUnavailable:
@@ -193,8 +198,11 @@ class Pipeline:
             return None  # tracking needs the crop keypoint network
         timing["keypoints_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
+        # A fresh detection's box must look like the product; a tracked one started from such a detection.
+        appearance = (self.appearance.score(image, box, product.id)
+                      if head is not None and self.appearance is not None else None)
         verified = verified_pose(keypoints, self._model_points[cls], camera, box,  # 4. pose
-                                 detection_confidence=None if head is None else confidence)
+                                 detection_confidence=None if head is None else confidence, appearance=appearance)
         timing["pose_ms"] = (time.perf_counter() - t) * 1000
         if verified is None:
             return None

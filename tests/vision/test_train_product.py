@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from product_models.catalog import CATALOG_DIR, Catalog
+from vision.appearance import AppearanceCheck
 from vision.keypoints import KeypointModel
 from vision.part_net import PartNet
 from vision.pipeline import Pipeline
@@ -21,7 +22,7 @@ from vision.pipeline import Pipeline
 pytestmark = pytest.mark.slow
 
 TINY = ["--images", "12", "--detector-epochs", "1", "--keypoint-epochs", "1", "--part-epochs", "1",
-        "--eval-frames", "6"]
+        "--appearance-epochs", "1", "--appearance-negatives", "6", "--eval-frames", "6"]
 
 
 def _fixlens(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -49,7 +50,7 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
                     "--out", str(catalog.parent / "installed"), *TINY)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
-    assert set(summary["seconds"]) == {"before", "data", "detector", "keypoints", "parts", "after"}
+    assert set(summary["seconds"]) == {"before", "data", "detector", "appearance", "keypoints", "parts", "after"}
     assert summary["before"]["router_bx9"]["product_recall"] == 0.0  # untrained before: never recognised
     report = (work / "report.md").read_text()
     assert "| router_bx9 | 0.000 |" in report and "| router_ax1800 |" in report
@@ -58,7 +59,8 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     parts = json.loads((work / "weights" / "part-states.train.json").read_text())["val_accuracy_by_part"]
     assert (work / "parts.png").is_file() == bool(parts)
     installed = catalog.parent / "installed"
-    assert {p.name for p in installed.iterdir()} >= {"fixlens-pose.onnx", "keypoints.onnx", "part-states.onnx"}
+    assert {p.name for p in installed.iterdir()} >= {"fixlens-pose.onnx", "keypoints.onnx", "part-states.onnx",
+                                                     "product-appearance.onnx"}
 
     # The new weights know all three products: the keypoint network grew, the part network has the new parts.
     cat = Catalog.load(catalog)
@@ -66,6 +68,9 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     assert keypoints.layout.products == ("printer_lx400", "router_ax1800", "router_bx9")
     assert len(keypoints.layout.keypoints("router_bx9")) == 8
     assert PartNet(installed / "part-states.onnx").handles("router_bx9", "port_wan")
+    # The appearance check was trained on the new data: products then none, those with crops in twelve frames.
+    classes = AppearanceCheck(installed / "product-appearance.onnx").classes
+    assert classes[-1] == "none" and set(classes[:-1]) <= {"printer_lx400", "router_ax1800", "router_bx9"}
     assert Pipeline(installed, backend="onnx", catalog=cat).untrained == []
     # The shipped part network has no state file: its state was recovered from the ONNX export.
     assert re.search(r"initialised from \S+/part-states\.onnx: kept 15 of \d+ parts", done.stderr)
@@ -75,7 +80,7 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     again = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work), *TINY,
                      timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stderr.count("done earlier") == 6
+    assert again.stderr.count("done earlier") == 7
 
     other = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work),
                      *TINY[:-1], "7", timeout=60)

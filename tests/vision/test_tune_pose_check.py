@@ -81,6 +81,24 @@ def test_sightings_judge_a_frame_as_the_pipeline_does(collector: tp.Collector) -
     assert found >= 2  # the rendered products are recognised
 
 
+def test_the_grid_is_scored_as_passes_judges_each_sighting(collector: tp.Collector) -> None:
+    """:func:`passes_all` (all sightings at once, for the grid's tens of thousands of candidates) agrees with
+    :func:`passes` on every sighting, for candidates that move each threshold."""
+    sightings = []
+    for name in ("as_rendered", "hand", "real_photo_background"):
+        cond = cn.CONDITIONS[name]
+        key = zlib.crc32(cond.name.encode())
+        frames = [("positive", i, collector.positive_frame(cond, key, i)[0]) for i in range(3)]
+        frames += [("negative", k, collector.negative_frame(cond, key, k)) for k in range(8)]
+        sightings += [s for kind, i, jpeg in frames if (s := collector.sighting(kind, cond, i, jpeg)) is not None]
+    assert any(s.kind == "negative" for s in sightings) and any(s.kind == "positive" for s in sightings)
+    candidates = [*tp.grid()[::997], tp.BASELINE, DEFAULT_THRESHOLDS]
+    for t in candidates:
+        evidence = [tp.evidence(s, t) for s in sightings]
+        one_by_one = [tp.passes(s, e, t) for s, e in zip(sightings, evidence, strict=True)]
+        assert tp.passes_all(tp.features(sightings, evidence), t).tolist() == one_by_one, t
+
+
 def test_a_tiny_tuning_run_reports_every_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "tune.json"
     assert main(["vision", "tune-pose-check", "--positives", "2", "--negatives", "3", "--conditions",

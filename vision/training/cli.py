@@ -98,6 +98,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="fine-tune from a keypoints.state.pt written by an earlier run")
     kp.add_argument("--device", default="cpu", help="cpu, 0 (first CUDA GPU), cuda:1, ...")
     kp.set_defaults(handler=_cmd_train_keypoints)
+    ap = trsub.add_parser("appearance", help="train the appearance check (does a detected box show the product?)",
+                          description="Train the small network that tells a detected box showing a catalog "
+                                      "product from one that does not, on the synth folders' products and the "
+                                      "detector's boxes there and on drawn product-free rooms; exports "
+                                      "vision/weights/product-appearance.onnx.")
+    ap.add_argument("--data", type=Path, required=True, nargs="+", help="folder(s) written by `fixlens data synth`")
+    ap.add_argument("--negatives", type=int, default=6000,
+                    help="product-free frames to draw for training (a sixth as many for validation; default 6000)")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--detector-weights", type=Path, default=None, metavar="WEIGHTS_DIR",
+                    help="the detector whose boxes are mined (default vision/weights/)")
+    ap.add_argument("--cache", type=Path, default=None, metavar="NPZ",
+                    help="keep the cut crops in this .npz and reuse it when present (mining takes minutes)")
+    ap.add_argument("--out", "--out-dir", type=Path, default=None, dest="out_dir",
+                    help="where the model goes (default vision/weights/)")
+    add_catalog_option(ap)
+    ap.set_defaults(handler=_cmd_train_appearance)
     for name in ("product", "all"):
         what = "one product" if name == "product" else "every product"
         pr = trsub.add_parser(name, help=f"synthesise data, fine-tune all three networks for {what}, evaluate",
@@ -124,6 +142,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="wall-clock budget for the detector instead of its epochs")
         pr.add_argument("--keypoint-epochs", type=int, default=5)
         pr.add_argument("--part-epochs", type=int, default=8)
+        pr.add_argument("--appearance-epochs", type=int, default=6)
+        pr.add_argument("--appearance-negatives", type=int, default=2000,
+                        help="product-free frames drawn for the appearance check (default 2000)")
         pr.add_argument("--eval-frames", type=int, default=300, help="held-out frames, before and after (300)")
         pr.add_argument("--rehearsal", type=Path, nargs="*", default=[], metavar="DATA",
                         help="earlier `data synth` folders to mix into the keypoint and part-state training")
@@ -249,6 +270,30 @@ def _cmd_train_keypoints(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_appearance(args: argparse.Namespace) -> int:
+    from vision.training.train import WEIGHTS_DIR
+
+    for folder in args.data:
+        if not (folder / "images" / "train").is_dir() or not (folder / "data.yaml").is_file():
+            print(f"error: {folder}: no images/train or data.yaml; run `fixlens data synth` first", file=sys.stderr)
+            return 2
+    for name, value, low in (("--negatives", args.negatives, 1), ("--epochs", args.epochs, 1)):
+        if not low <= value <= 1_000_000:
+            print(f"error: {name} must be within {low}..1000000, got {value}", file=sys.stderr)
+            return 2
+    from vision.training.appearance_train import train_appearance
+
+    try:
+        summary = train_appearance(args.data, args.out_dir or WEIGHTS_DIR, negatives=args.negatives,
+                                   epochs=args.epochs, seed=args.seed, detector_weights=args.detector_weights,
+                                   cache=args.cache, log=lambda line: print(line, flush=True))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from vision.training.train import WEIGHTS_DIR, TrainConfig, train
 
@@ -279,7 +324,9 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
                                    ("--eval-frames", args.eval_frames, 1, 100_000),
                                    ("--detector-epochs", args.detector_epochs, 1, 1000),
                                    ("--keypoint-epochs", args.keypoint_epochs, 1, 1000),
-                                   ("--part-epochs", args.part_epochs, 1, 1000)):
+                                   ("--part-epochs", args.part_epochs, 1, 1000),
+                                   ("--appearance-epochs", args.appearance_epochs, 1, 1000),
+                                   ("--appearance-negatives", args.appearance_negatives, 1, 1_000_000)):
         if not low <= value <= high:
             print(f"error: {flag} must be within {low}..{high}, got {value}", file=sys.stderr)
             return 2
@@ -299,7 +346,8 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
     run = ProductRun(product, (args.work or Path(f"fixlens-train-{product or 'all'}")).resolve(), init, args.images,
                      share, args.detector_epochs, args.detector_hours, args.keypoint_epochs, args.part_epochs,
                      args.eval_frames, args.device, tuple(f.resolve() for f in args.rehearsal),
-                     keep_known_parts=product is not None and not getattr(args, "retrain_known_parts", False))
+                     keep_known_parts=product is not None and not getattr(args, "retrain_known_parts", False),
+                     appearance_epochs=args.appearance_epochs, appearance_negatives=args.appearance_negatives)
     try:
         summary = run_all(run, log=lambda line: print(line, file=sys.stderr, flush=True))
     except (StageFailed, ValueError) as exc:

@@ -25,13 +25,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vision.appearance import MODEL_NAME as APPEARANCE_MODEL_NAME
 from vision.part_net import OCCLUSION_MODEL_NAME
 from vision.training.train import WEIGHTS_DIR
 
 DATA_SEED = 8700  # a training seed (8000-8999 are training's; `vision robustness --seed` refuses them)
 EVAL_SEED = 9101  # held out: no training command uses 9000-9999
 WEIGHT_FILES = ("fixlens-pose.pt", "fixlens-pose.onnx", "keypoints.onnx", "keypoints.state.pt",
-                "part-states.onnx", "part-states.state.pt", OCCLUSION_MODEL_NAME)
+                "part-states.onnx", "part-states.state.pt", OCCLUSION_MODEL_NAME, APPEARANCE_MODEL_NAME)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class ProductRun:
     device: str = "cpu"
     rehearsal: tuple[Path, ...] = field(default_factory=tuple)  # earlier `data synth` folders to mix in
     keep_known_parts: bool = True  # a new product's part-state stage leaves the known parts' readings as they are
+    appearance_epochs: int = 6
+    appearance_negatives: int = 2000  # drawn product-free frames for the appearance check
 
     @property
     def weights(self) -> Path:
@@ -85,11 +88,16 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
                 if run.keep_known_parts and run.product is not None:
                     parts.append("--keep-known")
                 break
+    # The appearance check learns every catalog product (the new data shows them all) and the new detector's
+    # mistakes on product-free frames, so it is trained after the detector, from scratch (a few minutes).
+    appearance = ["train", "appearance", "--data", *folders, "--out", str(run.weights), "--detector-weights",
+                  str(run.weights), "--epochs", str(run.appearance_epochs), "--negatives",
+                  str(run.appearance_negatives), "--cache", str(run.work / "appearance-crops.npz")]
     out = []
     if init is not None:
         out.append(("before", _eval(run, init, run.work / "before.json")))
-    out += [("data", synth), ("detector", detector), ("keypoints", keypoints), ("parts", parts),
-            ("after", _eval(run, run.weights, run.work / "after.json"))]
+    out += [("data", synth), ("detector", detector), ("appearance", appearance), ("keypoints", keypoints),
+            ("parts", parts), ("after", _eval(run, run.weights, run.work / "after.json"))]
     return out
 
 

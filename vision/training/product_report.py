@@ -41,7 +41,8 @@ def write_report(run: Any, stage_names: list[str]) -> dict[str, Any]:
              + (f", {run.product} in {run.focus_share:.0%} of the product frames" if run.product else "")
              + (f", plus {', '.join(map(str, run.rehearsal))}" if run.rehearsal else "") + ".",
              f"Fine-tuned from: {run.init or 'nothing (from scratch)'}. Device: {run.device}. "
-             f"Epochs: detector {run.detector_epochs}, keypoints {run.keypoint_epochs}, parts {run.part_epochs}.",
+             f"Epochs: detector {run.detector_epochs}, appearance {run.appearance_epochs} ({run.appearance_negatives} "
+             f"product-free frames), keypoints {run.keypoint_epochs}, parts {run.part_epochs}.",
              f"Evaluation: `fixlens vision eval --frames {run.eval_frames} --seed 9101` (held out), before and after.",
              "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {'-' if s is None else f'{s:.0f}'} |" for name, s in seconds.items()]

@@ -54,7 +54,7 @@ from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import Product, default_catalog
 from vision.errors import PoseError
 from vision.pose import estimate_pose, resolve_camera
-from vision.pose_check import DEFAULT_THRESHOLDS, Thresholds, box_side, plausible, upright
+from vision.pose_check import DEFAULT_THRESHOLDS, Thresholds, box_side, first_look, plausible, upright
 from vision.training import conditions as cn
 from vision.training.degradations import Degraded, InView
 from vision.training.robustness import encode, render_in_view
@@ -72,7 +72,7 @@ HAND_P = 0.3  # ... with a hand
 # rule's recall bound and its tie-break are measured from.
 BASELINE = Thresholds(max_reprojection_px=10.0, max_reprojection_share=0.03, inlier_share=0.05, min_inlier_px=4.0,
                       sure_inliers=6, thin_pose_min_conf=0.45, min_inliers=5, min_upright=-0.2, min_sureness=0.0,
-                      min_detection_conf=0.3)
+                      min_detection_conf=0.3, min_appearance=0.0)
 # Values tried per threshold; the grid is their product. Each list holds the baseline's value. The first
 # grid (residual floors 6-10 px, shares 0.02-0.03, thin-pose confidence up to 0.6, upright up to 0.2) had no
 # candidate that kept every product the baseline keeps and removed more than 3 of 49 false detections on seed
@@ -88,6 +88,7 @@ GRID: dict[str, tuple[float, ...]] = {
     "min_upright": (-0.2, 0.0),
     "min_sureness": (0.0, 0.25, 0.3, 0.35),
     "min_detection_conf": (0.3, 0.4, 0.5, 0.6),  # added in round 8; 0.3 is the detector's own floor
+    "min_appearance": (0.0, 0.1, 0.2, 0.3, 0.5, 0.7),  # added in round 12 with the appearance check; 0 is off
 }
 TOP = 10  # candidates listed in the report besides the baseline, the module's and the chosen one
 
@@ -110,6 +111,7 @@ class Sighting:
     model_points: np.ndarray  # (k, 3) metres
     camera: CameraIntrinsics
     box: np.ndarray  # (4,) xyxy pixels
+    appearance: float | None = None  # the appearance check's probability for the product (None: no check)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,10 +134,36 @@ def evidence(s: Sighting, thresholds: Thresholds) -> Evidence:
 
 
 def passes(s: Sighting, e: Evidence, thresholds: Thresholds) -> bool:
-    if s.detector_confidence < thresholds.min_detection_conf:  # as verified_pose on a detected frame
+    if not first_look(s.detector_confidence, s.appearance, thresholds):  # as verified_pose on a detected frame
         return False
     return e.pose is not None and plausible(e.pose, e.error, box_side(s.box), e.inliers,
                                             s.keypoints.mean_confidence, thresholds)
+
+
+def features(sightings: Sequence[Sighting], evidences: Sequence[Evidence]) -> dict[str, np.ndarray]:
+    """What :func:`passes` looks at, one array per feature over ``sightings``, for :func:`passes_all`."""
+    posed = [e.pose is not None for e in evidences]
+    return {
+        "conf": np.array([s.detector_confidence for s in sightings], float),
+        "appearance": np.array([np.inf if s.appearance is None else s.appearance for s in sightings], float),
+        "posed": np.array(posed, bool),
+        "error": np.array([e.error for e in evidences], float),
+        "side": np.array([box_side(s.box) for s in sightings], float),
+        "inliers": np.array([e.inliers for e in evidences], int),
+        "sureness": np.array([s.keypoints.mean_confidence for s in sightings], float),
+        "above": np.array([e.pose is not None and float(e.pose.camera_position[2]) > 0.0 for e in evidences], bool),
+        "upright": np.array([upright(e.pose) if e.pose is not None else -np.inf for e in evidences], float),
+    }
+
+
+def passes_all(f: dict[str, np.ndarray], t: Thresholds) -> np.ndarray:
+    """:func:`passes` for every sighting at once (``f`` from :func:`features` under ``t``'s outlier distance):
+    the grid has tens of thousands of candidates."""
+    return ((f["conf"] >= t.min_detection_conf) & (f["appearance"] >= t.min_appearance) & f["posed"]
+            & (f["error"] <= np.maximum(t.max_reprojection_px, t.max_reprojection_share * f["side"]))
+            & (f["inliers"] >= t.min_inliers)
+            & ~((f["inliers"] < t.sure_inliers) & (f["sureness"] < t.thin_pose_min_conf))
+            & (f["sureness"] >= t.min_sureness) & f["above"] & (f["upright"] >= t.min_upright))
 
 
 class Collector:
@@ -240,8 +268,9 @@ class Collector:
             n = len(product.keypoints)
             keypoints = Keypoints(head.uv[:n], head.confidence[:n], head.min_confidence)
         camera = resolve_camera(cond.camera, image.shape[1], image.shape[0])
+        appearance = p.appearance.score(image, box, product.id) if p.appearance is not None else None
         return Sighting(kind, cond.name, index, product.id, False, float(det.confidence[best]), keypoints,
-                        p._model_points[cls], camera, box)
+                        p._model_points[cls], camera, box, appearance)
 
 
 def _degrade(cond: cn.Condition, image: np.ndarray, view: InView | None, look: np.random.Generator,
@@ -269,16 +298,16 @@ def changed(t: Thresholds, reference: Thresholds = BASELINE) -> list[str]:
 def score(sightings: Sequence[Sighting], positives: int, negatives: int,
           candidates: Sequence[Thresholds]) -> list[dict[str, Any]]:
     """Each candidate's counts. Poses are solved once per outlier distance, not per candidate."""
-    cache: dict[tuple[float, float], list[Evidence]] = {}
+    cache: dict[tuple[float, float], dict[str, np.ndarray]] = {}
+    right = np.array([s.kind == "positive" and s.correct for s in sightings], bool)
+    negative = np.array([s.kind == "negative" for s in sightings], bool)
     rows = []
     for t in candidates:
         key = (t.inlier_share, t.min_inlier_px)
         if key not in cache:
-            cache[key] = [evidence(s, t) for s in sightings]
-        ok = [passes(s, e, t) for s, e in zip(sightings, cache[key], strict=True)]
-        lost = sum(1 for s, good in zip(sightings, ok, strict=True) if s.kind == "positive" and s.correct and not good)
-        fd = sum(1 for s, good in zip(sightings, ok, strict=True) if s.kind == "negative" and good)
-        recalled = sum(1 for s, good in zip(sightings, ok, strict=True) if s.kind == "positive" and s.correct and good)
+            cache[key] = features(sightings, [evidence(s, t) for s in sightings])
+        ok = passes_all(cache[key], t)
+        lost, fd, recalled = int((right & ~ok).sum()), int((negative & ok).sum()), int((right & ok).sum())
         rows.append({"thresholds": dataclasses.asdict(t), "changed": changed(t),
                      "recall": round(recalled / positives, 4) if positives else None,
                      "recall_lost": lost, "recall_loss": round(lost / positives, 4) if positives else None,
@@ -300,7 +329,8 @@ def record(s: Sighting, e: Evidence, thresholds: Thresholds) -> dict[str, Any]:
     side = box_side(s.box)
     conf = s.keypoints.confidence
     return {"kind": s.kind, "condition": s.condition, "index": s.index, "product": s.product, "correct": s.correct,
-            "detector_confidence": round(s.detector_confidence, 3), "box_side_px": round(side, 1),
+            "detector_confidence": round(s.detector_confidence, 3),
+            "appearance": None if s.appearance is None else round(s.appearance, 3), "box_side_px": round(side, 1),
             "error_px": None if e.pose is None else round(e.error, 2),
             "error_share": None if e.pose is None else round(e.error / side, 4),
             "inliers": e.inliers, "keypoints": len(conf),
@@ -321,9 +351,9 @@ def feature_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Quantiles of each feature for right detections of products and for detections on negatives."""
     groups = {"products": [r for r in records if r["kind"] == "positive" and r["correct"]],
               "negatives": [r for r in records if r["kind"] == "negative"]}
-    features = ("detector_confidence", "error_px", "error_share", "inliers", "sureness", "confidence_spread",
-                "camera_height_m", "upright")
-    return {g: {"count": len(rs), **{f: _quantiles([r[f] for r in rs if r[f] is not None]) for f in features}}
+    names = ("detector_confidence", "appearance", "error_px", "error_share", "inliers", "sureness",
+             "confidence_spread", "camera_height_m", "upright")
+    return {g: {"count": len(rs), **{f: _quantiles([r[f] for r in rs if r[f] is not None]) for f in names}}
             for g, rs in groups.items()}
 
 
