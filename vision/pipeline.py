@@ -51,6 +51,12 @@ TRACK_RECHECK_SHARE = 0.014
 
 QUALITY_SIZE = (160, 120)  # the small grey copy that ImageQuality is measured on
 
+# A fresh detection the pose check refuses gets a second look at the box of its own sure keypoints (round 10's
+# finding, kept from round 12 on, when the appearance check holds false detections down): at least this many
+# sure keypoints, and that box at most this share of the detector's.
+SECOND_LOOK_MIN_SURE = 5
+SECOND_LOOK_MAX_AREA = 0.8
+
 
 class Pipeline:
     """Load once, then call :meth:`process` or :meth:`process_batch` from a worker thread. ``catalog`` and
@@ -175,8 +181,16 @@ class Pipeline:
             return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image))
         best = self._pick(det, frame.product_hint)
         head = Keypoints.from_detections(det, best, KEYPOINT_MIN_CONF)
-        obs = self._from_box(frame, image, camera, int(det.class_id[best]), det.xyxy[best],
-                             float(det.confidence[best]), timing, time.perf_counter(), head)
+        cls, box, confidence = int(det.class_id[best]), det.xyxy[best], float(det.confidence[best])
+        t = time.perf_counter()
+        keypoints = self._keypoints(image, cls, box, head)
+        obs = self._posed(frame, image, camera, cls, box, confidence, timing, t, keypoints, head)
+        tighter = (None if obs is not None or keypoints is None or self.keypoints is None
+                   else sure_box(keypoints, box, w, h))
+        if tighter is not None:  # a second look: the keypoint network again, on the box of its sure keypoints
+            t = time.perf_counter()
+            obs = self._posed(frame, image, camera, cls, tighter, confidence, timing, t,
+                              self._keypoints(image, cls, tighter, head), head)
         if obs is None:  # no rigid product explains what the detector saw: report nothing, not a phantom
             timing.update(states_ms=0.0, total_ms=sum(timing.values()))
             return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image))
@@ -188,22 +202,35 @@ class Pipeline:
         """Stages 3-5 on the product of class ``cls`` in ``box``: keypoints (the detector's own, ``head``,
         without a crop keypoint network), the verified pose and part states; None when verification fails
         or no keypoints can be had."""
+        return self._posed(frame, image, camera, cls, box, confidence, timing, t,
+                           self._keypoints(image, cls, box, head), head)
+
+    def _keypoints(self, image: np.ndarray, cls: int, box: np.ndarray, head: Keypoints | None) -> Keypoints | None:
+        """Stage 3: the crop keypoint network's keypoints in ``box``, else the detector's own (``head``); None
+        for a tracked frame without the crop network."""
         product = self._products[cls]
-        if self.keypoints is not None:  # 3. keypoints
-            keypoints = self.keypoints.predict(image, box, product.id)
-        elif head is not None:  # the detector's head pads every product to the longest keypoint list
+        if self.keypoints is not None:
+            return self.keypoints.predict(image, box, product.id)
+        if head is not None:  # the detector's head pads every product to the longest keypoint list
             k = len(product.keypoints)
-            keypoints = Keypoints(head.uv[:k], head.confidence[:k], head.min_confidence)
-        else:
-            return None  # tracking needs the crop keypoint network
-        timing["keypoints_ms"] = (time.perf_counter() - t) * 1000
+            return Keypoints(head.uv[:k], head.confidence[:k], head.min_confidence)
+        return None  # tracking needs the crop keypoint network
+
+    def _posed(self, frame: FrameInput, image: np.ndarray, camera: CameraIntrinsics, cls: int, box: np.ndarray,
+               confidence: float, timing: dict[str, float], t: float, keypoints: Keypoints | None,
+               head: Keypoints | None) -> Observation | None:
+        """Stages 4-5 for ``keypoints`` found in ``box`` since ``t``: the verified pose and part states."""
+        product = self._products[cls]
+        if keypoints is None:
+            return None
+        timing["keypoints_ms"] = timing.get("keypoints_ms", 0.0) + (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         # A fresh detection's box must look like the product; a tracked one started from such a detection.
         appearance = (self.appearance.score(image, box, product.id)
                       if head is not None and self.appearance is not None else None)
         verified = verified_pose(keypoints, self._model_points[cls], camera, box,  # 4. pose
                                  detection_confidence=None if head is None else confidence, appearance=appearance)
-        timing["pose_ms"] = (time.perf_counter() - t) * 1000
+        timing["pose_ms"] = timing.get("pose_ms", 0.0) + (time.perf_counter() - t) * 1000
         if verified is None:
             return None
         t = time.perf_counter()
@@ -239,6 +266,23 @@ class Pipeline:
                         and det.confidence[best] - det.confidence[i] < 0.05):
                     return int(i)
         return best
+
+
+def sure_box(keypoints: Keypoints, box: np.ndarray, width: int, height: int) -> np.ndarray | None:
+    """The box of ``keypoints``' sure points (at least ``SECOND_LOOK_MIN_SURE``) when it is much tighter than the
+    detector's ``box`` (at most ``SECOND_LOOK_MAX_AREA`` of its area), else None. Over a busy room the detector's
+    box is often far larger than the product, and the keypoint network, seeing the product small in its crop,
+    places the keypoints too coarsely for the pose check; on the tighter box it sees the product large."""
+    sure = keypoints.confidence >= keypoints.min_confidence
+    if int(sure.sum()) < SECOND_LOOK_MIN_SURE:
+        return None
+    uv = keypoints.uv[sure]
+    tight = np.clip([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()],
+                    0.0, [width - 1, height - 1, width - 1, height - 1]).astype(np.float32)
+    area = float((tight[2] - tight[0]) * (tight[3] - tight[1]))
+    if area <= 16.0 or area > SECOND_LOOK_MAX_AREA * float((box[2] - box[0]) * (box[3] - box[1])):
+        return None
+    return tight
 
 
 def image_quality(image: np.ndarray) -> ImageQuality:

@@ -196,3 +196,25 @@ def test_real_photos_shipped_with_scikit_image_and_matplotlib_are_not_taken_for_
     # The acceptance bound is at most one in all. The round-7 networks took two of them (the cameraman and the
     # moon) for a router; the round-8 networks with their pose check take none.
     assert len(seen) <= 1, seen
+
+
+def test_the_second_look_box_holds_the_sure_keypoints_and_only_when_much_tighter() -> None:
+    from vision.pipeline import SECOND_LOOK_MAX_AREA, SECOND_LOOK_MIN_SURE, sure_box
+    from vision.types import Keypoints
+
+    uv = np.array([[100, 100], [200, 100], [200, 180], [100, 180], [150, 140], [600, 400]], float)
+    sure = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 0.1])  # the far one is unsure and must not widen the box
+    big = np.array([0.0, 0.0, 639.0, 479.0])
+    tight = sure_box(Keypoints(uv, sure, 0.5), big, 640, 480)
+    assert tight is not None and tight.tolist() == [100.0, 100.0, 200.0, 180.0]
+    # Fewer sure keypoints than the floor, or a box not much tighter than the detector's: no second look.
+    few = sure.copy()
+    few[: len(few) - SECOND_LOOK_MIN_SURE + 1] = 0.1
+    assert sure_box(Keypoints(uv, few, 0.5), big, 640, 480) is None
+    snug = np.array([95.0, 95.0, 205.0, 185.0])
+    assert 100 * 80 > SECOND_LOOK_MAX_AREA * 110 * 90  # the sure keypoints' box is most of this one
+    assert sure_box(Keypoints(uv, sure, 0.5), snug, 640, 480) is None
+    # Keypoints off the frame are clipped to it.
+    off = uv.copy()
+    off[0] = (-50, -20)
+    assert sure_box(Keypoints(off, sure, 0.5), big, 640, 480).tolist()[:2] == [0.0, 0.0]

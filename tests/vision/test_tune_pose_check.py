@@ -73,7 +73,7 @@ def test_sightings_judge_a_frame_as_the_pipeline_does(collector: tp.Collector) -
     found = 0
     for kind, index, jpeg in frames:
         s = collector.sighting(kind, cond, index, jpeg)
-        ours = s is not None and tp.passes(s, tp.evidence(s, DEFAULT_THRESHOLDS), DEFAULT_THRESHOLDS)
+        ours = s is not None and tp.verified(s, DEFAULT_THRESHOLDS)
         obs = collector.pipeline.process(FrameInput(jpeg, index, 0.0, cond.camera))
         assert ours == (obs.product_id is not None), (kind, index)
         assert s is None or not ours or s.product == obs.product_id
@@ -82,8 +82,8 @@ def test_sightings_judge_a_frame_as_the_pipeline_does(collector: tp.Collector) -
 
 
 def test_the_grid_is_scored_as_passes_judges_each_sighting(collector: tp.Collector) -> None:
-    """:func:`passes_all` (all sightings at once, for the grid's tens of thousands of candidates) agrees with
-    :func:`passes` on every sighting, for candidates that move each threshold."""
+    """:func:`verdicts` (all sightings at once, for the grid's tens of thousands of candidates) agrees with
+    :func:`verified` on every sighting, second looks included, for candidates that move each threshold."""
     sightings = []
     for name in ("as_rendered", "hand", "real_photo_background"):
         cond = cn.CONDITIONS[name]
@@ -93,10 +93,12 @@ def test_the_grid_is_scored_as_passes_judges_each_sighting(collector: tp.Collect
         sightings += [s for kind, i, jpeg in frames if (s := collector.sighting(kind, cond, i, jpeg)) is not None]
     assert any(s.kind == "negative" for s in sightings) and any(s.kind == "positive" for s in sightings)
     candidates = [*tp.grid()[::997], tp.BASELINE, DEFAULT_THRESHOLDS]
+    again = [i for i, s in enumerate(sightings) if s.second is not None]
+    seconds = [sightings[i].second for i in again]
     for t in candidates:
-        evidence = [tp.evidence(s, t) for s in sightings]
-        one_by_one = [tp.passes(s, e, t) for s, e in zip(sightings, evidence, strict=True)]
-        assert tp.passes_all(tp.features(sightings, evidence), t).tolist() == one_by_one, t
+        first = tp.features(sightings, [tp.evidence(s, t) for s in sightings])
+        second = tp.features(seconds, [tp.evidence(s, t) for s in seconds])
+        assert tp.verdicts(first, second, again, t).tolist() == [tp.verified(s, t) for s in sightings], t
 
 
 def test_a_tiny_tuning_run_reports_every_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,9 +16,11 @@ or the robustness and eval seeds), so this command renders its own frames from t
 Every frame goes as a JPEG through the pipeline's own detector and keypoint network (the ONNX models; no
 torch), and each detection the pipeline would verify is kept with what :func:`vision.pose_check.plausible`
 judges: the pose solved from its keypoints, the mean inlier residual (pixels, and as a share of the box's
-longer side), the inlier count, the keypoints' mean confidence and spread, the camera's height and how
-upright the product stands. Each candidate of ``GRID`` (a small product of values around the thresholds
-as they were before tuning, ``BASELINE``) is then scored:
+longer side), the inlier count, the keypoints' mean confidence and spread, the camera's height, how upright
+the product stands and the appearance check's score. The second look the pipeline takes when a detection is
+refused (the keypoint network again on the box of its sure keypoints, :func:`vision.pipeline.sure_box`) is
+kept beside it: the frame is verified when either look passes. Each candidate of ``GRID`` (a small product
+of values around the thresholds as they were before tuning, ``BASELINE``) is then scored:
 
 - ``recall_loss``: positives whose detection was right (right product, box IoU >= 0.5 with the truth) but
   which the candidate rejects, as a share of all positives;
@@ -112,6 +114,7 @@ class Sighting:
     camera: CameraIntrinsics
     box: np.ndarray  # (4,) xyxy pixels
     appearance: float | None = None  # the appearance check's probability for the product (None: no check)
+    second: Sighting | None = None  # the second look, on the box of the sure keypoints (vision.pipeline.sure_box)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +136,16 @@ def evidence(s: Sighting, thresholds: Thresholds) -> Evidence:
     return Evidence(est.pose, est.reprojection_error_px, int(est.inliers.sum()))
 
 
+def verified(s: Sighting, thresholds: Thresholds) -> bool:
+    """Whether the pipeline verifies the frame of sighting ``s``: its first look passes, or, when that is
+    refused, its second look does."""
+    if passes(s, evidence(s, thresholds), thresholds):
+        return True
+    return s.second is not None and passes(s.second, evidence(s.second, thresholds), thresholds)
+
+
 def passes(s: Sighting, e: Evidence, thresholds: Thresholds) -> bool:
+    """Whether one look (``s`` itself, not its second look) passes, with ``e`` its evidence."""
     if not first_look(s.detector_confidence, s.appearance, thresholds):  # as verified_pose on a detected frame
         return False
     return e.pose is not None and plausible(e.pose, e.error, box_side(s.box), e.inliers,
@@ -154,6 +166,17 @@ def features(sightings: Sequence[Sighting], evidences: Sequence[Evidence]) -> di
         "above": np.array([e.pose is not None and float(e.pose.camera_position[2]) > 0.0 for e in evidences], bool),
         "upright": np.array([upright(e.pose) if e.pose is not None else -np.inf for e in evidences], float),
     }
+
+
+def verdicts(first: dict[str, np.ndarray], second: dict[str, np.ndarray], looked_again: Sequence[int],
+             t: Thresholds) -> np.ndarray:
+    """:func:`verified` for every sighting at once: ``first`` the sightings' features, ``second`` those of the
+    second looks of the sightings ``looked_again`` (indices), in that order."""
+    ok = passes_all(first, t)
+    if len(looked_again):
+        idx = np.asarray(looked_again)
+        ok[idx] |= passes_all(second, t)
+    return ok
 
 
 def passes_all(f: dict[str, np.ndarray], t: Thresholds) -> np.ndarray:
@@ -248,9 +271,11 @@ class Collector:
 
     def sighting(self, kind: str, cond: cn.Condition, index: int, jpeg: bytes) -> Sighting | None:
         """Stages 1-3 of :class:`vision.pipeline.Pipeline` (decode, detect, keypoints) for one frame: the
-        detection it would verify, or None when the detector sees nothing."""
+        detection it would verify, with the second look it would take if that were refused, or None when the
+        detector sees nothing."""
         from vision.decode import decode_jpeg
         from vision.detector import KEYPOINT_MIN_CONF
+        from vision.pipeline import sure_box
 
         p = self.pipeline
         image = decode_jpeg(jpeg, p.limits)
@@ -268,9 +293,16 @@ class Collector:
             n = len(product.keypoints)
             keypoints = Keypoints(head.uv[:n], head.confidence[:n], head.min_confidence)
         camera = resolve_camera(cond.camera, image.shape[1], image.shape[0])
-        appearance = p.appearance.score(image, box, product.id) if p.appearance is not None else None
-        return Sighting(kind, cond.name, index, product.id, False, float(det.confidence[best]), keypoints,
-                        p._model_points[cls], camera, box, appearance)
+
+        def look(where: np.ndarray, found: Keypoints, second: Sighting | None = None) -> Sighting:
+            appearance = p.appearance.score(image, where, product.id) if p.appearance is not None else None
+            return Sighting(kind, cond.name, index, product.id, False, float(det.confidence[best]), found,
+                            p._model_points[cls], camera, where, appearance, second)
+
+        tight = sure_box(keypoints, box, image.shape[1], image.shape[0]) if p.keypoints is not None else None
+        if tight is None:
+            return look(box, keypoints)
+        return look(box, keypoints, look(tight.astype(np.float64), p.keypoints.predict(image, tight, product.id)))
 
 
 def _degrade(cond: cn.Condition, image: np.ndarray, view: InView | None, look: np.random.Generator,
@@ -298,15 +330,18 @@ def changed(t: Thresholds, reference: Thresholds = BASELINE) -> list[str]:
 def score(sightings: Sequence[Sighting], positives: int, negatives: int,
           candidates: Sequence[Thresholds]) -> list[dict[str, Any]]:
     """Each candidate's counts. Poses are solved once per outlier distance, not per candidate."""
-    cache: dict[tuple[float, float], dict[str, np.ndarray]] = {}
+    cache: dict[tuple[float, float], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
     right = np.array([s.kind == "positive" and s.correct for s in sightings], bool)
     negative = np.array([s.kind == "negative" for s in sightings], bool)
+    looked_again = [i for i, s in enumerate(sightings) if s.second is not None]
+    seconds = [sightings[i].second for i in looked_again]
     rows = []
     for t in candidates:
         key = (t.inlier_share, t.min_inlier_px)
         if key not in cache:
-            cache[key] = features(sightings, [evidence(s, t) for s in sightings])
-        ok = passes_all(cache[key], t)
+            cache[key] = (features(sightings, [evidence(s, t) for s in sightings]),
+                          features(seconds, [evidence(s, t) for s in seconds]))  # type: ignore[arg-type]
+        ok = verdicts(*cache[key], looked_again, t)
         lost, fd, recalled = int((right & ~ok).sum()), int((negative & ok).sum()), int((right & ok).sum())
         rows.append({"thresholds": dataclasses.asdict(t), "changed": changed(t),
                      "recall": round(recalled / positives, 4) if positives else None,
@@ -337,7 +372,7 @@ def record(s: Sighting, e: Evidence, thresholds: Thresholds) -> dict[str, Any]:
             "sureness": round(float(conf.mean()), 3), "confidence_spread": round(float(conf.std()), 3),
             "camera_height_m": None if e.pose is None else round(float(e.pose.camera_position[2]), 3),
             "upright": None if e.pose is None else round(upright(e.pose), 3),
-            "passes": passes(s, e, thresholds)}
+            "second_look": s.second is not None, "passes": verified(s, thresholds)}
 
 
 def _quantiles(values: list[float]) -> dict[str, float] | None:
