@@ -3,6 +3,8 @@ lit LED, then a JPEG round trip at phone quality (4:2:0 chroma subsampling smear
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from vision.decode import decode_jpeg, encode_jpeg
@@ -33,3 +35,32 @@ def draw_led(image: np.ndarray, uv: tuple[float, float], diameter: float, state:
 
 def as_camera_frame(image: np.ndarray, quality: int = 75) -> np.ndarray:
     return decode_jpeg(encode_jpeg(np.clip(image, 0, 255).astype(np.uint8), quality))
+
+
+def constant_network(path: Path, image_input: tuple[str, int], logits: list[float], props: dict[str, str],
+                     extra_inputs: tuple[str, ...] = ()) -> Path:
+    """An ONNX file whose ``logits`` output is always ``logits`` for each row of its image input (``(name,
+    side)``: (n, 3, side, side) float); ``extra_inputs`` are int64 (n,) inputs it declares and ignores, and
+    ``props`` its metadata. A network's wiring is then tested apart from what a trained one sees."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    name, side = image_input
+    graph = helper.make_graph(
+        # logits = sum(image) * 0 + bias, shaped (n, len(logits))
+        [helper.make_node("ReduceSum", [name, "axes"], ["total"], keepdims=0),
+         helper.make_node("Unsqueeze", ["total", "one"], ["column"]),
+         helper.make_node("Mul", ["column", "zero"], ["nothing"]),
+         helper.make_node("Add", ["nothing", "bias"], ["logits"])],
+        "constant", [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", 3, side, side]),
+                     *(helper.make_tensor_value_info(extra, TensorProto.INT64, ["n"]) for extra in extra_inputs)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", len(logits)])],
+        [helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]),
+         helper.make_tensor("one", TensorProto.INT64, [1], [1]),
+         helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+         helper.make_tensor("bias", TensorProto.FLOAT, [len(logits)], logits)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, props)
+    onnx.save(model, path)
+    return path

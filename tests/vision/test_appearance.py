@@ -10,6 +10,7 @@ import pytest
 
 from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import default_catalog
+from tests.vision.synthetic import constant_network
 from vision.appearance import CONTEXT, CROP, MODEL_NAME, NONE, AppearanceCheck, box_crop
 from vision.detector import WEIGHTS_DIR
 from vision.errors import ModelUnavailable, VisionError
@@ -43,26 +44,7 @@ def _constant_net(path: Path, classes: list[str] | None, logits: list[float]) ->
     its metadata (None: none at all)."""
     import json
 
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["crop", "axes"], ["total"], keepdims=0),
-         helper.make_node("Unsqueeze", ["total", "one"], ["column"]),
-         helper.make_node("Mul", ["column", "zero"], ["nothing"]),
-         helper.make_node("Add", ["nothing", "bias"], ["logits"])],
-        "constant", [helper.make_tensor_value_info("crop", TensorProto.FLOAT, ["n", 3, CROP, CROP])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", len(logits)])],
-        [helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]),
-         helper.make_tensor("one", TensorProto.INT64, [1], [1]),
-         helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
-         helper.make_tensor("bias", TensorProto.FLOAT, [len(logits)], logits)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    if classes is not None:
-        helper.set_model_props(model, {"classes": json.dumps(classes)})
-    onnx.save(model, path)
-    return path
+    return constant_network(path, ("crop", CROP), logits, {} if classes is None else {"classes": json.dumps(classes)})
 
 
 @pytest.mark.parametrize("classes", [None, ["router_ax1800"], ["router_ax1800", "printer_lx400"],

@@ -9,7 +9,7 @@ import pytest
 
 from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import default_catalog
-from tests.vision.synthetic import as_camera_frame, draw_led, housing
+from tests.vision.synthetic import as_camera_frame, constant_network, draw_led, housing
 from vision.part_reader import READ_ANGLE_DEG, PartReader, unreadable
 from vision.parts import project_parts, visible_in_some_state
 
@@ -53,32 +53,12 @@ def test_a_cover_seen_from_behind_is_not_read_because_the_body_hides_it() -> Non
 def _constant_occlusion_net(path: Path, index_entries: list[tuple[str, str]], label: str) -> Path:
     """An ONNX file with the part networks' inputs and metadata whose answer is always ``label``: the
     occlusion network's wiring is tested apart from what a trained one sees."""
-    import onnx
-    from onnx import TensorProto, helper
-
     from vision.part_net import PartIndex
 
     classes = ("visible", "hand", "covered", "hidden")
     index = PartIndex(tuple((p, n, classes) for p, n in index_entries))
     bias = [10.0 if c == label else 0.0 for _ in index_entries for c in classes]
-    graph = helper.make_graph(
-        # logits = sum(patch) * 0 + bias, shaped (n, classes); the part input is declared but not needed
-        [helper.make_node("ReduceSum", ["patch", "axes"], ["total"], keepdims=0),
-         helper.make_node("Unsqueeze", ["total", "one"], ["column"]),
-         helper.make_node("Mul", ["column", "zero"], ["nothing"]),
-         helper.make_node("Add", ["nothing", "bias"], ["logits"])],
-        "constant", [helper.make_tensor_value_info("patch", TensorProto.FLOAT, ["n", 3, 32, 32]),
-                     helper.make_tensor_value_info("part", TensorProto.INT64, ["n"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", len(bias)])],
-        [helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]),
-         helper.make_tensor("one", TensorProto.INT64, [1], [1]),
-         helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
-         helper.make_tensor("bias", TensorProto.FLOAT, [len(bias)], bias)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    helper.set_model_props(model, {"part_index": index.to_json()})
-    onnx.save(model, path)
-    return path
+    return constant_network(path, ("patch", 32), bias, {"part_index": index.to_json()}, extra_inputs=("part",))
 
 
 def test_the_occlusion_network_turns_a_read_part_into_unknown_with_its_reason(tmp_path: Path) -> None:
