@@ -226,8 +226,8 @@ class Pipeline:
         timing["keypoints_ms"] = timing.get("keypoints_ms", 0.0) + (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         # A fresh detection's box must look like the product; a tracked one started from such a detection.
-        appearance = (self.appearance.score(image, box, product.id)
-                      if head is not None and self.appearance is not None else None)
+        check = self.appearance
+        appearance = None if head is None or check is None else (lambda: check.score(image, box, product.id))
         verified = verified_pose(keypoints, self._model_points[cls], camera, box,  # 4. pose
                                  detection_confidence=None if head is None else confidence, appearance=appearance)
         timing["pose_ms"] = timing.get("pose_ms", 0.0) + (time.perf_counter() - t) * 1000

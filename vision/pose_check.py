@@ -16,6 +16,7 @@ only and were not looked at to set any of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,14 +110,15 @@ class VerifiedPose:
 
 def verified_pose(keypoints: Keypoints, model_points: np.ndarray, camera: CameraIntrinsics,
                   box: np.ndarray, thresholds: Thresholds = DEFAULT_THRESHOLDS,
-                  detection_confidence: float | None = None, appearance: float | None = None
-                  ) -> VerifiedPose | None:
+                  detection_confidence: float | None = None,
+                  appearance: Callable[[], float | None] | None = None) -> VerifiedPose | None:
     """The pose of a product whose catalog keypoints ``model_points`` ((k, 3) metres) were found at
     ``keypoints`` inside ``box`` (x1, y1, x2, y2 pixels), or None when no pose passes :func:`plausible`.
     ``detection_confidence``: the detector's score when it found ``box`` on this frame (None on a tracked
-    frame), which must reach ``min_detection_conf``; ``appearance``: the appearance check's probability for
-    the product in ``box`` (None: not checked), which must reach ``min_appearance``."""
-    if not first_look(detection_confidence, appearance, thresholds):
+    frame), which must reach ``min_detection_conf``; ``appearance``: gives the appearance check's probability
+    for the product in ``box`` (None: not checked), which must reach ``min_appearance``. It is asked last,
+    only for a pose that passed every other rule: it costs a network run."""
+    if not first_look(detection_confidence, None, thresholds):
         return None
     side = box_side(box)
     try:
@@ -126,6 +128,8 @@ def verified_pose(keypoints: Keypoints, model_points: np.ndarray, camera: Camera
         return None
     if not plausible(est.pose, est.reprojection_error_px, side, int(est.inliers.sum()), keypoints.mean_confidence,
                      thresholds):
+        return None
+    if appearance is not None and not first_look(None, appearance(), thresholds):
         return None
     return VerifiedPose(est.pose, est.reprojection_error_px)
 

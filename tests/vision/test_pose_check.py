@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
@@ -71,3 +73,27 @@ def test_a_detection_must_reach_the_confidence_floor_and_a_tracked_frame_is_not_
     assert verified_pose(keypoints, xyz, CAMERA, box, strict, detection_confidence=None) is not None  # tracked
     floor = DEFAULT_THRESHOLDS.min_detection_conf
     assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=floor) is not None
+
+
+def test_a_detection_must_look_like_the_product_and_the_check_runs_only_for_a_pose_that_passed() -> None:
+    from vision.pose_check import DEFAULT_THRESHOLDS
+
+    keypoints, xyz, box = _keypoints_of(POSE, 0.9)
+    asked = []
+
+    def score(value: float | None) -> Callable[[], float | None]:
+        def ask() -> float | None:
+            asked.append(value)
+            return value
+        return ask
+
+    floor = DEFAULT_THRESHOLDS.min_appearance
+    assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=0.9, appearance=score(floor - 0.01)) is None
+    assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=0.9, appearance=score(floor)) is not None
+    assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=0.9, appearance=score(None)) is not None
+    assert len(asked) == 3
+    # A detection under the confidence floor, or keypoints no rigid product explains, never runs the check.
+    assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=0.1, appearance=score(1.0)) is None
+    scattered = Keypoints(np.random.default_rng(3).uniform(100, 400, keypoints.uv.shape), keypoints.confidence, 0.15)
+    assert verified_pose(scattered, xyz, CAMERA, box, detection_confidence=0.9, appearance=score(1.0)) is None
+    assert len(asked) == 3
