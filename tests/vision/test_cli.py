@@ -49,6 +49,22 @@ def test_train_options_with_bad_paths_fail_with_a_clear_error(tmp_path: Path,
     assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()
 
 
+def test_train_appearance_refuses_a_folder_that_is_not_synth_data_and_bad_counts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o"
+    assert main(["train", "appearance", "--data", str(tmp_path / "nowhere"), "--out-dir", str(out)]) == 2
+    assert "nowhere: no images/train or data.yaml" in capsys.readouterr().err
+    data = tmp_path / "d"
+    (data / "images" / "train").mkdir(parents=True)
+    (data / "data.yaml").write_text("names: [router_ax1800]\n")
+    for flag in ("--negatives", "--epochs"):
+        assert main(["train", "appearance", "--data", str(data), flag, "0", "--out-dir", str(out)]) == 2
+        assert f"{flag} must be within 1..1000000, got 0" in capsys.readouterr().err
+    assert main(["train", "product", "router_ax1800", "--work", str(tmp_path / "w"), "--appearance-epochs", "0"]) == 2
+    assert "--appearance-epochs must be within 1..1000, got 0" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "w").exists()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--focus", "nas_x"], "--focus: unknown product 'nas_x'; the catalog has printer_lx400, router_ax1800"),
     (["--focus", "router_ax1800", "--focus-share", "1.5"], "--focus-share must be within (0, 1], got 1.5"),
