@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from vision.appearance import CROP, MODEL_NAME, NONE, box_crop, to_input
+from vision.training.scoring import iou
 
 REPORT_NAME = "product-appearance.train.json"
 JITTER = 0.08  # true boxes: centre and log-size jitter, as a share of the box
@@ -39,14 +40,6 @@ RANDOM_BOXES = 2  # random boxes per product-free frame
 NEGATIVE_SIZES = ((640, 480), (640, 480), (480, 640), (640, 360))  # landscape, portrait and 16:9 phones
 HAND_P, OBJECT_P = 0.4, 0.2  # drawn negatives with a hand, with an everyday object
 SOURCE_TRUE, SOURCE_DETECTED, SOURCE_MISS, SOURCE_RANDOM, SOURCE_OCCLUDER = range(5)  # MISS: a detector box, no product
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _random_box(rng: np.random.Generator, w: int, h: int) -> tuple[float, float, float, float]:
@@ -118,7 +111,7 @@ def mine_folder(folder: Path, split: str, names: Sequence[str], detector: Any, r
         for k in range(len(det)):
             box = [float(v) for v in det.xyxy[k]]
             product = detector.names[int(det.class_id[k])]
-            overlap, label = max(((_iou(box, b), lab) for lab, b in truths), default=(0.0, -1))
+            overlap, label = max(((iou(box, b), lab) for lab, b in truths), default=(0.0, -1))
             if overlap >= MATCH_IOU and product in names and label == names.index(product):
                 crops.add(image, box, label, float(det.confidence[k]), SOURCE_DETECTED)
         if n % 1000 == 999:
