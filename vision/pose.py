@@ -7,14 +7,18 @@ centre is assumed; the pose's distance then scales with the true focal length, i
 
 PnP: keypoints whose confidence is at least ``min_confidence`` are used; at least 4 are needed. Candidate
 poses come from SQPnP (a global solver: no initial guess, no planar-case ambiguity for 4+ points) on all
-used points and, with 6 or more, on every subset that leaves out one point, and with 7 or more, two.
+used points and, with 6 or more, on every subset that leaves out one point, with 7 or more two, with 8 or
+more three and with 9 or more four (``MAX_LEAVE_OUT``: a hand over a corner hides several keypoints, which the
+keypoint network still places, wrongly).
 The candidate with the lowest truncated squared residual over *all* used points wins (MSAC: each point
 costs at most ``inlier_px`` squared, so a wrong point cannot drag the choice), and Levenberg-Marquardt
 refines it on its inliers. Scoring every leave-two-out subset by all points matters for box-like products:
 a plain maximum-consensus RANSAC with a tight threshold often settles on five corners that fit a subtly
 wrong pose, which is good on those corners and tens of pixels off elsewhere. The subsets are tried in
-stages (leave one out, then two) only while more points than a stage leaves out lie beyond half the inlier
-distance of the best pose so far; all 56 solves for 10 points cost about 2 ms. A pose that puts any
+stages (leave one out, then two, three, four) only while more points than a stage leaves out lie beyond half
+the inlier distance of the best pose so far: a clean view stops after the first stage or two (all 56 solves up
+to two left out cost about 2 ms for 10 points), and only a view with three or four points astray pays for the
+330 solves of the last two stages. A pose that puts any
 inlier behind the camera is refused.
 """
 
@@ -31,6 +35,10 @@ from vision.errors import CameraError, PoseError
 
 MIN_POINTS = 4
 LEAVE_OUT_MIN_POINTS = 6  # from this many used points on, candidates leave points out
+# Up to four points left out: a hand over a corner of the product often leaves three or four keypoints the
+# crop network still places, confidently and wrongly (round 13; `fixlens vision tune-pose-check`, seed 8800,
+# 160 hand frames: two at most lost 17 of them to the pose check, four 8). Each stage needs five points left.
+MAX_LEAVE_OUT = 4
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ def estimate_pose(image_points: np.ndarray, object_points: np.ndarray, camera: C
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     # Stages: all points, then leave one out (6+ points), then leave two out (7+). A stage runs only while
     # more points than it leaves out sit beyond half the inlier distance of the best pose so far.
-    for drop in range(3):
+    for drop in range(MAX_LEAVE_OUT + 1):
         if drop > 0 and (len(idx) < LEAVE_OUT_MIN_POINTS + drop - 1 or best is None
                          or _count_beyond(xyz[idx], uv[idx], best[1], best[2], K, dist, 0.25 * tau2) <= drop - 1):
             break
