@@ -307,14 +307,14 @@ class NaiveBaseline:
 def _naive_worker(conn: Any, weights: str, threads: int, device: str) -> None:
     """The child's side of :class:`NaiveBaseline`: answers ``("ok", value)`` or ``("error", text)``."""
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read when torch loads its OpenMP runtime: set it first
-    os.environ.setdefault("YOLO_OFFLINE", "1")
     try:
         import cv2
         import numpy as np
         import torch
-        from ultralytics import YOLO
 
-        model = YOLO(weights)
+        from vision.yolo import load_yolo
+
+        model = load_yolo()(weights)
     except Exception as exc:  # a missing file or a broken install: say so to the parent
         conn.send(("error", f"{weights}: {type(exc).__name__}: {exc}"))
         return

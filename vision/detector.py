@@ -24,6 +24,7 @@ import numpy as np
 from vision.errors import ModelUnavailable, VisionError
 from vision.ort_session import cpu_session
 from vision.types import Detections
+from vision.yolo import load_yolo
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_STEM = "fixlens-pose"
@@ -132,10 +133,7 @@ class TorchDetector(Detector):
     def __init__(self, path: Path, config: DetectorConfig, device: str = "auto") -> None:
         if not path.is_file():
             raise ModelUnavailable(f"{path}: detector weights not found; train with `fixlens train`")
-        os.environ.setdefault("YOLO_OFFLINE", "1")
-        from ultralytics import YOLO
-
-        self.model = YOLO(str(path))
+        self.model = load_yolo()(str(path))
         self.device = ("cuda:0" if _cuda_available() else "cpu") if device == "auto" else device
         self.half = self.device.startswith("cuda")
         names = self.model.names

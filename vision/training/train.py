@@ -16,12 +16,13 @@ need both render with ``FIXLENS_RENDER_DISPLAY=p3tinydisplay`` (see ``vision.tra
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from vision.yolo import load_yolo
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 WEIGHTS_NAME = "fixlens-pose"
@@ -48,9 +49,7 @@ class TrainConfig:
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train, copy the best weights to ``cfg.out_dir`` and export ONNX beside them. Returns a summary."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    from ultralytics import YOLO
-
+    YOLO = load_yolo()
     if not cfg.data.is_file():
         raise FileNotFoundError(f"{cfg.data}: no such data.yaml; run `fixlens data synth` first")
     started = time.time()
@@ -110,8 +109,5 @@ def _read_results_without_polars() -> None:
 
 def export_onnx(pt_path: Path, imgsz: int) -> Path:
     """Export ``pt_path`` to ONNX (static shape, batch 1, opset from Ultralytics) beside it."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    from ultralytics import YOLO
-
-    out = YOLO(str(pt_path)).export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, device="cpu")
+    out = load_yolo()(str(pt_path)).export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, device="cpu")
     return Path(out)
