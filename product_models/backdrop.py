@@ -110,11 +110,66 @@ def home_background(rng: np.random.Generator, width: int, height: int, textures:
         return dead_leaves(rng, width, height)
     if kind < DEAD_LEAVES_SHARE + 0.25:
         return random_background(rng, width, height, textures)
-    img = home_surface(rng, width, height).astype(np.float32)
+    tiled = kind >= 1.0 - TILED_SHARE
+    img = (tiled_surface if tiled else home_surface)(rng, width, height).astype(np.float32)
     for _ in range(int(rng.choice([0, 0, 1, 2, 3, 4]))):
         _shaded_object(img, rng)
     for _ in range(int(rng.choice([0, 0, 1, 2]))):
         _wall_fixture(img, rng)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+TILED_SHARE = 0.12  # of training backgrounds: tiled floors and splashbacks, checked tablecloths
+TILE_COLOURS = ((240, 240, 236), (228, 218, 196), (180, 180, 178), (120, 122, 126), (40, 40, 42), (182, 96, 62),
+                (150, 176, 200), (160, 188, 160), (212, 196, 160), (20, 20, 22))
+GINGHAM_COLOURS = ((200, 40, 40), (40, 70, 160), (40, 120, 70), (30, 30, 30), (220, 170, 40))
+
+
+def tiled_surface(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """(height, width, 3) uint8 RGB: a tiled floor or splashback (tiles with grout lines), a chequered floor
+    or a checked tablecloth, flat or receding in perspective under light falling off across it.
+
+    Why: a regular pattern of sharp-cornered dark and light squares is common in homes and unlike anything
+    else the backgrounds hold. A dark device over black-and-white checks shares its outline with the dark
+    squares; a network that has never seen checks takes the device for one more of them."""
+    side = float(max(width, height))
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    x, y = (xx - width / 2) / side, (yy - height / 2) / side
+    turn = rng.uniform(0, math.pi / 2)
+    u, v = math.cos(turn) * x - math.sin(turn) * y, math.sin(turn) * x + math.cos(turn) * y
+    if rng.random() < 0.6:  # a floor or table seen at an angle: the far side's tiles are smaller
+        lean = rng.uniform(0, 2 * math.pi)
+        depth = np.maximum(1.0 + rng.uniform(0.3, 1.4) * (math.cos(lean) * x + math.sin(lean) * y), 0.25)
+        u, v = u / depth, v / depth
+    tile = float(np.exp(rng.uniform(math.log(0.025), math.log(0.16))))  # tile side, a share of the longer side
+    fu, fv = u / tile + rng.uniform(0, 1), v / tile + rng.uniform(0, 1)
+    iu, iv = np.floor(fu), np.floor(fv)
+    style = rng.random()
+    if style < 0.45:  # checks, a third of them black and white
+        if rng.random() < 0.35:
+            a, b = np.array((235, 235, 232), np.float32), np.array((22, 22, 24), np.float32)
+        else:
+            a, b = (np.asarray(TILE_COLOURS[int(i)], np.float32) for i in rng.choice(len(TILE_COLOURS), 2, False))
+        odd = ((iu + iv) % 2 == 1)[:, :, None]
+        img = np.where(odd, b[None, None, :], a[None, None, :])
+    elif style < 0.8:  # tiles of one colour, each a shade off, with grout lines
+        base = np.asarray(TILE_COLOURS[int(rng.integers(len(TILE_COLOURS)))], np.float32)
+        shade = 1.0 + rng.uniform(0.0, 0.06) * np.sin(iu * 12.9898 + iv * 78.233) [:, :, None]
+        img = base[None, None, :] * shade
+        grout = rng.uniform(0.03, 0.1)
+        line = ((fu - iu) < grout) | ((fv - iv) < grout)
+        img[line] = rng.uniform(60, 200) * np.ones(3, np.float32)
+    else:  # a checked tablecloth: coloured bands on white, darker where they cross
+        colour = np.asarray(GINGHAM_COLOURS[int(rng.integers(len(GINGHAM_COLOURS)))], np.float32)
+        white = np.array((240, 238, 232), np.float32)
+        bands = ((iu % 2 == 0).astype(np.float32) + (iv % 2 == 0).astype(np.float32))[:, :, None] / 2.0
+        img = white[None, None, :] * (1.0 - bands) + colour[None, None, :] * bands
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = (x * math.cos(angle) + y * math.sin(angle))
+    img = img * (1.0 + rng.uniform(0.0, 0.5) * ramp)[:, :, None]
+    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), float(rng.uniform(0.5, 1.2)))  # no aliasing stairs
+    img += cv2.resize(rng.normal(0, 1, (height // 4, width // 4, 3)).astype(np.float32), (width, height),
+                      interpolation=cv2.INTER_LINEAR) * float(rng.uniform(0, 4))
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
