@@ -105,8 +105,8 @@ def estimate_pose(image_points: np.ndarray, object_points: np.ndarray, camera: C
     K, dist = camera.matrix, np.zeros(5)
     tau2 = inlier_px * inlier_px
     best: tuple[float, np.ndarray, np.ndarray] | None = None
-    # Stages: all points, then leave one out (6+ points), then leave two out (7+). A stage runs only while
-    # more points than it leaves out sit beyond half the inlier distance of the best pose so far.
+    # Stages: all points, then leave one out (6+ points), two (7+), three (8+), four (9+): each keeps five. A
+    # stage runs only while more points than it leaves out sit beyond half the inlier distance of the best pose.
     for drop in range(MAX_LEAVE_OUT + 1):
         if drop > 0 and (len(idx) < LEAVE_OUT_MIN_POINTS + drop - 1 or best is None
                          or _count_beyond(xyz[idx], uv[idx], best[1], best[2], K, dist, 0.25 * tau2) <= drop - 1):
