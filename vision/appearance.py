@@ -25,6 +25,7 @@ import numpy as np
 
 from vision.errors import ModelUnavailable, VisionError
 from vision.ort_session import cpu_session
+from vision.part_net import to_input  # the same input layout as the part networks': uint8 BGR to RGB in [0, 1]
 
 MODEL_NAME = "product-appearance.onnx"
 CROP = 64  # the network's input side, pixels
@@ -43,11 +44,6 @@ def box_crop(image: np.ndarray, box: np.ndarray | tuple[float, ...]) -> np.ndarr
     m = np.float32([[scale, 0.0, CROP / 2.0 - cx * scale], [0.0, scale, CROP / 2.0 - cy * scale]])
     interp = cv2.INTER_AREA if side > CROP else cv2.INTER_LINEAR
     return cv2.warpAffine(image, m, (CROP, CROP), flags=interp, borderMode=cv2.BORDER_REPLICATE)
-
-
-def to_input(crops: np.ndarray) -> np.ndarray:
-    """(n, CROP, CROP, 3) uint8 BGR -> (n, 3, CROP, CROP) float32 RGB in [0, 1], in training and at run time."""
-    return np.ascontiguousarray(crops[:, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
 
 
 class AppearanceCheck:

@@ -29,7 +29,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vision.appearance import CROP, MODEL_NAME, NONE, box_crop, to_input
+from vision.appearance import CROP, MODEL_NAME, NONE, box_crop
+from vision.part_net import to_input
 from vision.training.scoring import iou
 
 REPORT_NAME = "product-appearance.train.json"
