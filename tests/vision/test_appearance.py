@@ -127,6 +127,7 @@ def test_mining_labels_products_at_their_boxes_and_drawn_product_free_frames_non
     give only ``none``, the detector's boxes among them."""
     from vision.detector import Detector, DetectorConfig
     from vision.training import appearance_train as at
+    from vision.training import negatives as ng
     from vision.training.synth import write_dataset
 
     write_dataset(tmp_path / "d", 16, seed=8124, val_share=0.0, progress=False)
@@ -144,6 +145,6 @@ def test_mining_labels_products_at_their_boxes_and_drawn_product_free_frames_non
     negatives = at.Crops()
     at.mine_negatives(12, 5, detector, negatives, none=2, log=lambda line: None)
     _x, y, conf, source = negatives.arrays()
-    assert (y == 2).all() and (source == at.SOURCE_RANDOM).sum() == 24
-    assert set(source.tolist()) <= {at.SOURCE_MISS, at.SOURCE_RANDOM, at.SOURCE_OCCLUDER}
-    assert (conf[source == at.SOURCE_MISS] >= 0.05).all() and (conf[source != at.SOURCE_MISS] == -1).all()
+    assert (y == 2).all() and (source == ng.SOURCE_RANDOM).sum() == 24
+    assert set(source.tolist()) <= {ng.SOURCE_MISS, ng.SOURCE_RANDOM, ng.SOURCE_OCCLUDER}
+    assert (conf[source == ng.SOURCE_MISS] >= 0.05).all() and (conf[source != ng.SOURCE_MISS] == -1).all()

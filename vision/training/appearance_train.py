@@ -3,11 +3,13 @@
 Every crop is cut by :func:`vision.appearance.box_crop`, exactly as at run time:
 
 - **products**, from ``fixlens data synth`` folders: each labelled product at its true box, the box
-  jittered (``JITTER`` of its size); and the shipped detector's own boxes on it (IoU >= ``MATCH_IOU``, the
-  same product): the framing it will see at run time, hands, blur and colour casts included;
-- **none**: ``negatives`` frames drawn like the synth negatives (home backgrounds, with a hand or an
-  everyday object drawn in, through the phone's optics and a JPEG of random quality), with the detector's
-  boxes down to confidence ``MINE_CONF``, the hand's or object's box, and random boxes. None are taken from
+  jittered (:data:`vision.training.negatives.JITTER` of its size); and the shipped detector's own boxes on
+  it (IoU >= ``MATCH_IOU``, the same product): the framing it will see at run time, hands, blur and colour
+  casts included;
+- **none**: ``negatives`` frames drawn like the synth negatives (:mod:`vision.training.negatives`: home
+  backgrounds, with a hand or an everyday object drawn in, through the phone's optics and a JPEG of random
+  quality), with the detector's boxes down to confidence ``MINE_CONF``, the hand's or object's box, and
+  random boxes. None are taken from
   the synth folders: a second product there is labelled only when it is wholly in the frame, and a crop of
   one cut by the frame's edge called ``none`` would teach the network that a product is background.
 
@@ -31,32 +33,13 @@ import numpy as np
 
 from vision.appearance import CROP, MODEL_NAME, NONE, box_crop
 from vision.part_net import to_input
+from vision.training.negatives import drawn_negatives, jittered
 from vision.training.scoring import iou
 
 REPORT_NAME = "product-appearance.train.json"
-JITTER = 0.08  # true boxes: centre and log-size jitter, as a share of the box
 MATCH_IOU = 0.5  # a detector box on the product, of its class: a product crop
 MINE_CONF = 0.05  # the detector's floor while mining (the pipeline's is 0.3): its near-misses teach too
-RANDOM_BOXES = 2  # random boxes per product-free frame
-NEGATIVE_SIZES = ((640, 480), (640, 480), (480, 640), (640, 360))  # landscape, portrait and 16:9 phones
-HAND_P, OBJECT_P = 0.4, 0.2  # drawn negatives with a hand, with an everyday object
-SOURCE_TRUE, SOURCE_DETECTED, SOURCE_MISS, SOURCE_RANDOM, SOURCE_OCCLUDER = range(5)  # MISS: a detector box, no product
-
-
-def _random_box(rng: np.random.Generator, w: int, h: int) -> tuple[float, float, float, float]:
-    """A box of 8-70 % of the frame's width, aspect within e^+-0.5, at most a tenth of it off the frame."""
-    s, a = rng.uniform(0.08, 0.7) * w, float(np.exp(rng.uniform(-0.5, 0.5)))
-    bw, bh = min(s * a, 0.95 * w), min(s / a, 0.95 * h)
-    x1, y1 = rng.uniform(-0.1 * bw, w - 0.9 * bw), rng.uniform(-0.1 * bh, h - 0.9 * bh)
-    return (x1, y1, x1 + bw, y1 + bh)
-
-
-def _jittered(box: Sequence[float], rng: np.random.Generator) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    cx, cy = (x1 + x2) / 2 + rng.uniform(-JITTER, JITTER) * w, (y1 + y2) / 2 + rng.uniform(-JITTER, JITTER) * h
-    k = float(np.exp(rng.uniform(-JITTER, JITTER)))
-    return (cx - k * w / 2, cy - k * h / 2, cx + k * w / 2, cy + k * h / 2)
+SOURCE_TRUE, SOURCE_DETECTED = 0, 1  # a product at its true box; the detector's box on it (SOURCE_* of negatives)
 
 
 class Crops:
@@ -107,7 +90,7 @@ def mine_folder(folder: Path, split: str, names: Sequence[str], detector: Any, r
             truths.append((names.index(product),
                            ((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h)))
         for label, box in truths:
-            crops.add(image, _jittered(box, rng), label, -1.0, SOURCE_TRUE)
+            crops.add(image, jittered(box, rng), label, -1.0, SOURCE_TRUE)
         det = detector.detect_batch([image])[0]
         for k in range(len(det)):
             box = [float(v) for v in det.xyxy[k]]
@@ -134,35 +117,10 @@ def _folder_names(folder: Path) -> list[str]:
 
 def mine_negatives(count: int, seed: int, detector: Any, crops: Crops, none: int,
                    log: Callable[[str], None] = print) -> None:
-    """Add ``count`` drawn product-free frames' crops (module docstring)."""
-    from product_models.backdrop import home_background
-    from vision.training.occluders import draw_hand, draw_object
-    from vision.training.synth import _load_textures, phone_frame
-
-    rng = np.random.default_rng(seed)
-    textures = _load_textures()
-    for i in range(count):
-        w, h = NEGATIVE_SIZES[int(rng.integers(len(NEGATIVE_SIZES)))]
-        img = home_background(rng, w, h, textures).astype(np.float32)
-        drawn = []
-        for p, draw in ((HAND_P, draw_hand), (OBJECT_P, draw_object)):
-            if rng.random() < p:
-                side = rng.uniform(0.15, 0.6) * w
-                x1, y1 = rng.uniform(0, w - side), rng.uniform(0, h - 0.7 * side)
-                box = np.array([x1, y1, x1 + side, y1 + 0.7 * side])
-                draw(img, rng, box)
-                drawn.append(box)
-        rgb = phone_frame(img, rng, [])
-        _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 96))])
-        image = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)  # the phone's JPEG, as the detector will get it
-        det = detector.detect_batch([image])[0]
-        for k in range(len(det)):
-            crops.add(image, [float(v) for v in det.xyxy[k]], none, float(det.confidence[k]), SOURCE_MISS)
-        for box in drawn:
-            crops.add(image, _jittered(box, rng), none, -1.0, SOURCE_OCCLUDER)
-        for _ in range(RANDOM_BOXES):
-            crops.add(image, _random_box(rng, w, h), none, -1.0, SOURCE_RANDOM)
+    """Add ``count`` drawn product-free frames' crops (:func:`vision.training.negatives.drawn_negatives`)."""
+    for i, boxes in enumerate(drawn_negatives(count, seed, detector)):
+        for b in boxes:
+            crops.add(b.image, b.box, none, b.confidence, b.source)
         if i % 1000 == 999:
             log(f"drawn negatives: {i + 1} of {count} frames, {len(crops.y)} crops")
 

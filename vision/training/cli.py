@@ -97,6 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     kp.add_argument("--init", type=Path, default=None,
                     help="fine-tune from a keypoints.state.pt written by an earlier run")
     kp.add_argument("--device", default="cpu", help="cpu, 0 (first CUDA GPU), cuda:1, ...")
+    kp.add_argument("--negatives", type=int, default=0,
+                    help="drawn product-free frames whose boxes (the shipped detector's phantoms, hands, objects, "
+                         "random boxes) teach flat heatmaps: no keypoint where there is no product (default 0)")
     kp.set_defaults(handler=_cmd_train_keypoints)
     ap = trsub.add_parser("appearance", help="train the appearance check (does a detected box show the product?)",
                           description="Train the small network that tells a detected box showing a catalog "
@@ -259,10 +262,14 @@ def _cmd_train_keypoints(args: argparse.Namespace) -> int:
         print(f"error: --init: {args.init}: no such file (expected a keypoints.state.pt from an earlier run)",
               file=sys.stderr)
         return 2
+    if args.negatives < 0:
+        print(f"error: --negatives: expected a frame count >= 0, got {args.negatives}", file=sys.stderr)
+        return 2
     try:
         summary = train_keypoints(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, args.batch, args.seed,
                                   args.jitter, args.lr, args.init, log=lambda line: print(line, flush=True),
-                                  device=f"cuda:{args.device}" if args.device.isdigit() else args.device)
+                                  device=f"cuda:{args.device}" if args.device.isdigit() else args.device,
+                                  negatives=args.negatives)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

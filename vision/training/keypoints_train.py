@@ -6,6 +6,15 @@ brightness and contrast changes (hue stays fixed). The loss is the L1 distance b
 each heatmap and the keypoint, in crop pixels, over keypoints inside the frame (hidden ones included: their
 place is still implied).
 
+With ``negatives`` (``fixlens train keypoints --negatives N``), N product-free frames are drawn as the appearance
+check's are (:mod:`vision.training.negatives`: the detector's phantom boxes on them, a hand's or an object's box,
+random boxes), and ``NEGATIVE_SHARE`` of each batch is such a crop, asked for the keypoints of the product the
+detector named (a random one for a box it did not give). There is no keypoint in it, so its heatmaps are
+pulled towards flat: the loss adds ``NEGATIVE_WEIGHT`` times each heatmap's divergence from uniform
+(KL(p || U), in nats). Without it the network is only ever shown products, and every fine-tune makes its
+heatmaps sharper everywhere: on a phantom box too, where the pose check reads sharp heatmaps (their peak mass,
+:func:`vision.keypoints.peak_mass`) as a sure keypoint network.
+
 The network has one heatmap row per (product, keypoint) (:class:`vision.keypoint_layout.KeypointLayout`), so
 products may have different keypoint counts. ``init`` may come from a network that knows only some of the
 catalog's products: the shared body and the rows of every product and keypoint it knows are kept, and rows
@@ -17,6 +26,7 @@ torch is imported here only; this module must not run in a process that renders 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -26,12 +36,16 @@ import numpy as np
 
 from product_models.catalog import Catalog, default_catalog
 from vision.keypoint_layout import KeypointLayout, keypoint_fingerprints
-from vision.keypoints import INPUT, MODEL_NAME, PAD_VALUE, crop_square, soft_argmax, to_input
+from vision.keypoints import INPUT, MODEL_NAME, PAD_VALUE, crop_square, peak_mass, soft_argmax, to_input
 from vision.training.state_files import copy_array
 from vision.training.synth import class_names
 
 STATE_NAME = "keypoints.state.pt"
 LOOSE_BOX_SHARE = 0.3  # of training crops, cut from a loose box (below)
+NEGATIVE_SHARE = 0.25  # of each batch, with --negatives: a product-free crop (module docstring)
+NEGATIVE_WEIGHT = 1.0  # its flatness loss (nats) beside the keypoints' L1 loss (crop pixels, ~2-5 once trained)
+MINE_CONF = 0.05  # the detector's floor while drawing negatives, as the appearance check's mining has it
+NEGATIVE_VAL_SHARE = 0.1  # of the drawn negatives, kept out of training to measure the heatmaps' peak mass on
 LOOSE_BOX_GROWTH = 0.45  # each side grows by up to this share of the box's size
 
 
@@ -86,6 +100,25 @@ def load_samples(folders: list[Path], split: str, jitter: int, seed: int,
     return np.stack(crops), np.stack(targets), np.stack(weights), np.array(classes, dtype=np.int64)
 
 
+def load_negatives(count: int, seed: int, layout: KeypointLayout, detector: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Crops (n, INPUT, INPUT, 3) uint8 BGR of ``count`` drawn product-free frames' boxes, cut as the pipeline
+    cuts a detection, and the product (index into ``layout.products``) each is asked about: the detector's
+    class for its own box, a random product otherwise."""
+    from vision.training.negatives import drawn_negatives
+
+    rng = np.random.default_rng(seed)
+    names = list(layout.products)
+    crops, classes = [], []
+    for boxes in drawn_negatives(count, seed, detector):
+        for b in boxes:
+            product = detector.names[b.class_id] if b.class_id is not None else None
+            crops.append(crop_square(b.image, b.box)[0])
+            classes.append(names.index(product) if product in names else int(rng.integers(len(names))))
+    if not crops:
+        return np.zeros((0, INPUT, INPUT, 3), np.uint8), np.zeros(0, np.int64)
+    return np.stack(crops), np.array(classes, dtype=np.int64)
+
+
 def build_net(num_rows: int) -> Any:
     import torch
     from torch import nn
@@ -125,7 +158,10 @@ def build_net(num_rows: int) -> Any:
 
 def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch: int = 64, seed: int = 0,
                     jitter: int = 2, lr: float = 2e-3, init: Path | None = None, log=print,
-                    catalog: Catalog | None = None, device: str = "cpu") -> dict[str, Any]:
+                    catalog: Catalog | None = None, device: str = "cpu", negatives: int = 0,
+                    detector_weights: Path | None = None) -> dict[str, Any]:
+    """``negatives``: drawn product-free frames whose boxes (mined with the detector in ``detector_weights``,
+    default the shipped one) teach flat heatmaps (module docstring); 0 for none."""
     catalog = catalog or default_catalog()
     layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
     if init is not None:  # checked before the slow sample loading
@@ -136,7 +172,18 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
     if not len(train[0]):
         raise ValueError(f"no training frame of {', '.join(layout.products)} in {', '.join(map(str, folders))}")
     log(f"samples: train {len(train[0])}, val {len(val[0])} ({time.time() - started:.0f} s)")
-    summary = fit_keypoints(train, val, layout, out_dir, epochs, batch, seed, lr, init, log, device)
+    neg = neg_val = None
+    if negatives > 0:
+        from vision.detector import Detector, DetectorConfig
+
+        detector = Detector.from_weights(detector_weights or Path(__file__).resolve().parents[1] / "weights",
+                                         backend="onnx", config=DetectorConfig(conf=MINE_CONF, max_det=8))
+        held = max(1, round(negatives * NEGATIVE_VAL_SHARE))
+        neg = load_negatives(negatives - held, 2000 + seed, layout, detector)
+        neg_val = load_negatives(held, 3000 + seed, layout, detector)
+        log(f"negatives: train {len(neg[0])} crops, val {len(neg_val[0])} ({time.time() - started:.0f} s)")
+    summary = fit_keypoints(train, val, layout, out_dir, epochs, batch, seed, lr, init, log, device,
+                            negatives=neg, val_negatives=neg_val)
     path = out_dir / MODEL_NAME
     export_state(out_dir / STATE_NAME, path, catalog)
     return {**summary, "onnx": str(path)}
@@ -145,13 +192,17 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
 def fit_keypoints(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], layout: KeypointLayout,
                   out_dir: Path, epochs: int, batch: int = 64, seed: int = 0, lr: float = 2e-3,
                   init: Path | None = None, log=print, device: str = "cpu",
-                  deadline_s: float | None = None, warp: float = 0.0) -> dict[str, Any]:
+                  deadline_s: float | None = None, warp: float = 0.0,
+                  negatives: tuple[np.ndarray, np.ndarray] | None = None,
+                  val_negatives: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Train on loaded samples (:func:`load_samples`) and write ``out_dir / STATE_NAME`` and the training
     record; :func:`export_state` makes the ONNX file from it (a GPU machine need not have the catalog).
     ``deadline_s``: stop after the epoch that passes this many seconds (a rented machine's time is fixed);
     the record says how many epochs ran. ``warp``: also zoom each training crop by up to this share and
     shift it by up to this share of its side (targets move with it), so fixed crops (a pack's) are not
-    seen identically every epoch."""
+    seen identically every epoch. ``negatives`` / ``val_negatives``: product-free crops and the product each is
+    asked about (:func:`load_negatives`), ``NEGATIVE_SHARE`` of each batch; the record then gives the mean peak
+    mass of the heatmaps on the held-out ones beside that on the validation products."""
     import torch
     from torch.nn import functional as F
 
@@ -185,12 +236,25 @@ def fit_keypoints(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], la
         rows = layout.rows(pid)
         row_table[i, :rows.stop - rows.start] = torch.arange(rows.start, rows.stop)
     row_table = row_table.to(dev)
+    row_valid = torch.tensor([[k < layout.rows(pid).stop - layout.rows(pid).start for k in range(layout.max_keypoints)]
+                              for pid in layout.products], dtype=torch.float32, device=dev)
+
+    def heatmaps(x: torch.Tensor, cls: np.ndarray) -> torch.Tensor:
+        """(n, K, h, w) logits of each crop's product's rows."""
+        heat = net(x)
+        return heat[torch.arange(heat.shape[0], device=dev)[:, None], row_table[torch.from_numpy(cls).to(dev)]]
 
     def predict(x: torch.Tensor, cls: np.ndarray) -> torch.Tensor:
-        heat = net(x)
-        n = heat.shape[0]
-        heat = heat[torch.arange(n, device=dev)[:, None], row_table[torch.from_numpy(cls).to(dev)]]  # (n, K, h, w)
-        return soft_argmax(heat)[0]
+        return soft_argmax(heatmaps(x, cls))[0]
+
+    def flatness(heat: torch.Tensor, cls: np.ndarray) -> torch.Tensor:
+        """Mean KL(p || U) of (n, K, h, w) heatmap logits of the products ``cls`` (log of the cell count less
+        the entropy): 0 when flat. This direction weighs the cells where p is large, so it lowers the peaks
+        themselves, which is what the pose check reads (KL(U || p) would mostly lift the near-empty cells)."""
+        logp = F.log_softmax(heat.flatten(2), dim=-1)
+        kl = (logp.exp() * logp).sum(-1) + math.log(logp.shape[-1])  # (n, K)
+        valid = row_valid[torch.from_numpy(cls).to(dev)]
+        return (kl * valid).sum() / valid.sum().clamp(min=1.0)
 
     def warped(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Zoom by s and shift by (tx, ty) crop pixels about the centre; outside the crop pads grey, as
@@ -222,15 +286,28 @@ def fit_keypoints(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], la
             w = torch.from_numpy(w_tr[idx]).to(dev)
             if warp:
                 x, y, w = warped(x, y, w)
-            uv = predict(x, c_tr[idx])
+            cls = c_tr[idx]
+            if negatives is not None and len(negatives[0]):
+                # One batch of products and phantoms together, so the batch norms see them mixed.
+                pick = rng.integers(0, len(negatives[0]), max(1, round(NEGATIVE_SHARE * len(idx))))
+                x = torch.cat([x, to_tensor(negatives[0][pick], True)])
+                cls = np.concatenate([cls, negatives[1][pick]])
+            heat = heatmaps(x, cls)
+            uv = soft_argmax(heat[:len(idx)])[0]
             err = (uv - y).abs().sum(-1)
             loss = (err * w).sum() / w.sum().clamp(min=1.0)
+            if len(cls) > len(idx):
+                loss = loss + NEGATIVE_WEIGHT * flatness(heat[len(idx):], cls[len(idx):])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += loss.detach() * len(idx)
         val_err = evaluate_crops(net, predict, to_tensor, x_va, y_va, w_va, c_va)
+        if val_negatives is not None and len(val_negatives[0]):
+            val_err["val_peak_mass"] = mean_peak_mass(net, heatmaps, to_tensor, x_va, c_va, w_va > 0)
+            val_err["val_negative_peak_mass"] = mean_peak_mass(
+                net, heatmaps, to_tensor, *val_negatives, row_valid.cpu().numpy()[val_negatives[1]] > 0)
         history.append({"epoch": epoch + 1, "train_l1_px": round(float(total) / len(order), 3), **val_err,
                         "seconds": round(time.time() - started)})
         log(json.dumps(history[-1]))
@@ -272,6 +349,25 @@ def evaluate_crops(net, predict, to_tensor, x, y, w, c) -> dict[str, float]:
     errs = np.array(errs)
     return {"val_median_crop_px": round(float(np.median(errs)), 3),
             "val_p90_crop_px": round(float(np.percentile(errs, 90)), 3)}
+
+
+def mean_peak_mass(net, heatmaps, to_tensor, x: np.ndarray, c: np.ndarray, rows: np.ndarray | None = None) -> float:
+    """The mean over crops of the mean peak mass (the run time's keypoint confidence) over the product's
+    keypoints; ``rows`` (n, K) bool: only these (the product's own rows; for a validation product, those in
+    view)."""
+    import torch
+
+    net.eval()
+    means = []
+    with torch.no_grad():
+        for i in range(0, len(x), 128):
+            heat = heatmaps(to_tensor(x[i:i + 128], False), c[i:i + 128]).cpu().numpy()
+            for j, h in enumerate(heat):
+                prob = np.exp(h.reshape(len(h), -1) - h.reshape(len(h), -1).max(-1, keepdims=True))
+                mass = peak_mass((prob / prob.sum(-1, keepdims=True)).reshape(h.shape))
+                keep = np.ones(len(h), bool) if rows is None else rows[i + j]
+                means.append(float(mass[keep].mean()) if keep.any() else float(mass.mean()))
+    return round(float(np.mean(means)), 4)
 
 
 def load_state(path: Path) -> tuple[KeypointLayout, dict[str, Any]]:
