@@ -57,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write a bar chart of recall and part-state accuracy per condition")
     r.add_argument("--debug-dir", type=Path, default=None,
                    help="write sample frames of each condition and a contact sheet here")
+    r.add_argument("--misreads", type=Path, default=None, metavar="JSON",
+                   help="write every part >= 4 px read wrong here: condition, frame, truth, read, confidence, "
+                        "why unknown, size and the frame's pose error (which stage to blame)")
     r.set_defaults(handler=_cmd_robustness)
 
     t = vsub.add_parser("tune-pose-check", help="choose the pose-check thresholds on training-side frames",
@@ -131,6 +134,8 @@ def _robustness_options(args: argparse.Namespace) -> list[str]:
         raise ValueError(f"--weights-dir {args.weights_dir}: not found (expected a folder with the models)")
     if args.chart is not None and args.chart.suffix.lower() != ".png":
         raise ValueError(f"--chart {args.chart}: expected a .png file name")
+    if args.misreads is not None and args.misreads.suffix.lower() != ".json":
+        raise ValueError(f"--misreads {args.misreads}: expected a .json file name")
     names = list(CONDITIONS) if args.conditions is None else [n.strip() for n in args.conditions.split(",")]
     if not names or any(not n for n in names):
         raise ValueError(f"--conditions {args.conditions!r}: expected comma-separated names, e.g. as_rendered,hand")
@@ -160,7 +165,7 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
         report = run_robustness(names, frames=args.frames, clips=args.clips, backgrounds=args.backgrounds,
                                 seed=ROBUSTNESS_SEED if args.seed is None else args.seed,
                                 weights_dir=args.weights_dir, verifier=verifier, debug_dir=args.debug_dir,
-                                progress=not args.json)
+                                progress=not args.json, misreads_path=args.misreads)
     except VisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

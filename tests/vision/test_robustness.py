@@ -204,7 +204,9 @@ HIDDEN_PORT = PartSighting("port_lan1", "port", "empty", "plugged", False, 20.0)
 
 def test_a_missed_product_counts_against_recall_parts_and_pose() -> None:
     tally = Tally()
-    tally.add(_truth((PORT, LED_SMALL)), Observation(0, 0.0), ROUTER, CAMERA)
+    misreads = tally.add(_truth((PORT, LED_SMALL)), Observation(0, 0.0), ROUTER, CAMERA)
+    assert [(m.part, m.read, m.reason, m.pose_error_px) for m in misreads] == [  # the 2 px LED is not listed
+        ("port_wan", None, "missed_product", None)]
     s = tally.summary()
     assert s["product_recall"] == 0.0 and s["part_state_accuracy_4px"] == 0.0
     assert s["part_state_count_4px"] == 1 and s["part_state_count_all"] == 2  # the 2 px LED only in "all"
@@ -217,7 +219,10 @@ def test_unsafe_reads_are_sure_healthy_reads_of_a_faulty_part() -> None:
     reads = {"port_wan": PartState("plugged", 0.95, True), "port_lan1": PartState("plugged", 0.99, True),
              "led_power": PartState("green", 0.7, True)}
     obs = Observation(0, 0.0, ROUTER.id, 0.9, (100.0, 100.0, 300.0, 200.0), parts=reads)
-    tally.add(_truth((PORT, LED_SMALL, HIDDEN_PORT)), obs, ROUTER, CAMERA)
+    misreads = tally.add(_truth((PORT, LED_SMALL, HIDDEN_PORT)), obs, ROUTER, CAMERA)
+    assert [m.to_json() for m in misreads] == [  # the hidden port is not truly visible: not a misread
+        {"product": ROUTER.id, "part": "port_wan", "kind": "port", "truth": "empty", "read": "plugged",
+         "confidence": 0.95, "reason": None, "size_px": 20.0, "pose_error_px": None}]
     s = tally.summary()
     assert s["product_recall"] == 1.0 and s["pose_missing"] == 1  # a product without a pose
     assert s["unsafe_reads"] == 1 and s["unsafe_reads_not_visible"] == 1
@@ -272,9 +277,10 @@ def test_percentiles_are_nearest_rank_and_failures_are_infinite() -> None:
     (["--seed", "4000"], "outside the training seeds 1000-6999 and 8000-8999, got 4000"),
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--chart", "chart.svg"], "expected a .png file name"),
+    (["--misreads", "misreads.csv"], "--misreads misreads.csv: expected a .json file name"),
     (["--weights-dir", "/nonexistent/weights"], "--weights-dir /nonexistent/weights: not found"),
 ], ids=["frames", "clips", "backgrounds", "unknown-condition", "empty-name", "twice", "training-seed",
-        "negative-seed", "chart-not-png", "weights-dir"])
+        "negative-seed", "chart-not-png", "misreads-not-json", "weights-dir"])
 def test_bad_options_fail_with_a_clear_error(argv: list[str], message: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["vision", "robustness", *argv]) == 2
@@ -299,11 +305,18 @@ def few_photos() -> Iterator[None]:
 def test_json_report_chart_and_debug_frames(few_photos: None, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     chart, out, debug = tmp_path / "c" / "rob.png", tmp_path / "rob.json", tmp_path / "debug"
+    misreads = tmp_path / "m" / "misreads.json"
     assert main(["vision", "robustness", "--frames", "2", "--clips", "1", "--backgrounds", "1", "--conditions",
                  "as_rendered,hand", "--json", "--chart", str(chart), "--out", str(out),
-                 "--debug-dir", str(debug)]) == 0
+                 "--debug-dir", str(debug), "--misreads", str(misreads)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads(out.read_text())
+    wrong = json.loads(misreads.read_text())
+    for name, figures in report["conditions"].items():  # every wrong part >= 4 px is listed, and only those
+        count = figures["part_state_count_4px"]
+        listed = [m for m in wrong if m["condition"] == name]
+        assert len(listed) == count - round(figures["part_state_accuracy_4px"] * count), name
+        assert all(0 <= m["frame"] < 2 and m["read"] != m["truth"] and m["size_px"] >= 4 for m in listed)
     assert report["seed"] == robustness.ROBUSTNESS_SEED and 7000 <= report["seed"] < 8000
     assert report["verify_confidence"] == 0.8 and report["verifier"] == "vision.verification.StepVerifier"
     assert list(report["conditions"]) == ["as_rendered", "hand"]

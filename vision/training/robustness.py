@@ -129,7 +129,7 @@ class RobustnessRun:
 
     def __init__(self, *, frames: int, clips: int, backgrounds: int, seed: int = ROBUSTNESS_SEED,
                  weights_dir: Path | None = None, verifier: Callable[[], Verifier] | None = None,
-                 debug: bool = False, progress: bool = False) -> None:
+                 debug: bool = False, progress: bool = False, misreads: bool = False) -> None:
         from product_models.render import Renderer
         from vision.training.evaluate import real_photos
 
@@ -145,6 +145,8 @@ class RobustnessRun:
         self.confidence, self.confidence_from = verifying_confidence()
         self.debug, self.progress = debug, progress
         self.samples: dict[str, list[DebugFrame]] = {}
+        # With ``misreads``: every truly visible part >= 4 px read wrong, with its condition and frame.
+        self.misreads: list[dict[str, Any]] | None = [] if misreads else None
 
     def close(self) -> None:
         self.renderer.close()
@@ -195,7 +197,9 @@ class RobustnessRun:
         truth = FrameTruth.from_render(scene.product, result.truth, out.covered)
         jpeg = encode(out.image, cond.jpeg_quality)
         obs = self.pipeline.process(FrameInput(jpeg, i, 0.0, scene.camera))
-        tally.add(truth, obs, scene.product, scene.camera)
+        wrong = tally.add(truth, obs, scene.product, scene.camera)
+        if self.misreads is not None:
+            self.misreads += [{"condition": cond.name, "frame": i, **m.to_json()} for m in wrong]
         if self.debug and i < DEBUG_FRAMES:
             label = f"{cond.name} #{i}: {'found' if obs.product_id == scene.product.id else 'missed'}"
             self.samples[cond.name].append(DebugFrame(label, _decoded(jpeg), truth.box, out.covered))
@@ -296,16 +300,19 @@ def clip_frames(renderer: Renderer, cond: cn.Condition, clip: cn.Clip, seed: int
 def run_robustness(conditions: Sequence[str], *, frames: int = DEFAULT_FRAMES, clips: int = DEFAULT_CLIPS,
                    backgrounds: int = DEFAULT_BACKGROUNDS, seed: int = ROBUSTNESS_SEED,
                    weights_dir: Path | None = None, verifier: Callable[[], Verifier] | None = None,
-                   debug_dir: Path | None = None, progress: bool = False) -> dict[str, Any]:
+                   debug_dir: Path | None = None, progress: bool = False,
+                   misreads_path: Path | None = None) -> dict[str, Any]:
     """Score every condition named in ``conditions``; ``verifier`` builds one step verifier per clip (clips
     are skipped, and their figures None, without one). With ``debug_dir``, sample frames of each condition
-    and a contact sheet of them all are written there."""
+    and a contact sheet of them all are written there; with ``misreads_path``, a JSON list of every part
+    >= 4 px read wrong (:class:`vision.training.scoring.Misread`, with its condition and frame index)."""
     unknown = [name for name in conditions if name not in cn.CONDITIONS]
     if unknown:
         raise ValueError(f"unknown condition {unknown[0]!r}: expected one of {', '.join(cn.CONDITIONS)}")
     t0 = time.perf_counter()
     run = RobustnessRun(frames=frames, clips=clips, backgrounds=backgrounds, seed=seed, weights_dir=weights_dir,
-                        verifier=verifier, debug=debug_dir is not None, progress=progress)
+                        verifier=verifier, debug=debug_dir is not None, progress=progress,
+                        misreads=misreads_path is not None)
     per_condition: dict[str, dict[str, Any]] = {}
     pooled = Tally(run.confidence)
     try:
@@ -336,4 +343,9 @@ def run_robustness(conditions: Sequence[str], *, frames: int = DEFAULT_FRAMES, c
         from vision.training.robustness_report import write_debug
 
         write_debug(debug_dir, run.samples)
+    if misreads_path is not None:
+        import json
+
+        misreads_path.parent.mkdir(parents=True, exist_ok=True)
+        misreads_path.write_text(json.dumps(run.misreads, indent=0) + "\n")
     return report

@@ -144,6 +144,29 @@ def _is_covered(covered: np.ndarray, uv: np.ndarray, box: np.ndarray | None) -> 
     return float(covered[y1:y2, x1:x2].mean()) >= COVERED_BOX_SHARE
 
 
+@dataclass(frozen=True)
+class Misread:
+    """A truly visible part at least ``MIN_READABLE_PX`` across that was read wrong: what it was, what came
+    back, and how far off the frame's pose was. Most misreads of a found product come from a pose that passed
+    verification yet is tens of pixels off (docs/model-card.md, *Round 14*); this says which."""
+
+    product: str  # the true product
+    part: str
+    kind: str
+    truth: str
+    read: str | None  # None: unknown, or the product was missed
+    confidence: float
+    reason: str | None  # why the read is unknown (``vision.types.UNREADABLE_REASONS``), or "missed_product"
+    size_px: float
+    pose_error_px: float | None  # the frame's pose error (module docstring); None without a pose
+
+    def to_json(self) -> dict[str, Any]:
+        return {"product": self.product, "part": self.part, "kind": self.kind, "truth": self.truth,
+                "read": self.read, "confidence": round(self.confidence, 3), "reason": self.reason,
+                "size_px": round(self.size_px, 1),
+                "pose_error_px": None if self.pose_error_px is None else round(self.pose_error_px, 2)}
+
+
 @dataclass
 class _Counts:
     seen: int = 0
@@ -169,8 +192,8 @@ class Tally:
     unsafe_reads: int = 0
     unsafe_reads_not_visible: int = 0
 
-    def add(self, truth: FrameTruth, obs: Observation, product: Product, camera: CameraIntrinsics) -> None:
-        """Score one frame with the product in view."""
+    def add(self, truth: FrameTruth, obs: Observation, product: Product, camera: CameraIntrinsics) -> list[Misread]:
+        """Score one frame with the product in view; returns its misreads (truly visible parts >= 4 px)."""
         self.frames += 1
         right_product = obs.product_id == truth.product
         if right_product and obs.box is not None and iou(obs.box, truth.box) >= RECALL_IOU:
@@ -181,6 +204,7 @@ class Tally:
             mean = float(np.linalg.norm(uv - truth.keypoints, axis=1).mean())
             error = mean if math.isfinite(mean) and bool((depth > 0).all()) else math.inf
         self.pose_errors.append(error)
+        misreads = []
         for part in truth.parts:
             got = obs.parts.get(part.name) if right_product else None
             state = None if got is None else got.state
@@ -193,6 +217,13 @@ class Tally:
             self.by_kind_all.setdefault(part.kind, _Counts()).add(state == part.state, state is None)
             if part.size_px >= MIN_READABLE_PX:
                 self.by_kind_4px.setdefault(part.kind, _Counts()).add(state == part.state, state is None)
+                if state != part.state:
+                    misreads.append(Misread(
+                        truth.product, part.name, part.kind, part.state, state,
+                        0.0 if got is None else got.confidence,
+                        "missed_product" if got is None else got.reason, part.size_px,
+                        error if math.isfinite(error) else None))
+        return misreads
 
     def merge(self, other: Tally) -> None:
         """Fold ``other``'s frames into this one (to pool conditions)."""
