@@ -112,6 +112,31 @@ def test_keypoints_train_from_packs_and_export_here(synth_and_pack, tmp_path: Pa
     assert empty.returncode == 2 and "none of fixlens-pose.pt, keypoints.state.pt" in empty.stderr
 
 
+def test_negative_pack_holds_the_trainers_crops_and_trains_from_packs(synth_and_pack, tmp_path: Path) -> None:
+    """The product-free crops of `fixlens train keypoints --negatives`, packed for the GPU machine: the same
+    crops and products as the trainer draws, and `pack_train keypoints --negative-packs` trains with them."""
+    from vision.detector import Detector, DetectorConfig
+    from vision.training.keypoints_train import MINE_CONF, load_negatives
+    from vision.training.pack import read_negatives, write_negative_pack
+    from vision.training.train import WEIGHTS_DIR
+
+    _, pack = synth_and_pack
+    layout = KeypointLayout.from_catalog(default_catalog(), class_names(default_catalog()))
+    counts = write_negative_pack(tmp_path / "neg", 10, seed=3)
+    detector = Detector.from_weights(WEIGHTS_DIR, backend="onnx", config=DetectorConfig(conf=MINE_CONF, max_det=8))
+    x, c = load_negatives(9, 2003, layout, detector)  # 10 frames, one held out; the trainer's train seed
+    px, pc = read_negatives(tmp_path / "neg", "train", layout.to_json())
+    assert counts["train"] == len(px) == len(x) > 0 and counts["val"] > 0
+    np.testing.assert_array_equal(pc, c)
+    assert np.abs(px.astype(int) - x.astype(int)).mean() < 4  # JPEG at the crops' quality
+    with pytest.raises(ValueError, match="already exists"):
+        write_negative_pack(tmp_path / "neg", 10)
+    pack_train("keypoints", "--packs", str(pack), "--negative-packs", str(tmp_path / "neg"), "--out",
+               str(tmp_path / "w"), "--epochs", "1", "--batch", "8")
+    final = json.loads((tmp_path / "w" / "keypoints.train.json").read_text())["final"]
+    assert 0.0 < final["val_negative_peak_mass"] < 1.0 and 0.0 < final["val_peak_mass"] < 1.0
+
+
 @pytest.fixture(scope="module")
 def part_pack(synth_and_pack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from vision.training.parts_train import load_patches, part_index

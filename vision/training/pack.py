@@ -98,6 +98,44 @@ def read_crops(pack: Path, split: str, layout_json: str | None = None) -> tuple[
     return _decode(data["jpeg"], data["offsets"], (128, 128, 3)), data["targets"], data["weights"], data["classes"]
 
 
+def write_negative_pack(out: Path, frames: int, seed: int = 0, detector_weights: Path | None = None,
+                        catalog: Catalog | None = None) -> dict[str, int]:
+    """Pack the product-free crops of ``fixlens train keypoints --negatives`` for a machine without the
+    renderer's drawing code or the detector: ``frames`` drawn frames' boxes
+    (:func:`vision.training.keypoints_train.load_negatives`, the same seeds and held-out share as that command),
+    as JPEG crops with the product each is asked about. ``out`` is created and must not exist. Returns the
+    crop count per split. ``pack_train keypoints --negative-packs`` reads it."""
+    from vision.detector import Detector, DetectorConfig
+    from vision.training.keypoints_train import MINE_CONF, NEGATIVE_VAL_SHARE, load_negatives
+
+    if out.exists():
+        raise ValueError(f"{out}: already exists; packs are written once")
+    if frames < 2:
+        raise ValueError(f"frames: expected at least 2 (one held out), got {frames}")
+    catalog = catalog or default_catalog()
+    layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
+    detector = Detector.from_weights(detector_weights or Path(__file__).resolve().parents[1] / "weights",
+                                     backend="onnx", config=DetectorConfig(conf=MINE_CONF, max_det=8))
+    held = max(1, round(frames * NEGATIVE_VAL_SHARE))
+    out.mkdir(parents=True)
+    counts = {}
+    for split, count, split_seed in (("train", frames - held, 2000 + seed), ("val", held, 3000 + seed)):
+        x, c = load_negatives(count, split_seed, layout, detector)
+        jpeg, offsets = _encode(x, [cv2.IMWRITE_JPEG_QUALITY, CROP_QUALITY])
+        np.savez(out / f"negatives-{split}.npz", jpeg=jpeg, offsets=offsets, classes=c,
+                 layout=np.array(layout.to_json()))
+        counts[split] = len(x)
+    return counts
+
+
+def read_negatives(pack: Path, split: str, layout_json: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One negatives pack split, decoded: (crops, classes); ``layout_json`` as for :func:`read_crops`."""
+    data = np.load(pack / f"negatives-{split}.npz")
+    if layout_json is not None and str(data["layout"]) != layout_json:
+        raise ValueError(f"{pack}: its keypoint layout differs from the keypoint packs'; pack them with one catalog")
+    return _decode(data["jpeg"], data["offsets"], (128, 128, 3)), data["classes"]
+
+
 def _encode(images: np.ndarray, params: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """JPEG bytes of every image end to end, and the (n + 1) offsets that cut them apart."""
     encoded = [cv2.imencode(".jpg", image, params)[1].ravel() for image in images]

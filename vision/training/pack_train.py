@@ -74,12 +74,17 @@ def _read_packs(packs: list[Path], stem: str, key: str, reader) -> tuple[str, di
 def train_keypoints(args: argparse.Namespace) -> dict:
     from vision.keypoint_layout import KeypointLayout
     from vision.training.keypoints_train import fit_keypoints
-    from vision.training.pack import read_crops
+    from vision.training.pack import read_crops, read_negatives
 
     layout_json, splits = _read_packs(args.packs, "keypoints", "layout", read_crops)
+    negatives: dict[str, tuple[np.ndarray, ...]] = {}
+    if args.negative_packs:
+        negatives = _read_packs(args.negative_packs, "negatives", "layout",
+                                lambda pack, split, _shared: read_negatives(pack, split, layout_json))[1]
     return fit_keypoints(splits["train"], splits["val"], KeypointLayout.from_json(layout_json), args.out,
                          args.epochs, args.batch, args.seed, args.lr, args.init,
-                         lambda m: print(m, flush=True), args.device, args.deadline, args.warp)
+                         lambda m: print(m, flush=True), args.device, args.deadline, args.warp,
+                         negatives=negatives.get("train"), val_negatives=negatives.get("val"))
 
 
 FINGERED_KINDS = ("port", "tray", "cover", "paper", "cable", "removable")  # what a fingertip can pass for healthy
@@ -168,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--deadline", type=float, default=None, help="stop after the epoch past this many s")
         if name == "keypoints":
             p.add_argument("--warp", type=float, default=0.08, help="zoom/shift augmentation share (0.08)")
+            p.add_argument("--negative-packs", type=Path, nargs="+", default=[],
+                           help="packs of product-free crops (vision.training.pack.write_negative_pack): "
+                                "their heatmaps are pulled flat, as `fixlens train keypoints --negatives` does")
         if name == "parts":
             p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint in --out")
             p.add_argument("--keep-known", action="store_true",
