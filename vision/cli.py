@@ -69,8 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "network, and score a small grid of pose-check thresholds: recall lost and "
                                     "false detections; the thresholds are chosen by a rule fixed in "
                                     "vision.training.tune_pose_check.")
-    t.add_argument("--positives", type=int, default=None, help="product frames per condition (default 40)")
-    t.add_argument("--negatives", type=int, default=None, help="product-free frames per condition (default 80)")
+    t.add_argument("--positives", type=int, default=None, help="product frames per condition (default 160)")
+    t.add_argument("--negatives", type=int, default=None, help="product-free frames per condition (default 160)")
     t.add_argument("--conditions", default=None, metavar="A,B,...", help="conditions to run (default: all)")
     t.add_argument("--seed", type=int, default=None, help="tuning seed, within 8800-8899 (default 8800)")
     t.add_argument("--weights-dir", type=Path, default=None, help="model folder (default vision/weights/)")
