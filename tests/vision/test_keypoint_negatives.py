@@ -15,24 +15,25 @@ import numpy as np
 import pytest
 
 from product_models.catalog import default_catalog
-from vision.detector import Detector, DetectorConfig
 from vision.keypoint_layout import KeypointLayout
 from vision.keypoints import INPUT
 from vision.training import keypoints_train
-from vision.training.negatives import SOURCE_MISS, SOURCE_OCCLUDER, SOURCE_RANDOM, drawn_negatives
+from vision.training.negatives import (
+    MINE_CONF,
+    SOURCE_MISS,
+    SOURCE_OCCLUDER,
+    SOURCE_RANDOM,
+    drawn_negatives,
+    mining_detector,
+)
 from vision.training.synth import class_names, write_dataset
 from vision.training.train import WEIGHTS_DIR
 
 LAYOUT = KeypointLayout.from_catalog(default_catalog(), class_names(default_catalog()))
 
 
-def _detector() -> Detector:
-    return Detector.from_weights(WEIGHTS_DIR, backend="onnx",
-                                 config=DetectorConfig(conf=keypoints_train.MINE_CONF, max_det=8))
-
-
 def test_negative_crops_are_cut_like_detections_and_ask_the_detected_product() -> None:
-    detector = _detector()
+    detector = mining_detector()
     frames = list(drawn_negatives(10, 11, detector))
     boxes = [b for frame in frames for b in frame]
     x, c = keypoints_train.load_negatives(10, 11, LAYOUT, detector)
@@ -41,7 +42,7 @@ def test_negative_crops_are_cut_like_detections_and_ask_the_detected_product() -
     assert {b.source for b in boxes} <= {SOURCE_MISS, SOURCE_RANDOM, SOURCE_OCCLUDER}
     for b, cls in zip(boxes, c, strict=True):
         if b.source == SOURCE_MISS:  # the detector's phantom: asked about the product it named
-            assert b.confidence >= keypoints_train.MINE_CONF and LAYOUT.products[cls] == detector.names[b.class_id]
+            assert b.confidence >= MINE_CONF and LAYOUT.products[cls] == detector.names[b.class_id]
         else:
             assert b.class_id is None and b.confidence == -1.0 and 0 <= cls < len(LAYOUT.products)
 
@@ -49,16 +50,16 @@ def test_negative_crops_are_cut_like_detections_and_ask_the_detected_product() -
 _FIT = """
 import json, sys
 from pathlib import Path
-from vision.detector import Detector, DetectorConfig
 from vision.keypoint_layout import KeypointLayout
 from vision.training import keypoints_train as kt
+from vision.training.negatives import mining_detector
 from vision.training.synth import class_names
 from product_models.catalog import default_catalog
 
 data, weights, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 layout = KeypointLayout.from_catalog(default_catalog(), class_names(default_catalog()))
 train = kt.load_samples([data], "train", 1, 0, layout)
-det = Detector.from_weights(weights, backend="onnx", config=DetectorConfig(conf=kt.MINE_CONF, max_det=8))
+det = mining_detector(weights)
 neg = kt.load_negatives(24, 5, layout, det)
 kt.NEGATIVE_SHARE = 1.0  # as many phantoms as products in each step: a few steps must show the pull
 masses = {}

@@ -115,15 +115,14 @@ def test_keypoints_train_from_packs_and_export_here(synth_and_pack, tmp_path: Pa
 def test_negative_pack_holds_the_trainers_crops_and_trains_from_packs(synth_and_pack, tmp_path: Path) -> None:
     """The product-free crops of `fixlens train keypoints --negatives`, packed for the GPU machine: the same
     crops and products as the trainer draws, and `pack_train keypoints --negative-packs` trains with them."""
-    from vision.detector import Detector, DetectorConfig
-    from vision.training.keypoints_train import MINE_CONF, load_negatives
+    from vision.training.keypoints_train import load_negatives
+    from vision.training.negatives import mining_detector
     from vision.training.pack import read_negatives, write_negative_pack
-    from vision.training.train import WEIGHTS_DIR
 
     _, pack = synth_and_pack
     layout = KeypointLayout.from_catalog(default_catalog(), class_names(default_catalog()))
     counts = write_negative_pack(tmp_path / "neg", 10, seed=3)
-    detector = Detector.from_weights(WEIGHTS_DIR, backend="onnx", config=DetectorConfig(conf=MINE_CONF, max_det=8))
+    detector = mining_detector()
     x, c = load_negatives(9, 2003, layout, detector)  # 10 frames, one held out; the trainer's train seed
     px, pc = read_negatives(tmp_path / "neg", "train", layout.to_json())
     assert counts["train"] == len(px) == len(x) > 0 and counts["val"] > 0

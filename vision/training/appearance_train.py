@@ -8,10 +8,10 @@ Every crop is cut by :func:`vision.appearance.box_crop`, exactly as at run time:
   casts included;
 - **none**: ``negatives`` frames drawn like the synth negatives (:mod:`vision.training.negatives`: home
   backgrounds, with a hand or an everyday object drawn in, through the phone's optics and a JPEG of random
-  quality), with the detector's boxes down to confidence ``MINE_CONF``, the hand's or object's box, and
-  random boxes. None are taken from
-  the synth folders: a second product there is labelled only when it is wholly in the frame, and a crop of
-  one cut by the frame's edge called ``none`` would teach the network that a product is background.
+  quality), with the detector's boxes down to confidence ``vision.training.negatives.MINE_CONF``, the hand's or
+  object's box, and random boxes. None are taken from the synth folders: a second product there is labelled
+  only when it is wholly in the frame, and a crop of one cut by the frame's edge called ``none`` would teach
+  the network that a product is background.
 
 The detector's boxes on product-free frames are what the pipeline must refuse, so they are mined with the
 shipped detector (``--detector-weights``). No real photo is used: those are evaluation only.
@@ -33,12 +33,11 @@ import numpy as np
 
 from vision.appearance import CROP, MODEL_NAME, NONE, box_crop
 from vision.part_net import to_input
-from vision.training.negatives import drawn_negatives, jittered
+from vision.training.negatives import drawn_negatives, jittered, mining_detector
 from vision.training.scoring import iou
 
 REPORT_NAME = "product-appearance.train.json"
 MATCH_IOU = 0.5  # a detector box on the product, of its class: a product crop
-MINE_CONF = 0.05  # the detector's floor while mining (the pipeline's is 0.3): its near-misses teach too
 SOURCE_TRUE, SOURCE_DETECTED = 0, 1  # a product at its true box; the detector's box on it (SOURCE_* of negatives)
 
 
@@ -293,10 +292,7 @@ def train_appearance(folders: Sequence[Path], out_dir: Path, *, negatives: int =
             raise ValueError(f"{cache}: crops of classes {stored}, the catalog now has {classes}")
         splits = {s: tuple(data[f"{k}_{s}"] for k in ("x", "y", "conf", "source")) for s in ("train", "val")}
     else:
-        from vision.detector import Detector, DetectorConfig
-
-        detector = Detector.from_weights(detector_weights or Path(__file__).resolve().parents[1] / "weights",
-                                         backend="onnx", config=DetectorConfig(conf=MINE_CONF, max_det=8))
+        detector = mining_detector(detector_weights)
         for split, split_seed, count in (("train", seed, negatives), ("val", seed + 1, max(1, negatives // 6))):
             crops = Crops()
             rng = np.random.default_rng(split_seed)

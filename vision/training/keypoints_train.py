@@ -42,11 +42,10 @@ from vision.training.synth import class_names
 
 STATE_NAME = "keypoints.state.pt"
 LOOSE_BOX_SHARE = 0.3  # of training crops, cut from a loose box (below)
+LOOSE_BOX_GROWTH = 0.45  # each side grows by up to this share of the box's size
 NEGATIVE_SHARE = 0.25  # of each batch, with --negatives: a product-free crop (module docstring)
 NEGATIVE_WEIGHT = 1.0  # its flatness loss (nats) beside the keypoints' L1 loss (crop pixels, ~2-5 once trained)
-MINE_CONF = 0.05  # the detector's floor while drawing negatives, as the appearance check's mining has it
 NEGATIVE_VAL_SHARE = 0.1  # of the drawn negatives, kept out of training to measure the heatmaps' peak mass on
-LOOSE_BOX_GROWTH = 0.45  # each side grows by up to this share of the box's size
 
 
 def loose_box(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -174,10 +173,9 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
     log(f"samples: train {len(train[0])}, val {len(val[0])} ({time.time() - started:.0f} s)")
     neg = neg_val = None
     if negatives > 0:
-        from vision.detector import Detector, DetectorConfig
+        from vision.training.negatives import mining_detector
 
-        detector = Detector.from_weights(detector_weights or Path(__file__).resolve().parents[1] / "weights",
-                                         backend="onnx", config=DetectorConfig(conf=MINE_CONF, max_det=8))
+        detector = mining_detector(detector_weights)
         held = max(1, round(negatives * NEGATIVE_VAL_SHARE))
         neg = load_negatives(negatives - held, 2000 + seed, layout, detector)
         neg_val = load_negatives(held, 3000 + seed, layout, detector)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -27,6 +28,8 @@ NEGATIVE_SIZES = ((640, 480), (640, 480), (480, 640), (640, 360))  # landscape, 
 HAND_P, OBJECT_P = 0.4, 0.2  # drawn negatives with a hand, with an everyday object
 JITTER = 0.08  # a box's centre and log-size jitter, as a share of the box
 SOURCE_MISS, SOURCE_RANDOM, SOURCE_OCCLUDER = 2, 3, 4  # a detector box on no product; random; a hand or object
+MINE_CONF = 0.05  # the detector's floor while mining (the pipeline's is 0.3): its near-misses teach too
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,14 @@ class NegativeBox:
     confidence: float  # the detector's; -1 for a box it did not give
     class_id: int | None  # the detector's class for its own box; None for a drawn or random box
     source: int  # SOURCE_*
+
+
+def mining_detector(weights_dir: Path | None = None) -> Any:
+    """The detector in ``weights_dir`` (default the shipped one) with its floor at ``MINE_CONF``."""
+    from vision.detector import Detector, DetectorConfig
+
+    return Detector.from_weights(weights_dir or WEIGHTS_DIR, backend="onnx",
+                                 config=DetectorConfig(conf=MINE_CONF, max_det=8))
 
 
 def random_box(rng: np.random.Generator, w: int, h: int) -> tuple[float, float, float, float]:

@@ -105,8 +105,8 @@ def write_negative_pack(out: Path, frames: int, seed: int = 0, detector_weights:
     (:func:`vision.training.keypoints_train.load_negatives`, the same seeds and held-out share as that command),
     as JPEG crops with the product each is asked about. ``out`` is created and must not exist. Returns the
     crop count per split. ``pack_train keypoints --negative-packs`` reads it."""
-    from vision.detector import Detector, DetectorConfig
-    from vision.training.keypoints_train import MINE_CONF, NEGATIVE_VAL_SHARE, load_negatives
+    from vision.training.keypoints_train import NEGATIVE_VAL_SHARE, load_negatives
+    from vision.training.negatives import mining_detector
 
     if out.exists():
         raise ValueError(f"{out}: already exists; packs are written once")
@@ -114,8 +114,7 @@ def write_negative_pack(out: Path, frames: int, seed: int = 0, detector_weights:
         raise ValueError(f"frames: expected at least 2 (one held out), got {frames}")
     catalog = catalog or default_catalog()
     layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
-    detector = Detector.from_weights(detector_weights or Path(__file__).resolve().parents[1] / "weights",
-                                     backend="onnx", config=DetectorConfig(conf=MINE_CONF, max_det=8))
+    detector = mining_detector(detector_weights)
     held = max(1, round(frames * NEGATIVE_VAL_SHARE))
     out.mkdir(parents=True)
     counts = {}
