@@ -118,6 +118,20 @@ def load_negatives(count: int, seed: int, layout: KeypointLayout, detector: Any)
     return np.stack(crops), np.array(classes, dtype=np.int64)
 
 
+def negative_splits(frames: int, seed: int, layout: KeypointLayout, detector_weights: Path | None = None
+                    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The training and held-out product-free crops of ``frames`` drawn frames (``NEGATIVE_VAL_SHARE`` held
+    out, at least one), mined with the detector in ``detector_weights`` (default the shipped one)."""
+    from vision.training.negatives import mining_detector
+
+    if frames < 2:
+        raise ValueError(f"negatives: expected at least 2 frames (one held out), got {frames}")
+    detector = mining_detector(detector_weights)
+    held = max(1, round(frames * NEGATIVE_VAL_SHARE))
+    return (load_negatives(frames - held, 2000 + seed, layout, detector),
+            load_negatives(held, 3000 + seed, layout, detector))
+
+
 def build_net(num_rows: int) -> Any:
     import torch
     from torch import nn
@@ -173,12 +187,7 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
     log(f"samples: train {len(train[0])}, val {len(val[0])} ({time.time() - started:.0f} s)")
     neg = neg_val = None
     if negatives > 0:
-        from vision.training.negatives import mining_detector
-
-        detector = mining_detector(detector_weights)
-        held = max(1, round(negatives * NEGATIVE_VAL_SHARE))
-        neg = load_negatives(negatives - held, 2000 + seed, layout, detector)
-        neg_val = load_negatives(held, 3000 + seed, layout, detector)
+        neg, neg_val = negative_splits(negatives, seed, layout, detector_weights)
         log(f"negatives: train {len(neg[0])} crops, val {len(neg_val[0])} ({time.time() - started:.0f} s)")
     summary = fit_keypoints(train, val, layout, out_dir, epochs, batch, seed, lr, init, log, device,
                             negatives=neg, val_negatives=neg_val)

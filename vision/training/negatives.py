@@ -29,7 +29,6 @@ HAND_P, OBJECT_P = 0.4, 0.2  # drawn negatives with a hand, with an everyday obj
 JITTER = 0.08  # a box's centre and log-size jitter, as a share of the box
 SOURCE_MISS, SOURCE_RANDOM, SOURCE_OCCLUDER = 2, 3, 4  # a detector box on no product; random; a hand or object
 MINE_CONF = 0.05  # the detector's floor while mining (the pipeline's is 0.3): its near-misses teach too
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class NegativeBox:
 
 def mining_detector(weights_dir: Path | None = None) -> Any:
     """The detector in ``weights_dir`` (default the shipped one) with its floor at ``MINE_CONF``."""
-    from vision.detector import Detector, DetectorConfig
+    from vision.detector import WEIGHTS_DIR, Detector, DetectorConfig
 
     return Detector.from_weights(weights_dir or WEIGHTS_DIR, backend="onnx",
                                  config=DetectorConfig(conf=MINE_CONF, max_det=8))

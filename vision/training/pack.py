@@ -105,21 +105,16 @@ def write_negative_pack(out: Path, frames: int, seed: int = 0, detector_weights:
     (:func:`vision.training.keypoints_train.load_negatives`, the same seeds and held-out share as that command),
     as JPEG crops with the product each is asked about. ``out`` is created and must not exist. Returns the
     crop count per split. ``pack_train keypoints --negative-packs`` reads it."""
-    from vision.training.keypoints_train import NEGATIVE_VAL_SHARE, load_negatives
-    from vision.training.negatives import mining_detector
+    from vision.training.keypoints_train import negative_splits
 
     if out.exists():
         raise ValueError(f"{out}: already exists; packs are written once")
-    if frames < 2:
-        raise ValueError(f"frames: expected at least 2 (one held out), got {frames}")
     catalog = catalog or default_catalog()
     layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
-    detector = mining_detector(detector_weights)
-    held = max(1, round(frames * NEGATIVE_VAL_SHARE))
+    splits = dict(zip(("train", "val"), negative_splits(frames, seed, layout, detector_weights), strict=True))
     out.mkdir(parents=True)
     counts = {}
-    for split, count, split_seed in (("train", frames - held, 2000 + seed), ("val", held, 3000 + seed)):
-        x, c = load_negatives(count, split_seed, layout, detector)
+    for split, (x, c) in splits.items():
         jpeg, offsets = _encode(x, [cv2.IMWRITE_JPEG_QUALITY, CROP_QUALITY])
         np.savez(out / f"negatives-{split}.npz", jpeg=jpeg, offsets=offsets, classes=c,
                  layout=np.array(layout.to_json()))
