@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--weights-dir", type=Path, default=None, help="model folder (default vision/weights/)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    e.add_argument("--misreads", type=Path, default=None, metavar="JSON",
+                   help="write every part >= 4 px read wrong here: frame, product, truth, read, confidence, "
+                        "why unknown, size and the frame's pose error (which stage to blame)")
     add_catalog_option(e)
     e.set_defaults(handler=_cmd_eval)
 
@@ -104,9 +107,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if not 1 <= args.frames <= 100_000:
         print(f"error: --frames must be within 1..100000, got {args.frames}", file=sys.stderr)
         return 2
+    if args.misreads is not None and args.misreads.suffix.lower() != ".json":
+        print(f"error: --misreads {args.misreads}: expected a .json file name", file=sys.stderr)
+        return 2
     try:
         report = evaluate(args.frames, EVAL_SEED if args.seed is None else args.seed, args.backend,
-                          progress=not args.json, weights_dir=args.weights_dir)
+                          progress=not args.json, weights_dir=args.weights_dir, misreads_path=args.misreads)
     except VisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -287,6 +287,16 @@ def test_bad_options_fail_with_a_clear_error(argv: list[str], message: str,
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--frames", "0"], "--frames must be within 1..100000, got 0"),
+    (["--misreads", "misreads.txt"], "--misreads misreads.txt: expected a .json file name"),
+], ids=["frames", "misreads-not-json"])
+def test_bad_eval_options_fail_with_a_clear_error(argv: list[str], message: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["vision", "eval", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
 # ---- a small real run ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -340,10 +350,15 @@ def test_json_report_chart_and_debug_frames(few_photos: None, tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_vision_eval_reports_the_plain_figures_beside_the_older_ones(few_photos: None,
+def test_vision_eval_reports_the_plain_figures_beside_the_older_ones(few_photos: None, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["vision", "eval", "--frames", "2", "--json"]) == 0
+    misreads = tmp_path / "m" / "eval-misreads.json"
+    assert main(["vision", "eval", "--frames", "2", "--json", "--misreads", str(misreads)]) == 0
     report = json.loads(capsys.readouterr().out)
+    wrong = json.loads(misreads.read_text())  # every wrong part >= 4 px is listed, and only those
+    count = report["part_state_count_4px"]
+    assert len(wrong) == count - round(report["part_state_accuracy_4px"] * count)
+    assert all(0 <= m["frame"] < 2 and m["read"] != m["truth"] and m["size_px"] >= 4 for m in wrong)
     for key in ("product_recall", "part_state_accuracy_4px", "part_state_accuracy_all", "abstained_share",
                 "pose_error_median_px", "pose_error_p90_px", "pose_missing", "unsafe_reads",
                 "detection_recall", "part_state_accuracy", "pose_reproj_median_px", "real_photo_false_positives"):

@@ -33,6 +33,7 @@ The older figures stay beside them, with their own definitions:
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,11 @@ def _fit_640x480(img: np.ndarray) -> np.ndarray:
 
 
 def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str = "auto",
-             progress: bool = False, weights_dir: Path | None = None) -> dict[str, Any]:
+             progress: bool = False, weights_dir: Path | None = None,
+             misreads_path: Path | None = None) -> dict[str, Any]:
+    """The plain figures (:class:`Tally`) over ``frames`` held-out renders of ``seed``, the older ones beside
+    them, each stage per product, and false detections on the real photos. With ``misreads_path``, a JSON
+    list of every truly visible part >= 4 px read wrong (frame, product, truth, read, why) is written there."""
     from tqdm import tqdm
 
     from vision.pipeline import Pipeline
@@ -107,6 +112,7 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
     parts_right: dict[str, int] = {}
     per_product: dict[str, list[int]] = {}
     plain = Tally(verifying_confidence()[0])
+    misreads: list[dict[str, Any]] = []
     stages: dict[str, StageTally] = {}
     try:
         for i in tqdm(range(frames), desc="evaluating", unit="frame", disable=not progress):
@@ -126,7 +132,8 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
                     n_recalled += 1
                     stats[1] += 1
             product = catalog.get(truth["product"])
-            plain.add(FrameTruth.from_record(product, truth), obs, product, cam)
+            wrong = plain.add(FrameTruth.from_record(product, truth), obs, product, cam)
+            misreads += [{"frame": i, **m.to_json()} for m in wrong]
             stage = stages.setdefault(product.id, StageTally(Tally(verifying_confidence()[0])))
             stage.add(pipeline, buf.tobytes(), truth, obs, product, cam)
             if obs.pose is not None and obs.product_id == truth["product"]:
@@ -162,6 +169,9 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
     for j, (_, img) in enumerate(photos):
         _ok, buf = cv2.imencode(".jpg", _fit_640x480(img), [cv2.IMWRITE_JPEG_QUALITY, 90])
         fp += pipeline.process(FrameInput(buf.tobytes(), j, 0.0)).product_id is not None
+    if misreads_path is not None:
+        misreads_path.parent.mkdir(parents=True, exist_ok=True)
+        misreads_path.write_text(json.dumps(misreads, indent=0) + "\n")
     total_parts = sum(parts_total.values())
     reproj_sorted, reproj_all_sorted = sorted(reproj), sorted(reproj_all)
     return {
