@@ -242,9 +242,17 @@ def data(index, n):
 
 fit_parts(data(old, 64), data(old, 16), old, out / "a", 1, batch=32, log=lambda m: None)
 export_state(out / "a" / STATE_NAME, out / "a.onnx")
-fit_parts(data(new, 128), data(new, 32), new, out / "b", 2, batch=32, log=lambda m: None,
+train = data(new, 128)
+fit_parts(train, data(new, 32), new, out / "b", 2, batch=32, log=lambda m: None,
           init=out / "a" / STATE_NAME, keep_known=True)
 export_state(out / "b" / STATE_NAME, out / "b.onnx")
+print(int((train[1] == 1).sum()))  # the new part's training patches
+try:  # only known parts' patches: nothing to learn
+    only_known = data(old, 16)
+    fit_parts(only_known, only_known, new, out / "c", 1, batch=32, log=lambda m: None,
+              init=out / "a" / STATE_NAME, keep_known=True)
+except ValueError as exc:
+    print(exc)
 """
 
 
@@ -257,6 +265,11 @@ def test_keep_known_leaves_the_known_parts_readings_exactly_as_they_were(tmp_pat
     done = subprocess.run([sys.executable, "-c", KEEP_KNOWN, str(tmp_path)], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    new_patches, refusal = done.stdout.strip().splitlines()[-2:]
+    # Only the new part's patches were trained on: the known part's could not teach anything.
+    assert json.loads((tmp_path / "b" / "part-states.train.json").read_text())["train_patches"] == int(new_patches)
+    assert refusal.startswith(f"no training patches of a part that {tmp_path / 'a' / 'part-states.state.pt'} "
+                              "does not know") and refusal.endswith("nothing to learn; render more frames")
     before, after = PartNet(tmp_path / "a.onnx"), PartNet(tmp_path / "b.onnx")
     assert after.index == PartIndex((("p", "led", ("off", "green")), ("q", "port", ("empty", "plugged"))))
     patches = list(np.random.default_rng(1).integers(0, 256, (20, PATCH, PATCH, 3), dtype=np.uint8))

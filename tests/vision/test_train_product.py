@@ -21,7 +21,7 @@ from vision.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--images", "12", "--detector-epochs", "1", "--keypoint-epochs", "1", "--part-epochs", "1",
+TINY = ["--images", "24", "--detector-epochs", "1", "--keypoint-epochs", "1", "--part-epochs", "1",
         "--appearance-epochs", "1", "--appearance-negatives", "6", "--eval-frames", "6"]
 
 
@@ -55,7 +55,7 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     report = (work / "report.md").read_text()
     assert "| router_bx9 | 0.000 |" in report and "| router_ax1800 |" in report
     assert (work / "losses.png").is_file() and (work / "recall.png").is_file()
-    # parts.png plots validation accuracy per part; twelve frames may leave no validation patch of a new part
+    # parts.png plots validation accuracy per part; 24 frames may leave no validation patch of a new part
     parts = json.loads((work / "weights" / "part-states.train.json").read_text())["val_accuracy_by_part"]
     assert (work / "parts.png").is_file() == bool(parts)
     installed = catalog.parent / "installed"
@@ -68,7 +68,7 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     assert keypoints.layout.products == ("printer_lx400", "router_ax1800", "router_bx9")
     assert len(keypoints.layout.keypoints("router_bx9")) == 8
     assert PartNet(installed / "part-states.onnx").handles("router_bx9", "port_wan")
-    # The appearance check was trained on the new data: products then none, those with crops in twelve frames.
+    # The appearance check was trained on the new data: products then none, those with crops in 24 frames.
     classes = AppearanceCheck(installed / "product-appearance.onnx").classes
     assert classes[-1] == "none" and set(classes[:-1]) <= {"printer_lx400", "router_ax1800", "router_bx9"}
     assert Pipeline(installed, backend="onnx", catalog=cat).untrained == []

@@ -168,7 +168,8 @@ def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index:
     ``keep_known`` (with ``init``): the parts ``init`` knows keep exactly the readings they had. The body and
     the shared head layer are frozen (batch norms included), and so are the known parts' embeddings and
     output rows, which keep ``init``'s classes (:func:`known_as_before`); only the new parts' embeddings and
-    outputs learn. Adding a product then cannot cost the products already shipped a single reading."""
+    outputs learn, from the new parts' patches only. Adding a product then cannot cost the products already
+    shipped a single reading."""
     import torch
     from torch.nn import functional as F
 
@@ -185,8 +186,16 @@ def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index:
         kept_index = known_as_before(index, source[0])
         train, val = narrowed(index, kept_index, (train, val))
         index = kept_index
-        log(f"keeping the {sum(source[0].row(p, n) is not None for p, n, _c in index.entries)} known parts as "
-            f"they are: train {len(train[0])}, val {len(val[0])}")
+        # A known part's patches cannot teach anything (nothing they reach may change), so only the new parts'
+        # are trained on; validation keeps them all, to show the known parts read as before.
+        known = np.array([source[0].row(p, n) is not None for p, n, _c in index.entries])
+        train = tuple(a[~known[train[1]]] for a in train)
+        if not len(train[0]):
+            raise ValueError(f"no training patches of a part that {init} does not know (in the data every new "
+                             "part is out of view or under 4 px): with --keep-known there is nothing to learn; "
+                             "render more frames")
+        log(f"keeping the {int(known.sum())} known parts as they are: train {len(train[0])} patches of the "
+            f"{int((~known).sum())} new ones, val {len(val[0])}")
     x_tr, r_tr, y_tr = train
     x_va, r_va, y_va = val
     mask = torch.from_numpy(index.logit_mask())  # (rows, classes): 0 on a part's own classes, -inf elsewhere
