@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HASH := $(shell sha256sum pyproject.toml | cut -c1-16)
 STAMP := $(VENV)/.installed-$(HASH)
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint docs-images clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ test: setup lint
 	echo "---- $(HEAVY) ----"; cat $$heavy_log; rm -f $$heavy_log; \
 	echo "pytest exit codes: $$light (the rest), $$heavy_rc ($(HEAVY))"; \
 	test $$light -eq 0 -a $$heavy_rc -eq 0
+
+# The README's page screenshots, taken by the browser tests (which otherwise keep them in their own folders).
+docs-images: setup
+	FIXLENS_DOCS_IMAGES=$(CURDIR)/docs/images $(BIN)/python -m pytest -q tests/web/test_customer_repair.py \
+	  tests/web/test_agent_handoff.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

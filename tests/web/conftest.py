@@ -36,6 +36,15 @@ SECRET = "web-test-secret-0123456789abcdef0123456789"  # >= 32 chars: the tests 
 CHROMIUM = os.environ.get("FIXLENS_CHROMIUM", "/usr/bin/chromium")
 
 
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where a test's page screenshots go: the test's own folder, so a test run leaves the checkout as it was;
+    ``make docs-images`` points ``FIXLENS_DOCS_IMAGES`` at docs/images to refresh the README's pictures."""
+    folder = Path(os.environ.get("FIXLENS_DOCS_IMAGES") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def chromium_args(video: Path | None = None) -> list[str]:
     """Flags for a fake camera (RECIPES.md, "Browser"): Chromium's test pattern, or ``video`` (a Y4M file)."""
     args = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",

@@ -5,7 +5,7 @@ states, points at the WAN port and writes. The customer page must draw the mark 
 true projection in the video frame it shows, in every frame identified, while the hand walks round to the back
 panel and while it holds it there, and show the message. Then the agent signs out.
 
-Writes docs/images/web-console.png.
+Takes web-console.png (``make docs-images`` writes it into docs/images/).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from product_models.camera import CameraIntrinsics
 from product_models.catalog import default_catalog
 from tests.web.conftest import (
     CHROMIUM,
-    REPO,
     FixlensServer,
     chromium_args,
     console_state,
@@ -37,7 +36,6 @@ from tests.web.fake_camera import HANDOFF, load_truth
 
 CUSTOMER_VIEW = {"width": 960, "height": 540}
 CONSOLE_VIEW = {"width": 1180, "height": 720}
-IMAGES = REPO / "docs" / "images"
 THUMB = (80, 60)  # the size video frames are compared at to find which film frame the page shows
 # The acceptance: every drawn mark within 12 px of the port's true projection in the picture shown. The page
 # shows the picture the mark's pose was estimated on (ar_server/web/js/composite.js), so what is left is the
@@ -152,7 +150,8 @@ def true_port(pose: tuple[list[float], list[float]]) -> tuple[float, float, bool
 
 @pytest.mark.slow
 def test_an_agent_takes_the_session_and_points_at_the_wan_port_on_the_customers_picture(
-        playwright: Any, fixlens_server: FixlensServer, handoff_camera_video: Path, tmp_path: Path) -> None:
+        playwright: Any, fixlens_server: FixlensServer, handoff_camera_video: Path, tmp_path: Path,
+        screenshots: Path) -> None:
     link = rest(fixlens_server, "POST", "/v1/sessions", fixlens_token("customer", "handoff-customer"))
     session = link["session"]
     thumbs = film_thumbnails(handoff_camera_video)
@@ -212,9 +211,8 @@ def test_an_agent_takes_the_session_and_points_at_the_wan_port_on_the_customers_
             if len(frames & set(WALK)) >= WALK_FRAMES and len(frames & set(HELD)) >= HELD_FRAMES:
                 break
             customer.wait_for_timeout(100)
-        IMAGES.mkdir(parents=True, exist_ok=True)
         console.wait_for_timeout(300)
-        console.screenshot(path=str(IMAGES / "web-console.png"))
+        console.screenshot(path=str(screenshots / "web-console.png"))
         customer.screenshot(path=str(tmp_path / "customer-with-agent.png"))  # kept with the test's files
         final, console_final = page_state(customer), console_state(console)
 

@@ -2,8 +2,9 @@
 camera plays a film of the router twin with its WAN cable out, repaired part-way (tests/web/fake_camera.py).
 
 The customer page, opened from a support link, must take the ``router_no_internet`` scene to ``resolved``
-with every step verified by vision and no button pressed. On the way it writes the screenshots of the docs
-(docs/images/web-customer-landscape.png and -portrait.png) while the first step's overlays sit on the device.
+with every step verified by vision and no button pressed. On the way it takes the screenshots of the docs
+(web-customer-landscape.png and -portrait.png; ``make docs-images`` writes them into docs/images/) while the
+first step's overlays sit on the device.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import pytest
 
 from tests.web.conftest import (
     CHROMIUM,
-    REPO,
     FixlensServer,
     chromium_args,
     fixlens_token,
@@ -28,13 +28,12 @@ from tests.web.conftest import (
 
 LANDSCAPE = {"width": 960, "height": 540}
 PORTRAIT = {"width": 400, "height": 800}
-IMAGES = REPO / "docs" / "images"
 REPAIR_TIMEOUT_S = 200.0  # the film is 32 s and loops; a slow machine may need a second pass
 
 
 @pytest.mark.slow
 def test_the_customer_page_repairs_the_router_with_every_step_verified_by_vision(
-        playwright: Any, fixlens_server: FixlensServer, fake_camera_video: Path) -> None:
+        playwright: Any, fixlens_server: FixlensServer, fake_camera_video: Path, screenshots: Path) -> None:
     customer = fixlens_token("customer", "web-customer")
     link = rest(fixlens_server, "POST", "/v1/sessions", customer)  # a support link: session, single-use link
     session, token, url = link["session"], link["token"], link["url"]
@@ -53,11 +52,10 @@ def test_the_customer_page_repairs_the_router_with_every_step_verified_by_vision
         wait_for(page, lambda s: s.get("step") == "check_wan", 90, "the first step")
         page.wait_for_selector(".label:not(.label-behind):not([hidden])", timeout=60_000)
         page.wait_for_timeout(400)
-        IMAGES.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(IMAGES / "web-customer-landscape.png"))
+        page.screenshot(path=str(screenshots / "web-customer-landscape.png"))
         page.set_viewport_size(PORTRAIT)
         page.wait_for_timeout(600)
-        page.screenshot(path=str(IMAGES / "web-customer-portrait.png"))
+        page.screenshot(path=str(screenshots / "web-customer-portrait.png"))
         page.set_viewport_size(LANDSCAPE)
         wait_for(page, lambda s: s.get("outcome") is not None,
                    max(1.0, REPAIR_TIMEOUT_S - (time.monotonic() - started)), "the end of the session")
