@@ -33,7 +33,6 @@ The older figures stay beside them, with their own definitions:
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import default_catalog
 from vision.part_patches import MIN_READABLE_PX
 from vision.parts import project_parts
-from vision.training.scoring import FrameTruth, Tally, iou, verifying_confidence
+from vision.training.scoring import FrameTruth, Tally, iou, verifying_confidence, write_misreads
 
 EVAL_SEED = 9001  # training data uses other seeds; keep it that way
 DEFAULT_FRAMES = 400
@@ -170,8 +169,7 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
         _ok, buf = cv2.imencode(".jpg", _fit_640x480(img), [cv2.IMWRITE_JPEG_QUALITY, 90])
         fp += pipeline.process(FrameInput(buf.tobytes(), j, 0.0)).product_id is not None
     if misreads_path is not None:
-        misreads_path.parent.mkdir(parents=True, exist_ok=True)
-        misreads_path.write_text(json.dumps(misreads, indent=0) + "\n")
+        write_misreads(misreads_path, misreads)
     total_parts = sum(parts_total.values())
     reproj_sorted, reproj_all_sorted = sorted(reproj), sorted(reproj_all)
     return {

@@ -35,7 +35,7 @@ from vision.smoothing import TemporalSmoother
 from vision.tracking import Tracker
 from vision.training import conditions as cn
 from vision.training.degradations import Degraded, InView
-from vision.training.scoring import FrameTruth, Tally, verifying_confidence
+from vision.training.scoring import FrameTruth, Tally, verifying_confidence, write_misreads
 from vision.types import FrameInput, Observation, PartState
 
 if TYPE_CHECKING:
@@ -344,8 +344,5 @@ def run_robustness(conditions: Sequence[str], *, frames: int = DEFAULT_FRAMES, c
 
         write_debug(debug_dir, run.samples)
     if misreads_path is not None:
-        import json
-
-        misreads_path.parent.mkdir(parents=True, exist_ok=True)
-        misreads_path.write_text(json.dumps(run.misreads, indent=0) + "\n")
+        write_misreads(misreads_path, run.misreads or [])
     return report

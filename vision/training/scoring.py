@@ -26,9 +26,11 @@ Every figure is over *every* frame or part it names; nothing is left out for bei
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -165,6 +167,12 @@ class Misread:
                 "read": self.read, "confidence": round(self.confidence, 3), "reason": self.reason,
                 "size_px": round(self.size_px, 1),
                 "pose_error_px": None if self.pose_error_px is None else round(self.pose_error_px, 2)}
+
+
+def write_misreads(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """``--misreads``: the misreads (``Misread.to_json`` with where each was seen) as one JSON list at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(list(rows), indent=0) + "\n")
 
 
 @dataclass
