@@ -94,7 +94,7 @@ def bench_pipeline(frames: int = 60, *, seed: int | None = None, backend: str = 
     pipeline = Pipeline(backend=backend)
     for jpeg in jpegs[:PIPELINE_WARMUP]:
         pipeline.process(FrameInput(jpeg, seq=0, ts=0.0))
-    input_size = int(pipeline.detector.imgsz)
+    input_size = int(pipeline.main.detector.imgsz)
     threads = pipeline_threads(pipeline)
     stages: dict[str, list[float]] = {}
     times: dict[str, list[float]] = {"pipeline": []}
@@ -128,7 +128,7 @@ def bench_pipeline(frames: int = 60, *, seed: int | None = None, backend: str = 
     if clips:
         runs["stream"] = run_stream
         times["stream"] = []
-    baseline = NaiveBaseline(threads, pipeline.detector.device) if naive else None
+    baseline = NaiveBaseline(threads, pipeline.main.detector.device) if naive else None
     try:
         if baseline is not None:
             for size in dict.fromkeys((input_size, NAIVE_DEFAULT_SIZE)):
@@ -181,7 +181,7 @@ def summarise(times: dict[str, list[float]], stages: dict[str, list[float]]) -> 
 def pipeline_threads(pipeline: Any) -> int:
     """Threads the pipeline's detector runs on: its ONNX Runtime intra-op pool, or torch's for the torch
     backend."""
-    session = getattr(pipeline.detector, "session", None)
+    session = getattr(pipeline.main.detector, "session", None)
     if session is not None:
         # 0 means ONNX Runtime's default: one thread per core.
         return int(session.get_session_options().intra_op_num_threads) or (os.cpu_count() or 1)

@@ -11,6 +11,11 @@
    for a box the detector has just found, the appearance check (:mod:`vision.appearance`).
 5. ``states``: every part read with the pose (:class:`vision.part_reader.PartReader`).
 
+Stages 2-5 belong to a :class:`~vision.model_set.ModelSet`: the weights folder's own, and one per
+``products/<ID>/`` folder inside it (a product added with its own networks). A tracked frame goes to the set
+that knows its product. An untracked frame goes to each set's detector in turn, the set of the session's
+``product_hint`` first, until one set verifies a product; ``detect_ms`` counts every detector that ran.
+
 States are per frame and unsmoothed: temporal smoothing is per session (:mod:`vision.smoothing`).
 ``process_batch`` never lets one bad frame fail the others: its slot holds the :class:`VisionError`.
 """
@@ -23,22 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from product_models.camera import CameraIntrinsics, Pose, project
-from product_models.catalog import Catalog, Product, default_catalog
-from vision.appearance import MODEL_NAME as APPEARANCE_MODEL_NAME
-from vision.appearance import AppearanceCheck
+from product_models.catalog import Catalog, default_catalog
 from vision.decode import decode_jpeg
-from vision.detector import KEYPOINT_MIN_CONF, WEIGHTS_DIR, Detector, DetectorConfig
-from vision.errors import ModelUnavailable, VisionError
+from vision.detector import WEIGHTS_DIR, DetectorConfig
+from vision.errors import VisionError
 from vision.jpeg_header import DecodeLimits
-from vision.keypoint_layout import KeypointLayout
-from vision.keypoints import MODEL_NAME as KEYPOINT_MODEL_NAME
-from vision.keypoints import KeypointModel
-from vision.part_reader import PartReader
-from vision.pose import resolve_camera
-from vision.pose_check import verified_pose
-from vision.types import Detections, FrameInput, ImageQuality, Keypoints, Observation
-from vision.weights_check import WeightsRecord, check_weights
+from vision.model_set import ModelSet
+from vision.types import FrameInput, Observation
+
+PRODUCT_SETS = "products"  # inside a weights folder: one model-set folder per product added with its own networks
 
 # A tracked frame cuts its keypoint crop where the last pose put the product; when the camera moved, the crop
 # can sit off the product and the keypoints, and so the pose, come out skewed though still plausible (an
@@ -48,14 +46,6 @@ from vision.weights_check import WeightsRecord, check_weights
 # networks; 0.0146 on seed 8800; the round-7 networks gave 0.021) also runs the detector, and the
 # better-fitting of the two poses is kept.
 TRACK_RECHECK_SHARE = 0.014
-
-QUALITY_SIZE = (160, 120)  # the small grey copy that ImageQuality is measured on
-
-# A fresh detection the pose check refuses gets a second look at the box of its own sure keypoints (round 10's
-# finding, kept from round 12 on, when the appearance check holds false detections down): at least this many
-# sure keypoints, and that box at most this share of the detector's.
-SECOND_LOOK_MIN_SURE = 5
-SECOND_LOOK_MAX_AREA = 0.8
 
 
 class Pipeline:
@@ -68,40 +58,30 @@ class Pipeline:
                  detector_config: DetectorConfig | None = None) -> None:
         self.catalog = catalog if catalog is not None else default_catalog()
         self.limits = limits if limits is not None else DecodeLimits()
-        self.detector = Detector.from_weights(weights_dir, backend, device, detector_config)
-        self.parts = PartReader.from_weights(weights_dir)
-        appearance = Path(weights_dir) / APPEARANCE_MODEL_NAME  # optional: weights before round 12 have none
-        self.appearance: AppearanceCheck | None = AppearanceCheck(appearance) if appearance.is_file() else None
-        try:
-            self.keypoints: KeypointModel | None = KeypointModel(Path(weights_dir) / KEYPOINT_MODEL_NAME)
-        except ModelUnavailable:
-            self.keypoints = None  # fall back to the detector's keypoint head
-        record = WeightsRecord(tuple(self.detector.names), self._keypoint_layout(),
-                               self.keypoints.fingerprints if self.keypoints else {},
-                               self.parts.net.index.entries if self.parts.net is not None else None)
-        # Catalog products no network knows are never recognised until `fixlens train product ID` has run.
-        self.untrained: list[str] = check_weights(self.catalog, str(weights_dir), record)
-        self._products: list[Product] = [self.catalog.get(n) for n in self.detector.names]
-        self._model_points = [np.array([k.position for k in p.keypoints]) for p in self._products]  # (k, 3) m
+        self.sets = [ModelSet(folder, self.catalog, backend=backend, device=device, detector_config=detector_config)
+                     for folder in model_set_folders(weights_dir)]
+        self._owner: dict[str, ModelSet] = {}
+        for s in self.sets:
+            for pid in s.product_ids:
+                if pid in self._owner:  # which set would answer for it is a guess: refuse to guess
+                    raise VisionError(f"{pid} is recognised by two model sets, {self._owner[pid].path} and {s.path}; "
+                                      f"remove one of them")
+                self._owner[pid] = s
+        # Catalog products no set knows are never recognised until `fixlens train product ID` has run.
+        self.untrained: list[str] = sorted(p for p in self.catalog.products if p not in self._owner)
 
-    def _keypoint_layout(self) -> KeypointLayout | None:
-        """The keypoint network's layout; for a network that predates recorded layouts, one block per
-        detector class of the count it records, when those agree with the detector."""
-        if self.keypoints is None or self.keypoints.layout is not None:
-            return self.keypoints.layout if self.keypoints else None
-        classes, count = self.keypoints.legacy_counts
-        if classes != len(self.detector.names):
-            raise VisionError(f"{self.keypoints.path}: trained for {classes} products, the detector has "
-                              f"{len(self.detector.names)} ({', '.join(self.detector.names)}); retrain with "
-                              "`fixlens train all`")
-        self.keypoints.assume_layout(KeypointLayout(tuple(
-            (n, tuple(k.name for k in self.catalog.get(n).keypoints)[:count] if n in self.catalog else ())
-            for n in self.detector.names)))
-        return self.keypoints.layout
+    @property
+    def main(self) -> ModelSet:
+        """The weights folder's own set (the shipped products' networks)."""
+        return self.sets[0]
+
+    def set_for(self, product_id: str) -> ModelSet | None:
+        """The set that recognises ``product_id``; None for a product no set knows."""
+        return self._owner.get(product_id)
 
     @property
     def backend(self) -> str:
-        return f"{self.detector.backend}:{self.detector.device}"
+        return f"{self.main.detector.backend}:{self.main.detector.device}"
 
     def process(self, frame: FrameInput) -> Observation:
         result = self.process_batch([frame])[0]
@@ -128,169 +108,64 @@ class Pipeline:
                 images.append(None)
                 results.append(exc)
             decode_ms.append((time.perf_counter() - t) * 1000)
-        # 2. detect, except for tracked frames; those whose track no longer verifies join the detected ones.
-        detect: list[int] = []
+        # 2. detect, except for tracked frames; those whose track no longer verifies join the detected ones,
+        # and a tracked pose that fits poorly is checked again by its own set's detector.
+        queue: dict[int, list[ModelSet]] = {}  # frame -> the sets whose detectors it still goes to, in order
         for i in (i for i, img in enumerate(images) if img is not None):
+            track = frames[i].track
+            owner = self._owner.get(track.product_id) if track is not None else None
             try:
-                obs = self._follow(frames[i], images[i], decode_ms[i])  # type: ignore[arg-type]
+                obs = owner.follow(frames[i], images[i], decode_ms[i]) if owner else None  # type: ignore[arg-type]
             except VisionError as exc:
                 results[i] = exc
                 continue
             if obs is None:
-                detect.append(i)
+                queue[i] = self._order(frames[i].product_hint)
             else:
                 results[i] = obs
                 if _residual_share(obs) > TRACK_RECHECK_SHARE:  # a poor fit: the detector's box may do better
-                    detect.append(i)
-        t = time.perf_counter()
-        detections = self.detector.detect_batch([images[i] for i in detect]) if detect else []
-        detect_ms = (time.perf_counter() - t) * 1000 / max(1, len(detect))
-        for i, det in zip(detect, detections, strict=True):
-            try:
-                found = self._observe(frames[i], images[i], det, decode_ms[i], detect_ms)  # type: ignore[arg-type]
-            except VisionError as exc:
-                found = exc
-            tracked = results[i]
-            if not isinstance(tracked, Observation) or _better(found, tracked):
-                results[i] = found
+                    queue[i] = [owner]  # type: ignore[list-item]
+        spent = dict.fromkeys(queue, 0.0)  # detector milliseconds per frame, over every set that ran
+        while queue:
+            model_set = next(iter(queue.values()))[0]
+            batch = [i for i, sets in queue.items() if sets[0] is model_set]
+            t = time.perf_counter()
+            detections = model_set.detector.detect_batch([images[i] for i in batch])  # type: ignore[misc]
+            each_ms = (time.perf_counter() - t) * 1000 / len(batch)
+            for i, det in zip(batch, detections, strict=True):
+                spent[i] += each_ms
+                rest = queue.pop(i)[1:]
+                try:
+                    found: Observation | VisionError = model_set.observe(frames[i], images[i], det,  # type: ignore[arg-type]
+                                                                        decode_ms[i], spent[i])
+                except VisionError as exc:
+                    found = exc  # bad intrinsics: every set would say the same
+                    rest = []
+                tracked = results[i]
+                if isinstance(tracked, Observation):  # a track's recheck: keep the better-fitting pose
+                    if _better(found, tracked):
+                        results[i] = found
+                elif isinstance(found, Observation) and found.product_id is None and rest:
+                    queue[i] = rest  # nothing this set knows: the next set looks
+                else:
+                    results[i] = found
         batch_ms = (time.perf_counter() - t0) * 1000
         for r in results:
             if isinstance(r, Observation):
                 r.timing_ms["batch_ms"] = batch_ms
         return results  # type: ignore[return-value]
 
-    def _follow(self, frame: FrameInput, image: np.ndarray, decode_ms: float) -> Observation | None:
-        """The frame seen where its track says the product is, without the detector; None when it has no
-        track (of a product the detector knows) or the track does not verify."""
-        track = frame.track
-        if track is None or track.product_id not in self.detector.names:
-            return None
-        t = time.perf_counter()
-        h, w = image.shape[:2]
-        return self._from_box(frame, image, resolve_camera(frame.camera, w, h),
-                              self.detector.names.index(track.product_id), np.asarray(track.box, dtype=np.float32),
-                              track.confidence, {"decode_ms": decode_ms, "detect_ms": 0.0}, t)
-
-    def _observe(self, frame: FrameInput, image: np.ndarray, det: Detections, decode_ms: float,
-                 detect_ms: float) -> Observation:
-        h, w = image.shape[:2]
-        camera = resolve_camera(frame.camera, w, h)  # bad intrinsics are an error even with nothing in view
-        timing = {"decode_ms": decode_ms, "detect_ms": detect_ms}
-        if len(det) == 0:
-            timing.update(pose_ms=0.0, states_ms=0.0, total_ms=decode_ms + detect_ms)
-            return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image))
-        best = self._pick(det, frame.product_hint)
-        head = Keypoints.from_detections(det, best, KEYPOINT_MIN_CONF)
-        cls, box, confidence = int(det.class_id[best]), det.xyxy[best], float(det.confidence[best])
-        t = time.perf_counter()
-        keypoints = self._keypoints(image, cls, box, head)
-        obs = self._posed(frame, image, camera, cls, box, confidence, timing, t, keypoints, head)
-        tighter = (None if obs is not None or keypoints is None or self.keypoints is None
-                   else sure_box(keypoints, box, w, h))
-        if tighter is not None:  # a second look: the keypoint network again, on the box of its sure keypoints
-            t = time.perf_counter()
-            obs = self._posed(frame, image, camera, cls, tighter, confidence, timing, t,
-                              self._keypoints(image, cls, tighter, head), head)
-        if obs is None:  # no rigid product explains what the detector saw: report nothing, not a phantom
-            timing.update(states_ms=0.0, total_ms=sum(timing.values()))
-            return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image))
-        return obs
-
-    def _from_box(self, frame: FrameInput, image: np.ndarray, camera: CameraIntrinsics, cls: int, box: np.ndarray,
-                  confidence: float, timing: dict[str, float], t: float,
-                  head: Keypoints | None = None) -> Observation | None:
-        """Stages 3-5 on the product of class ``cls`` in ``box``: keypoints (the detector's own, ``head``,
-        without a crop keypoint network), the verified pose and part states; None when verification fails
-        or no keypoints can be had."""
-        return self._posed(frame, image, camera, cls, box, confidence, timing, t,
-                           self._keypoints(image, cls, box, head), head)
-
-    def _keypoints(self, image: np.ndarray, cls: int, box: np.ndarray, head: Keypoints | None) -> Keypoints | None:
-        """Stage 3: the crop keypoint network's keypoints in ``box``, else the detector's own (``head``); None
-        for a tracked frame without the crop network."""
-        product = self._products[cls]
-        if self.keypoints is not None:
-            return self.keypoints.predict(image, box, product.id)
-        if head is not None:  # the detector's head pads every product to the longest keypoint list
-            k = len(product.keypoints)
-            return Keypoints(head.uv[:k], head.confidence[:k], head.min_confidence)
-        return None  # tracking needs the crop keypoint network
-
-    def _posed(self, frame: FrameInput, image: np.ndarray, camera: CameraIntrinsics, cls: int, box: np.ndarray,
-               confidence: float, timing: dict[str, float], t: float, keypoints: Keypoints | None,
-               head: Keypoints | None) -> Observation | None:
-        """Stages 4-5 for ``keypoints`` found in ``box`` since ``t``: the verified pose and part states."""
-        product = self._products[cls]
-        if keypoints is None:
-            return None
-        timing["keypoints_ms"] = timing.get("keypoints_ms", 0.0) + (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
-        # A fresh detection's box must look like the product; a tracked one started from such a detection.
-        check = self.appearance
-        appearance = None if head is None or check is None else (lambda: check.score(image, box, product.id))
-        verified = verified_pose(keypoints, self._model_points[cls], camera, box,  # 4. pose
-                                 detection_confidence=None if head is None else confidence, appearance=appearance)
-        timing["pose_ms"] = timing.get("pose_ms", 0.0) + (time.perf_counter() - t) * 1000
-        if verified is None:
-            return None
-        t = time.perf_counter()
-        parts = self.parts.read(image, product, verified.pose, camera)  # 5. states
-        timing["states_ms"] = (time.perf_counter() - t) * 1000
-        timing["total_ms"] = sum(timing.values())
-        tracked = head is None
-        out_box = self._pose_box(cls, verified.pose, camera, box) if tracked else tuple(float(v) for v in box)
-        return Observation(frame.seq, frame.ts, product.id, confidence, out_box, verified.pose,  # type: ignore[arg-type]
-                           verified.reprojection_error_px, parts, timing_ms=timing, tracked=tracked,
-                           quality=image_quality(image))
-
-    def _pose_box(self, cls: int, pose: Pose, camera: CameraIntrinsics, fallback: np.ndarray
-                  ) -> tuple[float, float, float, float]:
-        """The box of the product's keypoints projected with ``pose``, clipped to the frame: where the
-        next frame's keypoint crop goes when it is tracked. The detector's box when the projection fails."""
-        uv, depth = project(self._model_points[cls], pose, camera)
-        if (depth <= 0).any():
-            return tuple(float(v) for v in fallback)  # type: ignore[return-value]
-        x1, y1 = max(0.0, float(uv[:, 0].min())), max(0.0, float(uv[:, 1].min()))
-        x2, y2 = min(camera.width - 1.0, float(uv[:, 0].max())), min(camera.height - 1.0, float(uv[:, 1].max()))
-        if x2 - x1 < 4 or y2 - y1 < 4:
-            return tuple(float(v) for v in fallback)  # type: ignore[return-value]
-        return (x1, y1, x2, y2)
-
-    def _pick(self, det: Detections, hint: str | None) -> int:
-        """The most confident detection; the hinted product wins a near-tie (within 0.05)."""
-        order = np.argsort(-det.confidence)
-        best = int(order[0])
-        if hint is not None:
-            for i in order[1:]:
-                if (self.detector.names[int(det.class_id[i])] == hint
-                        and det.confidence[best] - det.confidence[i] < 0.05):
-                    return int(i)
-        return best
+    def _order(self, hint: str | None) -> list[ModelSet]:
+        """The sets whose detectors look for a product in an untracked frame: the hinted product's first."""
+        first = self._owner.get(hint) if hint is not None else None
+        return [first, *(s for s in self.sets if s is not first)] if first is not None else list(self.sets)
 
 
-def sure_box(keypoints: Keypoints, box: np.ndarray, width: int, height: int) -> np.ndarray | None:
-    """The box of ``keypoints``' sure points (at least ``SECOND_LOOK_MIN_SURE``) when it is much tighter than the
-    detector's ``box`` (at most ``SECOND_LOOK_MAX_AREA`` of its area), else None. Over a busy room the detector's
-    box is often far larger than the product, and the keypoint network, seeing the product small in its crop,
-    places the keypoints too coarsely for the pose check; on the tighter box it sees the product large."""
-    sure = keypoints.confidence >= keypoints.min_confidence
-    if int(sure.sum()) < SECOND_LOOK_MIN_SURE:
-        return None
-    uv = keypoints.uv[sure]
-    tight = np.clip([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()],
-                    0.0, [width - 1, height - 1, width - 1, height - 1]).astype(np.float32)
-    area = float((tight[2] - tight[0]) * (tight[3] - tight[1]))
-    if area <= 16.0 or area > SECOND_LOOK_MAX_AREA * float((box[2] - box[0]) * (box[3] - box[1])):
-        return None
-    return tight
-
-
-def image_quality(image: np.ndarray) -> ImageQuality:
-    """Mean brightness and sharpness of a small grey copy of ``image`` (BGR): about 0.3 ms a frame."""
-    import cv2
-
-    small = cv2.cvtColor(cv2.resize(image, QUALITY_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-    return ImageQuality(float(small.mean()), float(cv2.Laplacian(small, cv2.CV_32F).var()))
+def model_set_folders(weights_dir: str | Path) -> list[Path]:
+    """``weights_dir`` and every model-set folder in its ``products/`` folder, by name."""
+    root = Path(weights_dir)
+    extra = root / PRODUCT_SETS
+    return [root, *sorted(p for p in extra.iterdir() if p.is_dir())] if extra.is_dir() else [root]
 
 
 def _residual_share(obs: Observation) -> float:

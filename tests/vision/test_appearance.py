@@ -100,7 +100,7 @@ def test_the_pipeline_refuses_a_fresh_detection_the_check_says_is_not_the_produc
         if logits is not None:
             _constant_net(folder / MODEL_NAME, classes, logits)
         pipeline = Pipeline(folder, backend="onnx")
-        assert (pipeline.appearance is None) == (logits is None)
+        assert (pipeline.main.appearance is None) == (logits is None)
         found[name] = pipeline.process(FrameInput(jpeg, 0, 0.0, CAMERA)).product_id
     assert found["router"] == found["absent"] == "router_ax1800"
     assert found["none"] is None

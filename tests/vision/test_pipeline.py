@@ -132,7 +132,7 @@ def test_paper_in_an_open_tray_is_read_when_the_tray_front_is_out_of_sight(pipel
     states = {**printer.healthy_states(), "tray_paper": "open", "tray_media": media}
     pose = Pose.orbit(0.0, 82.0, 0.9, target=(0.0, -0.1, 0.1))
     image = _render("printer_lx400", states, pose, cam)
-    read = pipeline.parts.read(image, printer, pose, cam)
+    read = pipeline.main.parts.read(image, printer, pose, cam)
     assert read["tray_paper"].state is None  # its front faces away
     assert read["tray_media"].state == media and read["tray_media"].visible
 
@@ -199,7 +199,7 @@ def test_real_photos_shipped_with_scikit_image_and_matplotlib_are_not_taken_for_
 
 
 def test_the_second_look_box_holds_the_sure_keypoints_and_only_when_much_tighter() -> None:
-    from vision.pipeline import SECOND_LOOK_MAX_AREA, SECOND_LOOK_MIN_SURE, sure_box
+    from vision.model_set import SECOND_LOOK_MAX_AREA, SECOND_LOOK_MIN_SURE, sure_box
     from vision.types import Keypoints
 
     uv = np.array([[100, 100], [200, 100], [200, 180], [100, 180], [150, 140], [600, 400]], float)

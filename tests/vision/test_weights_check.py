@@ -27,8 +27,8 @@ def _copy_catalog(tmp_path: Path) -> Path:
 def test_the_shipped_weights_match_the_shipped_catalog() -> None:
     pipeline = Pipeline(WEIGHTS_DIR, backend="onnx")  # raises WeightsMismatch otherwise
     assert pipeline.untrained == []
-    assert pipeline.keypoints is not None and pipeline.keypoints.layout is not None
-    assert set(pipeline.keypoints.fingerprints) == set(default_catalog().products)  # recorded at export
+    assert pipeline.main.keypoints is not None and pipeline.main.keypoints.layout is not None
+    assert set(pipeline.main.keypoints.fingerprints) == set(default_catalog().products)  # recorded at export
 
 
 def _add_router_copy(root: Path, new_id: str) -> None:
@@ -45,8 +45,9 @@ def test_a_product_the_weights_never_saw_is_untrained_for_the_server_and_named_f
     catalog = Catalog.load(root)
     pipeline = Pipeline(WEIGHTS_DIR, backend="onnx", catalog=catalog)
     assert pipeline.untrained == ["router_bx9"]
-    record = WeightsRecord(tuple(pipeline.detector.names), pipeline.keypoints.layout, pipeline.keypoints.fingerprints,
-                           pipeline.parts.net.index.entries)
+    main = pipeline.main
+    record = WeightsRecord(tuple(main.detector.names), main.keypoints.layout, main.keypoints.fingerprints,
+                           main.parts.net.index.entries)
     found = catalog_mismatches(catalog, record, require_all=True)
     assert [(m.network, m.detail, m.command) for m in found] == [
         ("detector", "the catalog has router_bx9, which the detector was not trained on",

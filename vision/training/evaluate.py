@@ -219,13 +219,16 @@ class StageTally:
         self.frames += 1
         self.plain.add(FrameTruth.from_record(product, truth), obs, product, camera)
         self.posed += obs.product_id == product.id and obs.pose is not None
+        model_set = pipeline.set_for(product.id)  # the networks that recognise this product, if any do
+        if model_set is None:
+            return
         image = decode_jpeg(jpeg)
-        det = pipeline.detector.detect_batch([image])[0]
-        names = pipeline.detector.names
+        det = model_set.detector.detect_batch([image])[0]
+        names = model_set.detector.names
         self.detected += any(names[int(c)] == product.id and iou(tuple(b), truth["box"]) >= 0.5
                              for b, c in zip(det.xyxy, det.class_id, strict=True))
-        if pipeline.keypoints is not None and product.id in names:
-            found = pipeline.keypoints.predict(image, np.asarray(truth["box"], np.float32), product.id)
+        if model_set.keypoints is not None:
+            found = model_set.keypoints.predict(image, np.asarray(truth["box"], np.float32), product.id)
             seen = np.array(truth["keypoint_visibility"]) == 2
             if seen.any():
                 gap = np.linalg.norm(np.asarray(found.uv) - np.array(truth["keypoints"]), axis=1)[seen]

@@ -18,7 +18,7 @@ torch), and each detection the pipeline would verify is kept with what :func:`vi
 judges: the pose solved from its keypoints, the mean inlier residual (pixels, and as a share of the box's
 longer side), the inlier count, the keypoints' mean confidence and spread, the camera's height, how upright
 the product stands and the appearance check's score. The second look the pipeline takes when a detection is
-refused (the keypoint network again on the box of its sure keypoints, :func:`vision.pipeline.sure_box`) is
+refused (the keypoint network again on the box of its sure keypoints, :func:`vision.model_set.sure_box`) is
 kept beside it: the frame is verified when either look passes. Each candidate of ``GRID`` (a small product
 of values around the thresholds as they were before tuning, ``BASELINE``) is then scored:
 
@@ -117,7 +117,7 @@ class Sighting:
     camera: CameraIntrinsics
     box: np.ndarray  # (4,) xyxy pixels
     appearance: float | None = None  # the appearance check's probability for the product (None: no check)
-    second: Sighting | None = None  # the second look, on the box of the sure keypoints (vision.pipeline.sure_box)
+    second: Sighting | None = None  # the second look, on the box of the sure keypoints (vision.model_set.sure_box)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,10 +278,10 @@ class Collector:
         detector sees nothing."""
         from vision.decode import decode_jpeg
         from vision.detector import KEYPOINT_MIN_CONF
-        from vision.pipeline import sure_box
+        from vision.model_set import sure_box
 
-        p = self.pipeline
-        image = decode_jpeg(jpeg, p.limits)
+        p = self.pipeline.main  # the thresholds are tuned on the weights folder's own set
+        image = decode_jpeg(jpeg, self.pipeline.limits)
         det = p.detector.detect_batch([image])[0]
         if len(det) == 0:
             return None

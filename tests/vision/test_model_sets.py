@@ -1,0 +1,173 @@
+"""Several model sets in one weights folder (``products/<ID>/``): each product goes to the set that knows it.
+
+The two sets here are real networks: the shipped detector cut, in its ONNX graph, to one product's class row
+(the printer for the folder's own set, the router for the set in ``products/``), each beside the shipped
+keypoint, part-state and appearance networks. A one-class cut scores its product exactly as the shipped
+detector does, so what changes is only which set's detector finds what: the routing under test.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from product_models.camera import CameraIntrinsics, Pose
+from product_models.catalog import default_catalog
+from vision.detector import WEIGHTS_DIR
+from vision.errors import VisionError
+from vision.pipeline import PRODUCT_SETS, Pipeline, model_set_folders
+from vision.types import FrameInput
+
+pytestmark = pytest.mark.slow
+
+SHARED = ("keypoints.onnx", "part-states.onnx", "part-occlusion.onnx", "product-appearance.onnx")
+
+
+def one_class_detector(src: Path, product_id: str, out: Path, name: str | None = None) -> None:
+    """``src``'s ONNX detector with only ``product_id``'s class row in its output, named ``name`` (default
+    ``product_id``) in its class names."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    meta = {p.key: p for p in model.metadata_props}
+    names = ast.literal_eval(meta["names"].value)
+    cls = next(i for i, n in names.items() if n == product_id)
+    rows = model.graph.output[0].type.tensor_type.shape.dim[1].dim_value  # 4 box + classes + keypoints
+    keep = [0, 1, 2, 3, 4 + cls, *range(4 + len(names), rows)]
+    graph = model.graph
+    old = graph.output[0].name
+    cut = old + "_one_class"
+    for node in graph.node:  # the graph's last node now writes an inner tensor, which the Gather reads
+        node.output[:] = [cut if o == old else o for o in node.output]
+    graph.initializer.append(numpy_helper.from_array(np.array(keep, np.int64), "one_class_rows"))
+    graph.node.append(helper.make_node("Gather", [cut, "one_class_rows"], [old], axis=1))
+    graph.output[0].type.tensor_type.shape.dim[1].dim_value = len(keep)
+    meta["names"].value = repr({0: name or product_id})
+    onnx.save(model, str(out / "fixlens-pose.onnx"))
+
+
+def _set(folder: Path, product_id: str, name: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    one_class_detector(WEIGHTS_DIR / "fixlens-pose.onnx", product_id, folder, name)
+    for name in SHARED:
+        if (WEIGHTS_DIR / name).is_file():
+            os.symlink(WEIGHTS_DIR / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def two_sets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("weights")
+    _set(root, "printer_lx400")
+    _set(root / PRODUCT_SETS / "router_ax1800", "router_ax1800")
+    return root
+
+
+@pytest.fixture(scope="module")
+def pipeline(two_sets: Path) -> Pipeline:
+    return Pipeline(two_sets, backend="onnx")
+
+
+def _jpeg(product_id: str, yaw: float, pitch: float, distance: float) -> tuple[bytes, CameraIntrinsics]:
+    from product_models.backdrop import room_backdrop
+    from product_models.render import Renderer
+
+    product = default_catalog().get(product_id)
+    cam = CameraIntrinsics.from_fov(640, 480)
+    pose = Pose.orbit(yaw, pitch, distance, target=(0.0, 0.0, product.size_m[2] / 2))
+    with Renderer(cam.width, cam.height) as r:
+        rgb = r.render(product, {}, pose, cam, background=room_backdrop(cam.width, cam.height, seed=7)).image
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return buf.tobytes(), cam
+
+
+def test_the_folders_are_the_weights_folder_then_its_product_sets_by_name(tmp_path: Path) -> None:
+    assert model_set_folders(tmp_path) == [tmp_path]
+    for name in ("nas_b", "nas_a"):
+        (tmp_path / PRODUCT_SETS / name).mkdir(parents=True)
+    (tmp_path / PRODUCT_SETS / "README.txt").write_text("not a set")
+    assert model_set_folders(tmp_path) == [tmp_path, tmp_path / PRODUCT_SETS / "nas_a",
+                                           tmp_path / PRODUCT_SETS / "nas_b"]
+
+
+def test_each_product_is_known_by_the_set_whose_detector_names_it(pipeline: Pipeline, two_sets: Path) -> None:
+    assert [s.product_ids for s in pipeline.sets] == [("printer_lx400",), ("router_ax1800",)]
+    assert pipeline.set_for("router_ax1800").path == two_sets / PRODUCT_SETS / "router_ax1800"
+    assert pipeline.set_for("printer_lx400") is pipeline.main
+    assert pipeline.untrained == []
+
+
+def test_a_product_in_two_sets_is_refused_naming_both(tmp_path: Path) -> None:
+    _set(tmp_path, "router_ax1800")
+    _set(tmp_path / PRODUCT_SETS / "router_copy", "router_ax1800")
+    with pytest.raises(VisionError, match="router_ax1800 is recognised by two model sets") as info:
+        Pipeline(tmp_path, backend="onnx")
+    assert str(tmp_path / PRODUCT_SETS / "router_copy") in str(info.value)
+
+
+def test_a_set_trained_for_another_catalog_is_refused_by_its_folder(tmp_path: Path) -> None:
+    _set(tmp_path, "printer_lx400")
+    extra = _set(tmp_path / PRODUCT_SETS / "toaster", "router_ax1800", name="toaster_t1")
+    with pytest.raises(VisionError, match="toaster_t1") as info:
+        Pipeline(tmp_path, backend="onnx")
+    assert str(extra) in str(info.value)
+
+
+@pytest.mark.parametrize(("product_id", "view"), [("printer_lx400", (-20.0, 25.0, 1.0)),
+                                                  ("router_ax1800", (165.0, 30.0, 0.45))])
+def test_each_product_is_recognised_by_its_own_set(pipeline: Pipeline, product_id: str,
+                                                   view: tuple[float, float, float]) -> None:
+    jpeg, cam = _jpeg(product_id, *view)
+    obs = pipeline.process(FrameInput(jpeg, 1, 0.0, cam))
+    assert obs.product_id == product_id and obs.pose is not None
+    alone = Pipeline(WEIGHTS_DIR, backend="onnx").process(FrameInput(jpeg, 1, 0.0, cam))
+    assert alone.product_id == product_id  # the shipped set, whole, sees the same
+    assert np.allclose(obs.pose.t, alone.pose.t, atol=0.02)
+
+
+def test_the_hinted_products_set_looks_first_and_the_others_only_when_it_finds_nothing(pipeline: Pipeline) -> None:
+    router, cam = _jpeg("router_ax1800", 165.0, 30.0, 0.45)
+    calls: list[str] = []
+    for s in pipeline.sets:
+        detect = s.detector.detect_batch
+        s.detector.detect_batch = (lambda images, detect=detect, s=s: calls.append(s.product_ids[0])  # type: ignore[method-assign]
+                                   or detect(images))
+    try:
+        assert pipeline.process(FrameInput(router, 1, 0.0, cam)).product_id == "router_ax1800"
+        assert calls == ["printer_lx400", "router_ax1800"]  # the main set first, then the next
+        calls.clear()
+        hinted = pipeline.process(FrameInput(router, 2, 0.0, cam, product_hint="router_ax1800"))
+        assert hinted.product_id == "router_ax1800" and calls == ["router_ax1800"]  # found: no other set looks
+        calls.clear()
+        blank = cv2.imencode(".jpg", np.full((480, 640, 3), 128, np.uint8))[1].tobytes()
+        assert pipeline.process(FrameInput(blank, 3, 0.0)).product_id is None
+        assert calls == ["printer_lx400", "router_ax1800"]  # nothing anywhere: every set looked
+    finally:
+        for s in pipeline.sets:
+            del s.detector.detect_batch
+
+
+def test_a_track_is_followed_by_its_products_set(pipeline: Pipeline) -> None:
+    from vision.tracking import track_from
+
+    first, cam = _jpeg("router_ax1800", 165.0, 30.0, 0.45)
+    second, _ = _jpeg("router_ax1800", 168.0, 31.0, 0.45)
+    detected = pipeline.process(FrameInput(first, 1, 0.0, cam))
+    tracked = pipeline.process(FrameInput(second, 2, 0.1, cam, track=track_from(detected)))
+    assert tracked.tracked and tracked.product_id == "router_ax1800" and tracked.timing_ms["detect_ms"] == 0.0
+
+
+def test_a_batch_mixes_products_of_both_sets(pipeline: Pipeline) -> None:
+    router, cam = _jpeg("router_ax1800", 165.0, 30.0, 0.45)
+    printer, _ = _jpeg("printer_lx400", -20.0, 25.0, 1.0)
+    results = pipeline.process_batch([FrameInput(router, 1, 0.0, cam), FrameInput(b"junk", 2, 0.0, cam),
+                                      FrameInput(printer, 3, 0.0, cam)])
+    assert results[0].product_id == "router_ax1800" and results[2].product_id == "printer_lx400"
+    assert isinstance(results[1], VisionError)
