@@ -78,6 +78,8 @@ def load_pipeline(config: Config, catalog: Catalog | None = None) -> BatchPipeli
                             limits=config.decode_limits())
     except (VisionError, CatalogError) as exc:
         raise ServerError("pipeline_unavailable", f"the vision pipeline cannot start: {exc}") from None
+    for extra in pipeline.sets[1:]:  # products added with networks of their own (weights_dir/products/<ID>/)
+        log.info("model set %s recognises %s", extra.path, ", ".join(extra.product_ids))
     for product_id in pipeline.untrained:  # sessions for it run, but vision never recognises it
         log.warning("product %s: no recognition trained for it in %s; run `fixlens train product %s`",
                     product_id, config.weights_dir, product_id)

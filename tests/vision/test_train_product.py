@@ -18,6 +18,8 @@ from vision.appearance import AppearanceCheck
 from vision.keypoints import KeypointModel
 from vision.part_net import PartNet
 from vision.pipeline import Pipeline
+from vision.training.product import ProductRun, stages
+from vision.training.train import WEIGHTS_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -56,22 +58,33 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     assert "| router_bx9 | 0.000 |" in report and "| router_ax1800 |" in report
     assert (work / "losses.png").is_file() and (work / "recall.png").is_file()
     # parts.png plots validation accuracy per part; 24 frames may leave no validation patch of a new part
-    parts = json.loads((work / "weights" / "part-states.train.json").read_text())["val_accuracy_by_part"]
+    own = work / "weights" / "products" / "router_bx9"
+    parts = json.loads((own / "part-states.train.json").read_text())["val_accuracy_by_part"]
     assert (work / "parts.png").is_file() == bool(parts)
     installed = catalog.parent / "installed"
-    assert {p.name for p in installed.iterdir()} >= {"fixlens-pose.onnx", "keypoints.onnx", "part-states.onnx",
-                                                     "product-appearance.onnx"}
+    # The known products' set is --init's, unchanged; the new product has a set of its own beside it.
+    for name in ("fixlens-pose.onnx", "keypoints.onnx", "part-states.onnx", "product-appearance.onnx"):
+        assert (installed / name).read_bytes() == (WEIGHTS_DIR / name).read_bytes(), name
+    mine = installed / "products" / "router_bx9"
+    assert {p.name for p in mine.iterdir()} >= {"fixlens-pose.onnx", "keypoints.onnx", "part-states.onnx",
+                                                "product-appearance.onnx"}
 
-    # The new weights know all three products: the keypoint network grew, the part network has the new parts.
+    # The new set's detector knows the new product alone; its keypoint network grew for it (8 keypoints), and
+    # its part network has the new parts.
     cat = Catalog.load(catalog)
-    keypoints = KeypointModel(installed / "keypoints.onnx")
+    pipeline = Pipeline(installed, backend="onnx", catalog=cat)
+    assert pipeline.untrained == [] and pipeline.set_for("router_bx9").path == mine
+    assert pipeline.set_for("router_bx9").product_ids == ("router_bx9",)
+    keypoints = KeypointModel(mine / "keypoints.onnx")
     assert keypoints.layout.products == ("printer_lx400", "router_ax1800", "router_bx9")
     assert len(keypoints.layout.keypoints("router_bx9")) == 8
-    assert PartNet(installed / "part-states.onnx").handles("router_bx9", "port_wan")
+    assert PartNet(mine / "part-states.onnx").handles("router_bx9", "port_wan")
     # The appearance check was trained on the new data: products then none, those with crops in 24 frames.
-    classes = AppearanceCheck(installed / "product-appearance.onnx").classes
+    classes = AppearanceCheck(mine / "product-appearance.onnx").classes
     assert classes[-1] == "none" and set(classes[:-1]) <= {"printer_lx400", "router_ax1800", "router_bx9"}
-    assert Pipeline(installed, backend="onnx", catalog=cat).untrained == []
+    # The one-class detector trained on the data's view with only the new product labelled.
+    view = work / "data" / "only-router_bx9" / "data.yaml"
+    assert "router_bx9" in view.read_text() and "router_ax1800" not in view.read_text()
     # The shipped part network has no state file: its state was recovered from the ONNX export.
     assert re.search(r"initialised from \S+/part-states\.onnx: kept 15 of \d+ parts", done.stderr)
     # ... and the shipped products' parts were kept exactly as they were (`--keep-known`, the default).
@@ -98,3 +111,15 @@ def test_bad_options_are_named(args: list[str], message: str, tmp_path: Path) ->
     done = _fixlens("train", "product", *args, "--work", str(tmp_path / "w"), timeout=60)
     assert done.returncode == 2 and message in done.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_shared_fine_tunes_the_shared_networks_and_the_default_gives_the_product_its_own_set(tmp_path: Path) -> None:
+    own = dict(stages(ProductRun("nas_d2", tmp_path)))
+    assert own["detector"][own["detector"].index("--only") + 1] == "nas_d2"
+    for stage in ("detector", "appearance", "keypoints", "parts"):
+        assert own[stage][own[stage].index("--out") + 1] == str(tmp_path / "weights" / "products" / "nas_d2")
+    shared = dict(stages(ProductRun("nas_d2", tmp_path, shared=True)))
+    assert "--only" not in shared["detector"]
+    for stage in ("detector", "appearance", "keypoints", "parts"):
+        assert shared[stage][shared[stage].index("--out") + 1] == str(tmp_path / "weights")
+    assert "--only" not in dict(stages(ProductRun(None, tmp_path)))["detector"]  # `train all`: shared always

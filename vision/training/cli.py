@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fine-tune from these .pt weights instead of training from the YAML")
     t.add_argument("--project", type=Path, default=Path("runs/train"),
                    help="Ultralytics run folder (default runs/train)")
+    t.add_argument("--only", metavar="ID", default=None,
+                   help="a detector of this product alone (its own model set): the other products' frames stay "
+                        "in as backgrounds, unlabelled (the data is seen through DATA_DIR/only-ID/)")
     t.set_defaults(handler=_cmd_train)
     pp = trsub.add_parser("parts", help="train the part-state network (LEDs, ports, trays, covers, paper)",
                          description="Train the small network that reads every part's state from its "
@@ -154,6 +157,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         pr.add_argument("--device", default="cpu",
                         help="cpu, or 0 for the first CUDA GPU (detector and keypoint stages)")
         if name == "product":
+            pr.add_argument("--shared", action="store_true",
+                            help="fine-tune the shared networks for ID instead of giving it a model set of its own "
+                                 "(WORK/weights/products/ID/, beside an unchanged copy of --init's)")
             pr.add_argument("--retrain-known-parts", action="store_true",
                             help="let the part-state stage retrain the known products' parts too (by default "
                                  "they keep exactly the readings of the --init network)")
@@ -302,9 +308,17 @@ def _cmd_train_appearance(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from vision.training.one_product import DataError, one_product_view
     from vision.training.train import WEIGHTS_DIR, TrainConfig, train
 
-    cfg = TrainConfig(data=args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+    data = args.data
+    if args.only is not None:
+        try:
+            data = one_product_view(args.data, args.only)
+        except DataError as exc:
+            print(f"error: --only {args.only}: {exc}", file=sys.stderr)
+            return 2
+    cfg = TrainConfig(data=data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                       seed=args.seed, time_hours=args.time_hours, device=args.device,
                       out_dir=args.out_dir or WEIGHTS_DIR, project=args.project, init=args.init)
     try:
@@ -354,7 +368,8 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
                      share, args.detector_epochs, args.detector_hours, args.keypoint_epochs, args.part_epochs,
                      args.eval_frames, args.device, tuple(f.resolve() for f in args.rehearsal),
                      keep_known_parts=product is not None and not getattr(args, "retrain_known_parts", False),
-                     appearance_epochs=args.appearance_epochs, appearance_negatives=args.appearance_negatives)
+                     appearance_epochs=args.appearance_epochs, appearance_negatives=args.appearance_negatives,
+                     shared=getattr(args, "shared", False))
     try:
         summary = run_all(run, log=lambda line: print(line, file=sys.stderr, flush=True))
     except (StageFailed, ValueError) as exc:

@@ -7,9 +7,14 @@ finished stage leaves ``stages/<name>.json`` (its command and time), so running 
 after a kill skips what is done; the part-state stage also resumes within itself (``--resume``).
 
 For a new product the data shows it in ``focus_share`` of the product frames and the known products in the
-rest (rehearsal), and every network fine-tunes from the current weights (``--init``), growing for the new
-product and keeping what it learnt of the others (:mod:`vision.keypoint_layout`). The evaluation runs before
-and after on the same held-out seed; the report (``report.md``, plots) puts them side by side.
+rest. By default the product gets a model set of its own (:mod:`vision.model_set`, ``weights/products/<ID>/``):
+a one-class detector (the known products' frames its backgrounds) and its own keypoint, part-state and
+appearance networks, each fine-tuned from ``--init``'s, while ``--init``'s set is copied unchanged beside it,
+so the known products keep every detection and reading they had. With ``shared`` (``--shared``, and always
+for ``fixlens train all``) the shared networks fine-tune instead, growing for the new product and keeping
+what they learnt of the others as far as the data rehearses them (:mod:`vision.keypoint_layout`). The
+evaluation runs before and after on the same held-out seed; the report (``report.md``, plots) puts them side
+by side.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 from vision.appearance import MODEL_NAME as APPEARANCE_MODEL_NAME
 from vision.part_net import OCCLUSION_MODEL_NAME
+from vision.pipeline import PRODUCT_SETS, model_set_folders
 from vision.training.train import WEIGHTS_DIR
 
 DATA_SEED = 8700  # a training seed (8000-8999 are training's; `vision robustness --seed` refuses them)
@@ -54,10 +60,21 @@ class ProductRun:
     keep_known_parts: bool = True  # a new product's part-state stage leaves the known parts' readings as they are
     appearance_epochs: int = 6
     appearance_negatives: int = 2000  # drawn product-free frames for the appearance check
+    shared: bool = False  # fine-tune the shared networks instead of giving the product a model set of its own
 
     @property
     def weights(self) -> Path:
+        """The finished weights folder (what ``after`` evaluates and ``--out`` installs)."""
         return self.work / "weights"
+
+    @property
+    def own_set(self) -> bool:
+        return self.product is not None and not self.shared
+
+    @property
+    def trained(self) -> Path:
+        """Where the training stages write: the product's own set inside ``weights``, or ``weights`` itself."""
+        return self.weights / PRODUCT_SETS / self.product if self.own_set else self.weights  # type: ignore[operator]
 
 
 def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
@@ -68,18 +85,21 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
              "--no-progress"]
     if run.product is not None:
         synth += ["--focus", run.product, "--focus-share", str(run.focus_share)]
-    detector = ["train", "detector", "--data", str(data / "data.yaml"), "--out", str(run.weights),
+    out_dir = str(run.trained)
+    detector = ["train", "detector", "--data", str(data / "data.yaml"), "--out", out_dir,
                 "--project", str(run.work / "runs"), "--device", run.device, "--epochs", str(run.detector_epochs)]
+    if run.own_set:
+        detector += ["--only", run.product]  # type: ignore[list-item]
     if run.detector_hours is not None:
         detector += ["--time", str(run.detector_hours)]
     if init is not None and (init / "fixlens-pose.pt").is_file():
         detector += ["--init", str(init / "fixlens-pose.pt")]
     folders = [str(data), *map(str, run.rehearsal)]
-    keypoints = ["train", "keypoints", "--data", *folders, "--out", str(run.weights), "--epochs",
+    keypoints = ["train", "keypoints", "--data", *folders, "--out", out_dir, "--epochs",
                  str(run.keypoint_epochs), "--jitter", "1", "--lr", "1e-3", "--device", run.device]
     if init is not None and (init / "keypoints.state.pt").is_file():
         keypoints += ["--init", str(init / "keypoints.state.pt")]
-    parts = ["train", "parts", "--data", *folders, "--out", str(run.weights), "--epochs", str(run.part_epochs),
+    parts = ["train", "parts", "--data", *folders, "--out", out_dir, "--epochs", str(run.part_epochs),
              "--cache", str(run.work / "part-patches.npz"), "--resume"]
     if init is not None:  # the state file, else the exported network (its state is recovered from it)
         for name in ("part-states.state.pt", "part-states.onnx"):
@@ -90,8 +110,8 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
                 break
     # The appearance check learns every catalog product (the new data shows them all) and the new detector's
     # mistakes on product-free frames, so it is trained after the detector, from scratch (a few minutes).
-    appearance = ["train", "appearance", "--data", *folders, "--out", str(run.weights), "--detector-weights",
-                  str(run.weights), "--epochs", str(run.appearance_epochs), "--negatives",
+    appearance = ["train", "appearance", "--data", *folders, "--out", out_dir, "--detector-weights",
+                  out_dir, "--epochs", str(run.appearance_epochs), "--negatives",
                   str(run.appearance_negatives), "--cache", str(run.work / "appearance-crops.npz")]
     out = []
     if init is not None:
@@ -128,9 +148,12 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
         if code != 0:
             raise StageFailed(name, code, args)
         if name == "detector":  # the keypoint and part stages write the rest of the weights set
-            run.weights.mkdir(parents=True, exist_ok=True)
-            # The occlusion network is not retrained here: it is carried over from --init (it knows the old parts).
-            if run.init is not None and (run.init / OCCLUSION_MODEL_NAME).is_file():
+            run.trained.mkdir(parents=True, exist_ok=True)
+            if run.own_set and run.init is not None:
+                _carry_over(run.init, run.weights, keep_out=run.product)  # type: ignore[arg-type]
+            # The occlusion network is not retrained here: it is carried over from --init (it knows the old parts;
+            # a product's own set has none, so its parts are read without it).
+            elif run.init is not None and (run.init / OCCLUSION_MODEL_NAME).is_file():
                 shutil.copy2(run.init / OCCLUSION_MODEL_NAME, run.weights / OCCLUSION_MODEL_NAME)
         done.write_text(json.dumps({"args": args, "seconds": round(time.time() - started, 1)}))
     from vision.training.product_report import write_report
@@ -145,12 +168,27 @@ class StageFailed(RuntimeError):
                          "the same command again: finished stages are skipped")
 
 
-def install(run: ProductRun, out: Path) -> list[Path]:
-    """Copy the run's weights set to ``out`` (for ``--out``); returns the files copied."""
-    out.mkdir(parents=True, exist_ok=True)
-    copied = []
+def _carry_over(init: Path, weights: Path, keep_out: str) -> None:
+    """``init``'s model sets into ``weights`` unchanged: its own files and every set in its ``products/``
+    but ``keep_out``'s (the one being trained now)."""
     for name in WEIGHT_FILES:
-        if (run.weights / name).is_file():
-            shutil.copy2(run.weights / name, out / name)
-            copied.append(out / name)
+        if (init / name).is_file():
+            shutil.copy2(init / name, weights / name)
+    if (init / PRODUCT_SETS).is_dir():
+        for folder in (init / PRODUCT_SETS).iterdir():
+            if folder.is_dir() and folder.name != keep_out:
+                shutil.copytree(folder, weights / PRODUCT_SETS / folder.name, dirs_exist_ok=True)
+
+
+def install(run: ProductRun, out: Path) -> list[Path]:
+    """Copy the run's weights (with every model set in ``products/``) to ``out`` (for ``--out``); returns the
+    files copied."""
+    copied = []
+    for folder in model_set_folders(run.weights):
+        target = out / folder.relative_to(run.weights)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in WEIGHT_FILES:
+            if (folder / name).is_file():
+                shutil.copy2(folder / name, target / name)
+                copied.append(target / name)
     return copied

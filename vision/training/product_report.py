@@ -90,7 +90,7 @@ def _plots(run: Any, before: dict, after: dict) -> list[Path]:
     axes[0].set_title("detector")
     for ax, name, key in ((axes[1], "keypoints.train.json", "train_l1_px"),
                           (axes[2], "part-states.train.json", "train_loss")):
-        doc = _load(run.weights / name)
+        doc = _load(run.trained / name)
         if doc:
             ax.plot([h["epoch"] for h in doc["history"]], [h[key] for h in doc["history"]], marker="o", label=key)
             ax.legend()
@@ -119,7 +119,7 @@ def _plots(run: Any, before: dict, after: dict) -> list[Path]:
         plt.close(fig)
         out.append(work / "recall.png")
 
-    parts = (_load(run.weights / "part-states.train.json") or {}).get("val_accuracy_by_part", {})
+    parts = (_load(run.trained / "part-states.train.json") or {}).get("val_accuracy_by_part", {})
     if parts:
         names = sorted(parts)
         fig, ax = plt.subplots(figsize=(8, 0.22 * len(names) + 1.2))
