@@ -132,26 +132,60 @@ def test_each_product_is_recognised_by_its_own_set(pipeline: Pipeline, product_i
     assert np.allclose(obs.pose.t, alone.pose.t, atol=0.02)
 
 
-def test_the_hinted_products_set_looks_first_and_the_others_only_when_it_finds_nothing(pipeline: Pipeline) -> None:
+def test_every_set_looks_unless_the_hinted_set_finds_its_product(pipeline: Pipeline) -> None:
     router, cam = _jpeg("router_ax1800", 165.0, 30.0, 0.45)
+    printer, _ = _jpeg("printer_lx400", -20.0, 25.0, 1.0)
     calls: list[str] = []
     for s in pipeline.sets:
         detect = s.detector.detect_batch
         s.detector.detect_batch = (lambda images, detect=detect, s=s: calls.append(s.product_ids[0])  # type: ignore[method-assign]
                                    or detect(images))
     try:
-        assert pipeline.process(FrameInput(router, 1, 0.0, cam)).product_id == "router_ax1800"
-        assert calls == ["printer_lx400", "router_ax1800"]  # the main set first, then the next
+        for jpeg, product_id in ((router, "router_ax1800"), (printer, "printer_lx400")):
+            calls.clear()
+            obs = pipeline.process(FrameInput(jpeg, 1, 0.0, cam))
+            assert obs.product_id == product_id
+            assert calls == ["printer_lx400", "router_ax1800"]  # no hint: every set, the main one first
+            assert obs.timing_ms["detect_ms"] > 0.0
+            assert obs.timing_ms["total_ms"] >= obs.timing_ms["detect_ms"] + obs.timing_ms["pose_ms"]
         calls.clear()
         hinted = pipeline.process(FrameInput(router, 2, 0.0, cam, product_hint="router_ax1800"))
         assert hinted.product_id == "router_ax1800" and calls == ["router_ax1800"]  # found: no other set looks
         calls.clear()
+        wrong_hint = pipeline.process(FrameInput(printer, 3, 0.0, cam, product_hint="router_ax1800"))
+        assert wrong_hint.product_id == "printer_lx400" and calls == ["router_ax1800", "printer_lx400"]
+        calls.clear()
         blank = cv2.imencode(".jpg", np.full((480, 640, 3), 128, np.uint8))[1].tobytes()
-        assert pipeline.process(FrameInput(blank, 3, 0.0)).product_id is None
-        assert calls == ["printer_lx400", "router_ax1800"]  # nothing anywhere: every set looked
+        assert pipeline.process(FrameInput(blank, 4, 0.0)).product_id is None
+        assert calls == ["printer_lx400", "router_ax1800"]
     finally:
         for s in pipeline.sets:
             del s.detector.detect_batch
+
+
+@pytest.mark.parametrize("main", ["printer_lx400", "router_ax1800"])
+def test_the_most_confident_verified_product_wins_across_sets(main: str, tmp_path: Path) -> None:
+    """Both products in one frame, no hint: the answer is the surer detection whichever set made it, as within
+    one detector, and the same whichever set's folder sorts first."""
+    from product_models.backdrop import room_backdrop
+    from product_models.render import Renderer
+
+    cam = CameraIntrinsics.from_fov(640, 480)
+    catalog = default_catalog()
+    with Renderer(cam.width, cam.height) as r:
+        router = r.render(catalog.get("router_ax1800"), {}, Pose.orbit(165.0, 30.0, 0.45, target=(0, 0, 0.02)), cam,
+                          background=room_backdrop(cam.width, cam.height, seed=7)).image
+        printer = r.render(catalog.get("printer_lx400"), {}, Pose.orbit(-20.0, 25.0, 1.6, target=(0, 0, 0.1)), cam,
+                           background=room_backdrop(cam.width, cam.height, seed=7)).image
+    both = np.concatenate([router[:, 80:400], printer[:, 160:480]], axis=1)  # the router left, the printer right
+    jpeg = cv2.imencode(".jpg", np.ascontiguousarray(both[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    other = "router_ax1800" if main == "printer_lx400" else "printer_lx400"
+    _set(tmp_path, main)
+    _set(tmp_path / PRODUCT_SETS / other, other)
+    whole = Pipeline(WEIGHTS_DIR, backend="onnx").process(FrameInput(jpeg, 1, 0.0, cam))
+    split = Pipeline(tmp_path, backend="onnx").process(FrameInput(jpeg, 1, 0.0, cam))
+    assert whole.product_id == "printer_lx400" and split.product_id == whole.product_id  # the router is cut off
+    assert split.product_confidence == pytest.approx(whole.product_confidence, abs=1e-4)
 
 
 def test_a_track_is_followed_by_its_products_set(pipeline: Pipeline) -> None:
