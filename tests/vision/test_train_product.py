@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,38 @@ def test_shared_fine_tunes_the_shared_networks_and_the_default_gives_the_product
     for stage in ("detector", "appearance", "keypoints", "parts"):
         assert shared[stage][shared[stage].index("--out") + 1] == str(tmp_path / "weights")
     assert "--only" not in dict(stages(ProductRun(None, tmp_path)))["detector"]  # `train all`: shared always
+
+
+def test_a_killed_detector_run_resumes_from_its_last_epoch(tmp_path: Path) -> None:
+    """`train detector --resume` (what `train product`'s detector stage runs) continues an interrupted run from
+    the checkpoint of its last finished epoch instead of starting over."""
+    import signal
+    import time
+
+    data = tmp_path / "data"
+    made = _fixlens("data", "synth", "--out", str(data), "--images", "24", "--seed", "8701", "--no-progress")
+    assert made.returncode == 0, made.stderr[-2000:]
+    args = [sys.executable, "-m", "fixlens.cli", "train", "detector", "--data", str(data / "data.yaml"), "--epochs",
+            "40", "--project", str(tmp_path / "runs"), "--out", str(tmp_path / "w"), "--init",
+            str(WEIGHTS_DIR / "fixlens-pose.pt"), "--resume"]
+    env = {**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    last = tmp_path / "runs" / "fixlens-pose" / "weights" / "last.pt"
+
+    def run_until(done: Callable[[str], bool], log: Path) -> str:
+        with log.open("w") as out:
+            child = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+            try:
+                deadline = time.monotonic() + 300
+                while not done(log.read_text()) and child.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.5)
+            finally:
+                child.send_signal(signal.SIGKILL)
+                child.wait()
+        return log.read_text()
+
+    first = run_until(lambda text: last.is_file() and "2/40" in text, tmp_path / "first.log")
+    assert last.is_file(), first[-2000:]
+    second = run_until(lambda text: "Resuming training" in text and "/40" in text.split("Resuming training")[-1],
+                       tmp_path / "second.log")
+    resumed = re.search(r"Resuming training \S+ from epoch (\d+) to 40 total epochs", second)
+    assert resumed is not None and int(resumed.group(1)) >= 2, second[-2000:]

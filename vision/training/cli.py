@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fine-tune from these .pt weights instead of training from the YAML")
     t.add_argument("--project", type=Path, default=Path("runs/train"),
                    help="Ultralytics run folder (default runs/train)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --project (from its last epoch's checkpoint) instead of "
+                        "starting over; without one, start as usual")
     t.add_argument("--only", metavar="ID", default=None,
                    help="a detector of this product alone (its own model set): the other products' frames stay "
                         "in as backgrounds, unlabelled (the data is seen through DATA_DIR/only-ID/)")
@@ -320,7 +323,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             return 2
     cfg = TrainConfig(data=data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                       seed=args.seed, time_hours=args.time_hours, device=args.device,
-                      out_dir=args.out_dir or WEIGHTS_DIR, project=args.project, init=args.init)
+                      out_dir=args.out_dir or WEIGHTS_DIR, project=args.project, init=args.init,
+                      resume=args.resume)
     try:
         summary = train(cfg)
     except FileNotFoundError as exc:

@@ -4,7 +4,8 @@ One resumable run in a work folder. Each stage is the ordinary command (``fixlen
 train detector|keypoints|parts``, ``fixlens vision eval``) in a child process: rendering and torch must not
 share a process (EGL, see :mod:`vision.training.train`), and a child's crash names its own stage. A
 finished stage leaves ``stages/<name>.json`` (its command and time), so running the same command again
-after a kill skips what is done; the part-state stage also resumes within itself (``--resume``).
+after a kill skips what is done; the detector and part-state stages also resume within themselves
+(``--resume``: from the detector's last finished epoch, the part network's checkpoint).
 
 For a new product the data shows it in ``focus_share`` of the product frames and the known products in the
 rest. By default the product gets a model set of its own (:mod:`vision.model_set`, ``weights/products/<ID>/``):
@@ -87,7 +88,8 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
         synth += ["--focus", run.product, "--focus-share", str(run.focus_share)]
     out_dir = str(run.trained)
     detector = ["train", "detector", "--data", str(data / "data.yaml"), "--out", out_dir,
-                "--project", str(run.work / "runs"), "--device", run.device, "--epochs", str(run.detector_epochs)]
+                "--project", str(run.work / "runs"), "--device", run.device, "--epochs", str(run.detector_epochs),
+                "--resume"]
     if run.own_set:
         detector += ["--only", run.product]  # type: ignore[list-item]
     if run.detector_hours is not None:

@@ -44,6 +44,7 @@ class TrainConfig:
     name: str = "fixlens-pose"
     out_dir: Path = WEIGHTS_DIR
     export: bool = True  # ONNX beside the weights (a GPU machine without onnxslim exports later, elsewhere)
+    resume: bool = False  # continue the interrupted run in project/name (its last.pt) instead of starting over
     extra: tuple[tuple[str, Any], ...] = ()  # further Ultralytics train arguments, e.g. (("lr0", 0.005),)
 
 
@@ -53,6 +54,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if not cfg.data.is_file():
         raise FileNotFoundError(f"{cfg.data}: no such data.yaml; run `fixlens data synth` first")
     started = time.time()
+    last = resume_point(cfg) if cfg.resume else None
+    if last is not None:  # the checkpoint holds the run's own arguments; only where the data lives may change
+        model = YOLO(str(last))
+        _read_results_without_polars()
+        model.train(resume=str(last), data=str(cfg.data), workers=cfg.workers)
+        return _finish(cfg, model, started)
     model = YOLO(str(cfg.init) if cfg.init else cfg.model)
     args: dict[str, Any] = dict(
         data=str(cfg.data), epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, seed=cfg.seed,
@@ -68,6 +75,24 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     args.update(cfg.extra)
     _read_results_without_polars()
     model.train(**args)
+    return _finish(cfg, model, started)
+
+
+def resume_point(cfg: TrainConfig) -> Path | None:
+    """The last.pt of an interrupted run in ``cfg.project``/``cfg.name``: one that saved at least one epoch and
+    has epochs left; None when there is none (a finished run's checkpoint has its epoch cleared)."""
+    import torch
+
+    last = cfg.project.resolve() / cfg.name / "weights" / "last.pt"
+    if not last.is_file():
+        return None
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    epoch, epochs = int(ckpt.get("epoch", -1)), int((ckpt.get("train_args") or {}).get("epochs", 0))
+    return last if 0 <= epoch < epochs - 1 else None
+
+
+def _finish(cfg: TrainConfig, model: Any, started: float) -> dict[str, Any]:
+    """Copy the run's best weights to ``cfg.out_dir``, export ONNX beside them, write the summary."""
     run_dir = Path(model.trainer.save_dir)
     best = run_dir / "weights" / "best.pt"
     if not best.is_file():
