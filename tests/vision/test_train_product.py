@@ -117,10 +117,11 @@ def test_bad_options_are_named(args: list[str], message: str, tmp_path: Path) ->
 def test_shared_fine_tunes_the_shared_networks_and_the_default_gives_the_product_its_own_set(tmp_path: Path) -> None:
     own = dict(stages(ProductRun("nas_d2", tmp_path)))
     assert own["detector"][own["detector"].index("--only") + 1] == "nas_d2"
+    assert own["keypoints"][own["keypoints"].index("--only") + 1] == "nas_d2"
     for stage in ("detector", "appearance", "keypoints", "parts"):
         assert own[stage][own[stage].index("--out") + 1] == str(tmp_path / "weights" / "products" / "nas_d2")
     shared = dict(stages(ProductRun("nas_d2", tmp_path, shared=True)))
-    assert "--only" not in shared["detector"]
+    assert "--only" not in shared["detector"] and "--only" not in shared["keypoints"]
     for stage in ("detector", "appearance", "keypoints", "parts"):
         assert shared[stage][shared[stage].index("--out") + 1] == str(tmp_path / "weights")
     assert "--only" not in dict(stages(ProductRun(None, tmp_path)))["detector"]  # `train all`: shared always

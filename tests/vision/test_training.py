@@ -314,3 +314,18 @@ def test_a_product_off_to_the_side_of_a_negative_frame_is_labelled() -> None:
         cls, *numbers = s.label_line.splitlines()[0].split()
         assert int(cls) in (0, 1) and all(0.0 <= float(v) <= 1.0 for v in numbers[:4])
     assert all(s.label_line is None for s in samples if not s.truth["labels"])
+
+
+def test_keypoint_samples_of_one_product_only(tiny_dataset: Path) -> None:
+    from vision.keypoint_layout import KeypointLayout
+    from vision.training.keypoints_train import load_samples
+    from vision.training.synth import class_names
+
+    catalog = default_catalog()
+    layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
+    every = load_samples([tiny_dataset], "train", 1, 0, layout)
+    for product in layout.products:
+        one = load_samples([tiny_dataset], "train", 1, 0, layout, only=product)
+        index = layout.products.index(product)
+        assert (one[3] == index).all() and len(one[3]) == int((every[3] == index).sum())
+    assert len(every[3]) > 0

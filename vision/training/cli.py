@@ -106,6 +106,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     kp.add_argument("--negatives", type=int, default=0,
                     help="drawn product-free frames whose boxes (the shipped detector's phantoms, hands, objects, "
                          "random boxes) teach flat heatmaps: no keypoint where there is no product (default 0)")
+    kp.add_argument("--only", metavar="ID", default=None,
+                    help="train on this product's crops alone (a network for its own model set)")
     kp.set_defaults(handler=_cmd_train_keypoints)
     ap = trsub.add_parser("appearance", help="train the appearance check (does a detected box show the product?)",
                           description="Train the small network that tells a detected box showing a catalog "
@@ -278,7 +280,7 @@ def _cmd_train_keypoints(args: argparse.Namespace) -> int:
         summary = train_keypoints(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, args.batch, args.seed,
                                   args.jitter, args.lr, args.init, log=lambda line: print(line, flush=True),
                                   device=f"cuda:{args.device}" if args.device.isdigit() else args.device,
-                                  negatives=args.negatives)
+                                  negatives=args.negatives, only=args.only)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

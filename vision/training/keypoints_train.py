@@ -57,10 +57,10 @@ def loose_box(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def load_samples(folders: list[Path], split: str, jitter: int, seed: int,
-                 layout: KeypointLayout) -> tuple[np.ndarray, ...]:
+                 layout: KeypointLayout, only: str | None = None) -> tuple[np.ndarray, ...]:
     """Crops (n, INPUT, INPUT, 3) uint8 BGR, targets (n, K, 2) crop pixels, weights (n, K), products (n,) as
     indices into ``layout.products``; K is the longest keypoint list, shorter ones are padded with weight 0.
-    Frames of products outside ``layout`` are skipped."""
+    Frames of products outside ``layout`` are skipped, and with ``only``, those of any other product."""
     rng = np.random.default_rng(seed)
     names = list(layout.products)
     kmax = layout.max_keypoints
@@ -68,7 +68,7 @@ def load_samples(folders: list[Path], split: str, jitter: int, seed: int,
     for folder in folders:
         for tf in sorted((folder / "truth" / split).glob("*.json")):
             rec = json.loads(tf.read_text())
-            if not rec.get("product") or rec["product"] not in names:
+            if not rec.get("product") or rec["product"] not in names or only not in (None, rec["product"]):
                 continue
             image = cv2.imread(str(folder / "images" / split / f"{tf.stem}.jpg"))
             if image is None:
@@ -172,18 +172,23 @@ def build_net(num_rows: int) -> Any:
 def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch: int = 64, seed: int = 0,
                     jitter: int = 2, lr: float = 2e-3, init: Path | None = None, log=print,
                     catalog: Catalog | None = None, device: str = "cpu", negatives: int = 0,
-                    detector_weights: Path | None = None) -> dict[str, Any]:
+                    detector_weights: Path | None = None, only: str | None = None) -> dict[str, Any]:
     """``negatives``: drawn product-free frames whose boxes (mined with the detector in ``detector_weights``,
-    default the shipped one) teach flat heatmaps (module docstring); 0 for none."""
+    default the shipped one) teach flat heatmaps (module docstring); 0 for none. ``only``: train on that
+    product's crops alone (a network for its own model set: the other products' rows stay as ``init`` had
+    them, and every epoch goes to the one product)."""
     catalog = catalog or default_catalog()
     layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
     if init is not None:  # checked before the slow sample loading
         grown_state(load_state(init), layout, build_net(layout.num_rows).state_dict())
     started = time.time()
-    train = load_samples(folders, "train", jitter, seed, layout)
-    val = load_samples(folders, "val", 1, seed + 1, layout)
+    if only is not None and only not in layout.products:
+        raise ValueError(f"--only {only}: not in the catalog ({', '.join(layout.products)})")
+    train = load_samples(folders, "train", jitter, seed, layout, only)
+    val = load_samples(folders, "val", 1, seed + 1, layout, only)
     if not len(train[0]):
-        raise ValueError(f"no training frame of {', '.join(layout.products)} in {', '.join(map(str, folders))}")
+        wanted = only or ", ".join(layout.products)
+        raise ValueError(f"no training frame of {wanted} in {', '.join(map(str, folders))}")
     log(f"samples: train {len(train[0])}, val {len(val[0])} ({time.time() - started:.0f} s)")
     neg = neg_val = None
     if negatives > 0:

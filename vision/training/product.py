@@ -99,6 +99,8 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
     folders = [str(data), *map(str, run.rehearsal)]
     keypoints = ["train", "keypoints", "--data", *folders, "--out", out_dir, "--epochs",
                  str(run.keypoint_epochs), "--jitter", "1", "--lr", "1e-3", "--device", run.device]
+    if run.own_set:  # the set's network answers for its one product: every crop goes to it
+        keypoints += ["--only", run.product]  # type: ignore[list-item]
     if init is not None and (init / "keypoints.state.pt").is_file():
         keypoints += ["--init", str(init / "keypoints.state.pt")]
     parts = ["train", "parts", "--data", *folders, "--out", out_dir, "--epochs", str(run.part_epochs),
