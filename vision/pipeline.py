@@ -66,7 +66,7 @@ class Pipeline:
             for pid in s.product_ids:
                 if pid in self._owner:  # which set would answer for it is a guess: refuse to guess
                     raise VisionError(f"{pid} is recognised by two model sets, {self._owner[pid].path} and {s.path}; "
-                                      f"remove one of them")
+                                      "remove one of them")
                 self._owner[pid] = s
         # Catalog products no set knows are never recognised until `fixlens train product ID` has run.
         self.untrained: list[str] = sorted(p for p in self.catalog.products if p not in self._owner)

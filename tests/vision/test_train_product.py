@@ -106,6 +106,7 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     (["router_ax1800", "--images", "3"], "--images must be within 8..1000000, got 3"),
     (["router_ax1800", "--focus-share", "0"], "--focus-share must be within (0, 1], got 0.0"),
     (["router_ax1800", "--init", "/no/such/weights"], "--init /no/such/weights: no such folder"),
+    (["router_ax1800"], "error: router_ax1800 is already recognised by "),
     (["router_ax1800", "--catalog", "/no/such/catalog"], "--catalog: /no/such/catalog: catalog folder does not exist"),
 ])
 def test_bad_options_are_named(args: list[str], message: str, tmp_path: Path) -> None:

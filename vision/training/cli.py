@@ -336,6 +336,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detector_products(weights: Path) -> tuple[str, ...]:
+    """The products the detectors of every model set in ``weights`` name (none where a set has no detector)."""
+    from vision.detector import Detector
+    from vision.errors import ModelUnavailable
+    from vision.pipeline import model_set_folders
+
+    names: list[str] = []
+    for folder in model_set_folders(weights):
+        try:
+            names += Detector.from_weights(folder, backend="onnx").names
+        except ModelUnavailable:
+            continue
+    return tuple(names)
+
+
 def _cmd_train_product(args: argparse.Namespace) -> int:
     from product_models.catalog import default_catalog
     from vision.training.product import ProductRun, StageFailed, install, run_all
@@ -365,6 +380,12 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
     if init is not None and not init.is_dir():
         print(f"error: --init {init}: no such folder", file=sys.stderr)
         return 2
+    if product is not None and init is not None and not getattr(args, "shared", False):
+        known = _detector_products(init)
+        if product in known:  # its own set would name it a second time, beside --init's
+            print(f"error: {product} is already recognised by {init} (its detector knows {', '.join(known)}); "
+                  "retrain it there with --shared, or start from weights without it (--init)", file=sys.stderr)
+            return 2
     for folder in args.rehearsal:
         if not (folder / "truth" / "train").is_dir():
             print(f"error: --rehearsal {folder}: no truth/train folder; run `fixlens data synth` first",

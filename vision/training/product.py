@@ -11,7 +11,7 @@ For a new product the data shows it in ``focus_share`` of the product frames and
 rest. By default the product gets a model set of its own (:mod:`vision.model_set`, ``weights/products/<ID>/``):
 a one-class detector (the known products' frames its backgrounds) and its own keypoint, part-state and
 appearance networks, each fine-tuned from ``--init``'s, while ``--init``'s set is copied unchanged beside it,
-so the known products keep every detection and reading they had. With ``shared`` (``--shared``, and always
+so the known products keep their networks exactly as they were. With ``shared`` (``--shared``, and always
 for ``fixlens train all``) the shared networks fine-tune instead, growing for the new product and keeping
 what they learnt of the others as far as the data rehearses them (:mod:`vision.keypoint_layout`). The
 evaluation runs before and after on the same held-out seed; the report (``report.md``, plots) puts them side
