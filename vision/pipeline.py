@@ -13,9 +13,10 @@
 
 Stages 2-5 belong to a :class:`~vision.model_set.ModelSet`: the weights folder's own, and one per
 ``products/<ID>/`` folder inside it (a product added with its own networks). A tracked frame goes to the set
-that knows its product. An untracked frame goes to every set's detector, the set of the session's
-``product_hint`` first (which ends the search when it verifies the hinted product), and the most confident
-verified detection wins, as it would within one detector; ``detect_ms`` counts every detector that ran.
+that knows its product. An untracked frame goes to the sets' detectors in turn, the set of the session's
+``product_hint`` first, then the weights folder's own, then the others by name, and the first set that
+verifies a product answers. A set added later therefore only sees frames the earlier sets found nothing
+in: adding a product cannot cost the others a frame. ``detect_ms`` counts every detector that ran.
 
 States are per frame and unsmoothed: temporal smoothing is per session (:mod:`vision.smoothing`).
 ``process_batch`` never lets one bad frame fail the others: its slot holds the :class:`VisionError`.
@@ -127,7 +128,6 @@ class Pipeline:
                 if _residual_share(obs) > TRACK_RECHECK_SHARE:  # a poor fit: the detector's box may do better
                     queue[i] = [owner]  # type: ignore[list-item]
         spent = dict.fromkeys(queue, 0.0)  # detector milliseconds per frame, over every set that ran
-        best: dict[int, Observation] = {}  # frame -> the most confident verified product so far
         while queue:
             model_set = next(iter(queue.values()))[0]
             batch = [i for i, sets in queue.items() if sets[0] is model_set]
@@ -147,13 +147,10 @@ class Pipeline:
                     if _better(found, tracked):
                         results[i] = found
                     continue
-                if i not in best or (found.product_id is not None and (
-                        best[i].product_id is None or found.product_confidence > best[i].product_confidence)):
-                    best[i] = found
-                if rest and not (found.product_id is not None and found.product_id == frames[i].product_hint):
-                    queue[i] = rest  # another set may see a product, or a surer one
+                if found.product_id is None and rest:
+                    queue[i] = rest  # nothing this set knows: the next set looks
                 else:
-                    results[i] = _charged(best.pop(i), spent[i])
+                    results[i] = found
         batch_ms = (time.perf_counter() - t0) * 1000
         for r in results:
             if isinstance(r, Observation):
@@ -179,14 +176,6 @@ def _residual_share(obs: Observation) -> float:
         return 0.0
     side = max(obs.box[2] - obs.box[0], obs.box[3] - obs.box[1], 1.0)
     return obs.reprojection_error_px / side
-
-
-def _charged(obs: Observation, detect_ms: float) -> Observation:
-    """``obs`` with ``detect_ms`` (every set's detector that ran on its frame) in its timing."""
-    extra = detect_ms - obs.timing_ms.get("detect_ms", 0.0)
-    obs.timing_ms["detect_ms"] = detect_ms
-    obs.timing_ms["total_ms"] = obs.timing_ms.get("total_ms", 0.0) + extra
-    return obs
 
 
 def _better(found: Observation | VisionError, tracked: Observation) -> bool:
