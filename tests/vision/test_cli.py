@@ -46,6 +46,12 @@ def test_train_options_with_bad_paths_fail_with_a_clear_error(tmp_path: Path,
     assert "--epochs must be within 1..1000" in capsys.readouterr().err
     assert main(["train", "parts", "--data", str(data), "--keep-known", "--out-dir", str(tmp_path / "p")]) == 2
     assert "--keep-known needs --init" in capsys.readouterr().err
+    assert main(["train", "keypoints", "--data", str(data), "--only", "nas_x", "--out-dir", str(tmp_path / "o")]) == 2
+    assert "--only nas_x: not in the catalog (printer_lx400, router_ax1800)" in capsys.readouterr().err
+    (data / "data.yaml").write_text("names: {0: printer_lx400, 1: router_ax1800}\n")
+    assert main(["train", "detector", "--data", str(data / "data.yaml"), "--only", "nas_x",
+                 "--out-dir", str(tmp_path / "o")]) == 2
+    assert "--only nas_x: " in (err := capsys.readouterr().err) and "has no nas_x" in err
     assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()
 
 
