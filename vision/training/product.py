@@ -173,23 +173,25 @@ class StageFailed(RuntimeError):
 
 
 def _carry_over(init: Path, weights: Path, keep_out: str) -> None:
-    """``init``'s model sets into ``weights`` unchanged: its own files and every set in its ``products/``
-    but ``keep_out``'s (the one being trained now)."""
-    for name in WEIGHT_FILES:
-        if (init / name).is_file():
-            shutil.copy2(init / name, weights / name)
-    if (init / PRODUCT_SETS).is_dir():
-        for folder in (init / PRODUCT_SETS).iterdir():
-            if folder.is_dir() and folder.name != keep_out:
-                shutil.copytree(folder, weights / PRODUCT_SETS / folder.name, dirs_exist_ok=True)
+    """``init``'s model sets into ``weights`` unchanged: its own and every set in its ``products/`` but
+    ``keep_out``'s (the one being trained now)."""
+    _copy_sets(init, weights, skip=weights / PRODUCT_SETS / keep_out)
 
 
 def install(run: ProductRun, out: Path) -> list[Path]:
     """Copy the run's weights (with every model set in ``products/``) to ``out`` (for ``--out``); returns the
     files copied."""
+    return _copy_sets(run.weights, out)
+
+
+def _copy_sets(src: Path, dst: Path, skip: Path | None = None) -> list[Path]:
+    """The weight files of every model set in ``src`` (:func:`vision.pipeline.model_set_folders`) to the same
+    place under ``dst``, but the set that would land in ``skip``; returns the files copied."""
     copied = []
-    for folder in model_set_folders(run.weights):
-        target = out / folder.relative_to(run.weights)
+    for folder in model_set_folders(src):
+        target = dst / folder.relative_to(src)
+        if target == skip:
+            continue
         target.mkdir(parents=True, exist_ok=True)
         for name in WEIGHT_FILES:
             if (folder / name).is_file():
