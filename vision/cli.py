@@ -77,6 +77,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--conditions", default=None, metavar="A,B,...", help="conditions to run (default: all)")
     t.add_argument("--seed", type=int, default=None, help="tuning seed, within 8800-8899 (default 8800)")
     t.add_argument("--weights-dir", type=Path, default=None, help="model folder (default vision/weights/)")
+    t.add_argument("--set", default=None, metavar="ID", dest="product_set",
+                   help="tune the product's own model set (products/ID/ in the weights folder) instead of the "
+                        "folder's own: its products' frames, with other products' frames among the negatives")
+    t.add_argument("--write", action="store_true",
+                   help="with --set: save the chosen thresholds in the set's folder (pose-check.json), where "
+                        "the pipeline reads them")
+    add_catalog_option(t)
     t.add_argument("--no-records", action="store_true", help="leave the per-detection features out of the JSON")
     t.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     t.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
@@ -202,6 +209,9 @@ def _cmd_tune_pose_check(args: argparse.Namespace) -> int:
                    f"evaluation seed such as 7301 or 9001), got {seed}")
     elif args.weights_dir is not None and not args.weights_dir.is_dir():
         problem = f"--weights-dir {args.weights_dir}: not found (expected a folder with the models)"
+    elif args.write and args.product_set is None:
+        problem = ("--write needs --set ID: the shipped set's thresholds are vision/pose_check.py's constants "
+                   "(docs/model-card.md, *Pose-check thresholds*)")
     elif not names or any(n not in CONDITIONS for n in names) or len(set(names)) != len(names):
         problem = (f"--conditions {args.conditions!r}: expected distinct comma-separated names among "
                    f"{', '.join(CONDITIONS)}")
@@ -210,7 +220,8 @@ def _cmd_tune_pose_check(args: argparse.Namespace) -> int:
         return 2
     try:
         report = tp.run_tuning(names, positives=positives, negatives=negatives, seed=seed,
-                            weights_dir=args.weights_dir, records=not args.no_records, progress=not args.json)
+                               weights_dir=args.weights_dir, product_set=args.product_set, write=args.write,
+                               records=not args.no_records, progress=not args.json)
     except VisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

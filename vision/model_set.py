@@ -26,7 +26,7 @@ from vision.keypoints import MODEL_NAME as KEYPOINT_MODEL_NAME
 from vision.keypoints import KeypointModel
 from vision.part_reader import PartReader
 from vision.pose import resolve_camera
-from vision.pose_check import verified_pose
+from vision.pose_check import DEFAULT_THRESHOLDS, THRESHOLDS_FILE, Thresholds, read_thresholds, verified_pose
 from vision.types import Detections, FrameInput, ImageQuality, Keypoints, Observation
 from vision.weights_check import WeightsRecord, check_weights
 
@@ -60,6 +60,8 @@ class ModelSet:
                                self.parts.net.index.entries if self.parts.net is not None else None)
         check_weights(self.catalog, str(weights_dir), record)  # raises on a mismatch; unknown products are fine
         self._products: list[Product] = [self.catalog.get(n) for n in self.detector.names]
+        tuned = self.path / THRESHOLDS_FILE  # a product's own set may bring its own (vision.pose_check)
+        self.thresholds: Thresholds = read_thresholds(tuned) if tuned.is_file() else DEFAULT_THRESHOLDS
         self._model_points = [np.array([k.position for k in p.keypoints]) for p in self._products]  # (k, 3) m
 
     def _keypoint_layout(self) -> KeypointLayout | None:
@@ -152,7 +154,7 @@ class ModelSet:
         # A fresh detection's box must look like the product; a tracked one started from such a detection.
         check = self.appearance
         appearance = None if head is None or check is None else (lambda: check.score(image, box, product.id))
-        verified = verified_pose(keypoints, self._model_points[cls], camera, box,  # 4. pose
+        verified = verified_pose(keypoints, self._model_points[cls], camera, box, self.thresholds,  # 4. pose
                                  detection_confidence=None if head is None else confidence, appearance=appearance)
         timing["pose_ms"] = timing.get("pose_ms", 0.0) + (time.perf_counter() - t) * 1000
         if verified is None:

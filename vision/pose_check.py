@@ -16,13 +16,17 @@ only and were not looked at to set any of them.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose
-from vision.errors import PoseError
+from vision.errors import ModelUnavailable, PoseError
 from vision.pose import estimate_pose
 from vision.types import Keypoints
 
@@ -105,6 +109,48 @@ class Thresholds:
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+
+# A product's own model set (vision.model_set) may carry thresholds of its own, chosen for its networks by
+# `fixlens vision tune-pose-check --set ID --write`: its one-class detector's confidences are not the shipped
+# detector's. Fields it leaves out keep the module's values.
+THRESHOLDS_FILE = "pose-check.json"
+_INTEGER_FIELDS = ("sure_inliers", "min_inliers")
+# What a value may be: beyond these a file is a mistake, not a choice (a confidence above 1 refuses everything).
+_RANGES = {"max_reprojection_px": (0.0, 1000.0), "max_reprojection_share": (0.0, 1.0), "inlier_share": (0.0, 1.0),
+           "min_inlier_px": (0.0, 1000.0), "sure_inliers": (4, 1000), "thin_pose_min_conf": (0.0, 1.0),
+           "min_inliers": (4, 1000), "min_upright": (-1.0, 1.0), "min_sureness": (0.0, 1.0),
+           "min_detection_conf": (0.0, 1.0), "min_appearance": (0.0, 1.0)}
+
+
+def read_thresholds(path: Path) -> Thresholds:
+    """The thresholds in ``path`` (:data:`THRESHOLDS_FILE`: ``{"thresholds": {field: value}, ...}``, other keys
+    are the tuning's record); :class:`ModelUnavailable` naming the file and field when it is not usable."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelUnavailable(f"{path}: unreadable pose-check thresholds ({exc})") from exc
+    values = doc.get("thresholds") if isinstance(doc, dict) else None
+    if not isinstance(values, dict):
+        raise ModelUnavailable(f"{path}: expected an object with a 'thresholds' object")
+    kw = {}
+    for name, value in values.items():
+        if name not in _RANGES:
+            raise ModelUnavailable(f"{path}: thresholds.{name}: unknown field; expected some of {', '.join(_RANGES)}")
+        integer = name in _INTEGER_FIELDS
+        if (isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
+                or not math.isfinite(value)):
+            raise ModelUnavailable(f"{path}: thresholds.{name}: expected {'an integer' if integer else 'a number'}, "
+                                   f"got {value!r}")
+        lo, hi = _RANGES[name]
+        if not lo <= value <= hi:
+            raise ModelUnavailable(f"{path}: thresholds.{name}: {value} is outside {lo}..{hi}")
+        kw[name] = value
+    return dataclasses.replace(DEFAULT_THRESHOLDS, **kw)
+
+
+def write_thresholds(path: Path, thresholds: Thresholds, record: dict) -> None:
+    """``thresholds`` (every field) to ``path``, with ``record`` (how they were chosen) beside them."""
+    path.write_text(json.dumps({"thresholds": dataclasses.asdict(thresholds), **record}, indent=1) + "\n")
 
 
 @dataclass(frozen=True)

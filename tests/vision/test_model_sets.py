@@ -8,8 +8,6 @@ detector does, so what changes is only which set's detector finds what: the rout
 
 from __future__ import annotations
 
-import ast
-import os
 from pathlib import Path
 
 import cv2
@@ -18,48 +16,13 @@ import pytest
 
 from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import default_catalog
+from tests.vision.sets import make_set as _set
 from vision.detector import WEIGHTS_DIR
 from vision.errors import VisionError
 from vision.pipeline import PRODUCT_SETS, Pipeline, model_set_folders
 from vision.types import FrameInput
 
 pytestmark = pytest.mark.slow
-
-SHARED = ("keypoints.onnx", "part-states.onnx", "part-occlusion.onnx", "product-appearance.onnx")
-
-
-def one_class_detector(src: Path, product_id: str, out: Path, name: str | None = None) -> None:
-    """``src``'s ONNX detector with only ``product_id``'s class row in its output, named ``name`` (default
-    ``product_id``) in its class names."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(src))
-    meta = {p.key: p for p in model.metadata_props}
-    names = ast.literal_eval(meta["names"].value)
-    cls = next(i for i, n in names.items() if n == product_id)
-    rows = model.graph.output[0].type.tensor_type.shape.dim[1].dim_value  # 4 box + classes + keypoints
-    keep = [0, 1, 2, 3, 4 + cls, *range(4 + len(names), rows)]
-    graph = model.graph
-    old = graph.output[0].name
-    cut = old + "_one_class"
-    for node in graph.node:  # the graph's last node now writes an inner tensor, which the Gather reads
-        node.output[:] = [cut if o == old else o for o in node.output]
-    graph.initializer.append(numpy_helper.from_array(np.array(keep, np.int64), "one_class_rows"))
-    graph.node.append(helper.make_node("Gather", [cut, "one_class_rows"], [old], axis=1))
-    graph.output[0].type.tensor_type.shape.dim[1].dim_value = len(keep)
-    meta["names"].value = repr({0: name or product_id})
-    onnx.save(model, str(out / "fixlens-pose.onnx"))
-
-
-def _set(folder: Path, product_id: str, name: str | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    one_class_detector(WEIGHTS_DIR / "fixlens-pose.onnx", product_id, folder, name)
-    for name in SHARED:
-        if (WEIGHTS_DIR / name).is_file():
-            os.symlink(WEIGHTS_DIR / name, folder / name)
-    return folder
-
 
 @pytest.fixture(scope="module")
 def two_sets(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -210,3 +173,25 @@ def test_a_batch_mixes_products_of_both_sets(pipeline: Pipeline) -> None:
                                       FrameInput(printer, 3, 0.0, cam)])
     assert results[0].product_id == "router_ax1800" and results[2].product_id == "printer_lx400"
     assert isinstance(results[1], VisionError)
+
+
+def test_a_set_with_its_own_pose_check_thresholds_verifies_by_them(tmp_path: Path) -> None:
+    """A product set's ``pose-check.json`` (``fixlens vision tune-pose-check --set ID --write``) applies to that
+    set only: a detection floor no detection reaches turns its product off, the folder's own set unchanged."""
+    from vision.pose_check import DEFAULT_THRESHOLDS, THRESHOLDS_FILE
+
+    router, cam = _jpeg("router_ax1800", 165.0, 30.0, 0.45)
+    printer, _ = _jpeg("printer_lx400", -20.0, 25.0, 1.0)
+    _set(tmp_path, "printer_lx400")
+    extra = _set(tmp_path / PRODUCT_SETS / "router_ax1800", "router_ax1800")
+    (extra / THRESHOLDS_FILE).write_text('{"thresholds": {"min_detection_conf": 1.0}, "tuned": {"seed": 8800}}')
+    pipeline = Pipeline(tmp_path, backend="onnx")
+    assert pipeline.main.thresholds == DEFAULT_THRESHOLDS
+    assert pipeline.sets[1].thresholds.min_detection_conf == 1.0
+    assert pipeline.sets[1].thresholds.min_appearance == DEFAULT_THRESHOLDS.min_appearance  # the rest: the module's
+    assert pipeline.process(FrameInput(router, 1, 0.0, cam)).product_id is None
+    assert pipeline.process(FrameInput(printer, 2, 0.0, cam)).product_id == "printer_lx400"
+    (extra / THRESHOLDS_FILE).write_text('{"thresholds": {"min_detection_conf": 2}}')
+    with pytest.raises(VisionError, match="min_detection_conf: 2 is outside") as info:
+        Pipeline(tmp_path, backend="onnx")
+    assert str(extra / THRESHOLDS_FILE) in str(info.value)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import default_catalog
@@ -97,3 +100,39 @@ def test_a_detection_must_look_like_the_product_and_the_check_runs_only_for_a_po
     scattered = Keypoints(np.random.default_rng(3).uniform(100, 400, keypoints.uv.shape), keypoints.confidence, 0.15)
     assert verified_pose(scattered, xyz, CAMERA, box, detection_confidence=0.9, appearance=score(1.0)) is None
     assert len(asked) == 3
+
+
+def test_thresholds_are_read_from_a_set_file_and_what_it_leaves_out_is_the_modules(tmp_path: Path) -> None:
+    from vision.pose_check import DEFAULT_THRESHOLDS, Thresholds, read_thresholds, write_thresholds
+
+    path = tmp_path / "pose-check.json"
+    path.write_text('{"thresholds": {"min_detection_conf": 0.4, "min_inliers": 6}, "tuned": {"seed": 8800}}')
+    got = read_thresholds(path)
+    assert (got.min_detection_conf, got.min_inliers) == (0.4, 6)
+    assert got.min_appearance == DEFAULT_THRESHOLDS.min_appearance
+    chosen = Thresholds(min_detection_conf=0.3, min_sureness=0.25, sure_inliers=7)
+    write_thresholds(path, chosen, {"tuned": {"seed": 8801}})
+    assert read_thresholds(path) == chosen
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{", "unreadable pose-check thresholds"),
+    ('["min_detection_conf"]', "expected an object with a 'thresholds' object"),
+    ('{"thresholds": 0.5}', "expected an object with a 'thresholds' object"),
+    ('{"thresholds": {"min_detection_confidence": 0.5}}', "thresholds.min_detection_confidence: unknown field"),
+    ('{"thresholds": {"min_detection_conf": "0.5"}}', "thresholds.min_detection_conf: expected a number"),
+    ('{"thresholds": {"min_detection_conf": true}}', "thresholds.min_detection_conf: expected a number"),
+    ('{"thresholds": {"min_detection_conf": NaN}}', "thresholds.min_detection_conf: expected a number"),
+    ('{"thresholds": {"min_inliers": 5.5}}', "thresholds.min_inliers: expected an integer"),
+    ('{"thresholds": {"min_inliers": 2}}', "thresholds.min_inliers: 2 is outside 4..1000"),
+    ('{"thresholds": {"min_appearance": -0.1}}', "thresholds.min_appearance: -0.1 is outside 0.0..1.0"),
+])
+def test_a_bad_thresholds_file_is_refused_naming_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    from vision.errors import ModelUnavailable
+    from vision.pose_check import read_thresholds
+
+    path = tmp_path / "pose-check.json"
+    path.write_text(text)
+    with pytest.raises(ModelUnavailable, match=re.escape(message)) as info:
+        read_thresholds(path)
+    assert str(path) in str(info.value)

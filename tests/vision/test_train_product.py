@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,14 @@ from vision.appearance import AppearanceCheck
 from vision.keypoints import KeypointModel
 from vision.part_net import PartNet
 from vision.pipeline import Pipeline
+from vision.pose_check import Thresholds, read_thresholds
 from vision.training.product import ProductRun, stages
 from vision.training.train import WEIGHTS_DIR
 
 pytestmark = pytest.mark.slow
 
 TINY = ["--images", "24", "--detector-epochs", "1", "--keypoint-epochs", "1", "--part-epochs", "1",
-        "--appearance-epochs", "1", "--appearance-negatives", "6", "--eval-frames", "6"]
+        "--appearance-epochs", "1", "--appearance-negatives", "6", "--pose-check-frames", "1", "--eval-frames", "6"]
 
 
 def _fixlens(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -53,10 +55,12 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
                     "--out", str(catalog.parent / "installed"), *TINY)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
-    assert set(summary["seconds"]) == {"before", "data", "detector", "appearance", "keypoints", "parts", "after"}
+    assert set(summary["seconds"]) == {"before", "data", "detector", "appearance", "keypoints", "parts", "pose-check",
+                                       "after"}
     assert summary["before"]["router_bx9"]["product_recall"] == 0.0  # untrained before: never recognised
     report = (work / "report.md").read_text()
     assert "| router_bx9 | 0.000 |" in report and "| router_ax1800 |" in report
+    assert "Pose-check thresholds of the product's set (tuning seed 8800, 16 product frames" in report
     assert (work / "losses.png").is_file() and (work / "recall.png").is_file()
     # parts.png plots validation accuracy per part; 24 frames may leave no validation patch of a new part
     own = work / "weights" / "products" / "router_bx9"
@@ -68,7 +72,11 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
         assert (installed / name).read_bytes() == (WEIGHTS_DIR / name).read_bytes(), name
     mine = installed / "products" / "router_bx9"
     assert {p.name for p in mine.iterdir()} >= {"fixlens-pose.onnx", "keypoints.onnx", "part-states.onnx",
-                                                "product-appearance.onnx"}
+                                                "product-appearance.onnx", "pose-check.json"}
+    # The set's own pose-check thresholds, tuned on the new product's frames (one per condition here).
+    tuned = json.loads((work / "pose-check.json").read_text())
+    assert tuned["products"] == ["router_bx9"] and tuned["positives"] == 16
+    assert read_thresholds(mine / "pose-check.json") == Thresholds(**tuned["chosen"]["thresholds"])
 
     # The new set's detector knows the new product alone; its keypoint network grew for it (8 keypoints), and
     # its part network has the new parts.
@@ -94,11 +102,38 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     again = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work), *TINY,
                      timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stderr.count("done earlier") == 7
+    assert again.stderr.count("done earlier") == 8
+
+    # A stage that finished after a later one (re-run by hand, or new in this version) makes those after it
+    # stale: they run again, the ones before it stay done.
+    marker = work / "stages" / "parts.json"
+    os.utime(marker, (marker.stat().st_mtime + 60,) * 2)
+    stale = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work), *TINY,
+                     timeout=300)
+    assert stale.returncode == 0, stale.stderr[-2000:]
+    assert stale.stderr.count("done earlier") == 6
+    assert re.search(r"\[7/8\] pose-check: fixlens vision tune-pose-check", stale.stderr)
+    assert re.search(r"\[8/8\] after: fixlens vision eval", stale.stderr)
 
     other = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work),
                      *TINY[:-1], "7", timeout=60)
     assert other.returncode == 1 and "holds a run with other settings" in other.stderr
+    assert "run.json: eval_frames)" in other.stderr
+
+
+def test_a_run_begun_before_a_setting_existed_resumes_with_its_default(tmp_path: Path) -> None:
+    """``run.json`` of an earlier version lacks the settings added since: they count as their defaults there."""
+    from vision.training.product import claim_work
+
+    old = {k: str(v) for k, v in asdict(ProductRun("nas_d2", tmp_path, images=4000)).items()
+           if k != "pose_check_frames"}
+    (tmp_path / "run.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"run.json: pose_check_frames\)"):
+        claim_work(ProductRun("nas_d2", tmp_path, images=4000, pose_check_frames=40))
+    claim_work(ProductRun("nas_d2", tmp_path, images=4000))  # the default: the same run, resumed
+    assert json.loads((tmp_path / "run.json").read_text())["pose_check_frames"] == "160"
+    with pytest.raises(ValueError, match=r"run.json: images\)"):
+        claim_work(ProductRun("nas_d2", tmp_path, images=2000))
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from collections.abc import Iterator
@@ -117,3 +118,59 @@ def test_a_tiny_tuning_run_reports_every_figure(tmp_path: Path, capsys: pytest.C
         assert rec["kind"] in ("positive", "negative")
         assert rec["inliers"] <= rec["keypoints"]
     assert set(report["features"]) == {"products", "negatives"}
+
+
+def _set_row(fd: int, lost: int, **moved: float) -> dict[str, object]:
+    return {"false_detections": fd, "recall_lost": lost,
+            "thresholds": dataclasses.asdict(dataclasses.replace(DEFAULT_THRESHOLDS, **moved))}
+
+
+def test_a_product_sets_rule_takes_the_most_recall_with_no_more_false_detections_than_the_modules() -> None:
+    module = _set_row(4, 30)
+    rows = [module, _set_row(9, 2, min_detection_conf=0.3), _set_row(4, 12, min_detection_conf=0.4),
+            _set_row(3, 12, min_detection_conf=0.4, min_sureness=0.3), _set_row(4, 12, min_detection_conf=0.5),
+            _set_row(2, 12, min_detection_conf=0.5, min_sureness=0.25, min_inliers=6)]
+    # Row 1 keeps the most but makes more false detections than the module; of the rest losing 12, the fewest
+    # false detections win (row 5), whatever they move.
+    assert tp.choose_for_set(rows, module) == 5
+    # Equal false detections: the fewest thresholds moved from the module's, then grid order.
+    assert tp.choose_for_set(rows[:5], module) == 3
+    assert tp.choose_for_set([module, rows[2], rows[4]], module) == 1
+    assert tp.choose_for_set([module], module) == 0  # nothing better: the module's own
+
+
+def test_write_needs_a_product_set_and_an_unknown_set_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["vision", "tune-pose-check", "--write", "--json"]) == 2
+    assert "--write needs --set ID" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="only a product's own set"):
+        tp.run_tuning(["as_rendered"], positives=1, negatives=1, write=True)
+    assert main(["vision", "tune-pose-check", "--set", "nas_d2", "--positives", "1", "--negatives", "1",
+                 "--conditions", "as_rendered", "--json"]) == 2
+    assert "products/nas_d2: no such model set; the folder has none" in capsys.readouterr().err
+
+
+def test_a_product_sets_thresholds_are_tuned_on_its_products_and_written_where_it_reads_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The router's own set (``products/router_ax1800/``): its frames are the positives, the printer's are
+    among the negatives, and the choice lands in the set's folder, which the pipeline then reads."""
+    from tests.vision.sets import make_set
+    from vision.pipeline import PRODUCT_SETS, Pipeline
+    from vision.pose_check import THRESHOLDS_FILE, read_thresholds
+
+    make_set(tmp_path, "printer_lx400")
+    folder = make_set(tmp_path / PRODUCT_SETS / "router_ax1800", "router_ax1800")
+    assert main(["vision", "tune-pose-check", "--weights-dir", str(tmp_path), "--set", "router_ax1800", "--write",
+                 "--positives", "3", "--negatives", "4", "--conditions", "as_rendered", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["products"], report["other_products"]) == (["router_ax1800"], ["printer_lx400"])
+    assert report["written"] == str(folder / THRESHOLDS_FILE) and report["set"] == str(folder)
+    assert report["rule"].startswith("most recall with no more false detections than the module's")
+    assert report["chosen"]["false_detections"] <= report["module"]["false_detections"]
+    assert report["chosen"]["recall_lost"] <= report["module"]["recall_lost"]
+    # Every other negative is the printer, rendered: the router's one-class detector sees nothing there or is
+    # refused; a detection it reports is always the set's own product.
+    assert all(r["product"] == "router_ax1800" for r in report["detections"])
+    written = read_thresholds(folder / THRESHOLDS_FILE)
+    assert dataclasses.asdict(written) == report["chosen"]["thresholds"]
+    assert Pipeline(tmp_path, backend="onnx").sets[1].thresholds == written
+    assert not (tmp_path / THRESHOLDS_FILE).exists()  # the folder's own set is untouched

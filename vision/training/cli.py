@@ -165,6 +165,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             pr.add_argument("--shared", action="store_true",
                             help="fine-tune the shared networks for ID instead of giving it a model set of its own "
                                  "(WORK/weights/products/ID/, beside an unchanged copy of --init's)")
+            pr.add_argument("--pose-check-frames", type=int, default=160, metavar="N",
+                            help="product and negative frames per robustness condition on which the product's own "
+                                 "set gets its pose-check thresholds (default 160: `vision tune-pose-check`'s)")
             pr.add_argument("--retrain-known-parts", action="store_true",
                             help="let the part-state stage retrain the known products' parts too (by default "
                                  "they keep exactly the readings of the --init network)")
@@ -368,7 +371,8 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
                                    ("--keypoint-epochs", args.keypoint_epochs, 1, 1000),
                                    ("--part-epochs", args.part_epochs, 1, 1000),
                                    ("--appearance-epochs", args.appearance_epochs, 1, 1000),
-                                   ("--appearance-negatives", args.appearance_negatives, 1, 1_000_000)):
+                                   ("--appearance-negatives", args.appearance_negatives, 1, 1_000_000),
+                                   ("--pose-check-frames", getattr(args, "pose_check_frames", 1), 1, 100_000)):
         if not low <= value <= high:
             print(f"error: {flag} must be within {low}..{high}, got {value}", file=sys.stderr)
             return 2
@@ -396,7 +400,8 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
                      args.eval_frames, args.device, tuple(f.resolve() for f in args.rehearsal),
                      keep_known_parts=product is not None and not getattr(args, "retrain_known_parts", False),
                      appearance_epochs=args.appearance_epochs, appearance_negatives=args.appearance_negatives,
-                     shared=getattr(args, "shared", False))
+                     shared=getattr(args, "shared", False),
+                     pose_check_frames=getattr(args, "pose_check_frames", ProductRun.pose_check_frames))
     try:
         summary = run_all(run, log=lambda line: print(line, file=sys.stderr, flush=True))
     except (StageFailed, ValueError) as exc:

@@ -27,19 +27,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from vision.appearance import MODEL_NAME as APPEARANCE_MODEL_NAME
 from vision.part_net import OCCLUSION_MODEL_NAME
 from vision.pipeline import PRODUCT_SETS, model_set_folders
+from vision.pose_check import THRESHOLDS_FILE
 from vision.training.train import WEIGHTS_DIR
 
 DATA_SEED = 8700  # a training seed (8000-8999 are training's; `vision robustness --seed` refuses them)
 EVAL_SEED = 9101  # held out: no training command uses 9000-9999
 WEIGHT_FILES = ("fixlens-pose.pt", "fixlens-pose.onnx", "keypoints.onnx", "keypoints.state.pt",
-                "part-states.onnx", "part-states.state.pt", OCCLUSION_MODEL_NAME, APPEARANCE_MODEL_NAME)
+                "part-states.onnx", "part-states.state.pt", OCCLUSION_MODEL_NAME, APPEARANCE_MODEL_NAME,
+                THRESHOLDS_FILE)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class ProductRun:
     appearance_epochs: int = 6
     appearance_negatives: int = 2000  # drawn product-free frames for the appearance check
     shared: bool = False  # fine-tune the shared networks instead of giving the product a model set of its own
+    pose_check_frames: int = 160  # product and negative frames per condition for the own set's thresholds
 
     @property
     def weights(self) -> Path:
@@ -121,7 +124,13 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
     if init is not None:
         out.append(("before", _eval(run, init, run.work / "before.json")))
     out += [("data", synth), ("detector", detector), ("appearance", appearance), ("keypoints", keypoints),
-            ("parts", parts), ("after", _eval(run, run.weights, run.work / "after.json"))]
+            ("parts", parts)]
+    if run.own_set:  # a new one-class detector's confidences are not the shipped one's: its own thresholds
+        out.append(("pose-check", ["vision", "tune-pose-check", "--weights-dir", str(run.weights), "--set",
+                                   run.product, "--write", "--positives", str(run.pose_check_frames),  # type: ignore[list-item]
+                                   "--negatives", str(run.pose_check_frames), "--no-records", "--json",
+                                   "--out", str(run.work / "pose-check.json")]))
+    out.append(("after", _eval(run, run.weights, run.work / "after.json")))
     return out
 
 
@@ -133,16 +142,14 @@ def _eval(run: ProductRun, weights: Path, out: Path) -> list[str]:
 def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage not yet done, then write the report; returns the report's figures."""
     (run.work / "stages").mkdir(parents=True, exist_ok=True)
-    settings = run.work / "run.json"
-    mine = json.dumps({k: str(v) for k, v in asdict(run).items()}, sort_keys=True)
-    if settings.is_file() and settings.read_text() != mine:
-        raise ValueError(f"{run.work} holds a run with other settings ({settings}); use another --work folder "
-                         "or the same options")
-    settings.write_text(mine)
+    claim_work(run)
     plan = stages(run)
+    newest = 0.0  # when the latest stage before this one finished
     for number, (name, args) in enumerate(plan, 1):
         done = run.work / "stages" / f"{name}.json"
-        if done.is_file():
+        # Done, unless a stage before it finished later (re-run, or new in this version): then it is stale.
+        if done.is_file() and done.stat().st_mtime >= newest:
+            newest = done.stat().st_mtime
             log(f"[{number}/{len(plan)}] {name}: done earlier ({json.loads(done.read_text())['seconds']:.0f} s)")
             continue
         log(f"[{number}/{len(plan)}] {name}: fixlens {' '.join(args)}")
@@ -160,9 +167,25 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
             elif run.init is not None and (run.init / OCCLUSION_MODEL_NAME).is_file():
                 shutil.copy2(run.init / OCCLUSION_MODEL_NAME, run.weights / OCCLUSION_MODEL_NAME)
         done.write_text(json.dumps({"args": args, "seconds": round(time.time() - started, 1)}))
+        newest = done.stat().st_mtime
     from vision.training.product_report import write_report
 
     return write_report(run, [name for name, _ in plan])
+
+
+def claim_work(run: ProductRun) -> None:
+    """Record ``run``'s settings in its work folder (``run.json``); ValueError naming the settings that differ
+    when the folder holds another run. A setting added since that run began counts as its default there."""
+    settings = run.work / "run.json"
+    mine = {k: str(v) for k, v in asdict(run).items()}
+    if settings.is_file():
+        defaults = {f.name: str(getattr(ProductRun(run.product, run.work), f.name)) for f in fields(ProductRun)}
+        earlier = {**defaults, **json.loads(settings.read_text())}
+        differ = sorted(k for k in mine if earlier.get(k) != mine[k])
+        if differ:
+            raise ValueError(f"{run.work} holds a run with other settings ({settings}: {', '.join(differ)}); use "
+                             "another --work folder or the same options")
+    settings.write_text(json.dumps(mine, sort_keys=True))
 
 
 class StageFailed(RuntimeError):

@@ -2,8 +2,9 @@
 
 ``report.md`` has the settings, the time of every stage, and per product the plain figures of ``fixlens vision
 eval`` before and after (product recall and part states over parts >= 4 px, a missed product counted wrong),
-with the change. ``losses.png`` plots each network's training curves, ``recall.png`` the per-product
-figures before and after, ``parts.png`` each part's validation accuracy in the part-state network.
+with the change, and for a product's own set the pose-check thresholds its ``pose-check`` stage chose.
+``losses.png`` plots each network's training curves, ``recall.png`` the per-product figures before and after,
+``parts.png`` each part's validation accuracy in the part-state network.
 """
 
 from __future__ import annotations
@@ -56,12 +57,25 @@ def write_report(run: Any, stage_names: list[str]) -> dict[str, Any]:
             b, a = before.get(pid, {}).get(figure), after.get(pid, {}).get(figure)
             row += [_fmt(b), _fmt(a), _fmt(None if a is None or b is None else a - b, signed=True)]
         lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
+    lines += ["", *_pose_check_lines(_load(work / "pose-check.json"))]
     plots = _plots(run, before, after)
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     (work / "report.md").write_text("\n".join(lines) + "\n")
     return {"work": str(work), "seconds": seconds, "before": before, "after": after,
             "report": str(work / "report.md"), "plots": [str(p) for p in plots]}
+
+
+def _pose_check_lines(tuned: dict[str, Any] | None) -> list[str]:
+    """What the ``pose-check`` stage chose for the product's set (``vision tune-pose-check --set``'s report)."""
+    if tuned is None:
+        return []
+    module, chosen = tuned["module"], tuned["chosen"]
+    moved = ", ".join(f"{k} {module['thresholds'][k]} -> {chosen['thresholds'][k]}" for k in chosen["thresholds"]
+                      if module["thresholds"][k] != chosen["thresholds"][k]) or "none"
+    return [f"Pose-check thresholds of the product's set (tuning seed {tuned['seed']}, {tuned['positives']} product "
+            f"frames, {tuned['negatives']} negatives): recall {module['recall']} with the module's, "
+            f"{chosen['recall']} with its own; false detections {module['false_detections']} and "
+            f"{chosen['false_detections']}. Moved from the module's: {moved}.", ""]
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:

@@ -37,6 +37,15 @@ baseline did.
 
 A choice made on one seed is checked on another (``--seed 8801``): the report's ``grid`` lists every
 candidate's recall lost and false detections, so the first seed's choice can be looked up there.
+
+**A product's own model set** (``--set ID``: ``products/ID/`` in the weights folder, :mod:`vision.model_set`)
+is tuned on its own products' frames; the negatives are the product-free frames above and, for every other
+one, a rendered frame of a product outside the set (``OTHER_PRODUCT_SHARE``: the set must not take a printer
+for its NAS). Its networks are new and its thresholds start at the module's, so its rule, also fixed before
+any result was seen, is the other way round: among the candidates with no more false detections than the
+module's thresholds make on the same frames, the most recall; ties go to fewer false detections, then to
+the fewest thresholds changed from the module's, then to grid order. ``--write`` saves the choice in the
+set's folder (:data:`vision.pose_check.THRESHOLDS_FILE`), where the set reads it when it is loaded.
 """
 
 from __future__ import annotations
@@ -54,9 +63,18 @@ import numpy as np
 from product_models.backdrop import home_background
 from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import Product, default_catalog
-from vision.errors import PoseError
+from vision.errors import PoseError, VisionError
 from vision.pose import estimate_pose, resolve_camera
-from vision.pose_check import DEFAULT_THRESHOLDS, Thresholds, box_side, first_look, plausible, upright
+from vision.pose_check import (
+    DEFAULT_THRESHOLDS,
+    THRESHOLDS_FILE,
+    Thresholds,
+    box_side,
+    first_look,
+    plausible,
+    upright,
+    write_thresholds,
+)
 from vision.training import conditions as cn
 from vision.training.degradations import Degraded, InView
 from vision.training.robustness import encode, render_in_view
@@ -72,6 +90,7 @@ DEFAULT_POSITIVES = 160
 DEFAULT_NEGATIVES = 160
 MAX_RECALL_LOSS = 0.003
 OBJECT_P = 0.5  # negatives with an everyday object drawn in
+OTHER_PRODUCT_SHARE = 0.5  # with --set: negatives that show a product outside the set (every other one)
 HAND_P = 0.3  # ... with a hand
 # The thresholds as they were before this tuning existed (chosen partly on real photos): the reference the
 # rule's recall bound and its tie-break are measured from.
@@ -195,15 +214,27 @@ def passes_all(f: dict[str, np.ndarray], t: Thresholds) -> np.ndarray:
 class Collector:
     """Loads the pipeline and the renderer once; :meth:`condition` gathers one condition's sightings."""
 
-    def __init__(self, seed: int, weights_dir: Path | None = None) -> None:
+    def __init__(self, seed: int, weights_dir: Path | None = None, product_set: str | None = None) -> None:
         from product_models.render import Renderer
-        from vision.pipeline import Pipeline
+        from vision.pipeline import PRODUCT_SETS, Pipeline
         from vision.training.synth import _load_textures
 
         self.seed = seed
         self.catalog = default_catalog()
-        self.products: list[Product] = [self.catalog.get(pid) for pid in sorted(self.catalog.products)]
         self.pipeline = Pipeline(weights_dir, backend="onnx") if weights_dir else Pipeline(backend="onnx")
+        # The thresholds are tuned for one model set: the weights folder's own, or a product's (``product_set``).
+        self.models = self.pipeline.main
+        if product_set is not None:
+            found = [m for m in self.pipeline.sets[1:] if m.path.name == product_set]
+            if not found:
+                raise VisionError(f"{self.pipeline.main.path / PRODUCT_SETS / product_set}: no such model set; the "
+                                  f"folder has {', '.join(m.path.name for m in self.pipeline.sets[1:]) or 'none'}")
+            self.models = found[0]
+        shown = set(self.models.product_ids)
+        self.products: list[Product] = [self.catalog.get(pid) for pid in sorted(shown)]
+        # Outside the set's own products a product is a negative (for the shipped set: none; it knows them all).
+        self.others: list[Product] = ([] if product_set is None else
+                                      [self.catalog.get(p) for p in sorted(self.catalog.products) if p not in shown])
         self.renderer = Renderer(640, 480)
         self.textures = _load_textures()  # scikit-image's brick, grass and gravel: allowed as backgrounds
 
@@ -232,15 +263,20 @@ class Collector:
         return dataclasses.replace(s, correct=s.product == product and iou(s.box, truth_box) >= RECALL_IOU)
 
     def _negative(self, cond: cn.Condition, key: int, k: int) -> Sighting | None:
+        if self.others and k % round(1 / OTHER_PRODUCT_SHARE) == 1:
+            # Its own stream of frames (index past any positive's), so that it is not a positive's twin.
+            return self.sighting("negative", cond, k, self.positive_frame(cond, key, 100_000 + k, self.others)[0])
         return self.sighting("negative", cond, k, self.negative_frame(cond, key, k))
 
-    def positive_frame(self, cond: cn.Condition, key: int, i: int) -> tuple[bytes, str, np.ndarray]:
-        """Product frame ``i`` under ``cond`` (``key``: the CRC-32 of its name): the JPEG, the product shown and
-        its true box."""
+    def positive_frame(self, cond: cn.Condition, key: int, i: int,
+                       products: list[Product] | None = None) -> tuple[bytes, str, np.ndarray]:
+        """Product frame ``i`` under ``cond`` (``key``: the CRC-32 of its name) of one of ``products`` (default:
+        the set's own): the JPEG, the product shown and its true box."""
         busy = cond.background == "real_photo"  # no real photo here: the training's home backgrounds instead
         scene_cond = dataclasses.replace(cond, background="plain") if busy else cond
+        shown = self.products if products is None else products
         def draw(attempt: int) -> cn.Scene:
-            scene = cn.frame_scene(scene_cond, self.products, self.seed, i, attempt, [])
+            scene = cn.frame_scene(scene_cond, shown, self.seed, i, attempt, [])
             if busy:
                 scene = dataclasses.replace(scene, background=home_background(
                     cn.stream(self.seed, 4, i, 1), cond.width, cond.height, self.textures))
@@ -280,7 +316,7 @@ class Collector:
         from vision.detector import KEYPOINT_MIN_CONF
         from vision.model_set import sure_box
 
-        p = self.pipeline.main  # the thresholds are tuned on the weights folder's own set
+        p = self.models
         image = decode_jpeg(jpeg, self.pipeline.limits)
         det = p.detector.detect_batch([image])[0]
         if len(det) == 0:
@@ -362,6 +398,15 @@ def choose(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -> int:
                                         rows[i]["recall_lost"], i))
 
 
+def choose_for_set(rows: Sequence[dict[str, Any]], module: dict[str, Any]) -> int:
+    """The index of the chosen row for a product's own set (module docstring): the most recall among the rows
+    with no more false detections than ``module`` (the module's thresholds' row)."""
+    eligible = [i for i, r in enumerate(rows) if r["false_detections"] <= module["false_detections"]]
+    reference = Thresholds(**module["thresholds"])
+    return min(eligible, key=lambda i: (rows[i]["recall_lost"], rows[i]["false_detections"],
+                                        len(changed(Thresholds(**rows[i]["thresholds"]), reference)), i))
+
+
 def record(s: Sighting, e: Evidence, thresholds: Thresholds) -> dict[str, Any]:
     """One sighting's features (under ``thresholds``' outlier distance), for the report."""
     side = box_side(s.box)
@@ -396,9 +441,14 @@ def feature_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_tuning(conditions: Sequence[str], *, positives: int = DEFAULT_POSITIVES, negatives: int = DEFAULT_NEGATIVES,
-               seed: int = TUNING_SEED, weights_dir: Path | None = None, records: bool = True,
-               progress: bool = False) -> dict[str, Any]:
-    """Collect sightings under every condition in ``conditions``, score the grid and choose (module docstring)."""
+               seed: int = TUNING_SEED, weights_dir: Path | None = None, product_set: str | None = None,
+               write: bool = False, records: bool = True, progress: bool = False) -> dict[str, Any]:
+    """Collect sightings under every condition in ``conditions``, score the grid and choose (module docstring):
+    for the weights folder's own set, or for the product set ``product_set``, whose folder gets the choice
+    when ``write``."""
+    if write and product_set is None:
+        raise ValueError("only a product's own set takes written thresholds; the shipped set's are "
+                         "vision/pose_check.py's constants")
     if not tuning_seed(seed):
         raise ValueError(f"seed must be a tuning seed ({TUNING_SEEDS.start}-{TUNING_SEEDS.stop - 1}), got {seed}")
     unknown = [name for name in conditions if name not in cn.CONDITIONS]
@@ -407,7 +457,8 @@ def run_tuning(conditions: Sequence[str], *, positives: int = DEFAULT_POSITIVES,
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    collector = Collector(seed, weights_dir)
+    collector = Collector(seed, weights_dir, product_set)
+    folder = collector.models.path
     sightings: list[Sighting] = []
     total_pos = total_neg = 0
     bar = tqdm(total=len(conditions) * (positives + negatives), unit="frame", disable=not progress, leave=False)
@@ -426,18 +477,24 @@ def run_tuning(conditions: Sequence[str], *, positives: int = DEFAULT_POSITIVES,
             candidates.append(extra)
     rows = score(sightings, total_pos, total_neg, candidates)
     baseline = rows[candidates.index(BASELINE)]
-    chosen = choose(rows, baseline)
     shipped = rows[candidates.index(DEFAULT_THRESHOLDS)]
+    chosen = choose(rows, baseline) if product_set is None else choose_for_set(rows, shipped)
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["false_detections"], rows[i]["recall_lost"], i))
     recs = [record(s, evidence(s, DEFAULT_THRESHOLDS), DEFAULT_THRESHOLDS) for s in sightings]
     detected = sum(1 for s in sightings if s.kind == "positive" and s.correct)
+    rule = (f"fewest false detections with recall loss <= max({MAX_RECALL_LOSS}, baseline's); ties: fewest "
+            "thresholds changed from the baseline, then smaller recall loss, then grid order")
+    if product_set is not None:
+        rule = ("most recall with no more false detections than the module's thresholds; ties: fewer false "
+                "detections, then fewest thresholds changed from the module's, then grid order")
     report: dict[str, Any] = {
-        "seed": seed, "conditions": list(conditions), "positives": total_pos, "negatives": total_neg,
+        "seed": seed, "set": str(folder), "products": [p.id for p in collector.products],
+        "other_products": [p.id for p in collector.others],
+        "conditions": list(conditions), "positives": total_pos, "negatives": total_neg,
         "positives_detected": detected,
         "detector_recall": round(detected / total_pos, 4) if total_pos else None,
         "negatives_with_a_detection": sum(1 for s in sightings if s.kind == "negative"),
-        "rule": (f"fewest false detections with recall loss <= max({MAX_RECALL_LOSS}, baseline's); ties: fewest "
-                 "thresholds changed from the baseline, then smaller recall loss, then grid order"),
+        "rule": rule,
         "candidates": len(rows),
         "baseline": baseline, "module": shipped, "chosen": rows[chosen],
         "chosen_is_module": rows[chosen]["thresholds"] == shipped["thresholds"],
@@ -445,6 +502,13 @@ def run_tuning(conditions: Sequence[str], *, positives: int = DEFAULT_POSITIVES,
         "features": feature_summary(recs),
         "seconds": {"collect": round(collect_s, 1), "total": round(time.perf_counter() - t0, 1)},
     }
+    if write:
+        written = folder / THRESHOLDS_FILE
+        write_thresholds(written, Thresholds(**rows[chosen]["thresholds"]), {
+            "tuned": {k: report[k] for k in ("seed", "conditions", "positives", "negatives", "rule")},
+            "module": {k: shipped[k] for k in ("recall", "recall_lost", "false_detections")},
+            "chosen": {k: rows[chosen][k] for k in ("recall", "recall_lost", "false_detections")}})
+        report["written"] = str(written)
     if records:
         report["detections"] = recs
         # Every candidate, compact: (thresholds in GRID's order, recall lost, false detections), so that a
@@ -457,7 +521,7 @@ def run_tuning(conditions: Sequence[str], *, positives: int = DEFAULT_POSITIVES,
 def format_summary(report: dict[str, Any]) -> str:
     """A few lines for a terminal."""
     lines = [f"seed {report['seed']}: {report['positives']} product frames (detector recall "
-             f"{report['detector_recall']}), {report['negatives']} product-free frames "
+             f"{report['detector_recall']}), {report['negatives']} negative frames "
              f"({report['negatives_with_a_detection']} with a detection); {report['candidates']} candidates"]
     for name in ("baseline", "module", "chosen"):
         r = report[name]
@@ -465,4 +529,6 @@ def format_summary(report: dict[str, Any]) -> str:
         lines.append(f"{name:9s} recall {r['recall']}  lost {r['recall_lost']}  false detections "
                      f"{r['false_detections']} ({r['false_detection_rate']})  changed: {moved}")
     lines.append("chosen thresholds: " + ", ".join(f"{k}={v}" for k, v in report["chosen"]["thresholds"].items()))
+    if report.get("written"):
+        lines.append(f"written to {report['written']}")
     return "\n".join(lines)
