@@ -23,8 +23,13 @@ Rules:
    :class:`~vision.tracking.Tracker` exactly as a session does, in the same rotation as the others. The
    single-frame figure stays the headline ``p50_ms``; the stream figure is reported beside it, never instead.
 
-Reported: ``frames``, ``backend``, ``width``/``height`` (the frames), ``input_size`` (the detector's),
-``threads``, ``p50_ms``/``p95_ms`` and ``stages_p50_ms`` (the pipeline); with the baseline also
+``--weights-dir`` times the pipeline on another weights folder, with its product sets (``products/``): each
+extra set is one more detector pass on an untracked frame that the sets before it found nothing in, or whose
+answer it may claim (:mod:`vision.pipeline`). The naive baseline stays the shipped detector.
+
+Reported: ``frames``, ``model_sets`` (the pipeline's weights folders), ``backend``, ``width``/``height``
+(the frames), ``input_size`` (the detector's), ``threads``, ``p50_ms``/``p95_ms`` and ``stages_p50_ms`` (the
+pipeline); with the baseline also
 ``naive_same_size_p50_ms`` and ``ratio_vs_naive_same_size`` (pipeline p50 / baseline p50, same input size,
 same threads), ``naive_640_p50_ms`` and ``ratio_vs_naive_640``, ``naive_device`` and ``naive_torch_threads``
 (what torch really ran with, read back after every timed call); with the stream, ``stream`` holds
@@ -53,6 +58,8 @@ NAIVE_WARMUP = 3
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    from vision.training.cli import add_catalog_option
+
     b = bench_sub.add_parser("pipeline", help="frame latency: decode + detect + pose + part states",
                              description="Time the pipeline on 640x480 JPEG renders and, in the same run, a naive "
                                          "YOLO(weights).predict(frame) at the detector's input size and at 640 px, "
@@ -61,7 +68,11 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     b.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"))
     b.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     b.add_argument("--no-stream", action="store_true", help="skip the detect-then-track stream")
+    b.add_argument("--weights-dir", type=Path, default=None,
+                   help="the pipeline's weights folder, with any product sets in its products/ (default "
+                        "vision/weights); the naive baseline always runs the shipped detector")
     b.add_argument("--json", action="store_true", help="print one JSON object")
+    add_catalog_option(b)
     b.set_defaults(handler=_cmd_bench_pipeline)
 
 
@@ -71,9 +82,12 @@ def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
     if not 5 <= args.frames <= 10_000:
         print(f"error: --frames must be within 5..10000, got {args.frames}", file=sys.stderr)
         return 2
+    if args.weights_dir is not None and not args.weights_dir.is_dir():
+        print(f"error: --weights-dir {args.weights_dir}: no such folder", file=sys.stderr)
+        return 2
     try:
         report = bench_pipeline(args.frames, backend=args.backend, naive=not args.no_naive,
-                                stream=not args.no_stream)
+                                stream=not args.no_stream, weights_dir=args.weights_dir)
     except VisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -82,7 +96,7 @@ def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
 
 
 def bench_pipeline(frames: int = 60, *, seed: int | None = None, backend: str = "auto",
-                   naive: bool = True, stream: bool = True) -> dict[str, Any]:
+                   naive: bool = True, stream: bool = True, weights_dir: Path | None = None) -> dict[str, Any]:
     """Render, time side by side, report (keys in the module docstring). Raises VisionError when the
     weights are missing or the baseline fails."""
     from vision.pipeline import FrameInput, Pipeline
@@ -91,7 +105,7 @@ def bench_pipeline(frames: int = 60, *, seed: int | None = None, backend: str = 
 
     jpegs, cameras = render_frames(frames, EVAL_SEED + 1 if seed is None else seed)
     clips = render_stream(frames, EVAL_SEED + 2 if seed is None else seed + 1) if stream else []
-    pipeline = Pipeline(backend=backend)
+    pipeline = Pipeline(backend=backend) if weights_dir is None else Pipeline(weights_dir, backend=backend)
     for jpeg in jpegs[:PIPELINE_WARMUP]:
         pipeline.process(FrameInput(jpeg, seq=0, ts=0.0))
     input_size = int(pipeline.main.detector.imgsz)
@@ -153,7 +167,8 @@ def bench_pipeline(frames: int = 60, *, seed: int | None = None, backend: str = 
                             "detector_share": round(streamed["detected"] / len(clips), 3),
                             "recall": round(streamed["found"] / len(clips), 3), "fps": STREAM_FPS,
                             "clip_frames": STREAM_CLIP_FRAMES}
-    report.update({"frames": len(jpegs), "backend": pipeline.backend, "width": FRAME_SIZE[0],
+    report.update({"frames": len(jpegs), "model_sets": [str(m.path) for m in pipeline.sets],
+                   "backend": pipeline.backend, "width": FRAME_SIZE[0],
                    "height": FRAME_SIZE[1], "input_size": input_size, "threads": threads})
     if baseline is not None:
         report.update({"naive_device": baseline.device, "naive_torch_threads": sorted(baseline.torch_threads)})

@@ -18,7 +18,7 @@ import numpy as np
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import Catalog, Product
 from vision.appearance import MODEL_NAME as APPEARANCE_MODEL_NAME
-from vision.appearance import AppearanceCheck
+from vision.appearance import AppearanceCheck, box_crop
 from vision.detector import KEYPOINT_MIN_CONF, Detector, DetectorConfig
 from vision.errors import ModelUnavailable, VisionError
 from vision.keypoint_layout import KeypointLayout
@@ -37,6 +37,9 @@ QUALITY_SIZE = (160, 120)  # the small grey copy that ImageQuality is measured o
 # sure keypoints, and that box at most this share of the detector's.
 SECOND_LOOK_MIN_SURE = 5
 SECOND_LOOK_MAX_AREA = 0.8
+# Two sets' boxes overlapping this much are one object seen by both (the IoU a detection needs to count as
+# right in every figure of this project, vision.training.scoring.RECALL_IOU).
+SAME_OBJECT_IOU = 0.5
 
 
 class ModelSet:
@@ -182,6 +185,24 @@ class ModelSet:
             return tuple(float(v) for v in fallback)  # type: ignore[return-value]
         return (x1, y1, x2, y2)
 
+    def judges(self, product_id: str) -> bool:
+        """Whether this set's appearance check has seen ``product_id`` (then it may claim that product's box,
+        :meth:`claims`): a product's own set is trained on data that shows every catalog product."""
+        return self.appearance is not None and product_id in self.appearance.classes[:-1]
+
+    def claims(self, image: np.ndarray, mine: Observation, theirs: Observation) -> bool:
+        """Whether ``mine`` (this set's verified observation of ``image``) takes the frame from ``theirs``, an
+        earlier set's: both saw one object (boxes overlapping at least ``SAME_OBJECT_IOU``), and this set's
+        appearance check, which has seen both products, finds its own likelier there. An earlier set's
+        appearance check never saw a product added after it, so it cannot tell that product from its own."""
+        check = self.appearance
+        if (check is None or mine.box is None or theirs.box is None or mine.product_id not in check.classes[:-1]
+                or theirs.product_id not in check.classes[:-1]
+                or box_iou(mine.box, theirs.box) < SAME_OBJECT_IOU):
+            return False
+        prob = check.probabilities(box_crop(image, np.asarray(mine.box))[None])[0]
+        return bool(prob[check.classes.index(mine.product_id)] > prob[check.classes.index(theirs.product_id)])
+
     def _pick(self, det: Detections, hint: str | None) -> int:
         """The most confident detection; the hinted product wins a near-tie (within 0.05)."""
         order = np.argsort(-det.confidence)
@@ -193,6 +214,16 @@ class ModelSet:
                     return int(i)
         return best
 
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two xyxy boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def sure_box(keypoints: Keypoints, box: np.ndarray, width: int, height: int) -> np.ndarray | None:

@@ -15,8 +15,12 @@ Stages 2-5 belong to a :class:`~vision.model_set.ModelSet`: the weights folder's
 ``products/<ID>/`` folder inside it (a product added with its own networks). A tracked frame goes to the set
 that knows its product. An untracked frame goes to the sets' detectors in turn, the set of the session's
 ``product_hint`` first, then the weights folder's own, then the others by name, and the first set that
-verifies a product answers. A set added later therefore only sees frames the earlier sets found nothing
-in: adding a product cannot cost the others a frame. ``detect_ms`` counts every detector that ran.
+verifies a product answers, with one exception: a later set whose appearance check has seen the answered
+product (a product's own set is trained on data showing every catalog product) also looks, and takes the
+frame when it verifies its own product on the same object and its appearance check finds its product the
+likelier there (:meth:`~vision.model_set.ModelSet.claims`). An earlier set never saw the later product, so
+it cannot tell a NAS from its printer; the later set has seen both. ``detect_ms`` counts every detector
+that ran.
 
 States are per frame and unsmoothed: temporal smoothing is per session (:mod:`vision.smoothing`).
 ``process_batch`` never lets one bad frame fail the others: its slot holds the :class:`VisionError`.
@@ -128,6 +132,7 @@ class Pipeline:
                 if _residual_share(obs) > TRACK_RECHECK_SHARE:  # a poor fit: the detector's box may do better
                     queue[i] = [owner]  # type: ignore[list-item]
         spent = dict.fromkeys(queue, 0.0)  # detector milliseconds per frame, over every set that ran
+        pending: dict[int, Observation] = {}  # frame -> an earlier set's answer that a later set may still claim
         while queue:
             model_set = next(iter(queue.values()))[0]
             batch = [i for i, sets in queue.items() if sets[0] is model_set]
@@ -147,10 +152,18 @@ class Pipeline:
                     if _better(found, tracked):
                         results[i] = found
                     continue
+                earlier = pending.pop(i, None)
+                if earlier is not None:
+                    if found.product_id is not None and model_set.claims(images[i], found, earlier):  # type: ignore[arg-type]
+                        results[i] = found
+                        continue
+                    found = _with_detect_ms(earlier, spent[i])  # the earlier answer stands, so far
                 if found.product_id is None and rest:
                     queue[i] = rest  # nothing this set knows: the next set looks
+                elif found.product_id is not None and (judges := [s for s in rest if s.judges(found.product_id)]):
+                    pending[i], queue[i] = found, judges  # later sets that know this product's look may claim it
                 else:
-                    results[i] = found
+                    results[i] = _with_detect_ms(found, spent[i])
         batch_ms = (time.perf_counter() - t0) * 1000
         for r in results:
             if isinstance(r, Observation):
@@ -176,6 +189,14 @@ def _residual_share(obs: Observation) -> float:
         return 0.0
     side = max(obs.box[2] - obs.box[0], obs.box[3] - obs.box[1], 1.0)
     return obs.reprojection_error_px / side
+
+
+def _with_detect_ms(obs: Observation, detect_ms: float) -> Observation:
+    """``obs`` with ``detect_ms`` (every detector that looked at its frame) in its timing, and its total."""
+    if obs.timing_ms:
+        obs.timing_ms["total_ms"] = obs.timing_ms.get("total_ms", 0.0) + detect_ms - obs.timing_ms.get("detect_ms", 0.0)
+        obs.timing_ms["detect_ms"] = detect_ms
+    return obs
 
 
 def _better(found: Observation | VisionError, tracked: Observation) -> bool:

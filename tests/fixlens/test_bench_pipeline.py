@@ -32,6 +32,11 @@ def test_frames_out_of_range_exit_2(frames: str, capsys: pytest.CaptureFixture[s
     assert "--frames must be within 5..10000" in capsys.readouterr().err
 
 
+def test_a_missing_weights_folder_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["bench", "pipeline", "--weights-dir", str(tmp_path / "none")]) == 2
+    assert f"--weights-dir {tmp_path / 'none'}: no such folder" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_tiny_run_compares_at_the_same_size_and_threads(capsys: pytest.CaptureFixture[str]) -> None:
     """The baseline ran at 640 px on the 1 torch thread Ultralytics picks, against a 320 px detector on 2."""
@@ -41,6 +46,7 @@ def test_tiny_run_compares_at_the_same_size_and_threads(capsys: pytest.CaptureFi
     assert main(["bench", "pipeline", "--frames", "5", "--backend", "onnx", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["frames"], report["width"], report["height"], report["backend"]) == (5, 640, 480, "onnx:cpu")
+    assert report["model_sets"] == [str(WEIGHTS_DIR)]
     assert report["input_size"] > 0 and report["threads"] >= 1
     assert report["naive_torch_threads"] == [report["threads"]] and report["naive_device"] == "cpu"
     for key in ("p50_ms", "naive_same_size_p50_ms", "naive_640_p50_ms"):

@@ -8,6 +8,7 @@ detector does, so what changes is only which set's detector finds what: the rout
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -104,19 +105,21 @@ def test_the_sets_look_in_turn_and_the_first_that_verifies_a_product_answers(pip
         s.detector.detect_batch = (lambda images, detect=detect, s=s: calls.append(s.product_ids[0])  # type: ignore[method-assign]
                                    or detect(images))
     try:
-        for jpeg, product_id, looked in ((router, "router_ax1800", ["printer_lx400", "router_ax1800"]),
-                                         (printer, "printer_lx400", ["printer_lx400"])):
+        # The main set first, the next when it found nothing, or when it has seen the answered product's look
+        # (the sets here share the shipped appearance check, which knows both) and may claim its box.
+        for jpeg, product_id in ((router, "router_ax1800"), (printer, "printer_lx400")):
             calls.clear()
             obs = pipeline.process(FrameInput(jpeg, 1, 0.0, cam))
-            assert obs.product_id == product_id and calls == looked  # the main set first, the next if need be
+            assert obs.product_id == product_id and calls == ["printer_lx400", "router_ax1800"]
             assert obs.timing_ms["detect_ms"] > 0.0
             assert obs.timing_ms["total_ms"] >= obs.timing_ms["detect_ms"] + obs.timing_ms["pose_ms"]
         calls.clear()
         hinted = pipeline.process(FrameInput(router, 2, 0.0, cam, product_hint="router_ax1800"))
-        assert hinted.product_id == "router_ax1800" and calls == ["router_ax1800"]  # the hinted set first
+        assert hinted.product_id == "router_ax1800" and calls == ["router_ax1800", "printer_lx400"]  # hinted first
         calls.clear()
         wrong_hint = pipeline.process(FrameInput(printer, 3, 0.0, cam, product_hint="router_ax1800"))
         assert wrong_hint.product_id == "printer_lx400" and calls == ["router_ax1800", "printer_lx400"]
+        assert wrong_hint.timing_ms["detect_ms"] > 0.0
         calls.clear()
         blank = cv2.imencode(".jpg", np.full((480, 640, 3), 128, np.uint8))[1].tobytes()
         assert pipeline.process(FrameInput(blank, 4, 0.0)).product_id is None
@@ -195,3 +198,45 @@ def test_a_set_with_its_own_pose_check_thresholds_verifies_by_them(tmp_path: Pat
     with pytest.raises(VisionError, match="min_detection_conf: 2 is outside") as info:
         Pipeline(tmp_path, backend="onnx")
     assert str(extra / THRESHOLDS_FILE) in str(info.value)
+
+
+def test_a_later_set_that_knows_both_looks_claims_a_box_the_earlier_set_took_for_its_own_product(
+        pipeline: Pipeline) -> None:
+    """The shipped set's appearance check never saw a product added later, so it can take that product for one
+    of its own; a later set trained on data showing both takes the frame back when it verifies its product on
+    the same object and its appearance check finds that product the likelier there."""
+    from vision.types import Observation
+
+    router, cam = _jpeg("router_ax1800", 165.0, 30.0, 0.45)
+    image = cv2.imdecode(np.frombuffer(router, np.uint8), cv2.IMREAD_COLOR)
+    later = pipeline.sets[1]
+    right = pipeline.process(FrameInput(router, 1, 0.0, cam))
+    assert right.product_id == "router_ax1800"
+    x1, _, x2, y2 = right.box
+    mistaken = Observation(1, 0.0, "printer_lx400", 0.9, right.box, right.pose, 1.0,
+                           timing_ms={"detect_ms": 5.0, "total_ms": 9.0})
+    assert later.judges("printer_lx400") and later.judges("router_ax1800")
+    assert later.claims(image, right, mistaken)
+    assert not later.claims(image, right, replace(mistaken, box=(x2, y2, x2 + (x2 - x1), y2 + 40)))  # elsewhere
+    assert not later.claims(image, replace(right, product_id="printer_lx400"),
+                            replace(mistaken, product_id="router_ax1800"))  # its check finds the router likelier
+
+    main_observe = pipeline.main.observe
+    pipeline.main.observe = lambda *args: mistaken  # type: ignore[method-assign]  # the earlier set's mistake
+    try:
+        obs = pipeline.process(FrameInput(router, 2, 0.0, cam))
+        assert obs.product_id == "router_ax1800" and obs is not mistaken
+        hinted = pipeline.process(FrameInput(router, 3, 0.0, cam, product_hint="printer_lx400"))
+        assert hinted.product_id == "router_ax1800"  # a hint orders the sets; it does not silence a claim
+    finally:
+        pipeline.main.observe = main_observe  # type: ignore[method-assign]
+    # A later set without the earlier product's look never gets asked: the earlier answer stands.
+    appearance, later.appearance = later.appearance, None
+    pipeline.main.observe = lambda *args: mistaken  # type: ignore[method-assign]
+    try:
+        kept = pipeline.process(FrameInput(router, 4, 0.0, cam))
+        assert kept is mistaken and kept.timing_ms["detect_ms"] > 0.0
+        assert kept.timing_ms["total_ms"] == pytest.approx(9.0 - 5.0 + kept.timing_ms["detect_ms"])
+    finally:
+        pipeline.main.observe = main_observe  # type: ignore[method-assign]
+        later.appearance = appearance
