@@ -4,7 +4,7 @@ A weights folder is a *model set*: a detector, the crop keypoint network, the pa
 occlusion network) and the appearance check, trained together. The shipped folder's set knows the shipped
 products. A product added later can bring a set of its own (``products/<ID>/`` inside the weights folder, as
 ``fixlens train product ID`` writes it): its own one-class detector and networks, trained without touching
-the shipped ones, so adding it cannot cost the others a detection or a reading.
+the shipped ones, and, optionally, pose-check thresholds of its own (``pose-check.json``).
 :class:`vision.pipeline.Pipeline` holds every set and routes each frame between them.
 """
 

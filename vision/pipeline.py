@@ -145,7 +145,8 @@ class Pipeline:
                 try:
                     found = model_set.observe(frames[i], images[i], det, decode_ms[i], spent[i])  # type: ignore[arg-type]
                 except VisionError as exc:  # bad intrinsics: every set would say the same
-                    results[i] = exc
+                    earlier = pending.pop(i, None)  # ... but one already answered: its answer stands
+                    results[i] = exc if earlier is None else _with_detect_ms(earlier, spent[i])
                     continue
                 tracked = results[i]
                 if isinstance(tracked, Observation):  # a track's recheck: keep the better-fitting pose
@@ -154,7 +155,12 @@ class Pipeline:
                     continue
                 earlier = pending.pop(i, None)
                 if earlier is not None:
-                    if found.product_id is not None and model_set.claims(images[i], found, earlier):  # type: ignore[arg-type]
+                    t = time.perf_counter()
+                    claimed = found.product_id is not None and model_set.claims(images[i], found, earlier)  # type: ignore[arg-type]
+                    # The answer's total also counts the other set's keypoints, pose and states, and the claim.
+                    winner, other = (found, earlier) if claimed else (earlier, found)
+                    _add_ms(winner, _stages_ms(other) + (time.perf_counter() - t) * 1000)
+                    if claimed:
                         results[i] = found
                         continue
                     found = _with_detect_ms(earlier, spent[i])  # the earlier answer stands, so far
@@ -189,6 +195,17 @@ def _residual_share(obs: Observation) -> float:
         return 0.0
     side = max(obs.box[2] - obs.box[0], obs.box[3] - obs.box[1], 1.0)
     return obs.reprojection_error_px / side
+
+
+def _stages_ms(obs: Observation) -> float:
+    """What ``obs``'s set spent on its frame after the detectors (keypoints, pose, states)."""
+    t = obs.timing_ms
+    return t.get("total_ms", 0.0) - t.get("decode_ms", 0.0) - t.get("detect_ms", 0.0)
+
+
+def _add_ms(obs: Observation, ms: float) -> None:
+    if obs.timing_ms:
+        obs.timing_ms["total_ms"] = obs.timing_ms.get("total_ms", 0.0) + ms
 
 
 def _with_detect_ms(obs: Observation, detect_ms: float) -> Observation:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +128,7 @@ def read_thresholds(path: Path) -> Thresholds:
     are the tuning's record); :class:`ModelUnavailable` naming the file and field when it is not usable."""
     try:
         doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8, an integer of thousands of digits
         raise ModelUnavailable(f"{path}: unreadable pose-check thresholds ({exc})") from exc
     values = doc.get("thresholds") if isinstance(doc, dict) else None
     if not isinstance(values, dict):
@@ -138,19 +139,25 @@ def read_thresholds(path: Path) -> Thresholds:
             raise ModelUnavailable(f"{path}: thresholds.{name}: unknown field; expected some of {', '.join(_RANGES)}")
         integer = name in _INTEGER_FIELDS
         if (isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
-                or not math.isfinite(value)):
+                or (isinstance(value, float) and not math.isfinite(value))):
             raise ModelUnavailable(f"{path}: thresholds.{name}: expected {'an integer' if integer else 'a number'}, "
                                    f"got {value!r}")
         lo, hi = _RANGES[name]
         if not lo <= value <= hi:
             raise ModelUnavailable(f"{path}: thresholds.{name}: {value} is outside {lo}..{hi}")
         kw[name] = value
-    return dataclasses.replace(DEFAULT_THRESHOLDS, **kw)
+    out = dataclasses.replace(DEFAULT_THRESHOLDS, **kw)
+    if out.sure_inliers < out.min_inliers:
+        raise ModelUnavailable(f"{path}: thresholds.sure_inliers ({out.sure_inliers}) is below min_inliers "
+                               f"({out.min_inliers}): a thin pose has fewer inliers than a sure one")
+    return out
 
 
 def write_thresholds(path: Path, thresholds: Thresholds, record: dict) -> None:
     """``thresholds`` (every field) to ``path``, with ``record`` (how they were chosen) beside them."""
-    path.write_text(json.dumps({"thresholds": dataclasses.asdict(thresholds), **record}, indent=1) + "\n")
+    part = path.with_name(path.name + ".part")  # a run killed mid-write must not leave a half file to load
+    part.write_text(json.dumps({"thresholds": dataclasses.asdict(thresholds), **record}, indent=1) + "\n")
+    os.replace(part, path)
 
 
 @dataclass(frozen=True)

@@ -228,12 +228,19 @@ def test_a_later_set_that_knows_both_looks_claims_a_box_the_earlier_set_took_for
         assert obs.product_id == "router_ax1800" and obs is not mistaken
         hinted = pipeline.process(FrameInput(router, 3, 0.0, cam, product_hint="printer_lx400"))
         assert hinted.product_id == "router_ax1800"  # a hint orders the sets; it does not silence a claim
+        # A later set that fails while it looks leaves the answer already found (it is not the frame's fault).
+        def fail(*args: object) -> None:
+            raise VisionError("the later set broke")
+        later.observe = fail  # type: ignore[method-assign]
+        assert pipeline.process(FrameInput(router, 5, 0.0, cam)) is mistaken
     finally:
         pipeline.main.observe = main_observe  # type: ignore[method-assign]
+        later.__dict__.pop("observe", None)
     # A later set without the earlier product's look never gets asked: the earlier answer stands.
     appearance, later.appearance = later.appearance, None
     pipeline.main.observe = lambda *args: mistaken  # type: ignore[method-assign]
     try:
+        mistaken.timing_ms.update(detect_ms=5.0, total_ms=9.0)
         kept = pipeline.process(FrameInput(router, 4, 0.0, cam))
         assert kept is mistaken and kept.timing_ms["detect_ms"] > 0.0
         assert kept.timing_ms["total_ms"] == pytest.approx(9.0 - 5.0 + kept.timing_ms["detect_ms"])

@@ -113,6 +113,7 @@ def test_thresholds_are_read_from_a_set_file_and_what_it_leaves_out_is_the_modul
     chosen = Thresholds(min_detection_conf=0.3, min_sureness=0.25, sure_inliers=7)
     write_thresholds(path, chosen, {"tuned": {"seed": 8801}})
     assert read_thresholds(path) == chosen
+    assert [p.name for p in tmp_path.iterdir()] == ["pose-check.json"]  # written whole, then moved in place
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -126,6 +127,9 @@ def test_thresholds_are_read_from_a_set_file_and_what_it_leaves_out_is_the_modul
     ('{"thresholds": {"min_inliers": 5.5}}', "thresholds.min_inliers: expected an integer"),
     ('{"thresholds": {"min_inliers": 2}}', "thresholds.min_inliers: 2 is outside 4..1000"),
     ('{"thresholds": {"min_appearance": -0.1}}', "thresholds.min_appearance: -0.1 is outside 0.0..1.0"),
+    ('{"thresholds": {"max_reprojection_px": 1' + "0" * 400 + '}}', "thresholds.max_reprojection_px: 1000"),
+    ('{"thresholds": {"max_reprojection_px": 1' + "0" * 5000 + '}}', "unreadable pose-check thresholds"),
+    ('{"thresholds": {"min_inliers": 7, "sure_inliers": 6}}', "sure_inliers (6) is below min_inliers (7)"),
 ])
 def test_a_bad_thresholds_file_is_refused_naming_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
     from vision.errors import ModelUnavailable

@@ -74,7 +74,7 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     assert {p.name for p in mine.iterdir()} >= {"fixlens-pose.onnx", "keypoints.onnx", "part-states.onnx",
                                                 "product-appearance.onnx", "pose-check.json"}
     # The set's own pose-check thresholds, tuned on the new product's frames (one per condition here).
-    tuned = json.loads((work / "pose-check.json").read_text())
+    tuned = json.loads((work / "pose-check-tuning.json").read_text())
     assert tuned["products"] == ["router_bx9"] and tuned["positives"] == 16
     assert read_thresholds(mine / "pose-check.json") == Thresholds(**tuned["chosen"]["thresholds"])
 
@@ -104,10 +104,12 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("done earlier") == 8
 
-    # A stage that finished after a later one (re-run by hand, or new in this version) makes those after it
-    # stale: they run again, the ones before it stay done.
-    marker = work / "stages" / "parts.json"
-    os.utime(marker, (marker.stat().st_mtime + 60,) * 2)
+    # A stage that finished after a later one (re-run, or new in this version) makes those after it stale: they
+    # run again, the ones before it stay done. `before` feeds nothing: re-running it leaves the rest done.
+    for name, later in (("parts", 60.0), ("before", 120.0)):
+        marker = work / "stages" / f"{name}.json"
+        record = json.loads(marker.read_text())
+        marker.write_text(json.dumps({**record, "finished": record["finished"] + later}))
     stale = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work), *TINY,
                      timeout=300)
     assert stale.returncode == 0, stale.stderr[-2000:]
@@ -134,6 +136,21 @@ def test_a_run_begun_before_a_setting_existed_resumes_with_its_default(tmp_path:
     assert json.loads((tmp_path / "run.json").read_text())["pose_check_frames"] == "160"
     with pytest.raises(ValueError, match=r"run.json: images\)"):
         claim_work(ProductRun("nas_d2", tmp_path, images=2000))
+    (tmp_path / "run.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"run.json: not a run's settings"):
+        claim_work(ProductRun("nas_d2", tmp_path))
+
+
+def test_a_stage_marker_records_when_it_finished_and_an_older_one_gives_its_files_time(tmp_path: Path) -> None:
+    from vision.training.product import _finished
+
+    marker = tmp_path / "parts.json"
+    assert _finished(marker) is None
+    marker.write_text(json.dumps({"args": [], "seconds": 3.0, "finished": 1234.5}))
+    assert _finished(marker) == 1234.5  # a copy of the folder keeps it
+    marker.write_text(json.dumps({"args": [], "seconds": 3.0}))
+    os.utime(marker, (99.0, 99.0))
+    assert _finished(marker) == 99.0
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -39,6 +39,9 @@ from vision.training.train import WEIGHTS_DIR
 
 DATA_SEED = 8700  # a training seed (8000-8999 are training's; `vision robustness --seed` refuses them)
 EVAL_SEED = 9101  # held out: no training command uses 9000-9999
+POSE_CHECK_REPORT = "pose-check-tuning.json"  # in the work folder: what the pose-check stage measured and chose
+# Stages no later stage builds on: running one again leaves the others done.
+INDEPENDENT_STAGES = frozenset({"before"})
 WEIGHT_FILES = ("fixlens-pose.pt", "fixlens-pose.onnx", "keypoints.onnx", "keypoints.state.pt",
                 "part-states.onnx", "part-states.state.pt", OCCLUSION_MODEL_NAME, APPEARANCE_MODEL_NAME,
                 THRESHOLDS_FILE)
@@ -129,7 +132,7 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
         out.append(("pose-check", ["vision", "tune-pose-check", "--weights-dir", str(run.weights), "--set",
                                    run.product, "--write", "--positives", str(run.pose_check_frames),  # type: ignore[list-item]
                                    "--negatives", str(run.pose_check_frames), "--no-records", "--json",
-                                   "--out", str(run.work / "pose-check.json")]))
+                                   "--out", str(run.work / POSE_CHECK_REPORT)]))
     out.append(("after", _eval(run, run.weights, run.work / "after.json")))
     return out
 
@@ -144,12 +147,13 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
     (run.work / "stages").mkdir(parents=True, exist_ok=True)
     claim_work(run)
     plan = stages(run)
-    newest = 0.0  # when the latest stage before this one finished
+    newest = 0.0  # when the latest stage before this one that it builds on finished
     for number, (name, args) in enumerate(plan, 1):
         done = run.work / "stages" / f"{name}.json"
-        # Done, unless a stage before it finished later (re-run, or new in this version): then it is stale.
-        if done.is_file() and done.stat().st_mtime >= newest:
-            newest = done.stat().st_mtime
+        # Done, unless a stage it builds on finished later (re-run, or new in this version): then it is stale.
+        finished = _finished(done)
+        if finished is not None and finished >= newest:
+            newest = max(newest, finished) if name not in INDEPENDENT_STAGES else newest
             log(f"[{number}/{len(plan)}] {name}: done earlier ({json.loads(done.read_text())['seconds']:.0f} s)")
             continue
         log(f"[{number}/{len(plan)}] {name}: fixlens {' '.join(args)}")
@@ -166,11 +170,24 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
             # a product's own set has none, so its parts are read without it).
             elif run.init is not None and (run.init / OCCLUSION_MODEL_NAME).is_file():
                 shutil.copy2(run.init / OCCLUSION_MODEL_NAME, run.weights / OCCLUSION_MODEL_NAME)
-        done.write_text(json.dumps({"args": args, "seconds": round(time.time() - started, 1)}))
-        newest = done.stat().st_mtime
+        now = time.time()
+        done.write_text(json.dumps({"args": args, "seconds": round(now - started, 1), "finished": now}))
+        if name not in INDEPENDENT_STAGES:
+            newest = now
     from vision.training.product_report import write_report
 
     return write_report(run, [name for name, _ in plan])
+
+
+def _finished(marker: Path) -> float | None:
+    """When the stage of ``marker`` finished (None: not done). Recorded in the marker, so that a copied work
+    folder keeps it; a marker from before it was recorded gives its file's time."""
+    if not marker.is_file():
+        return None
+    try:
+        return float(json.loads(marker.read_text())["finished"])
+    except (ValueError, KeyError, TypeError):
+        return marker.stat().st_mtime
 
 
 def claim_work(run: ProductRun) -> None:
@@ -179,8 +196,12 @@ def claim_work(run: ProductRun) -> None:
     settings = run.work / "run.json"
     mine = {k: str(v) for k, v in asdict(run).items()}
     if settings.is_file():
+        stored = json.loads(settings.read_text())
+        if not isinstance(stored, dict):
+            raise ValueError(f"{settings}: not a run's settings (expected a JSON object); use another --work folder")
+        # Every setting added so far defaults to what the runs before it did.
         defaults = {f.name: str(getattr(ProductRun(run.product, run.work), f.name)) for f in fields(ProductRun)}
-        earlier = {**defaults, **json.loads(settings.read_text())}
+        earlier = {**defaults, **stored}
         differ = sorted(k for k in mine if earlier.get(k) != mine[k])
         if differ:
             raise ValueError(f"{run.work} holds a run with other settings ({settings}: {', '.join(differ)}); use "

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vision.training.product import POSE_CHECK_REPORT
+
 FIGURES = ("product_recall", "part_state_accuracy_4px")
 
 
@@ -57,7 +59,7 @@ def write_report(run: Any, stage_names: list[str]) -> dict[str, Any]:
             b, a = before.get(pid, {}).get(figure), after.get(pid, {}).get(figure)
             row += [_fmt(b), _fmt(a), _fmt(None if a is None or b is None else a - b, signed=True)]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", *_pose_check_lines(_load(work / "pose-check.json"))]
+    lines += ["", *_pose_check_lines(_load(work / POSE_CHECK_REPORT))]
     plots = _plots(run, before, after)
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     (work / "report.md").write_text("\n".join(lines) + "\n")
