@@ -33,7 +33,10 @@ def server_config(weights_dir: Path | None, data_dir: Path, **overrides: Any) ->
     if weights_dir is not None:
         values["weights_dir"] = str(weights_dir)
     values.update(overrides)
-    env = {k: v for k, v in os.environ.items() if k in ("FIXLENS_WEIGHTS_DIR", "FIXLENS_DEVICE")}
+    # The catalog and scene library too: the caller's own side (the demo's twin, a bench's renders) reads them
+    # from the same variables, and a server with another catalog would refuse a product set made for this one.
+    env = {k: v for k, v in os.environ.items()
+           if k in ("FIXLENS_WEIGHTS_DIR", "FIXLENS_DEVICE", "FIXLENS_CATALOG_DIR", "FIXLENS_SCENE_DIR")}
     return Config.from_sources(values, env)
 
 

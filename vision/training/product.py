@@ -35,11 +35,11 @@ from vision.appearance import MODEL_NAME as APPEARANCE_MODEL_NAME
 from vision.part_net import OCCLUSION_MODEL_NAME
 from vision.pipeline import PRODUCT_SETS, model_set_folders
 from vision.pose_check import THRESHOLDS_FILE
+from vision.training.product_report import POSE_CHECK_REPORT
 from vision.training.train import WEIGHTS_DIR
 
 DATA_SEED = 8700  # a training seed (8000-8999 are training's; `vision robustness --seed` refuses them)
 EVAL_SEED = 9101  # held out: no training command uses 9000-9999
-POSE_CHECK_REPORT = "pose-check-tuning.json"  # in the work folder: what the pose-check stage measured and chose
 # Stages no later stage builds on: running one again leaves the others done.
 INDEPENDENT_STAGES = frozenset({"before"})
 WEIGHT_FILES = ("fixlens-pose.pt", "fixlens-pose.onnx", "keypoints.onnx", "keypoints.state.pt",

@@ -14,9 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vision.training.product import POSE_CHECK_REPORT
-
 FIGURES = ("product_recall", "part_state_accuracy_4px")
+POSE_CHECK_REPORT = "pose-check-tuning.json"  # in the work folder: what the pose-check stage measured and chose
 
 
 def _load(path: Path) -> dict[str, Any] | None:
