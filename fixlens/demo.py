@@ -197,7 +197,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def write_keyframes(out: Path, keyframes: list[tuple[str, Any]]) -> None:
-    """``out/keyframes/NN.png`` and ``out/contact_sheet.png`` (key frames at half size, 3 columns, captioned)."""
+    """``out/keyframes/NN.png`` and ``out/contact_sheet.png`` (key frames at half size, up to 3 columns,
+    captioned; a run that showed no step says so on the sheet)."""
     import cv2
     import numpy as np
 
@@ -209,6 +210,7 @@ def write_keyframes(out: Path, keyframes: list[tuple[str, Any]]) -> None:
         cv2.imwrite(str(folder / f"{i:02d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     if not keyframes:
         sheet = np.full((120, 320, 3), 255, np.uint8)
+        cv2.putText(sheet, "no step was shown", (10, 64), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     else:
         tiles = []
         for caption, img in keyframes:
@@ -217,7 +219,7 @@ def write_keyframes(out: Path, keyframes: list[tuple[str, Any]]) -> None:
             cv2.putText(tile, caption, (6, tile.shape[0] - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
                         cv2.LINE_AA)
             tiles.append(tile)
-        cols = 3
+        cols = min(3, len(tiles))
         tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % cols)
         sheet = np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
     cv2.imwrite(str(out / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))

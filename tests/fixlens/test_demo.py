@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from fixlens.cli import main
-from fixlens.demo import reading_summary
+from fixlens.demo import reading_summary, write_keyframes
 
 
 def test_demo_without_detector_weights_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -44,3 +46,15 @@ def test_reading_summary_counts_right_wrong_and_unknown_per_part() -> None:
     assert summary["parts"]["led_internet"] == {"frames": 2, "right": 1, "unknown": 0, "wrong": {"green<-red": 1}}
     assert summary["parts"]["port_wan"] == {"frames": 1, "right": 0, "unknown": 1, "wrong": {}}
     assert summary["pose_px_median"] == 4.0
+
+
+@pytest.mark.parametrize(("count", "shape"), [(0, (120, 320)), (1, (262, 320)), (2, (262, 640)), (4, (524, 960))])
+def test_the_contact_sheet_has_as_many_columns_as_it_needs_up_to_three(tmp_path: Path, count: int,
+                                                                       shape: tuple[int, int]) -> None:
+    frames = [(f"{i}.0s step", np.full((480, 640, 3), 40 * i, np.uint8)) for i in range(count)]
+    write_keyframes(tmp_path, frames)
+    sheet = cv2.imread(str(tmp_path / "contact_sheet.png"))
+    assert sheet.shape[:2] == shape
+    assert len(list((tmp_path / "keyframes").glob("*.png"))) == count
+    if count == 0:
+        assert (sheet < 128).any()  # it says that no step was shown, not a blank page
