@@ -157,6 +157,7 @@ def test_a_stage_marker_records_when_it_finished_and_an_older_one_gives_its_file
     (["nas_x"], "unknown product 'nas_x'"),
     (["router_ax1800", "--images", "3"], "--images must be within 8..1000000, got 3"),
     (["router_ax1800", "--focus-share", "0"], "--focus-share must be within (0, 1], got 0.0"),
+    (["router_ax1800", "--pose-check-frames", "0"], "--pose-check-frames must be within 1..100000, got 0"),
     (["router_ax1800", "--init", "/no/such/weights"], "--init /no/such/weights: no such folder"),
     (["router_ax1800"], "error: router_ax1800 is already recognised by "),
     (["router_ax1800", "--catalog", "/no/such/catalog"], "--catalog: /no/such/catalog: catalog folder does not exist"),
