@@ -303,12 +303,9 @@ def _render_part(product: Product, index: int, report: _Report, renderer: Any) -
     part = product.part(product.parts[index].name)
     field: PathKey = ("parts", index, "states")
     base = product.healthy_states()
-    # Whether covers or trays must be opened to see the part is asked with the part drawn: a removable part
-    # whose healthy state is absent is never visible itself.
-    drawn = {**base, part.name: "present"} if part.is_removed(base.get(part.name)) else base
     try:
         pose, camera = _part_camera(product, part.name, base)
-        first = renderer.render(product, drawn, pose, camera, model_path=report.model)
+        first = renderer.render(product, base, pose, camera, model_path=report.model)
         if not first.truth.parts[part.name].visible and any(p.moves for p in product.parts):
             base = _opened(product, base, part.name)
             pose, camera = _part_camera(product, part.name, base)

@@ -161,13 +161,10 @@ def compute_truth(product: Product, model: Any, states: dict[str, str], pose: Po
             cos = np.einsum("mk,mk->m", to_eye, normals)
             # Thin sheets (covers, paper) show either side: an opened cover is seen by its inner face.
             ok &= (np.abs(cos) if part.kind in TWO_SIDED_KINDS else cos) > FACING_MIN_COS
-        # A part drawn as nothing in its current state (a cleared paper jam, an empty tray) is still
-        # *observed* where it sits: seeing the empty place is how a person verifies "clear" or "empty".
-        # Its own triangles are not drawn, so only the rest of the product can occlude the place.
-        # A removable part that is absent is different: the part is a component of its own (a drive, a
-        # cartridge), now out of the product, so nothing of it is in view; the bay it leaves is the body's.
-        if part.is_removed(states.get(part.name)):
-            ok = np.zeros_like(ok)
+        # A part drawn as nothing in its current state (a cleared paper jam, an empty tray, a drive taken out
+        # of its bay) is still *observed* where it sits: seeing the empty place is how a person verifies
+        # "clear", "empty" or "absent". Its own triangles are not drawn, so only the rest of the product can
+        # occlude the place.
         samples.append((part, i, pts, uv, ok, corners))
     ray_pts = [kp_pos[kp_ok]] + [pts[ok] for _, _, pts, _, ok, _ in samples]
     ray_eps = [np.full(int(kp_ok.sum()), KEYPOINT_EPS_M)] + [np.full(int(ok.sum()), SURFACE_EPS_M)

@@ -23,8 +23,11 @@ import numpy as np
 
 from vision.errors import ModelUnavailable, VisionError
 from vision.ort_session import cpu_session
+from vision.part_patches import OFF_PART
 
 MODEL_NAME = "part-states.onnx"
+INDEX_FORMAT = 2  # PartIndex.to_json's; 1 was a bare list of rows
+LEGACY_OFF_PART = {"absent": OFF_PART}  # format 1's name for the class of a patch off its part
 OCCLUSION_MODEL_NAME = "part-occlusion.onnx"  # optional: per part visible / hand / covered (vision.part_reader)
 
 
@@ -69,16 +72,23 @@ class PartIndex:
         return mask
 
     def to_json(self) -> str:
-        return json.dumps([[p, n, list(c)] for p, n, c in self.entries])
+        return json.dumps({"format": INDEX_FORMAT, "rows": [[p, n, list(c)] for p, n, c in self.entries]})
 
     @classmethod
     def from_json(cls, text: str) -> PartIndex:
-        rows = json.loads(text)
+        """The index a network was saved with. A bare list is the first format, whose class for a patch off
+        its part was named "absent" (no classified part had a state of that name then): renamed here."""
+        doc = json.loads(text)
+        legacy = isinstance(doc, list)
+        rows = doc if legacy else doc.get("rows") if isinstance(doc, dict) and doc.get("format") == INDEX_FORMAT \
+            else None
         if not isinstance(rows, list) or not all(
                 isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) and isinstance(r[1], str)
                 and isinstance(r[2], list) and r[2] and all(isinstance(c, str) for c in r[2]) for r in rows):
-            raise ValueError("part_index must be a list of [product, part, [classes...]]")
-        return cls(tuple((p, n, tuple(c)) for p, n, c in rows))
+            raise ValueError(f"part_index must be {{\"format\": {INDEX_FORMAT}, \"rows\": [[product, part, "
+                             "[classes...]], ...]} (or, from older networks, the bare list of rows)")
+        return cls(tuple((p, n, tuple(LEGACY_OFF_PART.get(c, c) if legacy else c for c in classes))
+                         for p, n, classes in rows))
 
 
 def to_input(patches: np.ndarray) -> np.ndarray:

@@ -27,14 +27,16 @@ MIN_SIDE_M = 0.028  # ... and at least this much, so a small socket's plug body 
 HIDDEN = "hidden"
 # What the network says when a patch does not show the part's state, so the pipeline abstains instead of
 # guessing: a hand over the part, something else over it (an object, a glare's highlight), or no such part
-# at all under the patch (the pose is off, e.g. by one LED spacing along a row of look-alike LEDs).
+# at all under the patch (the pose is off, e.g. by one LED spacing along a row of look-alike LEDs). Networks
+# trained before a part could have a state named "absent" (a removable part) called that last class "absent":
+# :meth:`vision.part_net.PartIndex.from_json` renames it as it loads them.
 HAND = "hand"
 COVERED = "covered"
-ABSENT = "absent"
+OFF_PART = "off_part"
 UNREADABLE_CLASSES = (HAND, COVERED)  # every classified part learns these
-ROW_KINDS = frozenset({"led", "port"})  # parts in rows of look-alikes; these also learn ``absent``
-ABSENT_P = 0.35  # share of a row part's training sightings that also yield a shifted, ``absent`` patch
-CLASSIFIED_KINDS = frozenset({"led", "port", "tray", "cover", "paper", "cable", "switch"})
+ROW_KINDS = frozenset({"led", "port"})  # parts in rows of look-alikes; these also learn ``off_part``
+OFF_PART_P = 0.35  # share of a row part's training sightings that also yield a shifted, ``off_part`` patch
+CLASSIFIED_KINDS = frozenset({"led", "port", "tray", "cover", "paper", "cable", "switch", "removable"})
 LED_SIDE_M = 0.022  # an LED's patch: the lens, its glow and room for pose error, not the label beside it
 MIN_READABLE_PX = 4.0  # a part smaller than this in the image cannot be read by anyone: it is "not visible"
 # Kinds that sit inside the device, so another part's state (a closed cover, a closed tray) can hide
@@ -182,9 +184,9 @@ def training_patches(truth_files: Iterable[Path], product_lookup, rng: np.random
                 patch = face_patch(image, product, part, use, cam, place, size, extent)
                 if patch is not None:
                     yield (product.id, part.name), patch, label
-            if part.kind in ROW_KINDS and info["visible"] and rng.random() < ABSENT_P:
+            if part.kind in ROW_KINDS and info["visible"] and rng.random() < OFF_PART_P:
                 offset = absent_offset(product, part, rng)
                 patch = None if offset is None else face_patch(image, product, part, perturb_pose(pose, rng), cam,
                                                                place, size, extent, offset)
                 if patch is not None:
-                    yield (product.id, part.name), patch, ABSENT
+                    yield (product.id, part.name), patch, OFF_PART

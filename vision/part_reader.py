@@ -14,11 +14,11 @@ Rules:
    unknown with that reason.
 5. Where the weights include the occlusion network (``part-occlusion.onnx``: the same small CNN, trained to
    say only whether each part is visible, under a hand, covered, hidden by another part of the device (paper
-   inside it) or, for a part of a row of look-alikes, ``absent`` from its patch), it sees the same patches. A
+   inside it) or, for a part of a row of look-alikes, ``off_part`` from its patch), it sees the same patches. A
    part it finds under a hand, covered or hidden is unknown with that reason whatever the state network read:
    a finger over an empty port must never read "plugged". LEDs are asked only whether they are absent (see
    ``_classify``).
-6. A row of look-alikes (LEDs, ports) with a part ``absent`` from its patch was read under a pose one part off
+6. A row of look-alikes (LEDs, ports) with a part ``off_part`` from its patch was read under a pose one part off
    along the row: :meth:`PartReader._check_rows` reads the row again shifted back, or makes it unknown.
 """
 
@@ -36,7 +36,7 @@ from product_models.catalog import EDGE_ON_DEG, Part, Product
 from vision.errors import ModelUnavailable
 from vision.led import classify_led
 from vision.part_net import MODEL_NAME, OCCLUSION_MODEL_NAME, PartNet
-from vision.part_patches import ABSENT, COVERED, HAND, HIDDEN, MIN_READABLE_PX, ROW_KINDS, face_patch, row_spacing
+from vision.part_patches import COVERED, HAND, HIDDEN, MIN_READABLE_PX, OFF_PART, ROW_KINDS, face_patch, row_spacing
 from vision.parts import ProjectedPart, behind_body, project_parts, visible_in_some_state
 from vision.types import PartState
 
@@ -50,12 +50,12 @@ READ_MIN_PX = 0.9 * MIN_READABLE_PX
 # coin flip is 0.25-0.5): the part is reported unknown ("unsure") instead.
 READ_MIN_CONF = 0.5
 OCCLUDERS = (HAND, COVERED, HIDDEN)  # the occlusion network's answers that overrule a state read (not for LEDs)
-# A row's placement (as posed, or shifted one part along the row) wins when its parts' ``absent`` probabilities
+# A row's placement (as posed, or shifted one part along the row) wins when its parts' ``off_part`` probabilities
 # sum to at least this much less than every other placement's: half a part's worth of evidence. Set a priori,
 # not tuned: a shifted pose puts one whole part past the row's end (about 1.0), a bloomed LED half of one.
 ROW_MARGIN = 0.5
-# ... and a part's ``absent`` is believed only when the part is at least this many pixels across. Smaller,
-# its patch is a few pixels upsampled: on development seed 7400 every LED of 3-7 px that read ``absent`` under
+# ... and a part's ``off_part`` is believed only when the part is at least this many pixels across. Smaller,
+# its patch is a few pixels upsampled: on development seed 7400 every LED of 3-7 px that read ``off_part`` under
 # a right pose (bloomed, tiny at a wide field of view) made its row unknown, 25 times in 800 frames, while
 # every shifted row the check caught was ports of 8-22 px. A smaller part stays read as posed.
 ROW_MIN_PX = 8.0
@@ -145,15 +145,15 @@ class PartReader:
 
     def _classify(self, product: Product, parts: Sequence[Part], patches: Sequence[np.ndarray],
                   sizes: Sequence[float]) -> list[Verdict]:
-        """Both networks' verdict on each part's patch: its state, or ``hand``, ``covered``, ``hidden`` or ``absent``.
+        """Both networks' verdict on each part's patch: its state, or ``hand``, ``covered``, ``hidden`` or ``off_part``.
 
         The state network answers first. Where the occlusion network knows the part, it overrules: a part it
         finds under a hand, covered, or hidden by another part of the device is that, whatever the state
         network read (a finger over an empty port must never read "plugged"), and a part of a row it finds
-        ``absent`` is not under its patch at all.
-        LEDs are asked only about ``absent``: a finger over an LED reads "off" or unsure, never lit in its
+        ``off_part`` is not under its patch at all.
+        LEDs are asked only about ``off_part``: a finger over an LED reads "off" or unsure, never lit in its
         healthy colour, and a bloomed LED's halo looks like a covering to the occlusion network (led_bloom
-        0.99 -> 0.80 when it was asked). ``absent`` is believed only of a part ``ROW_MIN_PX`` or more across
+        0.99 -> 0.80 when it was asked). ``off_part`` is believed only of a part ``ROW_MIN_PX`` or more across
         (``sizes``, pixels); a smaller one is read by the state network as it is."""
         assert self.net is not None
         keys = [(product.id, part.name) for part in parts]
@@ -166,8 +166,8 @@ class PartReader:
         seen = self.occlusion.probabilities([patches[k] for k in asked], [keys[k] for k in asked])
         for k, probs in zip(asked, seen, strict=True):
             label = max(probs, key=probs.__getitem__)
-            absent = max(verdicts[k].absent, probs.get(ABSENT, 0.0) if believed[k] else 0.0)
-            if (label == ABSENT and believed[k]) or (label in OCCLUDERS and parts[k].kind != "led"):
+            absent = max(verdicts[k].absent, probs.get(OFF_PART, 0.0) if believed[k] else 0.0)
+            if (label == OFF_PART and believed[k]) or (label in OCCLUDERS and parts[k].kind != "led"):
                 verdicts[k] = Verdict(label, 1.0, absent)
             else:
                 verdicts[k] = verdicts[k]._replace(absent=absent)
@@ -177,13 +177,13 @@ class PartReader:
                     requests: Sequence[Request], verdicts: dict[int, Verdict], out: list[PartState]) -> None:
         """Resolve a pose that is off by one part along a row of look-alikes (LEDs, ports). Such a pose fits
         the keypoints well, and every patch of the row then shows its neighbour: only where a patch falls
-        past the row's end, on bare body, does it give itself away (``absent``).
+        past the row's end, on bare body, does it give itself away (``off_part``).
 
-        Where a part of a row reads ``absent``, the row is read again shifted by that part's spacing to its
+        Where a part of a row reads ``off_part``, the row is read again shifted by that part's spacing to its
         nearest look-alike, either way (a row need not be evenly spaced: the router's power socket sits twice
         as far from the WAN port as the LAN ports from each other). Each placement of the row scores the sum
-        of its parts' ``absent`` probabilities, and the lowest wins by ``ROW_MARGIN``: a shift is taken with
-        its readings; the pose as it is keeps its readings, but not those of the parts that read ``absent``
+        of its parts' ``off_part`` probabilities, and the lowest wins by ``ROW_MARGIN``: a shift is taken with
+        its readings; the pose as it is keeps its readings, but not those of the parts that read ``off_part``
         (a bloomed or tiny LED, which the shifts, each with a part past the row's end, do not explain). With
         no clear winner every part of the row is unknown (``ambiguous_pose``). In place on ``out``."""
         rows: dict[tuple[str, str], list[int]] = {}
@@ -192,7 +192,7 @@ class PartReader:
             if part.kind in ROW_KINDS:
                 rows.setdefault((part.kind, part.facing), []).append(i)
         for members in rows.values():
-            lost = [i for i in members if verdicts[i].label == ABSENT]
+            lost = [i for i in members if verdicts[i].label == OFF_PART]
             if not lost:
                 continue
             shifts = []
@@ -222,16 +222,16 @@ class PartReader:
 
 
 def _verdict(probs: dict[str, float], absent_believed: bool) -> Verdict:
-    """The state network's answer for one patch. A network that knows ``absent`` (one trained with every
+    """The state network's answer for one patch. A network that knows ``off_part`` (one trained with every
     class) may say it, but for a part too small for it to be believed its best other class stands."""
-    absent = probs.get(ABSENT, 0.0) if absent_believed else 0.0
-    label, prob = max(((c, p) for c, p in probs.items() if absent_believed or c != ABSENT), key=lambda kv: kv[1])
+    absent = probs.get(OFF_PART, 0.0) if absent_believed else 0.0
+    label, prob = max(((c, p) for c, p in probs.items() if absent_believed or c != OFF_PART), key=lambda kv: kv[1])
     return Verdict(label, prob, absent)
 
 
 class Verdict(NamedTuple):
     """What :meth:`PartReader._classify` makes of one patch: a state or an abstaining class, its probability,
-    and the probability that the part is not under the patch at all (0 where no network knows ``absent``)."""
+    and the probability that the part is not under the patch at all (0 where no network knows ``off_part``)."""
 
     label: str
     prob: float
@@ -255,7 +255,7 @@ def _reading(label: str | None, prob: float, uv: tuple[float, float] | None, siz
         return PartState(None, 0.0, False, uv, reason="hand", size_px=size)
     if label == COVERED:
         return PartState(None, 0.0, False, uv, reason="covered", size_px=size)
-    if label == ABSENT:  # resolved for the whole row by PartReader._check_rows
+    if label == OFF_PART:  # resolved for the whole row by PartReader._check_rows
         return PartState(None, 0.0, True, uv, reason="ambiguous_pose", size_px=size)
     if label is None or prob < READ_MIN_CONF:
         return PartState(None, 0.0, True, uv, reason="unsure", size_px=size)

@@ -24,7 +24,7 @@ from vision.keypoint_layout import KeypointLayout, keypoint_fingerprint
 from vision.part_patches import CLASSIFIED_KINDS
 
 # The classes the part-state network may add after a part's own states (vision.part_patches).
-EXTRA_PART_CLASSES = frozenset({"hidden", "hand", "covered", "absent"})
+EXTRA_PART_CLASSES = frozenset({"hidden", "hand", "covered", "off_part"})
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,9 @@ def catalog_mismatches(catalog: Catalog, record: WeightsRecord, require_all: boo
             for part in catalog.get(pid).stateful_parts():
                 classes = index.get((pid, part.name))
                 if classes is None:
-                    # An LED is still read by its colour; a kind the network does not classify (a removable
-                    # part, so far) is read as unknown, never guessed, and no retraining would add it.
-                    if part.kind in CLASSIFIED_KINDS and part.kind != "led":
+                    # An LED is still read by its colour; a removable part left out (networks trained before
+                    # they were classified) is read as unknown, never guessed.
+                    if part.kind in CLASSIFIED_KINDS and part.kind not in ("led", "removable"):
                         wrong.append(f"{pid}/{part.name} is not in it")
                 elif _own_classes(classes, part.states) != tuple(part.states):
                     wrong.append(f"{pid}/{part.name} has states {', '.join(part.states)}, the network "
@@ -111,8 +111,8 @@ def catalog_mismatches(catalog: Catalog, record: WeightsRecord, require_all: boo
 
 
 def _own_classes(classes: Sequence[str], states: Sequence[str]) -> tuple[str, ...]:
-    """The network's classes for a part without the extra ones; a state that shares an extra class's name
-    (a removable part's "absent") is the part's own."""
+    """The network's classes for a part without the extra ones; a state that shares an extra class's name is
+    the part's own."""
     return tuple(c for c in classes if c in states or c not in EXTRA_PART_CLASSES)
 
 

@@ -195,14 +195,18 @@ def _front_view() -> tuple[Pose, CameraIntrinsics]:
     return Pose.orbit(10.0, 15.0, 0.3, target=(0.0, 0.0, 0.03)), CameraIntrinsics.from_fov(160, 120, 45.0)
 
 
-def test_absent_is_not_drawn_and_not_visible(catalog: Catalog, renderer: Renderer) -> None:
+def test_absent_is_not_drawn_and_its_empty_bay_is_seen(catalog: Catalog, renderer: Renderer) -> None:
     product = catalog.get(PRODUCT_ID)
     pose, camera = _front_view()
     present = renderer.render(product, {"drive_bay1": "present"}, pose, camera)
     absent = renderer.render(product, {"drive_bay1": "absent"}, pose, camera)
     seen, gone = present.truth.parts["drive_bay1"], absent.truth.parts["drive_bay1"]
     assert seen.visible and seen.visible_fraction == 1.0 and seen.state == "present"
-    assert not gone.visible and gone.visible_fraction == 0.0 and gone.state == "absent"
+    # Seeing the empty bay is how a person checks that the drive is out: the part is observed where it sits.
+    assert gone.visible and gone.visible_fraction == 1.0 and gone.state == "absent"
+    behind = Pose.orbit(190.0, 15.0, 0.3, target=(0.0, 0.0, 0.03))
+    for state in ("present", "absent"):  # the bay faces front: from behind, neither state is in view
+        assert not renderer.render(product, {"drive_bay1": state}, behind, camera).truth.parts["drive_bay1"].visible
     assert seen.box is not None
     x0, y0, x1, y1 = (round(float(v)) for v in seen.box)
     region = (slice(y0, y1), slice(x0, x1))
@@ -297,8 +301,8 @@ def test_the_ar_ghost_of_a_removable_part_is_a_block(catalog: Catalog) -> None:
 
 
 def test_weights_check_and_a_removable_part(catalog: Catalog) -> None:
-    """The part-state network does not classify removable parts (yet): a network without one is no mismatch,
-    and the reader leaves the part unknown; one that has learnt it is checked like any other part."""
+    """A part-state network trained before removable parts were classified lacks them: no mismatch, and the
+    reader leaves the part unknown; one that has learnt it is checked like any other part."""
     untrained = WeightsRecord(detector_names=(PRODUCT_ID,), part_entries=(("other_product", "port_x", ("a", "b")),))
     assert catalog_mismatches(catalog, untrained) == []
     trained = WeightsRecord(detector_names=(PRODUCT_ID,),
@@ -312,3 +316,24 @@ def test_weights_check_and_a_removable_part(catalog: Catalog) -> None:
                           part_entries=((PRODUCT_ID, "drive_bay1", ("present", "hand", "covered")),))
     (mismatch,) = catalog_mismatches(catalog, wrong)
     assert "has states present, absent, the network present" in mismatch.detail
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_the_part_reader_answers_both_states_of_a_removable_part(catalog: Catalog, renderer: Renderer, state: str,
+                                                                 tmp_path: Path) -> None:
+    """A part-state network that classifies the removable part is read like any part: its ``absent`` is the
+    part's own state, never the reader's class for a patch off its part (which sends a row to be re-read)."""
+    from tests.vision.synthetic import constant_network
+    from vision.part_net import MODEL_NAME, PartIndex
+    from vision.part_reader import PartReader
+
+    classes = ("present", "absent", "hand", "covered")
+    index = PartIndex(((PRODUCT_ID, "drive_bay1", classes),))
+    constant_network(tmp_path / MODEL_NAME, ("patch", 32), [8.0 if c == state else 0.0 for c in classes],
+                     {"part_index": index.to_json()}, extra_inputs=("part",))
+    product = catalog.get(PRODUCT_ID)
+    pose, camera = _front_view()
+    frame = renderer.render(product, {"drive_bay1": state}, pose, camera).image[:, :, ::-1].copy()
+    read = PartReader.from_weights(tmp_path).read(frame, product, pose, camera)["drive_bay1"]
+    assert (read.state, read.visible, read.reason) == (state, True, None), read
+    assert read.confidence > 0.9

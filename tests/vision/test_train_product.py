@@ -26,7 +26,8 @@ from vision.training.train import WEIGHTS_DIR
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--images", "24", "--detector-epochs", "1", "--keypoint-epochs", "1", "--part-epochs", "1",
+TINY = ["--images", "24", "--detector-epochs", "1", "--keypoint-warmup-epochs", "1", "--keypoint-epochs", "1",
+        "--part-epochs", "1",
         "--appearance-epochs", "1", "--appearance-negatives", "6", "--pose-check-frames", "1", "--eval-frames", "6"]
 
 
@@ -55,8 +56,8 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
                     "--out", str(catalog.parent / "installed"), *TINY)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
-    assert set(summary["seconds"]) == {"before", "data", "detector", "appearance", "keypoints", "parts", "pose-check",
-                                       "after"}
+    assert set(summary["seconds"]) == {"before", "data", "detector", "appearance", "keypoints-all", "keypoints",
+                                       "parts", "pose-check", "after"}
     assert summary["before"]["router_bx9"]["product_recall"] == 0.0  # untrained before: never recognised
     report = (work / "report.md").read_text()
     assert "| router_bx9 | 0.000 |" in report and "| router_ax1800 |" in report
@@ -158,6 +159,8 @@ def test_a_stage_marker_records_when_it_finished_and_an_older_one_gives_its_file
     (["router_ax1800", "--images", "3"], "--images must be within 8..1000000, got 3"),
     (["router_ax1800", "--focus-share", "0"], "--focus-share must be within (0, 1], got 0.0"),
     (["router_ax1800", "--pose-check-frames", "0"], "--pose-check-frames must be within 1..100000, got 0"),
+    (["router_ax1800", "--keypoint-warmup-epochs", "-1"], "--keypoint-warmup-epochs must be within 0..1000, got -1"),
+    (["router_ax1800", "--keypoint-jitter", "0"], "--keypoint-jitter must be within 1..16, got 0"),
     (["router_ax1800", "--init", "/no/such/weights"], "--init /no/such/weights: no such folder"),
     (["router_ax1800"], "error: router_ax1800 is already recognised by "),
     (["router_ax1800", "--catalog", "/no/such/catalog"], "--catalog: /no/such/catalog: catalog folder does not exist"),
@@ -174,7 +177,20 @@ def test_shared_fine_tunes_the_shared_networks_and_the_default_gives_the_product
     assert own["keypoints"][own["keypoints"].index("--only") + 1] == "nas_d2"
     for stage in ("detector", "appearance", "keypoints", "parts"):
         assert own[stage][own[stage].index("--out") + 1] == str(tmp_path / "weights" / "products" / "nas_d2")
+    # The own set's keypoint network first learns the product among every product's crops, from --init's
+    # network, then goes on from there on its crops alone.
+    warmup = tmp_path / "keypoints-all"
+    assert "--only" not in own["keypoints-all"] and own["keypoints-all"][own["keypoints-all"].index("--out") + 1] \
+        == str(warmup)
+    assert own["keypoints-all"][own["keypoints-all"].index("--init") + 1] == str(WEIGHTS_DIR / "keypoints.state.pt")
+    assert own["keypoints"][own["keypoints"].index("--init") + 1] == str(warmup / "keypoints.state.pt")
+    names = list(own)
+    assert names.index("keypoints-all") == names.index("keypoints") - 1
+    alone = dict(stages(ProductRun("nas_d2", tmp_path, keypoint_warmup_epochs=0)))
+    assert "keypoints-all" not in alone
+    assert alone["keypoints"][alone["keypoints"].index("--init") + 1] == str(WEIGHTS_DIR / "keypoints.state.pt")
     shared = dict(stages(ProductRun("nas_d2", tmp_path, shared=True)))
+    assert "keypoints-all" not in shared  # the shared network learns every product in its one stage
     assert "--only" not in shared["detector"] and "--only" not in shared["keypoints"]
     for stage in ("detector", "appearance", "keypoints", "parts"):
         assert shared[stage][shared[stage].index("--out") + 1] == str(tmp_path / "weights")

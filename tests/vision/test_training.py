@@ -15,8 +15,10 @@ import yaml
 
 from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import default_catalog
+from vision.detector import WEIGHTS_DIR
 from vision.part_net import PartIndex, PartNet
-from vision.part_patches import ABSENT, COVERED, HAND, HIDDEN, PATCH, face_patch
+from vision.part_patches import COVERED, HAND, HIDDEN, OFF_PART, PATCH, face_patch
+from vision.training.parts_train import part_index
 from vision.training.synth import flip_index, keypoint_count, pose_label, write_dataset
 
 pytestmark = pytest.mark.slow
@@ -118,7 +120,7 @@ def test_smoke_training_exports_a_working_part_state_network(tiny_dataset: Path,
     patches = [np.zeros((PATCH, PATCH, 3), np.uint8), np.full((PATCH, PATCH, 3), 200, np.uint8)]
     out = net.predict(patches, [("printer_lx400", "paper_jam"), ("router_ax1800", "led_power")])
     assert out[0][0] in ("clear", "jammed", HIDDEN, HAND, COVERED)
-    assert out[1][0] in (*default_catalog().get("router_ax1800").part("led_power").states, HAND, COVERED, ABSENT)
+    assert out[1][0] in (*default_catalog().get("router_ax1800").part("led_power").states, HAND, COVERED, OFF_PART)
     assert all(0.0 <= prob <= 1.0 for _label, prob in out)
     # The run leaves its weights for a fine-tune and a checkpoint a resumed run continues from.
     assert (tmp_path / "part-states.state.pt").is_file() and (tmp_path / "part-states.ckpt.pt").is_file()
@@ -132,6 +134,26 @@ def test_smoke_training_exports_a_working_part_state_network(tiny_dataset: Path,
     assert other.returncode == 2 and "other epochs" in other.stderr
 
 
+def test_a_patch_cache_cut_for_another_part_index_is_cut_again(tiny_dataset: Path, tmp_path: Path) -> None:
+    """`train parts --cache` keeps the part index with the patches: labels are class ids in it, so a cache cut
+    for another index (a part added, a kind newly classified) is cut again, never read with shifted labels."""
+    cache = tmp_path / "patches.npz"
+    cmd = [sys.executable, "-m", "fixlens.cli", "train", "parts", "--data", str(tiny_dataset), "--epochs", "1",
+           "--jitter", "1", "--wide-jitter", "0", "--cache", str(cache)]
+    first = subprocess.run([*cmd, "--out-dir", str(tmp_path / "a")], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    with np.load(cache) as data:
+        saved = {k: data[k] for k in data.files}
+    assert PartIndex.from_json(str(saved["index"])) == part_index()
+    again = subprocess.run([*cmd, "--out-dir", str(tmp_path / "b")], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "cutting the patches again" not in again.stdout
+    np.savez(cache, **{k: v for k, v in saved.items() if k != "index"})  # as caches were before they kept it
+    older = subprocess.run([*cmd, "--out-dir", str(tmp_path / "c")], capture_output=True, text=True, timeout=300)
+    assert older.returncode == 0 and "cut for another part index; cutting the patches again" in older.stdout
+    with np.load(cache) as data:
+        assert "index" in data.files
+
+
 def test_part_index_lays_out_each_parts_classes_end_to_end() -> None:
     index = PartIndex((("p", "a", ("off", "on")), ("p", "b", ("x", "y", "z"))))
     assert index.num_classes == 5 and index.row("p", "b") == 1 and index.row("p", "c") is None
@@ -141,12 +163,26 @@ def test_part_index_lays_out_each_parts_classes_end_to_end() -> None:
     assert PartIndex.from_json(index.to_json()) == index
     with pytest.raises(ValueError, match="part_index"):
         PartIndex.from_json('[["p", "a"]]')
+    with pytest.raises(ValueError, match="part_index"):
+        PartIndex.from_json('{"format": 3, "rows": [["p", "a", ["off"]]]}')
+
+
+def test_a_part_index_of_the_first_format_names_its_off_part_class_as_now() -> None:
+    """Networks saved before a part could have a state named "absent" (a removable part) named the class of a
+    patch off its part "absent"; loading them renames it, so that state and that class never meet."""
+    legacy = '[["p", "led", ["off", "green", "hand", "covered", "absent"]], ["p", "tray", ["open", "closed"]]]'
+    assert PartIndex.from_json(legacy).entries == (("p", "led", ("off", "green", HAND, COVERED, OFF_PART)),
+                                                   ("p", "tray", ("open", "closed")))
+    shipped = PartNet(WEIGHTS_DIR / "part-occlusion.onnx").index  # saved in the first format
+    assert ("router_ax1800", "led_wifi", ("visible", HAND, COVERED, OFF_PART)) in shipped.entries
+    drive = PartIndex((("q", "drive", ("present", "absent", HAND, COVERED)),))
+    assert PartIndex.from_json(drive.to_json()) == drive  # the current format keeps a state named "absent"
 
 
 def test_class_weights_balance_states_and_never_favour_an_abstention() -> None:
     from vision.training.parts_train import class_weights
 
-    index = PartIndex((("p", "led", ("off", "green", HAND, COVERED, ABSENT)), ("p", "tray", ("empty", HIDDEN))))
+    index = PartIndex((("p", "led", ("off", "green", HAND, COVERED, OFF_PART)), ("p", "tray", ("empty", HIDDEN))))
     labels = np.array([0] * 10 + [1] * 90 + [2] * 5 + [3] * 1 + [4] * 4 + [5] * 3 + [6] * 97)
     w = class_weights(labels, index)
     assert w[0] / w[1] == pytest.approx(9.0)  # states balanced against each other (10 against 90 samples)
@@ -156,7 +192,7 @@ def test_class_weights_balance_states_and_never_favour_an_abstention() -> None:
 
 
 # An LED and a tray with every kind of extra class; seven samples, one per class named in each test's labels.
-MIXED = PartIndex((("p", "led", ("off", "green", HAND, COVERED, ABSENT)), ("p", "tray", ("open", "closed", HIDDEN))))
+MIXED = PartIndex((("p", "led", ("off", "green", HAND, COVERED, OFF_PART)), ("p", "tray", ("open", "closed", HIDDEN))))
 MIXED_ROWS = np.array([0, 0, 0, 0, 1, 1, 1])
 
 
@@ -183,10 +219,10 @@ def test_occlusion_only_relabels_every_state_visible_and_keeps_what_it_has_besid
 
     occ, [(x, r, y)] = occlusion_only(MIXED, _split([1, 2, 4, 3, 5, 7, 6]))  # green hand absent covered open ...
     # ``absent`` stays for the part that has it (the LED, in a row), ``hidden`` for the one that has it (the tray)
-    assert occ.entries == (("p", "led", ("visible", HAND, COVERED, ABSENT)),
+    assert occ.entries == (("p", "led", ("visible", HAND, COVERED, OFF_PART)),
                            ("p", "tray", ("visible", HAND, COVERED, HIDDEN)))
     assert x[:, 0, 0, 0].tolist() == list(range(7))  # every sample stays
-    assert _names(occ, r, y) == ["visible", HAND, ABSENT, COVERED, "visible", HIDDEN, "visible"]
+    assert _names(occ, r, y) == ["visible", HAND, OFF_PART, COVERED, "visible", HIDDEN, "visible"]
 
 
 def test_fingertips_are_drawn_over_visible_ports_and_labelled_hand() -> None:
@@ -274,8 +310,6 @@ def test_part_network_load_errors(tmp_path: Path) -> None:
     with pytest.raises(VisionError, match="not a part-state model"):
         PartNet(tmp_path / "bad.onnx")
     # A working ONNX model that is not the part-state network (the keypoint network): no part index.
-    from vision.detector import WEIGHTS_DIR
-
     with pytest.raises(VisionError, match="lacks its part_index"):
         PartNet(WEIGHTS_DIR / "keypoints.onnx")
 

@@ -152,6 +152,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         pr.add_argument("--detector-hours", type=float, default=None,
                         help="wall-clock budget for the detector instead of its epochs")
         pr.add_argument("--keypoint-epochs", type=int, default=5)
+        pr.add_argument("--keypoint-jitter", type=int, default=1, metavar="N",
+                        help="keypoint crops per training frame, each from a slightly different box (default 1)")
         pr.add_argument("--part-epochs", type=int, default=8)
         pr.add_argument("--appearance-epochs", type=int, default=6)
         pr.add_argument("--appearance-negatives", type=int, default=2000,
@@ -168,6 +170,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             pr.add_argument("--pose-check-frames", type=int, default=160, metavar="N",
                             help="product and negative frames per robustness condition on which the product's own "
                                  "set gets its pose-check thresholds (default 160: `vision tune-pose-check`'s)")
+            pr.add_argument("--keypoint-warmup-epochs", type=int, default=5, metavar="N",
+                            help="epochs in which the own set's keypoint network first learns ID among every "
+                                 "product's crops, before --keypoint-epochs on ID's crops alone (default 5; 0: its "
+                                 "crops alone from the start)")
             pr.add_argument("--retrain-known-parts", action="store_true",
                             help="let the part-state stage retrain the known products' parts too (by default "
                                  "they keep exactly the readings of the --init network)")
@@ -372,7 +378,9 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
                                    ("--part-epochs", args.part_epochs, 1, 1000),
                                    ("--appearance-epochs", args.appearance_epochs, 1, 1000),
                                    ("--appearance-negatives", args.appearance_negatives, 1, 1_000_000),
-                                   ("--pose-check-frames", getattr(args, "pose_check_frames", 1), 1, 100_000)):
+                                   ("--pose-check-frames", getattr(args, "pose_check_frames", 1), 1, 100_000),
+                                   ("--keypoint-warmup-epochs", getattr(args, "keypoint_warmup_epochs", 0), 0, 1000),
+                                   ("--keypoint-jitter", args.keypoint_jitter, 1, 16)):
         if not low <= value <= high:
             print(f"error: {flag} must be within {low}..{high}, got {value}", file=sys.stderr)
             return 2
@@ -401,7 +409,9 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
                      keep_known_parts=product is not None and not getattr(args, "retrain_known_parts", False),
                      appearance_epochs=args.appearance_epochs, appearance_negatives=args.appearance_negatives,
                      shared=getattr(args, "shared", False),
-                     pose_check_frames=getattr(args, "pose_check_frames", ProductRun.pose_check_frames))
+                     pose_check_frames=getattr(args, "pose_check_frames", ProductRun.pose_check_frames),
+                     keypoint_warmup_epochs=getattr(args, "keypoint_warmup_epochs", 0),
+                     keypoint_jitter=args.keypoint_jitter)
     try:
         summary = run_all(run, log=lambda line: print(line, file=sys.stderr, flush=True))
     except (StageFailed, ValueError) as exc:

@@ -155,6 +155,9 @@ def write_part_pack(cache: Path, out: Path, catalog: Catalog | None = None, shar
     if missing:
         raise ValueError(f"{cache}: not a patch cache (no {', '.join(missing)})")
     index = part_index(catalog)
+    if "index" in data and str(data["index"]) != index.to_json():
+        raise ValueError(f"{cache}: its patches were cut for another part index than this catalog's; cut them "
+                         "again with this catalog (`fixlens train parts --cache`)")
     if len(data["y_tr"]) and int(data["y_tr"].max()) >= index.num_classes:
         raise ValueError(f"{cache}: class ids up to {int(data['y_tr'].max())}, but the catalog's part index has "
                          f"{index.num_classes} classes; cut the patches with this catalog")

@@ -183,10 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             mode = p.add_mutually_exclusive_group()
             mode.add_argument("--occlusion", action="store_true",
                               help="train the occlusion network instead: each part visible, under a hand, covered, "
-                                   "hidden inside the device, or (row parts) absent from its patch")
+                                   "hidden inside the device, or (row parts) off its patch (off_part)")
             mode.add_argument("--states-only", action="store_true",
                               help="learn only the parts' states: drop the samples of hand, covered, hidden and "
-                                   "absent")
+                                   "off_part")
         if name == "detector":
             p.add_argument("--time", type=_positive(float), default=None, help="wall-clock budget in hours")
             p.add_argument("--lr", type=_positive(float), default=None,

@@ -24,9 +24,9 @@ import numpy as np
 from product_models.catalog import Catalog, default_catalog
 from vision.part_net import MODEL_NAME, PartIndex, to_input
 from vision.part_patches import (
-    ABSENT,
     HIDDEN,
     HIDEABLE_KINDS,
+    OFF_PART,
     PATCH,
     ROW_KINDS,
     UNREADABLE_CLASSES,
@@ -52,7 +52,7 @@ CUT = round(PATCH * EXTENT)  # ... at this many pixels, so a PATCH crop from any
 
 def part_index(catalog: Catalog | None = None) -> PartIndex:
     """Every classified (product, part) of the catalog, with its classes: its states, then ``hand`` and
-    ``covered``; paper also learns ``hidden`` and parts in rows (LEDs, ports) ``absent``."""
+    ``covered``; paper also learns ``hidden`` and parts in rows (LEDs, ports) ``off_part``."""
     from vision.part_patches import CLASSIFIED_KINDS
 
     entries = []
@@ -61,7 +61,7 @@ def part_index(catalog: Catalog | None = None) -> PartIndex:
             if part.kind in CLASSIFIED_KINDS:
                 classes = (*part.states, *UNREADABLE_CLASSES)
                 classes += (HIDDEN,) if part.kind in HIDEABLE_KINDS else ()
-                classes += (ABSENT,) if part.kind in ROW_KINDS else ()
+                classes += (OFF_PART,) if part.kind in ROW_KINDS else ()
                 entries.append((product.id, part.name, classes))
     return PartIndex(tuple(entries))
 
@@ -137,17 +137,22 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
     from there (same data and arguments), so a run longer than one sitting survives being killed."""
     started = time.time()
     index = part_index(catalog)
-    if cache is not None and cache.is_file():
-        data = np.load(cache)
+    data = np.load(cache) if cache is not None and cache.is_file() else None
+    # The labels are class ids in the index the patches were cut with: another index (a part added to the
+    # catalog, a kind newly classified) would shift them, so such a cache is cut again.
+    if data is not None and "index" in data and str(data["index"]) == index.to_json():
         x_tr, r_tr, y_tr, x_va, r_va, y_va = (data[k] for k in ("x_tr", "r_tr", "y_tr", "x_va", "r_va", "y_va"))
     else:
+        if data is not None:
+            log(f"{cache}: cut for another part index; cutting the patches again")
         x_tr, r_tr, y_tr = load_patches(folders, "train", index, seed, jitter, wide_jitter, pose_source, log)
         # Validation patches are cut with the live pipeline's poses when it is given (the errors that
         # matter), else with one slightly noisy true pose.
         x_va, r_va, y_va = load_patches(folders, "val", index, seed + 1, 0 if pose_source else 1, 0, pose_source,
                                         log, required=False)
         if cache is not None:
-            np.savez(cache, x_tr=x_tr, r_tr=r_tr, y_tr=y_tr, x_va=x_va, r_va=r_va, y_va=y_va)
+            np.savez(cache, x_tr=x_tr, r_tr=r_tr, y_tr=y_tr, x_va=x_va, r_va=r_va, y_va=y_va,
+                     index=np.array(index.to_json()))
     log(f"patches: train {len(x_tr)}, val {len(x_va)} ({time.time() - started:.0f} s)")
     summary = fit_parts((x_tr, r_tr, y_tr), (x_va, r_va, y_va), index, out_dir, epochs, batch, seed, lr, log, init,
                         resume, spent=time.time() - started, keep_known=keep_known)
@@ -338,7 +343,7 @@ def _freeze_known(net: Any, index: PartIndex, old: PartIndex) -> _Frozen:
 def class_weights(labels: np.ndarray, index: PartIndex) -> np.ndarray:
     """Cross-entropy weight per global class id. A part's states are balanced against each other (a jammed
     sheet matters as much as the common clear tray), up to 10x. The classes that are not states (``hand``,
-    ``covered``, ``hidden``, ``absent``) are rare, and balancing would weigh them up to 30 times a lit LED:
+    ``covered``, ``hidden``, ``off_part``) are rare, and balancing would weigh them up to 30 times a lit LED:
     the network then answered "covered" for any patch it was unsure of, and abstained on blurred and bloomed
     parts (round 8: 11 % of readable parts). So they never weigh more than the part's lightest state."""
     counts = np.bincount(labels, minlength=index.num_classes).astype(np.float64)
@@ -356,7 +361,7 @@ def class_weights(labels: np.ndarray, index: PartIndex) -> np.ndarray:
     return weight.astype(np.float32)
 
 
-EXTRA_CLASSES = frozenset((*UNREADABLE_CLASSES, HIDDEN, ABSENT))  # what a part can be besides its states
+EXTRA_CLASSES = frozenset((*UNREADABLE_CLASSES, HIDDEN, OFF_PART))  # what a part can be besides its states
 
 
 def states_only(index: PartIndex, *splits: tuple[np.ndarray, ...]) -> tuple[PartIndex, list[tuple[np.ndarray, ...]]]:
@@ -373,12 +378,12 @@ VISIBLE = "visible"  # the occlusion network's class for a part it can see (any 
 
 def occlusion_only(index: PartIndex, *splits: tuple[np.ndarray, ...]) -> tuple[PartIndex, list[tuple[np.ndarray, ...]]]:
     """The occlusion network's index (every part: ``visible``, ``hand``, ``covered``; a part of a row of
-    look-alikes also ``absent``, a part that sits inside the device also ``hidden``) and each split relabelled
+    look-alikes also ``off_part``, a part that sits inside the device also ``hidden``) and each split relabelled
     in it: a part's states become ``visible``. The state network learns only states, so whether the part is
     there to be read at all is the occlusion network's to say: under a hand, covered by an object, hidden by
     another part of the device (paper behind a closed cover, which would otherwise pass for a hand), or not
-    under its patch (``absent``: the pose is one part off along its row)."""
-    occ = PartIndex(tuple((p, n, (VISIBLE, *UNREADABLE_CLASSES, *(k for k in (HIDDEN, ABSENT) if k in c)))
+    under its patch (``off_part``: the pose is one part off along its row)."""
+    occ = PartIndex(tuple((p, n, (VISIBLE, *UNREADABLE_CLASSES, *(k for k in (HIDDEN, OFF_PART) if k in c)))
                           for p, n, c in index.entries))
     remap = np.full(index.num_classes, -1, np.int64)
     for row, (_p, _n, classes) in enumerate(index.entries):

@@ -44,7 +44,10 @@ def write_report(run: Any, stage_names: list[str]) -> dict[str, Any]:
              + (f", plus {', '.join(map(str, run.rehearsal))}" if run.rehearsal else "") + ".",
              f"Fine-tuned from: {run.init or 'nothing (from scratch)'}. Device: {run.device}. "
              f"Epochs: detector {run.detector_epochs}, appearance {run.appearance_epochs} ({run.appearance_negatives} "
-             f"product-free frames), keypoints {run.keypoint_epochs}, parts {run.part_epochs}.",
+             f"product-free frames), keypoints "
+             + (f"{run.keypoint_warmup_epochs} on every product's crops then {run.keypoint_epochs} on "
+                f"{run.product}'s alone" if "keypoints-all" in stage_names else f"{run.keypoint_epochs}")
+             + f" ({run.keypoint_jitter} crop(s) per frame), parts {run.part_epochs}.",
              f"Evaluation: `fixlens vision eval --frames {run.eval_frames} --seed 9101` (held out), before and after.",
              "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {'-' if s is None else f'{s:.0f}'} |" for name, s in seconds.items()]
