@@ -34,6 +34,8 @@ Rules of an open session:
    ``escalation_offer`` is only ever the server's own offer (a struggling customer).
 6. While a step runs, ``ViewHints`` says why the parts it watches cannot be read, in the engine's locale,
    at most once per code every ``ViewHintConfig.interval_s``; each is recorded like an engine notice.
+   Before a scene runs, with the product in view, it says the same of the parts the product's scenes
+   trigger on (a fault that shows on the back is never found while the camera stays in front).
 7. The session ends (``end``, close 1000) when its scene ends. ``idle_timeout_s`` without a message ends it
    as ``abandoned`` (``idle_timeout``, close 1008). Leaving any other way (``bye``, a drop, a takeover,
    the server going away, a server bug) saves the engine state: the session stays resumable.
@@ -99,7 +101,7 @@ from ar_server.session.events import (
     VisionResult,
 )
 from ar_server.session.slot import FrameSlot, PendingFrame, RateGate
-from ar_server.session.view_hints import ViewHints, hint_text, watched_parts
+from ar_server.session.view_hints import ViewHints, hint_text, trigger_parts, watched_parts
 from ar_server.store.base import StepHow
 from product_models.camera import CameraIntrinsics
 from product_models.catalog import Catalog
@@ -378,6 +380,8 @@ class SessionCore:
             effects.append(ArchiveFrame(pending.frame.seq, pending.frame.jpeg))
         if self.engine is None:
             self._maybe_start(scene_observation(vobs.product_id, parts, self.catalog), now, effects)
+            if self.engine is None:
+                self._hint(vobs, now, effects)
         elif not self.engine.finished:
             before = self.engine.step_id
             self._apply(self.engine.handle(scene_observation(vobs.product_id, verified, self.catalog), now), before,
@@ -397,14 +401,23 @@ class SessionCore:
         self._apply(self.engine.start(now), None, effects)
 
     def _hint(self, vobs: Observation, now: float, effects: list[SessionEffect]) -> None:
-        """Rule 6."""
+        """Rule 6: about the current step's parts, or before a scene, about the parts its triggers need."""
         engine = self.engine
-        if engine is None or engine.finished or self.state != "open" or engine.step_id is None:
+        if self.state != "open":
             return
-        hint = self._hints.update(now, watched_parts(engine.scene.steps[engine.step_id]), vobs)
+        if engine is None:
+            if vobs.product_id is None or vobs.product_id not in self.catalog:
+                return
+            product = self.catalog.get(vobs.product_id)
+            hint = self._hints.update(now, trigger_parts(self._library(), product.id), vobs, before_scene=True)
+        elif engine.finished or engine.step_id is None:
+            return
+        else:
+            product = engine.product
+            hint = self._hints.update(now, watched_parts(engine.scene.steps[engine.step_id]), vobs)
         if hint is not None:
             effects += [RecordEvent("notice", {"code": hint.code, "part": hint.part}),
-                        Send(Notice(hint.code, hint_text(hint, engine.product, engine.locale)))]
+                        Send(Notice(hint.code, hint_text(hint, product, self._locale())))]
 
     def _apply(self, engine_effects: list[Effect], before: str | None, effects: list[SessionEffect]) -> None:
         """Rules 3 and 5: the engine's effects as the session's, in the engine's order."""

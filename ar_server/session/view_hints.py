@@ -24,18 +24,23 @@ Rules:
    last ``interval_s``. ``turn_device`` and ``move_closer`` are about where the customer stands, so they
    are given only when every watched part is blocked: while the customer reads one part (the port being
    plugged), another one facing away or far off is not a reason to move.
+5. Before any scene runs, the watched parts are the parts named in the triggers of the recognised product's
+   scenes (:func:`trigger_parts`), and each blocked one is a reason to move by itself: no scene can start
+   while the part that shows its fault goes unseen (a power socket on the back, with the front's lights read
+   all along). ``part_covered`` is not given then: a part inside the device (paper behind a closed cover) is
+   no reason to open it before a scene says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from product_models.catalog import Product
 from scenes.conditions import leaves
 from scenes.i18n import message, pick
-from scenes.model import Step
+from scenes.model import Scene, Step
 
 if TYPE_CHECKING:
     from vision.types import Observation
@@ -86,6 +91,12 @@ def watched_parts(step: Step) -> tuple[str, ...]:
     return tuple(dict.fromkeys(leaf.part for expectation in step.when for leaf in leaves(expectation.condition)))
 
 
+def trigger_parts(scenes: Iterable[Scene], product_id: str) -> tuple[str, ...]:
+    """Rule 5: the parts named in the triggers of ``product_id``'s scenes, in library order, each once."""
+    return tuple(dict.fromkeys(leaf.part for scene in scenes if scene.product == product_id
+                               for trigger in scene.triggers for leaf in leaves(trigger.condition)))
+
+
 def hint_text(hint: ViewHint, product: Product, locale: str) -> str:
     """The hint in ``locale`` (English when the catalog has no such text), naming the part by its label."""
     label = ""
@@ -106,8 +117,10 @@ class ViewHints:
         self._unread_since: dict[str, float] = {}
         self._last_sent: dict[str, float] = {}
 
-    def update(self, now_s: float, watched: Sequence[str], obs: Observation) -> ViewHint | None:
-        """One frame: ``obs`` is the frame's raw observation. Returns the hint to send, if any."""
+    def update(self, now_s: float, watched: Sequence[str], obs: Observation, *,
+               before_scene: bool = False) -> ViewHint | None:
+        """One frame: ``obs`` is the frame's raw observation; ``before_scene``: ``watched`` are the triggers'
+        parts (rule 5). Returns the hint to send, if any."""
         for part in [p for p in self._unread_since if p not in watched]:
             del self._unread_since[part]
         blocked: list[tuple[str, str]] = []
@@ -119,7 +132,9 @@ class ViewHints:
             elif cause is not None and now_s - since >= self.config.persist_s:
                 blocked.append((part, cause))
         for part, code in blocked:
-            if code in WHERE_TO_STAND and len(blocked) < len(watched):
+            if before_scene and code == "part_covered":
+                continue
+            if code in WHERE_TO_STAND and len(blocked) < len(watched) and not before_scene:
                 continue
             last = self._last_sent.get(code)
             if last is not None and now_s - last < self.config.interval_s:

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from ar_server.session.view_hints import HINT_CODES, ViewHint, ViewHintConfig, ViewHints, hint_text, watched_parts
+from ar_server.session.view_hints import (
+    HINT_CODES,
+    ViewHint,
+    ViewHintConfig,
+    ViewHints,
+    hint_text,
+    trigger_parts,
+    watched_parts,
+)
 from product_models.camera import Pose
 from product_models.catalog import default_catalog
 from scenes import load_library
@@ -96,6 +104,30 @@ def test_where_to_stand_only_when_no_watched_part_can_be_read(away: PartState, c
     assert run(ViewHints(5.0), [all_away] * 13)[-1] == ViewHint("turn_device", "port_wan")
     alone = run(ViewHints(5.0), [one_away] * 13, watched=("led_internet",))
     assert alone[-1] == ViewHint(code, "led_internet")
+
+
+def test_before_a_scene_the_triggers_parts_are_watched_in_library_order() -> None:
+    library = load_library()
+    assert trigger_parts(library, PRODUCT) == ("led_power", "led_internet", "port_wan", "led_wifi")
+    assert trigger_parts(library, "printer_lx400") == ("led_jam", "paper_jam")
+    assert trigger_parts(library, "no_such_product") == ()
+
+
+def test_before_a_scene_one_trigger_part_facing_away_is_reason_to_turn_the_device() -> None:
+    """With no scene running, every trigger part that goes unseen may be the one showing the fault: unlike a
+    step's parts (rule 4), it asks the customer to move while the others are read. Never to uncover a part
+    inside the device, though: no scene has said to open it."""
+    watched = ("led_power", "led_internet", "port_wan", "led_wifi")
+    lights = {"led_power": read("green"), "led_internet": read("green"), "led_wifi": read("green")}
+    back = observed({**lights, "port_wan": unread("facing_away")})
+    hints = ViewHints(5.0)
+    out = [hints.update(i * 0.125, watched, back, before_scene=True) for i in range(13)]
+    assert out == [None] * 12 + [ViewHint("turn_device", "port_wan")]
+    assert run(ViewHints(5.0), [back] * 13, watched=watched) == [None] * 13  # a step's rule 4, for contrast
+    inside = observed({"led_jam": read("off"), "paper_jam": unread("covered")}, product="printer_lx400")
+    hints = ViewHints(5.0)
+    assert [hints.update(i * 0.125, ("led_jam", "paper_jam"), inside, before_scene=True)
+            for i in range(40)] == [None] * 40
 
 
 def test_dark_and_blurred_frames_say_so_first() -> None:

@@ -313,6 +313,22 @@ def test_no_scene_starts_the_one_the_camera_explains_and_says_why() -> None:
     assert messages(out, "step")[0].step == "check_wan"
 
 
+def test_before_a_scene_a_trigger_part_facing_away_asks_to_turn_the_device() -> None:
+    """The router's lights are all green, so no scene's trigger holds, and the WAN port, which one trigger
+    needs, faces away: the customer is asked to turn the device (once per 12 s), recorded like any hint, and
+    once the empty port is seen, the scene starts."""
+    sim = opened(scene=None, locale="de")
+    front = {"led_power": read("green"), "led_internet": read("off", 6.0), "led_wifi": read("green"),
+             "port_wan": unread("facing_away")}
+    out = sim.lockstep(observed(front), frames=40)
+    notices = messages(out, "notice")
+    assert [n.code for n in notices] == ["turn_device"] and sim.core.engine is None
+    assert "WAN-Anschluss (Internet)" in notices[0].text and notices[0].text.startswith("Drehen Sie das Gerät")
+    assert RecordEvent("notice", {"code": "turn_device", "part": "port_wan"}) in out
+    out = sim.lockstep(observed({**front, "port_wan": read("empty")}, camera=(0.0, -0.5, 0.2)), frames=8)
+    assert [e.scene for e in out if isinstance(e, SceneStarted)] == ["router_no_internet"]
+
+
 def test_the_engine_gets_verified_states_and_the_client_smoothed_ones() -> None:
     """Regression (issue 11): a bad read that smoothing passes (here "plugged" from one still viewpoint, no
     tracking) used to move the scene on. Now the client still sees it, but the step waits for verification."""
