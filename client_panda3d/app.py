@@ -287,7 +287,9 @@ class ClientApp:
             self._key_frame(f"{now:5.1f}s {self.step.step_id}", now + KEYFRAME_DELAY_S)
         elif isinstance(msg, Notice):
             self.status.notice = msg.text
-            self.transcript.notices.append({"at": round(now, 3), "code": msg.code, "text": msg.text})
+            self.transcript.notices.append({"at": round(now, 3), "code": msg.code, "text": msg.text,
+                                            **({"part": msg.part} if msg.part else {})})
+            self.source.on_notice(msg.code, msg.part, now)
         elif isinstance(msg, Agent):
             self._agent(msg, now)
         elif isinstance(msg, End):

@@ -1,8 +1,10 @@
 """A simulated customer: reads each step's overlays and does what they show, on a digital twin.
 
 It performs the step's ``animate`` action (the physical action on a part) after a human-like delay and
-keeps the phone camera on the part being worked on, as a person would. Clock-driven and deterministic
-for a seed: the caller passes ``now`` in seconds. No Panda3D here; rendering is the virtual camera's job.
+keeps the phone camera on the part being worked on, as a person would; a hint about where to stand that
+names a part (``turn_device``: the WAN port on the back) walks the camera round to it. Clock-driven and
+deterministic for a seed: the caller passes ``now`` in seconds. No Panda3D here; rendering is the virtual
+camera's job.
 
 Clumsy mode (``clumsy`` in 0..1) sometimes looks away for a few seconds or acts on the wrong part of
 the same kind first, so that notices, branches and escalation get exercised.
@@ -20,6 +22,7 @@ from product_models.virtual_camera import HandheldCamera
 
 DEFAULT_HOLD_S = 10.0  # how long to hold when a step shows "hold" (a step names no duration)
 DELAY_RANGE_S = (2.0, 4.5)  # a person reads the step, finds the part, reaches for it
+WHERE_TO_STAND = frozenset({"turn_device", "move_closer"})  # the server's view hints a person acts on by moving
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,16 @@ class SimulatedCustomer:
                 self._look_back_at = now + delay
                 self.handheld.aim(None, now)
         self._plan = PlannedAction(action, part, now + delay, duration, step_id)
+
+    def on_notice(self, code: str, part: str | None, now: float) -> None:
+        """A hint about where to stand (``turn_device``, ``move_closer``) naming a part: a person moves to see
+        that part, unless busy with the step's action (then the camera stays on the part worked on)."""
+        if code not in WHERE_TO_STAND or part is None or not self.twin.product.has_part(part):
+            return
+        if self._plan is not None or self._slip is not None:
+            return
+        self._aim_part = part
+        self.handheld.aim(part, now)
 
     def take_choice(self, now: float) -> str | None:
         """The choice id to press now, once its reading delay has passed (then forgotten)."""

@@ -48,6 +48,9 @@ class Source:
         """A choice the person in front of the camera presses now (the simulated customer only)."""
         return None
 
+    def on_notice(self, code: str, part: str | None, now: float) -> None:
+        """A notice is on screen; ``part``: the part a view hint names (the simulated customer looks for it)."""
+
     def close(self) -> None:
         """Release the device or file."""
 
@@ -123,6 +126,9 @@ class TwinSource(Source):
 
     def take_choice(self, now: float) -> str | None:
         return self.customer.take_choice(self._local(now))
+
+    def on_notice(self, code: str, part: str | None, now: float) -> None:
+        self.customer.on_notice(code, part, self._local(now))
 
 
 def parse_twin(spec: str) -> tuple[str, str | None, int, float]:

@@ -305,7 +305,8 @@ def _step(m: MapReader) -> Step:
 
 
 def _notice(m: MapReader) -> Notice:
-    return Notice(code=m.string("code", pattern=IDENT), text=m.string("text", max_len=MAX_TEXT_CHARS, min_len=0))
+    return Notice(code=m.string("code", pattern=IDENT), text=m.string("text", max_len=MAX_TEXT_CHARS, min_len=0),
+                  part=m.string("part", required=False, pattern=IDENT))
 
 
 def _end(m: MapReader) -> End:

@@ -286,6 +286,7 @@ class Step:
 class Notice:
     code: str
     text: str
+    part: str | None = None  # the part a view hint is about (turn_device: the part to bring into view)
     t: Literal["notice"] = _field(default="notice", init=False)
 
 

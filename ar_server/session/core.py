@@ -417,7 +417,7 @@ class SessionCore:
             hint = self._hints.update(now, watched_parts(engine.scene.steps[engine.step_id]), vobs)
         if hint is not None:
             effects += [RecordEvent("notice", {"code": hint.code, "part": hint.part}),
-                        Send(Notice(hint.code, hint_text(hint, product, self._locale())))]
+                        Send(Notice(hint.code, hint_text(hint, product, self._locale()), hint.part))]
 
     def _apply(self, engine_effects: list[Effect], before: str | None, effects: list[SessionEffect]) -> None:
         """Rules 3 and 5: the engine's effects as the session's, in the engine's order."""

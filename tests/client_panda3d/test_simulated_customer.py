@@ -43,3 +43,30 @@ def test_clumsy_slip_happens_when_due_and_never_runs_the_twin_ahead_of_the_clock
     assert notes[0] == "clumsy: wrong part" and c.log[0].part != "port_wan"
     assert c.log[-1].part == "port_wan" and c.log[-1].happened
     assert c.log[0].at < c.log[-1].at
+
+
+def test_a_hint_to_turn_the_device_walks_the_camera_round_to_the_part_it_names() -> None:
+    """Before any scene runs, the server may ask to see a part that faces away (the WAN port on the router's
+    back): a person walks round until it faces the camera. Busy with a step's action, they stay put; a hint
+    that names no part, or one not on this product, or that is not about where to stand, moves nobody."""
+    c = customer(0.0)
+    wan = c.twin.product.part("port_wan")
+
+    def facing(t: float) -> float:  # cosine between the port's normal and the direction to the camera
+        pose = c.handheld.pose_at(t)
+        eye = -pose.R.T @ pose.t
+        to_eye = eye - wan.anchor
+        return float(wan.normal @ to_eye / (to_eye @ to_eye) ** 0.5)
+
+    assert facing(0.5) < 0  # the walk starts in front: the port faces away
+    for code, part in (("hold_steady", "port_wan"), ("turn_device", None), ("turn_device", "no_such_part")):
+        c.on_notice(code, part, 1.0)
+        assert c.handheld.aimed_part is None
+    c.on_notice("turn_device", "port_wan", 1.0)
+    assert c.handheld.aimed_part == "port_wan"
+    assert facing(8.0) > 0.5
+    busy = customer(0.0)
+    busy.on_step("check_wan", (Highlight("led_internet", "#ffb800"), Animate("button_wifi", "press", "#26d959")),
+                 0.0)
+    busy.on_notice("turn_device", "port_wan", 0.5)
+    assert busy.handheld.aimed_part == "button_wifi"

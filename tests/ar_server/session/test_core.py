@@ -324,6 +324,7 @@ def test_before_a_scene_a_trigger_part_facing_away_asks_to_turn_the_device() -> 
     notices = messages(out, "notice")
     assert [n.code for n in notices] == ["turn_device"] and sim.core.engine is None
     assert "WAN-Anschluss (Internet)" in notices[0].text and notices[0].text.startswith("Drehen Sie das Gerät")
+    assert notices[0].part == "port_wan"  # so that a client can show where to look
     assert RecordEvent("notice", {"code": "turn_device", "part": "port_wan"}) in out
     out = sim.lockstep(observed({**front, "port_wan": read("empty")}, camera=(0.0, -0.5, 0.2)), frames=8)
     assert [e.scene for e in out if isinstance(e, SceneStarted)] == ["router_no_internet"]
