@@ -133,12 +133,20 @@ class Selection:
     specificity: int
 
 
+MIN_CONFIDENCE = 0.5  # a part read less surely than this is unknown to a trigger
+
+
+def known_states(observation: Observation, min_confidence: float = MIN_CONFIDENCE) -> dict[str, str]:
+    """The part states ``observation`` reads surely enough for a trigger to use."""
+    return {name: r.state for name, r in observation.parts.items() if r.confidence >= min_confidence}
+
+
 def select(library: Iterable[Scene], observation: Observation, locale: str = "en", *,
-           min_confidence: float = 0.5) -> Selection | None:
+           min_confidence: float = MIN_CONFIDENCE) -> Selection | None:
     """The scene whose trigger matches ``observation`` most specifically; ties go to library order."""
     if observation.product is None:
         return None
-    states = {name: r.state for name, r in observation.parts.items() if r.confidence >= min_confidence}
+    states = known_states(observation, min_confidence)
     best: Selection | None = None
     for scene in library:
         if scene.product != observation.product:

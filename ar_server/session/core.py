@@ -110,6 +110,7 @@ from scenes import End as EngineEnd
 from scenes import Notice as EngineNotice
 from scenes import Observation as SceneObservation
 from scenes import Tick as EngineTick
+from scenes.collection import known_states
 from scenes.i18n import message, pick
 from vision.errors import VisionError
 from vision.jpeg_header import JpegHeader
@@ -379,9 +380,10 @@ class SessionCore:
             self._last_stored_at = now
             effects.append(ArchiveFrame(pending.frame.seq, pending.frame.jpeg))
         if self.engine is None:
-            self._maybe_start(scene_observation(vobs.product_id, parts, self.catalog), now, effects)
+            seen = scene_observation(vobs.product_id, parts, self.catalog)
+            self._maybe_start(seen, now, effects)
             if self.engine is None:
-                self._hint(vobs, now, effects)
+                self._hint(vobs, now, effects, known_states(seen))
         elif not self.engine.finished:
             before = self.engine.step_id
             self._apply(self.engine.handle(scene_observation(vobs.product_id, verified, self.catalog), now), before,
@@ -400,8 +402,10 @@ class SessionCore:
                     Send(Notice("scene_started", f"{title}: {selection.reason}"))]
         self._apply(self.engine.start(now), None, effects)
 
-    def _hint(self, vobs: Observation, now: float, effects: list[SessionEffect]) -> None:
-        """Rule 6: about the current step's parts, or before a scene, about the parts its triggers need."""
+    def _hint(self, vobs: Observation, now: float, effects: list[SessionEffect],
+              known: dict[str, str] | None = None) -> None:
+        """Rule 6: about the current step's parts, or before a scene, about the unknown parts of the triggers
+        that the ``known`` part states leave open."""
         engine = self.engine
         if self.state != "open":
             return
@@ -409,7 +413,8 @@ class SessionCore:
             if vobs.product_id is None or vobs.product_id not in self.catalog:
                 return
             product = self.catalog.get(vobs.product_id)
-            hint = self._hints.update(now, trigger_parts(self._library(), product.id), vobs, before_scene=True)
+            watched = trigger_parts(self._library(), product.id, known or {})
+            hint = self._hints.update(now, watched, vobs, before_scene=True)
         elif engine.finished or engine.step_id is None:
             return
         else:

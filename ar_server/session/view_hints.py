@@ -24,21 +24,24 @@ Rules:
    last ``interval_s``. ``turn_device`` and ``move_closer`` are about where the customer stands, so they
    are given only when every watched part is blocked: while the customer reads one part (the port being
    plugged), another one facing away or far off is not a reason to move.
-5. Before any scene runs, the watched parts are the parts named in the triggers of the recognised product's
-   scenes (:func:`trigger_parts`), and each blocked one is a reason to move by itself: no scene can start
-   while the part that shows its fault goes unseen (a power socket on the back, with the front's lights read
-   all along). ``part_covered`` is not given then: a part inside the device (paper behind a closed cover) is
-   no reason to open it before a scene says so.
+5. Before any scene runs, the watched parts are the unknown parts of the recognised product's triggers that
+   what has been read still leaves open (:func:`trigger_parts`: the power light read off leaves "no power"
+   open, so its power socket is watched; all lights green leave nothing to look for), and each blocked one
+   is a reason to move by itself: no scene can start while the part that shows its fault goes unseen (a
+   power socket on the back, with the front's lights read all along). ``part_covered`` is not given then:
+   a part inside the device (paper behind a closed cover) is no reason to open it before a scene says so.
+   And ``turn_device`` and ``move_closer`` share one ``interval_s`` then: a customer walking round to the
+   back is not called to a light on the front.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from product_models.catalog import Product
-from scenes.conditions import leaves
+from scenes.conditions import evaluate, leaves
 from scenes.i18n import message, pick
 from scenes.model import Scene, Step
 
@@ -91,10 +94,12 @@ def watched_parts(step: Step) -> tuple[str, ...]:
     return tuple(dict.fromkeys(leaf.part for expectation in step.when for leaf in leaves(expectation.condition)))
 
 
-def trigger_parts(scenes: Iterable[Scene], product_id: str) -> tuple[str, ...]:
-    """Rule 5: the parts named in the triggers of ``product_id``'s scenes, in library order, each once."""
+def trigger_parts(scenes: Iterable[Scene], product_id: str, known: Mapping[str, str]) -> tuple[str, ...]:
+    """Rule 5: the parts not in ``known`` (part -> state read) of the triggers of ``product_id``'s scenes that
+    ``known`` neither makes hold nor rules out, in library order, each once."""
     return tuple(dict.fromkeys(leaf.part for scene in scenes if scene.product == product_id
-                               for trigger in scene.triggers for leaf in leaves(trigger.condition)))
+                               for trigger in scene.triggers if evaluate(trigger.condition, known) is None
+                               for leaf in leaves(trigger.condition) if leaf.part not in known))
 
 
 def hint_text(hint: ViewHint, product: Product, locale: str) -> str:
@@ -136,10 +141,11 @@ class ViewHints:
                 continue
             if code in WHERE_TO_STAND and len(blocked) < len(watched) and not before_scene:
                 continue
-            last = self._last_sent.get(code)
+            key = "where_to_stand" if before_scene and code in WHERE_TO_STAND else code
+            last = self._last_sent.get(key)
             if last is not None and now_s - last < self.config.interval_s:
                 continue
-            self._last_sent[code] = now_s
+            self._last_sent[key] = now_s
             return ViewHint(code, part if obs.product_id is not None else None)
         return None
 

@@ -108,9 +108,24 @@ def test_where_to_stand_only_when_no_watched_part_can_be_read(away: PartState, c
 
 def test_before_a_scene_the_triggers_parts_are_watched_in_library_order() -> None:
     library = load_library()
-    assert trigger_parts(library, PRODUCT) == ("led_power", "led_internet", "port_wan", "led_wifi")
-    assert trigger_parts(library, "printer_lx400") == ("led_jam", "paper_jam")
-    assert trigger_parts(library, "no_such_product") == ()
+    scenes = [library.get("router_no_wifi"), library.get("router_no_internet"), library.get("printer_paper_jam")]
+    assert trigger_parts(scenes, PRODUCT, {}) == ("led_power", "led_wifi", "led_internet", "port_wan")
+    assert trigger_parts(scenes, "printer_lx400", {}) == ("led_jam", "paper_jam")
+    assert trigger_parts(scenes, "no_such_product", {}) == ()
+
+
+def test_before_a_scene_only_what_the_reads_leave_open_is_looked_for() -> None:
+    """Only the unknown parts of triggers that the parts read neither satisfy nor rule out are watched: a
+    healthy router (every light green) leaves nothing to look for, and with the power light off, the power
+    socket is what is missing."""
+    library = load_library()
+    no_power, no_internet = library.get("router_no_power"), library.get("router_no_internet")
+    scenes = [no_internet, no_power]
+    healthy = {"led_power": "green", "led_internet": "green", "led_wifi": "green"}
+    assert trigger_parts(scenes, PRODUCT, healthy) == ()
+    assert trigger_parts(scenes, PRODUCT, {"led_power": "off", "led_internet": "off"}) == ("port_power",)
+    # Internet off leaves "no internet" open on the WAN port (its second trigger), not on the first's red light.
+    assert trigger_parts(scenes, PRODUCT, {"led_power": "green", "led_internet": "off"}) == ("port_wan",)
 
 
 def test_before_a_scene_one_trigger_part_facing_away_is_reason_to_turn_the_device() -> None:
@@ -124,6 +139,10 @@ def test_before_a_scene_one_trigger_part_facing_away_is_reason_to_turn_the_devic
     out = [hints.update(i * 0.125, watched, back, before_scene=True) for i in range(13)]
     assert out == [None] * 12 + [ViewHint("turn_device", "port_wan")]
     assert run(ViewHints(5.0), [back] * 13, watched=watched) == [None] * 13  # a step's rule 4, for contrast
+    # Walking round to the back, the customer is not called to a light on the front until interval_s is over.
+    small = observed({**lights, "led_wifi": read("green", 4.5), "port_wan": unread("facing_away")})
+    later = [hints.update(1.625 + i * 0.125, watched, small, before_scene=True) for i in range(96)]  # to 13.5 s
+    assert later[:-1] == [None] * 95 and later[-1] == ViewHint("turn_device", "port_wan")
     inside = observed({"led_jam": read("off"), "paper_jam": unread("covered")}, product="printer_lx400")
     hints = ViewHints(5.0)
     assert [hints.update(i * 0.125, ("led_jam", "paper_jam"), inside, before_scene=True)

@@ -14,6 +14,8 @@ FPS = 10.0  # simulated camera frames per second
 SCENES = [  # product, fault, the scene the server must pick from what it sees, seed
     ("router_ax1800", "wan_unplugged", "router_no_internet", 3),
     ("router_ax1800", "wifi_off", "router_no_wifi", 3),
+    # Its trigger needs the power socket on the back: the server asks the customer to turn the router first.
+    ("router_ax1800", "unpowered", "router_no_power", 3),
     ("printer_lx400", "paper_jam", "printer_paper_jam", 3),
 ]
 

@@ -163,12 +163,13 @@ def test_library_in_use_is_valid_without_warnings() -> None:
     assert "en" in scenes[0].locales
 
 
-def test_shipped_library_holds_three_scenes_in_three_languages() -> None:
+def test_every_shipped_scene_loads_in_three_languages() -> None:
     scenes, issues = check_paths([LIBRARY_DIR], Catalog.load(CATALOG_DIR))
     assert issues == []
-    assert {s.id for s in scenes} == {"router_no_internet", "router_no_wifi", "printer_paper_jam"}
+    assert len(scenes) == len(scene_files(LIBRARY_DIR)) >= 1
+    assert {"router_no_internet", "printer_paper_jam"} <= {s.id for s in scenes}  # the ones the docs walk through
     for scene in scenes:
-        assert scene.locales == {"en", "de", "es"}
+        assert scene.locales == {"en", "de", "es"}, scene.id
 
 
 def test_example_events_files_are_not_scenes() -> None:
