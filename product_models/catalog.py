@@ -142,7 +142,7 @@ class Part:
 
     def is_removed(self, state: str | None) -> bool:
         """Whether ``state`` takes the part out of the product (a removable part that is absent): the renderer
-        then draws nothing of it and the ground truth counts it as not visible."""
+        then draws nothing of it, and the ground truth counts its empty place as seen where it faces the camera."""
         return self.kind == "removable" and state == REMOVED_STATE
 
     def face_frame(self) -> FaceFrame:

@@ -23,7 +23,7 @@ import numpy as np
 
 from vision.errors import ModelUnavailable, VisionError
 from vision.ort_session import cpu_session
-from vision.part_patches import OFF_PART
+from vision.part_patches import HAND, OFF_PART
 
 MODEL_NAME = "part-states.onnx"
 INDEX_FORMAT = 2  # PartIndex.to_json's; 1 was a bare list of rows
@@ -87,8 +87,15 @@ class PartIndex:
                 and isinstance(r[2], list) and r[2] and all(isinstance(c, str) for c in r[2]) for r in rows):
             raise ValueError(f"part_index must be {{\"format\": {INDEX_FORMAT}, \"rows\": [[product, part, "
                              "[classes...]], ...]} (or, from older networks, the bare list of rows)")
-        return cls(tuple((p, n, tuple(LEGACY_OFF_PART.get(c, c) if legacy else c for c in classes))
-                         for p, n, classes in rows))
+        return cls(tuple((p, n, _renamed(tuple(classes)) if legacy else tuple(classes)) for p, n, classes in rows))
+
+
+def _renamed(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """A first-format row's classes with the off-part class's new name. The extra classes follow the part's
+    states (``hand`` first), so an "absent" before ``hand`` is a state of that name (paper or a cable) and
+    keeps it."""
+    first_extra = classes.index(HAND) if HAND in classes else len(classes)
+    return tuple(LEGACY_OFF_PART.get(c, c) if i > first_extra else c for i, c in enumerate(classes))
 
 
 def to_input(patches: np.ndarray) -> np.ndarray:

@@ -132,8 +132,8 @@ class PartReader:
             elif part.kind == "led":
                 reading = classify_led(image, p.uv, size, part.states)
                 out.append(_reading(reading.state, reading.confidence, p.uv, size))
-            else:
-                out.append(PartState(None, 0.0, True, p.uv, reason="unsure", size_px=size))
+            else:  # no network reads it: nothing the customer does would help
+                out.append(PartState(None, 0.0, True, p.uv, reason="not_learnt", size_px=size))
         if not batch:
             return out
         parts = [requests[i][0] for i in batch]

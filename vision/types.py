@@ -159,6 +159,7 @@ UNREADABLE_REASONS = (
     "covered",  # something else covers it (an object, glare, another part)
     "ambiguous_pose",  # the pose could be off by one part along a row of look-alike parts: hold steady
     "unsure",  # read, but below the confidence the pipeline reports
+    "not_learnt",  # no installed network reads this part (one trained before its kind was classified)
 )
 
 

@@ -13,7 +13,7 @@ Rules:
    c. something is in the way or the part faces elsewhere, by the pipeline's ``reason``: ``hand`` ->
       ``hand_covering``; ``covered`` -> ``part_covered``; ``facing_away`` or ``behind_product`` ->
       ``turn_device``; ``out_of_frame`` and "no product in view" give no cause (the scene engine's
-      ``point_camera`` notice covers them);
+      ``point_camera`` notice covers them), nor does ``not_learnt`` (no installed network reads the part);
    d. the part, read or not, is smaller than verification needs (``size_px``): ``move_closer``. A part
       that small is often read "unsure" too, and coming closer is what helps;
    e. any other reason: ``too_small`` -> ``move_closer``; ``ambiguous_pose`` or ``unsure`` -> ``hold_steady``.
@@ -58,6 +58,7 @@ BLOCKING_HINTS: dict[str, str | None] = {
     "facing_away": "turn_device",
     "behind_product": "turn_device",
     "out_of_frame": None,
+    "not_learnt": None,  # no installed network reads the part: nothing the customer does would help
 }
 WHERE_TO_STAND = frozenset({"turn_device", "move_closer"})  # rule 4
 UNSURE_HINTS: dict[str, str] = {

@@ -85,7 +85,9 @@ def test_a_read_restarts_the_wait() -> None:
     (unread("unsure", 4.5), "move_closer"),  # unsure because it is small: coming closer helps
     (unread("ambiguous_pose"), "hold_steady"),
     (unread("out_of_frame"), None),
-], ids=["hand", "covered", "too_small", "read_small", "unsure", "unsure_small", "ambiguous_pose", "out_of_frame"])
+    (unread("not_learnt", 3.0), None),  # no network reads it: neither holding still nor coming closer helps
+], ids=["hand", "covered", "too_small", "read_small", "unsure", "unsure_small", "ambiguous_pose", "out_of_frame",
+        "not_learnt"])
 def test_each_reason_gives_its_hint(port: PartState, code: str | None) -> None:
     out = run(ViewHints(5.0), [observed({"port_wan": port, "led_internet": port})] * 13)
     assert out[-1] == (None if code is None else ViewHint(code, "port_wan"))

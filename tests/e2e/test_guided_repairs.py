@@ -36,6 +36,10 @@ def test_customer_resolves_the_fault_and_vision_verifies_every_step(product: str
     assert all(v["how"] == "vision" for v in left), why  # each step change came from an observation
     assert t["verified"][-1]["step_id"] == "resolved" and t["steps"][-1]["step"] == "resolved", why
     assert t["timing"]["results_timed_out"] == 0 and not t["errors"], why
+    if scene == "router_no_power":  # the front shows only dark lights: the socket on the back was asked for
+        codes = [(n["code"], n.get("part")) for n in t["notices"]]
+        assert ("turn_device", "port_power") in codes, why
+        assert codes.index(("turn_device", "port_power")) < [c for c, _ in codes].index("scene_started"), why
 
 
 def test_clumsy_customer_on_an_outage_is_escalated_with_context(weights: Path, tmp_path: Path) -> None:

@@ -308,7 +308,7 @@ def test_weights_check_and_a_removable_part(catalog: Catalog) -> None:
     trained = WeightsRecord(detector_names=(PRODUCT_ID,),
                             part_entries=((PRODUCT_ID, "led_status", ("off", "green", "red")),))
     assert catalog_mismatches(catalog, trained) == []
-    # Its "absent" state shares the name of the extra "absent" class: still the part's own states.
+    # Its "absent" is one of its states (the reader's class for a patch off its part is "off_part").
     learnt = WeightsRecord(detector_names=(PRODUCT_ID,),
                            part_entries=((PRODUCT_ID, "drive_bay1", ("present", "absent", "hand", "covered")),))
     assert catalog_mismatches(catalog, learnt) == []

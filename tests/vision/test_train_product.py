@@ -137,6 +137,12 @@ def test_a_run_begun_before_a_setting_existed_resumes_with_its_default(tmp_path:
     assert json.loads((tmp_path / "run.json").read_text())["pose_check_frames"] == "160"
     with pytest.raises(ValueError, match=r"run.json: images\)"):
         claim_work(ProductRun("nas_d2", tmp_path, images=2000))
+    # The keypoint warm-up came with a default of 5 epochs; the runs before it had none.
+    older = {k: v for k, v in old.items() if k not in ("keypoint_warmup_epochs", "keypoint_jitter")}
+    (tmp_path / "run.json").write_text(json.dumps(older))
+    with pytest.raises(ValueError, match=r"run.json: keypoint_warmup_epochs, pose_check_frames\)"):
+        claim_work(ProductRun("nas_d2", tmp_path, images=4000, pose_check_frames=40))
+    claim_work(ProductRun("nas_d2", tmp_path, images=4000, keypoint_warmup_epochs=0))
     (tmp_path / "run.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"run.json: not a run's settings"):
         claim_work(ProductRun("nas_d2", tmp_path))

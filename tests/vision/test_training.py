@@ -147,11 +147,15 @@ def test_a_patch_cache_cut_for_another_part_index_is_cut_again(tiny_dataset: Pat
     assert PartIndex.from_json(str(saved["index"])) == part_index()
     again = subprocess.run([*cmd, "--out-dir", str(tmp_path / "b")], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "cutting the patches again" not in again.stdout
-    np.savez(cache, **{k: v for k, v in saved.items() if k != "index"})  # as caches were before they kept it
-    older = subprocess.run([*cmd, "--out-dir", str(tmp_path / "c")], capture_output=True, text=True, timeout=300)
-    assert older.returncode == 0 and "cut for another part index; cutting the patches again" in older.stdout
-    with np.load(cache) as data:
-        assert "index" in data.files
+    other = PartIndex((("printer_lx400", "led_status", ("off", "green")),))
+    for name, arrays in (("another", {**saved, "index": np.array(other.to_json())}),
+                         ("none", {k: v for k, v in saved.items() if k != "index"})):  # caches before they kept it
+        np.savez(cache, **arrays)
+        again = subprocess.run([*cmd, "--out-dir", str(tmp_path / name)], capture_output=True, text=True,
+                               timeout=300)
+        assert again.returncode == 0 and "cutting the patches again" in again.stdout, name
+        with np.load(cache) as data:
+            assert PartIndex.from_json(str(data["index"])) == part_index()
 
 
 def test_part_index_lays_out_each_parts_classes_end_to_end() -> None:
@@ -170,9 +174,11 @@ def test_part_index_lays_out_each_parts_classes_end_to_end() -> None:
 def test_a_part_index_of_the_first_format_names_its_off_part_class_as_now() -> None:
     """Networks saved before a part could have a state named "absent" (a removable part) named the class of a
     patch off its part "absent"; loading them renames it, so that state and that class never meet."""
-    legacy = '[["p", "led", ["off", "green", "hand", "covered", "absent"]], ["p", "tray", ["open", "closed"]]]'
+    legacy = ('[["p", "led", ["off", "green", "hand", "covered", "absent"]], ["p", "tray", ["open", "closed"]], '
+              '["p", "paper", ["absent", "loaded", "hand", "covered", "hidden"]]]')
     assert PartIndex.from_json(legacy).entries == (("p", "led", ("off", "green", HAND, COVERED, OFF_PART)),
-                                                   ("p", "tray", ("open", "closed")))
+                                                   ("p", "tray", ("open", "closed")),  # a state of that name stays:
+                                                   ("p", "paper", ("absent", "loaded", HAND, COVERED, HIDDEN)))
     shipped = PartNet(WEIGHTS_DIR / "part-occlusion.onnx").index  # saved in the first format
     assert ("router_ax1800", "led_wifi", ("visible", HAND, COVERED, OFF_PART)) in shipped.entries
     drive = PartIndex((("q", "drive", ("present", "absent", HAND, COVERED)),))
@@ -218,7 +224,7 @@ def test_occlusion_only_relabels_every_state_visible_and_keeps_what_it_has_besid
     from vision.training.parts_train import occlusion_only
 
     occ, [(x, r, y)] = occlusion_only(MIXED, _split([1, 2, 4, 3, 5, 7, 6]))  # green hand absent covered open ...
-    # ``absent`` stays for the part that has it (the LED, in a row), ``hidden`` for the one that has it (the tray)
+    # ``off_part`` stays for the part that has it (the LED, in a row), ``hidden`` for the one that has it (the tray)
     assert occ.entries == (("p", "led", ("visible", HAND, COVERED, OFF_PART)),
                            ("p", "tray", ("visible", HAND, COVERED, HIDDEN)))
     assert x[:, 0, 0, 0].tolist() == list(range(7))  # every sample stays

@@ -28,6 +28,7 @@ import numpy as np
 
 from product_models.catalog import Catalog, default_catalog
 from vision.keypoint_layout import KeypointLayout
+from vision.part_net import PartIndex
 from vision.training.synth import class_names
 
 DET_SIDE = 320  # pixels on the longer side: the detector's training size
@@ -155,7 +156,11 @@ def write_part_pack(cache: Path, out: Path, catalog: Catalog | None = None, shar
     if missing:
         raise ValueError(f"{cache}: not a patch cache (no {', '.join(missing)})")
     index = part_index(catalog)
-    if "index" in data and str(data["index"]) != index.to_json():
+    kept = PartIndex.from_json(str(data["index"])) if "index" in data else None
+    # A cache from before caches kept their index was cut when removable parts had no rows: with them in the
+    # catalog, its class ids are another layout's.
+    removable = any(p.kind == "removable" for product in (catalog or default_catalog()) for p in product.parts)
+    if (kept is not None and kept != index) or (kept is None and removable):
         raise ValueError(f"{cache}: its patches were cut for another part index than this catalog's; cut them "
                          "again with this catalog (`fixlens train parts --cache`)")
     if len(data["y_tr"]) and int(data["y_tr"].max()) >= index.num_classes:
@@ -185,6 +190,6 @@ def read_part_patches(pack: Path, split: str, index_json: str | None = None) -> 
     """One part pack split, decoded: (patches, rows, labels). ``index_json``: the part index every pack of
     one run must share; a pack numbered by another raises ValueError."""
     data = np.load(pack / f"parts-{split}.npz")
-    if index_json is not None and str(data["index"]) != index_json:
+    if index_json is not None and PartIndex.from_json(str(data["index"])) != PartIndex.from_json(index_json):
         raise ValueError(f"{pack}: its part index differs from the first pack's; pack them with one catalog")
     return _decode(data["jpeg"], data["offsets"], tuple(data["shape"])), data["rows"], data["labels"]

@@ -140,11 +140,11 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
     data = np.load(cache) if cache is not None and cache.is_file() else None
     # The labels are class ids in the index the patches were cut with: another index (a part added to the
     # catalog, a kind newly classified) would shift them, so such a cache is cut again.
-    if data is not None and "index" in data and str(data["index"]) == index.to_json():
+    if data is not None and "index" in data and PartIndex.from_json(str(data["index"])) == index:
         x_tr, r_tr, y_tr, x_va, r_va, y_va = (data[k] for k in ("x_tr", "r_tr", "y_tr", "x_va", "r_va", "y_va"))
     else:
         if data is not None:
-            log(f"{cache}: cut for another part index; cutting the patches again")
+            log(f"{cache}: cut for another part index (or before caches kept theirs); cutting the patches again")
         x_tr, r_tr, y_tr = load_patches(folders, "train", index, seed, jitter, wide_jitter, pose_source, log)
         # Validation patches are cut with the live pipeline's poses when it is given (the errors that
         # matter), else with one slightly noisy true pose.
@@ -223,7 +223,8 @@ def fit_parts(train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], index:
     checkpoint = out_dir / CHECKPOINT_NAME
     if resume and checkpoint.is_file():
         ck = torch.load(checkpoint, weights_only=False, map_location=dev)
-        if ck["epochs"] != epochs or ck["train_patches"] != len(x_tr) or ck["index"] != index.to_json():
+        if (ck["epochs"] != epochs or ck["train_patches"] != len(x_tr)
+                or PartIndex.from_json(ck["index"]) != index):
             raise ValueError(f"{checkpoint}: written by a run with other epochs, data or catalog; "
                              "delete it or rerun with the same arguments")
         net.load_state_dict(ck["net"])

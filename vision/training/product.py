@@ -42,6 +42,8 @@ DATA_SEED = 8700  # a training seed (8000-8999 are training's; `vision robustnes
 EVAL_SEED = 9101  # held out: no training command uses 9000-9999
 # Stages no later stage builds on: running one again leaves the others done.
 INDEPENDENT_STAGES = frozenset({"before"})
+# Settings whose default is not what runs from before the setting did.
+BEFORE_THEIR_TIME = {"keypoint_warmup_epochs": "0"}
 WEIGHT_FILES = ("fixlens-pose.pt", "fixlens-pose.onnx", "keypoints.onnx", "keypoints.state.pt",
                 "part-states.onnx", "part-states.state.pt", OCCLUSION_MODEL_NAME, APPEARANCE_MODEL_NAME,
                 THRESHOLDS_FILE)
@@ -215,8 +217,10 @@ def claim_work(run: ProductRun) -> None:
         stored = json.loads(settings.read_text())
         if not isinstance(stored, dict):
             raise ValueError(f"{settings}: not a run's settings (expected a JSON object); use another --work folder")
-        # Every setting added so far defaults to what the runs before it did.
+        # A setting added since counts as what the runs before it did: its default, or for the keypoint
+        # warm-up (added with a default of 5 epochs), none.
         defaults = {f.name: str(getattr(ProductRun(run.product, run.work), f.name)) for f in fields(ProductRun)}
+        defaults.update(BEFORE_THEIR_TIME)
         earlier = {**defaults, **stored}
         differ = sorted(k for k in mine if earlier.get(k) != mine[k])
         if differ:

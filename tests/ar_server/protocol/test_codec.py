@@ -135,6 +135,7 @@ OBS = Obs(seq=9, ts=12.5, product="router_ax1800", product_conf=0.93,
     Step(step="intro", text="", progress=Progress(1, 1)),
     Step(step="last", text="x", progress=Progress(5, 5)),
     Notice(code="hold_still", text="Hold the phone still"),
+    Notice(code="turn_device", text="Turn the device so the camera can see the Power socket.", part="port_power"),
     End(outcome="resolved"),
     End(outcome="escalated", text="An agent will call you."),
     Error(code="bad_field", message="expected an int", fatal=False, field="seq", seq=3),
@@ -332,6 +333,9 @@ def test_encode_check_catches_an_invalid_server_message() -> None:
     with pytest.raises(ProtocolError) as info:
         encode_server(Notice(code="has space", text="x"), check=True)
     assert info.value.field == "code"
+    with pytest.raises(ProtocolError) as info:
+        encode_server(Notice(code="turn_device", text="x", part="port power"), check=True)
+    assert info.value.field == "part"
 
 
 def test_protocol_imports_no_heavy_packages() -> None:

@@ -314,9 +314,9 @@ def test_no_scene_starts_the_one_the_camera_explains_and_says_why() -> None:
 
 
 def test_before_a_scene_a_trigger_part_facing_away_asks_to_turn_the_device() -> None:
-    """The router's lights are all green, so no scene's trigger holds, and the WAN port, which one trigger
-    needs, faces away: the customer is asked to turn the device (once per 12 s), recorded like any hint, and
-    once the empty port is seen, the scene starts."""
+    """Power and Wi-Fi lights green, the internet light off: no trigger holds, but "no internet" is still open
+    on the WAN port, which faces away. The customer is asked to turn the device (once per 12 s), recorded like
+    any hint, and once the empty port is seen, the scene starts."""
     sim = opened(scene=None, locale="de")
     front = {"led_power": read("green"), "led_internet": read("off", 6.0), "led_wifi": read("green"),
              "port_wan": unread("facing_away")}
