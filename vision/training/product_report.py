@@ -47,7 +47,8 @@ def write_report(run: Any, stage_names: list[str]) -> dict[str, Any]:
              f"product-free frames), keypoints "
              + (f"{run.keypoint_warmup_epochs} on every product's crops then {run.keypoint_epochs} on "
                 f"{run.product}'s alone" if "keypoints-all" in stage_names else f"{run.keypoint_epochs}")
-             + f" ({run.keypoint_jitter} crop(s) per frame), parts {run.part_epochs}.",
+             + f" ({run.keypoint_jitter} crop{'s' if run.keypoint_jitter != 1 else ''} per frame), "
+             f"parts {run.part_epochs}.",
              f"Evaluation: `fixlens vision eval --frames {run.eval_frames} --seed 9101` (held out), before and after.",
              "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {'-' if s is None else f'{s:.0f}'} |" for name, s in seconds.items()]
