@@ -103,7 +103,7 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     again = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work), *TINY,
                      timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stderr.count("done earlier") == 8
+    assert again.stderr.count("done earlier") == 9
 
     # A stage that finished after a later one (re-run, or new in this version) makes those after it stale: they
     # run again, the ones before it stay done. `before` feeds nothing: re-running it leaves the rest done.
@@ -114,9 +114,9 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     stale = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work), *TINY,
                      timeout=300)
     assert stale.returncode == 0, stale.stderr[-2000:]
-    assert stale.stderr.count("done earlier") == 6
-    assert re.search(r"\[7/8\] pose-check: fixlens vision tune-pose-check", stale.stderr)
-    assert re.search(r"\[8/8\] after: fixlens vision eval", stale.stderr)
+    assert stale.stderr.count("done earlier") == 7
+    assert re.search(r"\[8/9\] pose-check: fixlens vision tune-pose-check", stale.stderr)
+    assert re.search(r"\[9/9\] after: fixlens vision eval", stale.stderr)
 
     other = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work),
                      *TINY[:-1], "7", timeout=60)
