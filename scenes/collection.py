@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from product_models.catalog import Catalog, default_catalog
-from scenes.conditions import holds, specificity
+from scenes.conditions import evaluate, holds, specificity
 from scenes.errors import SceneError, SceneValidationError
 from scenes.events import Observation
 from scenes.i18n import pick
@@ -158,3 +158,14 @@ def select(library: Iterable[Scene], observation: Observation, locale: str = "en
             if best is None or score > best.specificity:
                 best = Selection(scene, trigger, pick(trigger.reason, locale, scene.default_locale), score)
     return best
+
+
+def better_open(library: Iterable[Scene], observation: Observation, selection: Selection, *,
+                min_confidence: float = MIN_CONFIDENCE) -> bool:
+    """Whether another scene of the product has a trigger more specific than ``selection``'s that the parts
+    read neither make hold nor rule out: the camera has not yet seen what would tell the two apart (a red
+    status light, and the cartridge on the side not yet seen: "cartridge missing" or "settings lost")."""
+    states = known_states(observation, min_confidence)
+    return any(scene.id != selection.scene.id and scene.product == observation.product
+               and specificity(t.condition) > selection.specificity and evaluate(t.condition, states) is None
+               for scene in library for t in scene.triggers)

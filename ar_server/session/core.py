@@ -28,7 +28,9 @@ Rules of an open session:
 3. A step change is recorded (the step left, as verified by vision, by the user or by its timeout; the step
    entered; the engine snapshot) before its ``step`` message, in the order the engine produced it.
 4. Without a scene, each smoothed observation is offered to ``scenes.select``; the first match starts its
-   scene and a ``scene_started`` notice says why.
+   scene and a ``scene_started`` notice says why. While another scene's more specific trigger is still open
+   (``scenes.collection.better_open``: its parts not yet seen), the start waits up to ``OPEN_TRIGGER_WAIT_S`` for the
+   camera to see them (the view hints ask for them, rule 6), then the best match then starts.
 5. Escalations (offered, asked for, handed over) are recorded with the context an agent needs. ``help``
    is answered with ``help_requested`` every time; the first press on a step records the escalation.
    ``escalation_offer`` is only ever the server's own offer (a struggling customer).
@@ -110,7 +112,7 @@ from scenes import End as EngineEnd
 from scenes import Notice as EngineNotice
 from scenes import Observation as SceneObservation
 from scenes import Tick as EngineTick
-from scenes.collection import known_states
+from scenes.collection import better_open, known_states
 from scenes.i18n import message, pick
 from vision.errors import VisionError
 from vision.jpeg_header import JpegHeader
@@ -121,6 +123,10 @@ from vision.verification import StepVerifier
 
 State = Literal["awaiting_hello", "opening", "open", "closed"]
 HELLO_TIMEOUT_S = 30.0  # a connection that says nothing this long after opening is closed
+# Rule 4: how long a matching scene waits for the camera to see the parts of a more specific one. A customer
+# asked to turn the device (view hints, 1.5 s after a part goes unseen) needs a few seconds to walk round; a
+# scene that holds should not wait much longer than that.
+OPEN_TRIGGER_WAIT_S = 8.0
 
 _CLIENT = frozenset({HelloReceived, FrameReceived, UserEventReceived, ByeReceived, MessageRefused})
 _ALWAYS = frozenset({Tick, GoingAway, Disconnected, Failed})
@@ -174,6 +180,7 @@ class SessionCore:
         self._smoother = TemporalSmoother()
         self._verifier = StepVerifier()
         self._hints = ViewHints(self._verifier.config.min_size_px)
+        self._deferred_since: float | None = None  # rule 4: when a matching scene first waited for a better one
         self._smoothed_product: str | None = None
         self._last_seq: int | None = None
         self._last_stored_at = -math.inf
@@ -392,9 +399,14 @@ class SessionCore:
 
     def _maybe_start(self, seen: SceneObservation, now: float, effects: list[SessionEffect]) -> None:
         """Rule 4."""
-        selection = select(self._library(), seen, self.locale)
+        library = self._library()
+        selection = select(library, seen, self.locale)
         if selection is None:
             return
+        if better_open(library, seen, selection):
+            self._deferred_since = now if self._deferred_since is None else self._deferred_since
+            if now - self._deferred_since < OPEN_TRIGGER_WAIT_S:
+                return
         scene = selection.scene
         self.engine = Engine(scene, self.catalog.get(scene.product), self.locale, reason=selection.trigger.reason)
         title = pick(scene.title, self.locale, scene.default_locale)

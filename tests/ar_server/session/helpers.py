@@ -14,7 +14,7 @@ from ar_server.session.effects import Infer, SessionEffect
 from ar_server.session.events import FrameReceived, HelloReceived, SessionEvent, SessionOpened, VisionResult
 from product_models.camera import Pose
 from product_models.catalog import default_catalog
-from scenes import Engine, load_library
+from scenes import Engine, Library, load_library
 from tests.ar_server.protocol.jpegs import header_jpeg
 from vision.types import ImageQuality, Observation, PartState
 
@@ -92,10 +92,11 @@ class Sim:
 
 
 def new_core(*, max_fps: float = 30.0, idle_timeout_s: float = 300.0, archive_interval_s: float | None = None,
-             metrics: Metrics | None = None) -> Sim:
+             metrics: Metrics | None = None, library: Library | None = None) -> Sim:
     config = CoreConfig(limits=Limits(max_fps=max_fps), idle_timeout_s=idle_timeout_s,
                         archive_interval_s=archive_interval_s)
-    return Sim(SessionCore(config, catalog=CATALOG, library=lambda: LIBRARY, now=T0, metrics=metrics))
+    scenes = library or LIBRARY
+    return Sim(SessionCore(config, catalog=CATALOG, library=lambda: scenes, now=T0, metrics=metrics))
 
 
 def opened(*, scene: str | None = SCENE, locale: str = "en", resumed: bool = False, engine: Engine | None = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ar_server.errors import SessionStateError
@@ -38,6 +40,7 @@ from ar_server.session.events import (
     UserEventReceived,
     VisionResult,
 )
+from scenes import Library
 from scenes.i18n import ENGINE_LOCALES, MESSAGES
 from tests.ar_server.protocol.jpegs import header_jpeg
 from tests.ar_server.session.helpers import (
@@ -327,6 +330,52 @@ def test_before_a_scene_a_trigger_part_facing_away_asks_to_turn_the_device() -> 
     assert notices[0].part == "port_wan"  # so that a client can show where to look
     assert RecordEvent("notice", {"code": "turn_device", "part": "port_wan"}) in out
     out = sim.lockstep(observed({**front, "port_wan": read("empty")}, camera=(0.0, -0.5, 0.2)), frames=8)
+    assert [e.scene for e in out if isinstance(e, SceneStarted)] == ["router_no_internet"]
+
+
+LAN_SCENE = """
+id: router_lan_down
+product: router_ax1800
+default_locale: en
+title: {en: No internet on the LAN, de: Kein Internet im LAN, es: Sin internet en la LAN}
+triggers:
+  - all: [{part: led_power, is: green}, {part: led_internet, is: red}, {part: port_lan1, is: empty}]
+    reason: {en: the LAN cable is out, de: das LAN-Kabel ist ab, es: el cable LAN está fuera}
+start: done
+steps:
+  done:
+    outcome: resolved
+    text: {en: Done., de: Fertig., es: Listo.}
+"""
+
+
+def _with_lan_scene(tmp_path: Path) -> Library:
+    import shutil
+
+    from scenes import library_dir, load_library
+
+    for scene in library_dir().glob("*.yaml"):
+        shutil.copy(scene, tmp_path / scene.name)
+    (tmp_path / "router_lan_down.yaml").write_text(LAN_SCENE, encoding="utf-8")
+    return load_library(tmp_path)
+
+
+def test_a_scene_that_holds_waits_for_the_parts_of_a_more_specific_one(tmp_path: Path) -> None:
+    """The internet light is red: "no internet" holds, but "LAN down" also needs the LAN 1 port, on the back.
+    The start waits while the customer is asked to show it; once the empty port is seen, the more specific
+    scene starts. Never seen, the scene that holds starts after OPEN_TRIGGER_WAIT_S."""
+    from ar_server.session.core import OPEN_TRIGGER_WAIT_S
+
+    library = _with_lan_scene(tmp_path)
+    front = {"led_power": read("green"), "led_internet": read("red", 6.0), "port_lan1": unread("facing_away")}
+    sim = opened(scene=None, library=library)
+    out = sim.lockstep(observed(front), frames=24)  # 3 s
+    assert sim.core.engine is None and ("turn_device", "port_lan1") in [(n.code, n.part) for n in messages(out)
+                                                                        if n.t == "notice"]
+    out = sim.lockstep(observed({**front, "port_lan1": read("empty")}), frames=8)
+    assert [e.scene for e in out if isinstance(e, SceneStarted)] == ["router_lan_down"]
+    never = opened(scene=None, library=library)
+    out = never.lockstep(observed(front), frames=int(OPEN_TRIGGER_WAIT_S * 8) + 8)
     assert [e.scene for e in out if isinstance(e, SceneStarted)] == ["router_no_internet"]
 
 
