@@ -30,7 +30,7 @@ Rules of an open session:
 4. Without a scene, each smoothed observation is offered to ``scenes.select``; the first match starts its
    scene and a ``scene_started`` notice says why. While another scene's more specific trigger is still open
    (``scenes.collection.better_open``: its parts not yet seen), the start waits up to ``OPEN_TRIGGER_WAIT_S`` for the
-   camera to see them (the view hints ask for them, rule 6), then the best match then starts.
+   camera to see them (the view hints ask for them, rule 6); then the best match starts.
 5. Escalations (offered, asked for, handed over) are recorded with the context an agent needs. ``help``
    is answered with ``help_requested`` every time; the first press on a step records the escalation.
    ``escalation_offer`` is only ever the server's own offer (a struggling customer).
@@ -401,9 +401,11 @@ class SessionCore:
         """Rule 4."""
         library = self._library()
         selection = select(library, seen, self.locale)
-        if selection is None:
-            return
-        if better_open(library, seen, selection):
+        if selection is None or not better_open(library, seen, selection):
+            self._deferred_since = None  # a later wait counts from its own start
+            if selection is None:
+                return
+        else:
             self._deferred_since = now if self._deferred_since is None else self._deferred_since
             if now - self._deferred_since < OPEN_TRIGGER_WAIT_S:
                 return
