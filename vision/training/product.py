@@ -11,7 +11,11 @@ For a new product the data shows it in ``focus_share`` of the product frames and
 rest. By default the product gets a model set of its own (:mod:`vision.model_set`, ``weights/products/<ID>/``):
 a one-class detector (the known products' frames its backgrounds) and its own keypoint, part-state and
 appearance networks, each fine-tuned from ``--init``'s, while ``--init``'s set is copied unchanged beside it,
-so the known products keep their networks exactly as they were. With ``shared`` (``--shared``, and always
+so the known products keep their networks exactly as they were. When ``--init``'s weights already hold a set for
+the product (an earlier run's ``weights``), the run goes on from that set: its detector, keypoint and
+part-state networks are where each stage starts (the keypoint warm-up is left out: that network has learnt the
+product among the others already), so a run that fell short can be given more data or epochs, or a product
+whose keypoints were changed can be retrained, without starting over. With ``shared`` (``--shared``, and always
 for ``fixlens train all``) the shared networks fine-tune instead, growing for the new product and keeping
 what they learnt of the others as far as the data rehearses them (:mod:`vision.keypoint_layout`). The
 evaluation runs before and after on the same held-out seed; the report (``report.md``, plots) puts them side
@@ -86,6 +90,20 @@ class ProductRun:
         return self.product is not None and not self.shared
 
     @property
+    def earlier_set(self) -> Path | None:
+        """``init``'s own set for the product, when it has one (an earlier run's): where each stage goes on from."""
+        if not self.own_set or self.init is None:
+            return None
+        folder = self.init / PRODUCT_SETS / self.product  # type: ignore[operator]
+        return folder if (folder / "fixlens-pose.pt").is_file() else None
+
+    @property
+    def before_weights(self) -> Path | None:
+        """What the ``before`` evaluation runs: ``init``, or, when it holds a set for the product, a copy
+        that keeps that set only if it still fits the catalog (:func:`prepare_before`)."""
+        return self.work / "before-weights" if self.earlier_set is not None else self.init
+
+    @property
     def trained(self) -> Path:
         """Where the training stages write: the product's own set inside ``weights``, or ``weights`` itself."""
         return self.weights / PRODUCT_SETS / self.product if self.own_set else self.weights  # type: ignore[operator]
@@ -107,13 +125,15 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
         detector += ["--only", run.product]  # type: ignore[list-item]
     if run.detector_hours is not None:
         detector += ["--time", str(run.detector_hours)]
-    if init is not None and (init / "fixlens-pose.pt").is_file():
-        detector += ["--init", str(init / "fixlens-pose.pt")]
+    earlier = run.earlier_set
+    start = earlier if earlier is not None else init  # where the detector, keypoint and part stages begin
+    if start is not None and (start / "fixlens-pose.pt").is_file():
+        detector += ["--init", str(start / "fixlens-pose.pt")]
     folders = [str(data), *map(str, run.rehearsal)]
-    keypoint_init = init / "keypoints.state.pt" if init is not None else None
+    keypoint_init = start / "keypoints.state.pt" if start is not None else None
     keypoint_init = keypoint_init if keypoint_init is not None and keypoint_init.is_file() else None
     warmup = None
-    if run.own_set and run.keypoint_warmup_epochs > 0:
+    if run.own_set and run.keypoint_warmup_epochs > 0 and earlier is None:
         warmup = _keypoint_stage(run, folders, run.work / "keypoints-all", run.keypoint_warmup_epochs, keypoint_init)
         keypoint_init = run.work / "keypoints-all" / "keypoints.state.pt"
     keypoints = _keypoint_stage(run, folders, run.trained, run.keypoint_epochs, keypoint_init)
@@ -121,11 +141,12 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
         keypoints += ["--only", run.product]  # type: ignore[list-item]
     parts = ["train", "parts", "--data", *folders, "--out", out_dir, "--epochs", str(run.part_epochs),
              "--cache", str(run.work / "part-patches.npz"), "--resume"]
-    if init is not None:  # the state file, else the exported network (its state is recovered from it)
+    if start is not None:  # the state file, else the exported network (its state is recovered from it)
         for name in ("part-states.state.pt", "part-states.onnx"):
-            if (init / name).is_file():
-                parts += ["--init", str(init / name)]
-                if run.keep_known_parts and run.product is not None:
+            if (start / name).is_file():
+                parts += ["--init", str(start / name)]
+                # An earlier set's known parts are the product's own: they are what this run trains.
+                if run.keep_known_parts and run.product is not None and earlier is None:
                     parts.append("--keep-known")
                 break
     # The appearance check learns every catalog product (the new data shows them all) and the new detector's
@@ -134,8 +155,8 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
                   out_dir, "--epochs", str(run.appearance_epochs), "--negatives",
                   str(run.appearance_negatives), "--cache", str(run.work / "appearance-crops.npz")]
     out = []
-    if init is not None:
-        out.append(("before", _eval(run, init, run.work / "before.json")))
+    if run.before_weights is not None:
+        out.append(("before", _eval(run, run.before_weights, run.work / "before.json")))
     out += [("data", synth), ("detector", detector), ("appearance", appearance)]
     if warmup is not None:
         out.append(("keypoints-all", warmup))
@@ -176,6 +197,8 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
             continue
         log(f"[{number}/{len(plan)}] {name}: fixlens {' '.join(args)}")
         started = time.time()
+        if name == "before" and run.earlier_set is not None:
+            log(prepare_before(run))
         # The stage's output goes to stderr with the progress lines: stdout carries only the final summary.
         code = subprocess.call([sys.executable, "-m", "fixlens.cli", *args], env={**os.environ}, stdout=sys.stderr)
         if code != 0:
@@ -195,6 +218,25 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
     from vision.training.product_report import write_report
 
     return write_report(run, [name for name, _ in plan])
+
+
+def prepare_before(run: ProductRun) -> str:
+    """Fill ``run.before_weights`` from ``init``: every set, the product's own only if it still fits the
+    catalog (a product whose keypoints or parts changed since that set was trained is refused by the
+    weights check, and counts as not yet learnt before the run). Returns a line for the log."""
+    from product_models.catalog import default_catalog
+    from vision.model_set import ModelSet
+    from vision.weights_check import WeightsMismatch
+
+    dst = run.before_weights
+    shutil.rmtree(dst, ignore_errors=True)  # type: ignore[arg-type]
+    try:
+        ModelSet(run.earlier_set, default_catalog(), backend="onnx")  # type: ignore[arg-type]
+    except WeightsMismatch as exc:
+        _copy_sets(run.init, dst, skip=dst / PRODUCT_SETS / run.product)  # type: ignore[arg-type, operator]
+        return f"before: {run.earlier_set} does not fit the catalog, so it is left out ({str(exc).splitlines()[1]})"
+    _copy_sets(run.init, dst)  # type: ignore[arg-type]
+    return f"before: {run.init} with its set for {run.product}"
 
 
 def _finished(marker: Path) -> float | None:
