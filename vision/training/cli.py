@@ -345,14 +345,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _detector_products(weights: Path) -> tuple[str, ...]:
-    """The products the detectors of every model set in ``weights`` name (none where a set has no detector)."""
+def _detector_products(weights: Path, skip: Path | None = None) -> tuple[str, ...]:
+    """The products the detectors of every model set in ``weights`` but ``skip`` name (none where a set has no
+    detector)."""
     from vision.detector import Detector
     from vision.errors import ModelUnavailable
     from vision.pipeline import model_set_folders
 
     names: list[str] = []
     for folder in model_set_folders(weights):
+        if folder == skip:
+            continue
         try:
             names += Detector.from_weights(folder, backend="onnx").names
         except ModelUnavailable:
@@ -362,6 +365,7 @@ def _detector_products(weights: Path) -> tuple[str, ...]:
 
 def _cmd_train_product(args: argparse.Namespace) -> int:
     from product_models.catalog import default_catalog
+    from vision.pipeline import PRODUCT_SETS
     from vision.training.product import ProductRun, StageFailed, install, run_all
     from vision.training.train import WEIGHTS_DIR
 
@@ -393,8 +397,9 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
         print(f"error: --init {init}: no such folder", file=sys.stderr)
         return 2
     if product is not None and init is not None and not getattr(args, "shared", False):
-        known = _detector_products(init)
-        if product in known:  # its own set would name it a second time, beside --init's
+        # A set of the product's own in --init is an earlier run's: this run goes on from it and replaces it.
+        known = _detector_products(init, skip=init / PRODUCT_SETS / product)
+        if product in known:  # its own set would name it a second time, beside another set of --init's
             print(f"error: {product} is already recognised by {init} (its detector knows {', '.join(known)}); "
                   "retrain it there with --shared, or start from weights without it (--init)", file=sys.stderr)
             return 2
