@@ -21,7 +21,7 @@ from vision.keypoints import KeypointModel
 from vision.part_net import PartNet
 from vision.pipeline import Pipeline
 from vision.pose_check import Thresholds, read_thresholds
-from vision.training.product import ProductRun, stages
+from vision.training.product import ProductRun, prepare_before, stages
 from vision.training.train import WEIGHTS_DIR
 
 pytestmark = pytest.mark.slow
@@ -236,3 +236,82 @@ def test_a_killed_detector_run_resumes_from_its_last_epoch(tmp_path: Path) -> No
                        tmp_path / "second.log")
     resumed = re.search(r"Resuming training \S+ from epoch (\d+) to 40 total epochs", second)
     assert resumed is not None and int(resumed.group(1)) >= 2, second[-2000:]
+
+
+def _weights_with_set(root: Path, product: str) -> Path:
+    """A weights folder: the shipped set, and the shipped set again as ``products/<product>/`` (its networks
+    stand in for an earlier run's set; only their files and records matter here)."""
+    for folder in (root, root / "products" / product):
+        folder.mkdir(parents=True)
+        for name in ("fixlens-pose.pt", "fixlens-pose.onnx", "keypoints.onnx", "keypoints.state.pt",
+                     "part-states.onnx", "product-appearance.onnx"):
+            if (WEIGHTS_DIR / name).is_file():
+                shutil.copy2(WEIGHTS_DIR / name, folder / name)
+    return root
+
+
+def test_an_init_with_the_products_own_set_is_gone_on_from(tmp_path: Path) -> None:
+    """An earlier run's weights as --init: every stage starts from the product's set, without the warm-up, and
+    its parts are trained (they are the product's own, not the known ones to keep)."""
+    init = _weights_with_set(tmp_path / "init", "nas_d2")
+    earlier = init / "products" / "nas_d2"
+    run = ProductRun("nas_d2", tmp_path / "work", init=init)
+    assert run.earlier_set == earlier and run.before_weights == tmp_path / "work" / "before-weights"
+    plan = dict(stages(run))
+    assert "keypoints-all" not in plan
+    assert plan["detector"][plan["detector"].index("--init") + 1] == str(earlier / "fixlens-pose.pt")
+    assert plan["keypoints"][plan["keypoints"].index("--init") + 1] == str(earlier / "keypoints.state.pt")
+    assert plan["parts"][plan["parts"].index("--init") + 1] == str(earlier / "part-states.onnx")
+    assert "--keep-known" not in plan["parts"]
+    assert plan["before"][plan["before"].index("--weights-dir") + 1] == str(run.before_weights)
+    # Without a set of the product's own, the shipped networks start it, as before.
+    fresh = dict(stages(ProductRun("nas_d2", tmp_path / "work2", init=WEIGHTS_DIR)))
+    assert "keypoints-all" in fresh and "--keep-known" in fresh["parts"]
+    assert fresh["before"][fresh["before"].index("--weights-dir") + 1] == str(WEIGHTS_DIR)
+
+
+def test_the_before_figures_leave_out_an_earlier_set_the_catalog_no_longer_fits(tmp_path: Path) -> None:
+    """A product whose keypoints moved since its set was trained: the weights check refuses the set, so the
+    `before` evaluation runs without it (the product counts as not yet learnt) instead of failing."""
+    init = _weights_with_set(tmp_path / "init", "router_ax1800")
+    run = ProductRun("router_ax1800", tmp_path / "work", init=init)
+    said = prepare_before(run)
+    assert said == f"before: {init} with its set for router_ax1800"
+    assert (run.before_weights / "products" / "router_ax1800" / "keypoints.onnx").is_file()
+
+    catalog = tmp_path / "catalog"
+    shutil.copytree(CATALOG_DIR, catalog)
+    path = catalog / "router_ax1800" / "product.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("antenna_left_tip", "antenna_left_top", 1), encoding="utf-8")
+    said = prepare_before(run, Catalog.load(catalog))
+    assert said.startswith(f"before: {init / 'products' / 'router_ax1800'} does not fit the catalog")
+    assert "antenna_left_top" in said
+    assert not (run.before_weights / "products").exists()
+    assert (run.before_weights / "keypoints.onnx").read_bytes() == (WEIGHTS_DIR / "keypoints.onnx").read_bytes()
+
+
+def _name_detector(folder: Path, names: dict[int, str]) -> None:
+    """Give the detector in ``folder`` other class names (what `train product` reads to see what it knows)."""
+    import onnx
+
+    path = folder / "fixlens-pose.onnx"
+    model = onnx.load(str(path))
+    for entry in model.metadata_props:
+        if entry.key == "names":
+            entry.value = repr(names)
+    onnx.save(model, str(path))
+
+
+def test_an_own_set_of_the_product_in_init_is_gone_on_from_but_a_shared_one_is_refused(catalog: Path,
+                                                                                      tmp_path: Path) -> None:
+    init = _weights_with_set(tmp_path / "init", "router_bx9")
+    _name_detector(init / "products" / "router_bx9", {0: "router_bx9"})
+    args = ["train", "product", "router_bx9", "--catalog", str(catalog), "--init", str(init), "--work",
+            str(tmp_path / "w"), "--rehearsal", str(tmp_path / "none")]
+    accepted = _fixlens(*args, timeout=60)  # past the check on --init, stopped by the next one
+    assert accepted.returncode == 2 and "--rehearsal" in accepted.stderr, accepted.stderr[-2000:]
+    _name_detector(init, {0: "printer_lx400", 1: "router_bx9"})
+    refused = _fixlens(*args, timeout=60)
+    assert refused.returncode == 2 and "router_bx9 is already recognised by" in refused.stderr
+    assert "printer_lx400, router_bx9" in refused.stderr  # the shared detector's names, not the product's set's

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from product_models.catalog import Catalog, default_catalog
 from vision.appearance import MODEL_NAME as APPEARANCE_MODEL_NAME
 from vision.part_net import OCCLUSION_MODEL_NAME
 from vision.pipeline import PRODUCT_SETS, model_set_folders
@@ -220,18 +221,18 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
     return write_report(run, [name for name, _ in plan])
 
 
-def prepare_before(run: ProductRun) -> str:
-    """Fill ``run.before_weights`` from ``init``: every set, the product's own only if it still fits the
-    catalog (a product whose keypoints or parts changed since that set was trained is refused by the
-    weights check, and counts as not yet learnt before the run). Returns a line for the log."""
-    from product_models.catalog import default_catalog
+def prepare_before(run: ProductRun, catalog: Catalog | None = None) -> str:
+    """Fill ``run.before_weights`` from ``init``: every set, the product's own only if it still fits
+    ``catalog`` (default: the catalog every command uses). A product whose keypoints or parts changed since
+    that set was trained is refused by the weights check, so before the run it counts as not yet learnt.
+    Returns a line for the log."""
     from vision.model_set import ModelSet
     from vision.weights_check import WeightsMismatch
 
     dst = run.before_weights
     shutil.rmtree(dst, ignore_errors=True)  # type: ignore[arg-type]
     try:
-        ModelSet(run.earlier_set, default_catalog(), backend="onnx")  # type: ignore[arg-type]
+        ModelSet(run.earlier_set, catalog or default_catalog(), backend="onnx")  # type: ignore[arg-type]
     except WeightsMismatch as exc:
         _copy_sets(run.init, dst, skip=dst / PRODUCT_SETS / run.product)  # type: ignore[arg-type, operator]
         return f"before: {run.earlier_set} does not fit the catalog, so it is left out ({str(exc).splitlines()[1]})"
