@@ -85,7 +85,7 @@ def _parts(w: float, d: float, h: float) -> dict[str, dict[str, Any]]:
                     "size_mm": [60, 20], "label": _i18n(("Display", "Anzeige", "Pantalla"))},
         "led": {"name": "led_status", "facing": "front", "anchor": [0.020, front, top_row], "size_mm": [5, 5],
                 "states": ["off", "green", "red"], "healthy": "green",
-                "label": _i18n(("Status light", "Statusleuchte", "Luz de estado"))},
+                "label": _i18n(("Status", "Status", "Estado"))},  # hints add "light": led_part
         "button": {"name": "button_power", "facing": "front", "anchor": [0.050, front, top_row], "size_mm": [10, 10],
                    "actions": ["press"], "label": _i18n(("Power button", "Ein/Aus-Taste", "Botón de encendido"))},
         "pinhole": {"name": "pinhole_reset", "facing": "front", "anchor": [0.080, front, top_row], "size_mm": [2, 2],
