@@ -112,14 +112,14 @@ class ModelSet:
         head = Keypoints.from_detections(det, best, KEYPOINT_MIN_CONF)
         cls, box, confidence = int(det.class_id[best]), det.xyxy[best], float(det.confidence[best])
         t = time.perf_counter()
-        keypoints = self._keypoints(image, cls, box, head)
+        keypoints = self.keypoints_in(image, cls, box, head)
         obs = self._posed(frame, image, camera, cls, box, confidence, timing, t, keypoints, head)
         tighter = (None if obs is not None or keypoints is None or self.keypoints is None
                    else sure_box(keypoints, box, w, h))
         if tighter is not None:  # a second look: the keypoint network again, on the box of its sure keypoints
             t = time.perf_counter()
             obs = self._posed(frame, image, camera, cls, tighter, confidence, timing, t,
-                              self._keypoints(image, cls, tighter, head), head)
+                              self.keypoints_in(image, cls, tighter, head), head)
         if obs is None:  # no rigid product explains what the detector saw: report nothing, not a phantom
             timing.update(states_ms=0.0, total_ms=sum(timing.values()))
             return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image))
@@ -132,9 +132,9 @@ class ModelSet:
         without a crop keypoint network), the verified pose and part states; None when verification fails
         or no keypoints can be had."""
         return self._posed(frame, image, camera, cls, box, confidence, timing, t,
-                           self._keypoints(image, cls, box, head), head)
+                           self.keypoints_in(image, cls, box, head), head)
 
-    def _keypoints(self, image: np.ndarray, cls: int, box: np.ndarray, head: Keypoints | None) -> Keypoints | None:
+    def keypoints_in(self, image: np.ndarray, cls: int, box: np.ndarray, head: Keypoints | None) -> Keypoints | None:
         """Stage 3: the crop keypoint network's keypoints in ``box``, else the detector's own (``head``); None
         for a tracked frame without the crop network."""
         product = self._products[cls]

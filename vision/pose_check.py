@@ -215,11 +215,25 @@ def plausible(pose: Pose, error: float, side: float, inliers: int, sureness: flo
               thresholds: Thresholds = DEFAULT_THRESHOLDS) -> bool:
     """The module's rules for a pose with mean inlier residual ``error`` (pixels) on ``inliers`` keypoints of
     a product whose box's longer side is ``side`` pixels, from keypoints of mean confidence ``sureness``."""
+    return refusal(pose, error, side, inliers, sureness, thresholds) is None
+
+
+# What :func:`refusal` names, in the order the rules are applied.
+POSE_RULES = ("residual", "inliers", "unsure", "below", "upside_down")
+
+
+def refusal(pose: Pose, error: float, side: float, inliers: int, sureness: float,
+            thresholds: Thresholds = DEFAULT_THRESHOLDS) -> str | None:
+    """The first of :func:`plausible`'s rules the pose breaks (one of :data:`POSE_RULES`), None when none:
+    residuals too large, too few keypoints agreeing, keypoints too unsure (a thin pose's or any pose's
+    floor), the camera under the floor, the product upside down."""
     t = thresholds
     if error > max(t.max_reprojection_px, t.max_reprojection_share * side):
-        return False
-    if inliers < t.min_inliers or (inliers < t.sure_inliers and sureness < t.thin_pose_min_conf):
-        return False
-    if sureness < t.min_sureness:
-        return False
-    return float(pose.camera_position[2]) > 0.0 and upright(pose) >= t.min_upright
+        return "residual"
+    if inliers < t.min_inliers:
+        return "inliers"
+    if (inliers < t.sure_inliers and sureness < t.thin_pose_min_conf) or sureness < t.min_sureness:
+        return "unsure"
+    if float(pose.camera_position[2]) <= 0.0:
+        return "below"
+    return "upside_down" if upright(pose) < t.min_upright else None

@@ -123,6 +123,37 @@ def test_rendered_product_is_recognised_with_a_pose(pipeline: Pipeline, product_
     assert np.linalg.norm(obs.pose.camera_position - pose.camera_position) < 0.2 * distance
 
 
+def test_a_refused_frame_is_named_by_the_stage_or_rule_that_refused_it(pipeline: Pipeline) -> None:
+    """`vision eval`'s per-stage diagnosis: each threshold raised past what the frame gives names its own rule."""
+    import dataclasses
+
+    from vision.pose_check import DEFAULT_THRESHOLDS
+    from vision.training.evaluate import why_refused
+
+    router = default_catalog().get("router_ax1800")
+    cam = CameraIntrinsics.from_fov(640, 480)
+    pose = Pose.orbit(165.0, 30.0, 0.45, target=(0.0, 0.0, router.size_m[2] / 2))
+    image = _render("router_ax1800", {}, pose, cam)
+    main = pipeline.main
+    det = main.detector.detect_batch([image])[0]
+    box = det.xyxy[int(np.argmax(det.confidence))]
+    assert why_refused(main, image, det, box, router, cam) == "other"  # recognised: nothing refused it
+    away = box + np.float32([400, 0, 400, 0])  # the detection misses where the router truly is
+    assert why_refused(main, image, det, away, router, cam) == "not_detected"
+    empty = main.detector.detect_batch([np.full_like(image, 128)])[0]
+    assert why_refused(main, image, empty, box, router, cam) == "not_detected"
+    for change, rule in (({"min_detection_conf": 1.0}, "detector_confidence"),
+                         ({"max_reprojection_px": 0.0, "max_reprojection_share": 0.0}, "residual"),
+                         ({"min_inliers": 99, "sure_inliers": 99}, "inliers"),
+                         ({"min_sureness": 1.0}, "unsure"), ({"min_upright": 1.0}, "upside_down"),
+                         ({"min_appearance": 1.01}, "appearance")):
+        main.thresholds = dataclasses.replace(DEFAULT_THRESHOLDS, **change)
+        try:
+            assert why_refused(main, image, det, box, router, cam) == rule, change
+        finally:
+            main.thresholds = DEFAULT_THRESHOLDS
+
+
 @pytest.mark.parametrize("media", ["loaded", "empty"])
 def test_paper_in_an_open_tray_is_read_when_the_tray_front_is_out_of_sight(pipeline: Pipeline, media: str) -> None:
     # Seen from above and behind the open tray's front, the tray's own state cannot be read; the paper in

@@ -19,6 +19,7 @@ from vision.tracking import TrackPolicy
 from vision.training import conditions as cn
 from vision.training import degradations as dg
 from vision.training import robustness
+from vision.training.evaluate import REFUSALS
 from vision.training.scoring import FrameTruth, PartSighting, Tally, nearest_rank
 from vision.types import Observation, PartState
 
@@ -368,11 +369,18 @@ def test_vision_eval_reports_the_plain_figures_beside_the_older_ones(few_photos:
     # Each stage on its own, per product, so a failing stage is named.
     stages = report["stages_by_product"]
     assert sum(s["frames"] for s in stages.values()) == 2
-    for per in stages.values():
+    for pid, per in stages.items():
         assert set(per) == {"frames", "detector_recall", "keypoint_error_median_px", "keypoint_error_p90_px",
-                            "pose_success", "product_recall", "part_state_accuracy_4px"}
+                            "pose_success", "product_recall", "part_state_accuracy_4px", "refused",
+                            "keypoint_confidence_median"}
         assert 0.0 <= per["detector_recall"] <= 1.0 and 0.0 <= per["pose_success"] <= 1.0
         assert 0.0 <= per["product_recall"] <= per["pose_success"]  # recognised needs a pose (and the right product)
+        # Every frame without a pose is named by what refused it; every seen keypoint has a confidence.
+        assert set(per["refused"]) <= set(REFUSALS)
+        assert sum(per["refused"].values()) == round(per["frames"] * (1 - per["pose_success"]))
+        names = [k.name for k in CATALOG.get(pid).keypoints]
+        assert list(per["keypoint_confidence_median"]) == [n for n in names if n in per["keypoint_confidence_median"]]
+        assert all(0.0 <= c <= 1.0 for c in per["keypoint_confidence_median"].values())
 
 
 class _Recorder:

@@ -315,3 +315,15 @@ def test_an_own_set_of_the_product_in_init_is_gone_on_from_but_a_shared_one_is_r
     refused = _fixlens(*args, timeout=60)
     assert refused.returncode == 2 and "router_bx9 is already recognised by" in refused.stderr
     assert "printer_lx400, router_bx9" in refused.stderr  # the shared detector's names, not the product's set's
+
+
+def test_the_report_names_what_refused_the_products_frames_and_the_keypoints_it_cannot_place(tmp_path: Path) -> None:
+    from vision.training.product_report import _diagnosis_lines
+
+    stage = {"refused": {"not_detected": 3, "unsure": 9}, "keypoint_confidence_median":
+             {"top_front_left": 0.93, "top_front_mid": 0.08, "display_top_left": 0.71}}
+    (tmp_path / "after.json").write_text(json.dumps({"stages_by_product": {"nas_d2": stage}}))
+    lines = _diagnosis_lines("nas_d2", tmp_path)
+    assert "by what refused them (`vision eval`'s `refused`): not_detected 3, unsure 9." in lines[0]
+    assert "top_front_mid 0.08." in lines[1] and "top_front_left" not in lines[1] and "display" not in lines[1]
+    assert _diagnosis_lines("router_bx9", tmp_path) == []  # not evaluated: nothing to say

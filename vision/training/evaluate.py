@@ -41,10 +41,16 @@ import cv2
 import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
-from product_models.catalog import default_catalog
+from product_models.catalog import Product, default_catalog
+from vision.detector import KEYPOINT_MIN_CONF
+from vision.errors import PoseError
+from vision.model_set import ModelSet
 from vision.part_patches import MIN_READABLE_PX
 from vision.parts import project_parts
+from vision.pose import estimate_pose
+from vision.pose_check import POSE_RULES, box_side, first_look, refusal
 from vision.training.scoring import FrameTruth, Tally, iou, verifying_confidence, write_misreads
+from vision.types import Detections, Keypoints
 
 EVAL_SEED = 9001  # training data uses other seeds; keep it that way
 DEFAULT_FRAMES = 400
@@ -204,21 +210,31 @@ class StageTally:
     - ``keypoint_error_median_px`` / ``..._p90_px``: the crop keypoint network given the *true* box, over the
       keypoints truly visible in the frame;
     - ``pose_success``: the whole pipeline names the product and gives a pose;
-    - ``part_state_accuracy_4px``: the plain part-state figure (``vision.training.scoring``) for this product.
+    - ``part_state_accuracy_4px``: the plain part-state figure (``vision.training.scoring``) for this product;
+    - ``refused``: for every frame without ``pose_success``, why (:func:`why_refused`): how many frames each
+      stage or pose-check rule cost;
+    - ``keypoint_confidence_median``: per keypoint, the crop network's median confidence where the keypoint is
+      truly visible (on the true box). A keypoint under ``CROP_KEYPOINT_MIN_CONF`` is left out of nearly
+      every pose: the network cannot place it (a point half-way along a plain edge, docs/catalog.md).
     """
 
     def __init__(self, plain: Tally) -> None:
         self.frames = self.detected = self.posed = 0
         self.errors: list[float] = []
         self.plain = plain
+        self.refused: dict[str, int] = {}
+        self.confidence: dict[str, list[float]] = {}  # keypoint name -> confidences, in the catalog's order
 
     def add(self, pipeline: Any, jpeg: bytes, truth: dict[str, Any], obs: Any, product: Any,
             camera: CameraIntrinsics) -> None:
         from vision.decode import decode_jpeg
 
+        if not self.frames:
+            self.confidence = {k.name: [] for k in product.keypoints}
         self.frames += 1
         self.plain.add(FrameTruth.from_record(product, truth), obs, product, camera)
-        self.posed += obs.product_id == product.id and obs.pose is not None
+        posed = obs.product_id == product.id and obs.pose is not None
+        self.posed += posed
         model_set = pipeline.set_for(product.id)  # the networks that recognise this product, if any do
         if model_set is None:
             return
@@ -233,6 +249,11 @@ class StageTally:
             if seen.any():
                 gap = np.linalg.norm(np.asarray(found.uv) - np.array(truth["keypoints"]), axis=1)[seen]
                 self.errors.append(float(np.median(gap)))
+            for k in np.flatnonzero(seen):
+                self.confidence[product.keypoints[k].name].append(float(found.confidence[k]))
+        if not posed:
+            reason = why_refused(model_set, image, det, np.asarray(truth["box"], np.float32), product, camera)
+            self.refused[reason] = self.refused.get(reason, 0) + 1
 
     def summary(self) -> dict[str, Any]:
         errors = sorted(self.errors)
@@ -245,4 +266,47 @@ class StageTally:
             "pose_success": round(self.posed / self.frames, 4) if self.frames else None,
             "product_recall": plain["product_recall"],
             "part_state_accuracy_4px": plain["part_state_accuracy_4px"],
+            "refused": {r: self.refused[r] for r in REFUSALS if r in self.refused},
+            "keypoint_confidence_median": {name: round(statistics.median(c), 3) for name, c in self.confidence.items()
+                                           if c},
         }
+
+
+# What :func:`why_refused` names, in the order a frame meets them.
+REFUSALS = ("not_detected", "detector_confidence", "too_few_keypoints", *POSE_RULES, "appearance", "other")
+
+
+def why_refused(model_set: ModelSet, image: np.ndarray, det: Detections, box_truth: np.ndarray, product: Product,
+                camera: CameraIntrinsics) -> str:
+    """Why ``model_set`` alone does not recognise ``product`` in ``image``: the first stage or rule that refuses
+    its most confident detection ``det`` (one of :data:`REFUSALS`). ``not_detected``: no detection, or the most
+    confident one is another product or misses the true box ``box_truth`` (IoU < 0.5); ``too_few_keypoints``:
+    too few sure keypoints for PnP; then :func:`vision.pose_check.refusal`'s rules and the appearance check.
+    ``other``: the set would recognise it, but the pipeline answered otherwise (another set named another
+    product first). The pipeline's second look, on the box of the sure keypoints, is not replayed: a frame
+    both looks refuse is named by its first."""
+    if len(det) == 0:
+        return "not_detected"
+    best = int(np.argmax(det.confidence))
+    cls, box, confidence = int(det.class_id[best]), det.xyxy[best], float(det.confidence[best])
+    if model_set.detector.names[cls] != product.id or iou(tuple(box), tuple(box_truth)) < 0.5:
+        return "not_detected"
+    t = model_set.thresholds
+    if not first_look(confidence, None, t):
+        return "detector_confidence"
+    keypoints = model_set.keypoints_in(image, cls, box, Keypoints.from_detections(det, best, KEYPOINT_MIN_CONF))
+    if keypoints is None:
+        return "too_few_keypoints"
+    side = box_side(box)
+    try:
+        est = estimate_pose(keypoints.uv, np.array([k.position for k in product.keypoints]), camera,
+                            keypoints.confidence, min_confidence=keypoints.min_confidence, inlier_px=t.inlier_px(side))
+    except PoseError:
+        return "too_few_keypoints"
+    rule = refusal(est.pose, est.reprojection_error_px, side, int(est.inliers.sum()), keypoints.mean_confidence, t)
+    if rule is not None:
+        return rule
+    check = model_set.appearance
+    if check is not None and not first_look(None, check.score(image, box, product.id), t):
+        return "appearance"
+    return "other"

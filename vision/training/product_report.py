@@ -42,7 +42,7 @@ def write_report(run: Any, stage_names: list[str]) -> dict[str, Any]:
              f"Data: {run.images} rendered frames (seed 8700)"
              + (f", {run.product} in {run.focus_share:.0%} of the product frames" if run.product else "")
              + (f", plus {', '.join(map(str, run.rehearsal))}" if run.rehearsal else "") + ".",
-             f"Fine-tuned from: {run.init or 'nothing (from scratch)'}. Device: {run.device}. "
+             f"Fine-tuned from: {_start(run)}. Device: {run.device}. "
              f"Epochs: detector {run.detector_epochs}, appearance {run.appearance_epochs} ({run.appearance_negatives} "
              f"product-free frames), keypoints "
              + (f"{run.keypoint_warmup_epochs} on every product's crops then {run.keypoint_epochs} on "
@@ -62,12 +62,19 @@ def write_report(run: Any, stage_names: list[str]) -> dict[str, Any]:
             b, a = before.get(pid, {}).get(figure), after.get(pid, {}).get(figure)
             row += [_fmt(b), _fmt(a), _fmt(None if a is None or b is None else a - b, signed=True)]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", *_pose_check_lines(_load(work / POSE_CHECK_REPORT))]
+    lines += ["", *_pose_check_lines(_load(work / POSE_CHECK_REPORT)), *_diagnosis_lines(run.product, work)]
     plots = _plots(run, before, after)
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     (work / "report.md").write_text("\n".join(lines) + "\n")
     return {"work": str(work), "seconds": seconds, "before": before, "after": after,
             "report": str(work / "report.md"), "plots": [str(p) for p in plots]}
+
+
+def _start(run: Any) -> str:
+    earlier = getattr(run, "earlier_set", None)
+    if earlier is not None:
+        return f"{run.init}, going on from its set for {run.product} ({earlier})"
+    return str(run.init or "nothing (from scratch)")
 
 
 def _pose_check_lines(tuned: dict[str, Any] | None) -> list[str]:
@@ -81,6 +88,28 @@ def _pose_check_lines(tuned: dict[str, Any] | None) -> list[str]:
             f"frames, {tuned['negatives']} negatives): recall {module['recall']} with the module's, "
             f"{chosen['recall']} with its own; false detections {module['false_detections']} and "
             f"{chosen['false_detections']}. Moved from the module's: {moved}.", ""]
+
+
+def _diagnosis_lines(product: str | None, work: Path) -> list[str]:
+    """After the run, why the product's frames in view went unrecognised, and its keypoints the network cannot
+    place (``vision eval``'s ``refused`` and ``keypoint_confidence_median``)."""
+    from vision.keypoints import CROP_KEYPOINT_MIN_CONF
+
+    after = _load(work / "after.json")
+    stage = (after or {}).get("stages_by_product", {}).get(product) if product else None
+    if not stage or "refused" not in stage:
+        return []
+    refused = ", ".join(f"{reason} {n}" for reason, n in stage["refused"].items()) or "none"
+    lines = [f"Frames of {product} in view but not recognised, by what refused them (`vision eval`'s `refused`): "
+             f"{refused}."]
+    weak = {k: c for k, c in stage.get("keypoint_confidence_median", {}).items() if c < CROP_KEYPOINT_MIN_CONF}
+    if weak:
+        lines.append(f"Keypoints the network cannot place (median confidence where visible under "
+                     f"{CROP_KEYPOINT_MIN_CONF}, so left out of nearly every pose): "
+                     + ", ".join(f"{k} {c:.2f}" for k, c in weak.items())
+                     + ". A keypoint must mark one spot: a corner or a feature, not a point along a plain edge "
+                       "(docs/catalog.md, *Keypoints*).")
+    return [*lines, ""]
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
