@@ -187,12 +187,12 @@ def _keypoints(w: float, d: float, h: float) -> list[dict[str, Any]]:
     corners = [(f"{zn}_{yn}_{xn}", [x, y, z])
                for zn, z in (("top", h), ("bottom", 0.0)) for yn, y in (("front", -d / 2), ("back", d / 2))
                for xn, x in (("left", -w / 2), ("right", w / 2))]
-    display, label = _parts(w, d, h)["display"], _parts(w, d, h)["label"]
+    parts = _parts(w, d, h)
+    display, label, antenna = parts["display"], parts["label"], parts["antenna"]
     dx, dy, dz = display["anchor"]
-    dw, dh = (v / 2000 for v in display["size_mm"])
+    dw, dh = (v / 2000 for v in display["size_mm"])  # half sizes, metres
     lx, ly, lz = label["anchor"]
     lw, lh = (v / 2000 for v in label["size_mm"])
-    antenna = _parts(w, d, h)["antenna"]
     ax, ay, az = antenna["anchor"]
     marks = [("antenna_tip", [ax, ay, az + antenna["size_mm"][1] / 2000]),
              ("display_top_left", [dx - dw, dy, dz + dh]), ("display_bottom_right", [dx + dw, dy, dz - dh]),
