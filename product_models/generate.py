@@ -178,8 +178,8 @@ def _geometry_builders() -> dict[str, Callable[[Node, Part], None]]:
 
 
 def _keypoints(w: float, d: float, h: float) -> list[dict[str, Any]]:
-    """The 8 corners of the housing, then marks a network can find on every side: the antenna's tip, two
-    corners of the display and one of the label (positions as :func:`_parts` places them), KEYPOINT_COUNT in
+    """The 8 corners of the housing, then marks a network can find: the antenna's tip (seen from nearly
+    everywhere), two corners of the display (front) and one of the label (left side) (positions as :func:`_parts` places them), KEYPOINT_COUNT in
     all. A point half-way along a plain edge is no keypoint: nothing marks where along the edge it lies, so
     the network's heatmap spreads along the edge and its confidence stays near zero (the first version of
     this product had four such points; on its renders they scored a median of 0.05-0.10 where its corners

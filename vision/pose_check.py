@@ -234,6 +234,7 @@ def refusal(pose: Pose, error: float, side: float, inliers: int, sureness: float
         return "inliers"
     if (inliers < t.sure_inliers and sureness < t.thin_pose_min_conf) or sureness < t.min_sureness:
         return "unsure"
-    if float(pose.camera_position[2]) <= 0.0:
+    # Written as what must hold, so a pose with a NaN in it fails (every comparison with NaN is False).
+    if not float(pose.camera_position[2]) > 0.0:
         return "below"
-    return "upside_down" if upright(pose) < t.min_upright else None
+    return None if upright(pose) >= t.min_upright else "upside_down"

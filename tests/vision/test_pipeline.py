@@ -137,6 +137,7 @@ def test_a_refused_frame_is_named_by_the_stage_or_rule_that_refused_it(pipeline:
     main = pipeline.main
     det = main.detector.detect_batch([image])[0]
     box = det.xyxy[int(np.argmax(det.confidence))]
+    assert pipeline.process(FrameInput(_jpeg(image), 1, 0.0, cam)).product_id == "router_ax1800"
     assert why_refused(main, image, det, box, router, cam) == "other"  # recognised: nothing refused it
     away = box + np.float32([400, 0, 400, 0])  # the detection misses where the router truly is
     assert why_refused(main, image, det, away, router, cam) == "not_detected"
@@ -146,10 +147,15 @@ def test_a_refused_frame_is_named_by_the_stage_or_rule_that_refused_it(pipeline:
                          ({"max_reprojection_px": 0.0, "max_reprojection_share": 0.0}, "residual"),
                          ({"min_inliers": 99, "sure_inliers": 99}, "inliers"),
                          ({"min_sureness": 1.0}, "unsure"), ({"min_upright": 1.0}, "upside_down"),
-                         ({"min_appearance": 1.01}, "appearance")):
+                         ({"min_appearance": 1.01}, "appearance"),
+                         # Several broken at once: the first in the pipeline's order is named.
+                         ({"min_detection_conf": 1.0, "min_sureness": 1.0}, "detector_confidence"),
+                         ({"min_sureness": 1.0, "min_appearance": 1.01}, "unsure")):
         main.thresholds = dataclasses.replace(DEFAULT_THRESHOLDS, **change)
         try:
             assert why_refused(main, image, det, box, router, cam) == rule, change
+            # ... and the pipeline itself does refuse that frame under those thresholds.
+            assert pipeline.process(FrameInput(_jpeg(image), 1, 0.0, cam)).product_id is None, change
         finally:
             main.thresholds = DEFAULT_THRESHOLDS
 

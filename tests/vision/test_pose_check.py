@@ -140,3 +140,16 @@ def test_a_bad_thresholds_file_is_refused_naming_the_file_and_field(tmp_path: Pa
     with pytest.raises(ModelUnavailable, match=re.escape(message)) as info:
         read_thresholds(path)
     assert str(path) in str(info.value)
+
+
+def test_the_first_rule_a_pose_breaks_is_named_and_a_nan_pose_breaks_one() -> None:
+    from vision.pose_check import refusal
+
+    assert refusal(POSE, 3.0, 300.0, 10, 0.9) is None
+    assert refusal(POSE, 30.0, 300.0, MIN_INLIERS - 1, 0.0) == "residual"  # the first of several broken
+    assert refusal(POSE, 3.0, 300.0, MIN_INLIERS - 1, 0.0) == "inliers"
+    assert refusal(POSE, 3.0, 300.0, SURE_INLIERS - 1, THIN_POSE_MIN_CONF - 0.1) == "unsure"
+    assert refusal(POSE, 3.0, 300.0, SURE_INLIERS, MIN_SURENESS - 0.01) == "unsure"
+    assert refusal(Pose.orbit(165.0, -30.0, 0.45, target=(0.0, 0.0, 0.02)), 1.0, 300.0, 10, 0.9) == "below"
+    nan = Pose(np.eye(3), np.full(3, np.nan))  # every comparison with NaN is False: it must still be refused
+    assert refusal(nan, 1.0, 300.0, 10, 0.9) == "below" and not plausible(nan, 1.0, 300.0, 10, 0.9)

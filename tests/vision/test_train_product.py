@@ -21,7 +21,7 @@ from vision.keypoints import KeypointModel
 from vision.part_net import PartNet
 from vision.pipeline import Pipeline
 from vision.pose_check import Thresholds, read_thresholds
-from vision.training.product import ProductRun, prepare_before, stages
+from vision.training.product import ProductRun, earlier_set, prepare_before, run_all, stages
 from vision.training.train import WEIGHTS_DIR
 
 pytestmark = pytest.mark.slow
@@ -327,3 +327,49 @@ def test_the_report_names_what_refused_the_products_frames_and_the_keypoints_it_
     assert "by what refused them (`vision eval`'s `refused`): not_detected 3, unsure 9." in lines[0]
     assert "top_front_mid 0.08." in lines[1] and "top_front_left" not in lines[1] and "display" not in lines[1]
     assert _diagnosis_lines("router_bx9", tmp_path) == []  # not evaluated: nothing to say
+
+
+def test_only_a_whole_earlier_set_is_gone_on_from(tmp_path: Path) -> None:
+    """A set missing a network a stage starts from (an earlier run killed after its detector) is not an earlier
+    run to go on from: the CLI refuses it as already recognised, and the stages start from --init's own."""
+    init = _weights_with_set(tmp_path / "init", "router_bx9")
+    own = init / "products" / "router_bx9"
+    assert earlier_set(init, "router_bx9") == own
+    (own / "keypoints.state.pt").unlink()
+    assert earlier_set(init, "router_bx9") is None
+    assert ProductRun("router_bx9", tmp_path / "w", init=init).earlier_set is None
+    assert earlier_set(init, None) is None and earlier_set(None, "router_bx9") is None
+
+
+def test_an_init_inside_the_runs_work_folder_is_refused(tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    (work / "weights").mkdir(parents=True)
+    done = _fixlens("train", "product", "router_ax1800", "--init", str(work / "weights"), "--work", str(work),
+                    timeout=60)
+    assert done.returncode == 2 and "is inside the run's own work folder" in done.stderr
+
+
+def test_a_run_going_on_from_an_earlier_set_evaluates_before_on_its_own_copy(
+        catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run_all` fills the `before` folder (prepare_before) before that stage evaluates it; every later stage is
+    marked done here, so only `before` runs (one held-out frame)."""
+    from product_models.catalog import default_catalog
+
+    default_catalog()  # this process keeps the shipped catalog (it is loaded once); the child gets the test's
+    monkeypatch.setenv("FIXLENS_CATALOG_DIR", str(catalog))
+    init = _weights_with_set(tmp_path / "init", "router_bx9")
+    _name_detector(init / "products" / "router_bx9", {0: "router_bx9"})
+    run = ProductRun("router_bx9", tmp_path / "work", init=init, eval_frames=1)
+    (run.work / "stages").mkdir(parents=True)
+    for name, _args in stages(run):
+        if name != "before":
+            (run.work / "stages" / f"{name}.json").write_text(json.dumps({"args": [], "seconds": 1.0,
+                                                                           "finished": 4e9}))
+    said: list[str] = []
+    run_all(run, log=said.append)
+    # The weights check refuses the set (its detector names a product its keypoint network and this process's
+    # catalog do not know), so it is left out.
+    assert any(line.startswith(f"before: {init / 'products' / 'router_bx9'} does not fit") for line in said), said
+    assert (run.before_weights / "keypoints.onnx").is_file() and not (run.before_weights / "products").exists()
+    before = json.loads((run.work / "before.json").read_text())
+    assert before["frames"] == 1 and before["seed"] == 9101

@@ -146,7 +146,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         pr.add_argument("--out", type=Path, default=None,
                         help="also copy the finished weights here (default: they stay in WORK/weights)")
         pr.add_argument("--init", default=None, metavar="WEIGHTS_DIR",
-                        help="fine-tune from these weights (default vision/weights/); 'none' trains from scratch")
+                        help="fine-tune from these weights (default vision/weights/); 'none' trains from scratch. "
+                             "An earlier run's WORK/weights, with a set for ID, is gone on from")
         pr.add_argument("--images", type=int, default=2400, help="frames to synthesise (default 2400)")
         pr.add_argument("--detector-epochs", type=int, default=4)
         pr.add_argument("--detector-hours", type=float, default=None,
@@ -365,8 +366,7 @@ def _detector_products(weights: Path, skip: Path | None = None) -> tuple[str, ..
 
 def _cmd_train_product(args: argparse.Namespace) -> int:
     from product_models.catalog import default_catalog
-    from vision.pipeline import PRODUCT_SETS
-    from vision.training.product import ProductRun, StageFailed, install, run_all
+    from vision.training.product import ProductRun, StageFailed, earlier_set, install, run_all
     from vision.training.train import WEIGHTS_DIR
 
     product = getattr(args, "product", None)
@@ -397,18 +397,23 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
         print(f"error: --init {init}: no such folder", file=sys.stderr)
         return 2
     if product is not None and init is not None and not getattr(args, "shared", False):
-        # A set of the product's own in --init is an earlier run's: this run goes on from it and replaces it.
-        known = _detector_products(init, skip=init / PRODUCT_SETS / product)
+        # A whole set of the product's own in --init is an earlier run's: this run goes on from it and replaces it.
+        known = _detector_products(init, skip=earlier_set(init, product))
         if product in known:  # its own set would name it a second time, beside another set of --init's
             print(f"error: {product} is already recognised by {init} (its detector knows {', '.join(known)}); "
                   "retrain it there with --shared, or start from weights without it (--init)", file=sys.stderr)
             return 2
+    work = (args.work or Path(f"fixlens-train-{product or 'all'}")).resolve()
+    if init is not None and init.resolve().is_relative_to(work):  # its weights would be written over as it is read
+        print(f"error: --init {init} is inside the run's own work folder {work}; give an earlier run's weights "
+              "from another folder", file=sys.stderr)
+        return 2
     for folder in args.rehearsal:
         if not (folder / "truth" / "train").is_dir():
             print(f"error: --rehearsal {folder}: no truth/train folder; run `fixlens data synth` first",
                   file=sys.stderr)
             return 2
-    run = ProductRun(product, (args.work or Path(f"fixlens-train-{product or 'all'}")).resolve(), init, args.images,
+    run = ProductRun(product, work, init, args.images,
                      share, args.detector_epochs, args.detector_hours, args.keypoint_epochs, args.part_epochs,
                      args.eval_frames, args.device, tuple(f.resolve() for f in args.rehearsal),
                      keep_known_parts=product is not None and not getattr(args, "retrain_known_parts", False),

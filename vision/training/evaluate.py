@@ -47,7 +47,7 @@ from vision.errors import PoseError
 from vision.model_set import ModelSet
 from vision.part_patches import MIN_READABLE_PX
 from vision.parts import project_parts
-from vision.pose import estimate_pose
+from vision.pose import MIN_POINTS, estimate_pose
 from vision.pose_check import POSE_RULES, box_side, first_look, refusal
 from vision.training.scoring import FrameTruth, Tally, iou, verifying_confidence, write_misreads
 from vision.types import Detections, Keypoints
@@ -214,8 +214,8 @@ class StageTally:
     - ``refused``: for every frame without ``pose_success``, why (:func:`why_refused`): how many frames each
       stage or pose-check rule cost;
     - ``keypoint_confidence_median``: per keypoint, the crop network's median confidence where the keypoint is
-      truly visible (on the true box). A keypoint under ``CROP_KEYPOINT_MIN_CONF`` is left out of nearly
-      every pose: the network cannot place it (a point half-way along a plain edge, docs/catalog.md).
+      truly visible (on the true box). A keypoint under ``CROP_KEYPOINT_MIN_CONF`` is left out of most
+      poses: the network cannot place it (a point half-way along a plain edge, docs/catalog.md).
     """
 
     def __init__(self, plain: Tally) -> None:
@@ -237,6 +237,7 @@ class StageTally:
         self.posed += posed
         model_set = pipeline.set_for(product.id)  # the networks that recognise this product, if any do
         if model_set is None:
+            self.refused["not_learnt"] = self.refused.get("not_learnt", 0) + 1  # never posed: no network knows it
             return
         image = decode_jpeg(jpeg)
         det = model_set.detector.detect_batch([image])[0]
@@ -273,18 +274,21 @@ class StageTally:
 
 
 # What :func:`why_refused` names, in the order a frame meets them.
-REFUSALS = ("not_detected", "detector_confidence", "too_few_keypoints", *POSE_RULES, "appearance", "other")
+REFUSALS = ("not_learnt", "not_detected", "detector_confidence", "too_few_keypoints", "no_pose", *POSE_RULES,
+            "appearance", "other")
 
 
 def why_refused(model_set: ModelSet, image: np.ndarray, det: Detections, box_truth: np.ndarray, product: Product,
                 camera: CameraIntrinsics) -> str:
     """Why ``model_set`` alone does not recognise ``product`` in ``image``: the first stage or rule that refuses
-    its most confident detection ``det`` (one of :data:`REFUSALS`). ``not_detected``: no detection, or the most
-    confident one is another product or misses the true box ``box_truth`` (IoU < 0.5); ``too_few_keypoints``:
-    too few sure keypoints for PnP; then :func:`vision.pose_check.refusal`'s rules and the appearance check.
-    ``other``: the set would recognise it, but the pipeline answered otherwise (another set named another
-    product first). The pipeline's second look, on the box of the sure keypoints, is not replayed: a frame
-    both looks refuse is named by its first."""
+    its most confident detection ``det`` (one of :data:`REFUSALS`; ``not_learnt``, no set knowing the product, is
+    counted by the caller). ``not_detected``: no detection, or the most confident one is another product or
+    misses the true box ``box_truth`` (IoU < 0.5); ``too_few_keypoints``: fewer sure keypoints than PnP needs;
+    ``no_pose``: PnP found none (or one with keypoints behind the camera); then
+    :func:`vision.pose_check.refusal`'s rules and the appearance check. ``other``: the set would recognise it,
+    but the pipeline answered otherwise (another set named another product first). Only the first look is
+    replayed: when it is refused the pipeline looks again on the box of the sure keypoints, and a frame that
+    look also refuses is named by the first look's reason."""
     if len(det) == 0:
         return "not_detected"
     best = int(np.argmax(det.confidence))
@@ -298,11 +302,13 @@ def why_refused(model_set: ModelSet, image: np.ndarray, det: Detections, box_tru
     if keypoints is None:
         return "too_few_keypoints"
     side = box_side(box)
+    if int((keypoints.confidence >= keypoints.min_confidence).sum()) < MIN_POINTS:
+        return "too_few_keypoints"
     try:
         est = estimate_pose(keypoints.uv, np.array([k.position for k in product.keypoints]), camera,
                             keypoints.confidence, min_confidence=keypoints.min_confidence, inlier_px=t.inlier_px(side))
     except PoseError:
-        return "too_few_keypoints"
+        return "no_pose"
     rule = refusal(est.pose, est.reprojection_error_px, side, int(est.inliers.sum()), keypoints.mean_confidence, t)
     if rule is not None:
         return rule

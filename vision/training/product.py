@@ -93,10 +93,7 @@ class ProductRun:
     @property
     def earlier_set(self) -> Path | None:
         """``init``'s own set for the product, when it has one (an earlier run's): where each stage goes on from."""
-        if not self.own_set or self.init is None:
-            return None
-        folder = self.init / PRODUCT_SETS / self.product  # type: ignore[operator]
-        return folder if (folder / "fixlens-pose.pt").is_file() else None
+        return earlier_set(self.init, self.product) if self.own_set else None
 
     @property
     def before_weights(self) -> Path | None:
@@ -108,6 +105,20 @@ class ProductRun:
     def trained(self) -> Path:
         """Where the training stages write: the product's own set inside ``weights``, or ``weights`` itself."""
         return self.weights / PRODUCT_SETS / self.product if self.own_set else self.weights  # type: ignore[operator]
+
+
+# What an earlier run's set must hold for a run to go on from it: every network a stage starts from (a part-state
+# network as its state or as its export).
+EARLIER_SET_FILES = (("fixlens-pose.pt",), ("keypoints.state.pt",), ("part-states.state.pt", "part-states.onnx"))
+
+
+def earlier_set(init: Path | None, product: str | None) -> Path | None:
+    """``init/products/<product>/`` when it holds a whole set to go on from (:data:`EARLIER_SET_FILES`)."""
+    if init is None or product is None:
+        return None
+    folder = init / PRODUCT_SETS / product
+    whole = all(any((folder / name).is_file() for name in names) for names in EARLIER_SET_FILES)
+    return folder if whole else None
 
 
 def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
@@ -146,7 +157,8 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
         for name in ("part-states.state.pt", "part-states.onnx"):
             if (start / name).is_file():
                 parts += ["--init", str(start / name)]
-                # An earlier set's known parts are the product's own: they are what this run trains.
+                # The parts an earlier set knows are the product's own, which this run trains; --keep-known is
+                # for the parts of the products --init already recognised.
                 if run.keep_known_parts and run.product is not None and earlier is None:
                     parts.append("--keep-known")
                 break
@@ -226,16 +238,17 @@ def prepare_before(run: ProductRun, catalog: Catalog | None = None) -> str:
     ``catalog`` (default: the catalog every command uses). A product whose keypoints or parts changed since
     that set was trained is refused by the weights check, so before the run it counts as not yet learnt.
     Returns a line for the log."""
+    from vision.errors import VisionError
     from vision.model_set import ModelSet
-    from vision.weights_check import WeightsMismatch
 
     dst = run.before_weights
     shutil.rmtree(dst, ignore_errors=True)  # type: ignore[arg-type]
     try:
         ModelSet(run.earlier_set, catalog or default_catalog(), backend="onnx")  # type: ignore[arg-type]
-    except WeightsMismatch as exc:
+    except VisionError as exc:  # the weights check's mismatch, or a network that does not load
         _copy_sets(run.init, dst, skip=dst / PRODUCT_SETS / run.product)  # type: ignore[arg-type, operator]
-        return f"before: {run.earlier_set} does not fit the catalog, so it is left out ({str(exc).splitlines()[1]})"
+        why = str(exc).splitlines()[-1]  # a mismatch's last difference (a line each), or the loading error
+        return f"before: {run.earlier_set} does not fit the catalog, so it is left out ({why})"
     _copy_sets(run.init, dst)  # type: ignore[arg-type]
     return f"before: {run.init} with its set for {run.product}"
 

@@ -105,7 +105,7 @@ def _diagnosis_lines(product: str | None, work: Path) -> list[str]:
     weak = {k: c for k, c in stage.get("keypoint_confidence_median", {}).items() if c < CROP_KEYPOINT_MIN_CONF}
     if weak:
         lines.append(f"Keypoints the network cannot place (median confidence where visible under "
-                     f"{CROP_KEYPOINT_MIN_CONF}, so left out of nearly every pose): "
+                     f"{CROP_KEYPOINT_MIN_CONF}, so left out of most poses): "
                      + ", ".join(f"{k} {c:.2f}" for k, c in weak.items())
                      + ". A keypoint must mark one spot: a corner or a feature, not a point along a plain edge "
                        "(docs/catalog.md, *Keypoints*).")
