@@ -178,12 +178,13 @@ def _geometry_builders() -> dict[str, Callable[[Node, Part], None]]:
 
 
 def _keypoints(w: float, d: float, h: float) -> list[dict[str, Any]]:
-    """The 8 corners of the housing, then marks a network can find: the antenna's tip (seen from nearly
-    everywhere), two corners of the display (front) and one of the label (left side) (positions as :func:`_parts` places them), KEYPOINT_COUNT in
-    all. A point half-way along a plain edge is no keypoint: nothing marks where along the edge it lies, so
-    the network's heatmap spreads along the edge and its confidence stays near zero (the first version of
-    this product had four such points; on its renders they scored a median of 0.05-0.10 where its corners
-    scored 0.66-0.93, and the pose check, which counts every keypoint, refused its poses as unsure)."""
+    """The 8 corners of the housing, then marks a network can find, where :func:`_parts` places them: the
+    antenna's tip (seen from nearly everywhere), two corners of the display (front) and one of the label (left
+    side), KEYPOINT_COUNT in all. A point half-way along a plain edge is no keypoint: nothing marks where along
+    the edge it lies, so the network's heatmap spreads along the edge and its confidence stays near zero (the
+    first version of this product had four such points; on its renders they scored a median of 0.05-0.10
+    where its corners scored 0.66-0.93, and the pose check, which counts every keypoint, refused its poses as
+    unsure)."""
     corners = [(f"{zn}_{yn}_{xn}", [x, y, z])
                for zn, z in (("top", h), ("bottom", 0.0)) for yn, y in (("front", -d / 2), ("back", d / 2))
                for xn, x in (("left", -w / 2), ("right", w / 2))]
