@@ -23,5 +23,9 @@ class PoseError(VisionError):
     """No trustworthy pose from these keypoints (too few, degenerate, behind the camera)."""
 
 
+class TooFewKeypoints(PoseError):
+    """Fewer keypoints sure enough to use than a pose needs (``vision.pose.MIN_POINTS``)."""
+
+
 class ModelUnavailable(VisionError):
     """A model file is missing, unreadable, or could not be obtained by the set-up command."""

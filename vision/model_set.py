@@ -26,7 +26,14 @@ from vision.keypoints import MODEL_NAME as KEYPOINT_MODEL_NAME
 from vision.keypoints import KeypointModel
 from vision.part_reader import PartReader
 from vision.pose import resolve_camera
-from vision.pose_check import DEFAULT_THRESHOLDS, THRESHOLDS_FILE, Thresholds, read_thresholds, verified_pose
+from vision.pose_check import (
+    DEFAULT_THRESHOLDS,
+    THRESHOLDS_FILE,
+    Refused,
+    Thresholds,
+    read_thresholds,
+    verified_pose,
+)
 from vision.types import Detections, FrameInput, ImageQuality, Keypoints, Observation
 from vision.weights_check import WeightsRecord, check_weights
 
@@ -94,47 +101,44 @@ class ModelSet:
             return None
         t = time.perf_counter()
         h, w = image.shape[:2]
-        return self._from_box(frame, image, resolve_camera(frame.camera, w, h),
-                              self.detector.names.index(track.product_id), np.asarray(track.box, dtype=np.float32),
-                              track.confidence, {"decode_ms": decode_ms, "detect_ms": 0.0}, t)
+        cls, box = self.detector.names.index(track.product_id), np.asarray(track.box, dtype=np.float32)
+        keypoints = self._keypoints_in(image, cls, box, None)
+        obs = self._posed(frame, image, resolve_camera(frame.camera, w, h), cls, box, track.confidence,
+                          {"decode_ms": decode_ms, "detect_ms": 0.0}, t, keypoints, None)
+        return obs if isinstance(obs, Observation) else None
 
     def observe(self, frame: FrameInput, image: np.ndarray, det: Detections, decode_ms: float,
                 detect_ms: float) -> Observation:
         """Stages 3-5 on the best of this set's detections ``det`` in ``image``; an observation without a
-        product when there is none, or when no rigid product explains the detection."""
+        product when there is none (``refused`` "not_detected"), or when no rigid product explains the
+        detection (``refused`` names what refused the first look)."""
         h, w = image.shape[:2]
         camera = resolve_camera(frame.camera, w, h)  # bad intrinsics are an error even with nothing in view
         timing = {"decode_ms": decode_ms, "detect_ms": detect_ms}
         if len(det) == 0:
             timing.update(pose_ms=0.0, states_ms=0.0, total_ms=decode_ms + detect_ms)
-            return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image))
+            return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image),
+                               refused="not_detected")
         best = self._pick(det, frame.product_hint)
         head = Keypoints.from_detections(det, best, KEYPOINT_MIN_CONF)
         cls, box, confidence = int(det.class_id[best]), det.xyxy[best], float(det.confidence[best])
         t = time.perf_counter()
-        keypoints = self.keypoints_in(image, cls, box, head)
+        keypoints = self._keypoints_in(image, cls, box, head)
         obs = self._posed(frame, image, camera, cls, box, confidence, timing, t, keypoints, head)
-        tighter = (None if obs is not None or keypoints is None or self.keypoints is None
+        tighter = (None if isinstance(obs, Observation) or keypoints is None or self.keypoints is None
                    else sure_box(keypoints, box, w, h))
         if tighter is not None:  # a second look: the keypoint network again, on the box of its sure keypoints
             t = time.perf_counter()
-            obs = self._posed(frame, image, camera, cls, tighter, confidence, timing, t,
-                              self.keypoints_in(image, cls, tighter, head), head)
-        if obs is None:  # no rigid product explains what the detector saw: report nothing, not a phantom
+            second = self._posed(frame, image, camera, cls, tighter, confidence, timing, t,
+                                 self._keypoints_in(image, cls, tighter, head), head)
+            obs = second if isinstance(second, Observation) else obs  # refused twice: the first look says why
+        if isinstance(obs, Refused):  # no rigid product explains what the detector saw: report nothing, not a phantom
             timing.update(states_ms=0.0, total_ms=sum(timing.values()))
-            return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image))
+            return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image),
+                               refused=obs.reason)
         return obs
 
-    def _from_box(self, frame: FrameInput, image: np.ndarray, camera: CameraIntrinsics, cls: int, box: np.ndarray,
-                  confidence: float, timing: dict[str, float], t: float,
-                  head: Keypoints | None = None) -> Observation | None:
-        """Stages 3-5 on the product of class ``cls`` in ``box``: keypoints (the detector's own, ``head``,
-        without a crop keypoint network), the verified pose and part states; None when verification fails
-        or no keypoints can be had."""
-        return self._posed(frame, image, camera, cls, box, confidence, timing, t,
-                           self.keypoints_in(image, cls, box, head), head)
-
-    def keypoints_in(self, image: np.ndarray, cls: int, box: np.ndarray, head: Keypoints | None) -> Keypoints | None:
+    def _keypoints_in(self, image: np.ndarray, cls: int, box: np.ndarray, head: Keypoints | None) -> Keypoints | None:
         """Stage 3: the crop keypoint network's keypoints in ``box``, else the detector's own (``head``); None
         for a tracked frame without the crop network."""
         product = self._products[cls]
@@ -147,11 +151,12 @@ class ModelSet:
 
     def _posed(self, frame: FrameInput, image: np.ndarray, camera: CameraIntrinsics, cls: int, box: np.ndarray,
                confidence: float, timing: dict[str, float], t: float, keypoints: Keypoints | None,
-               head: Keypoints | None) -> Observation | None:
-        """Stages 4-5 for ``keypoints`` found in ``box`` since ``t``: the verified pose and part states."""
+               head: Keypoints | None) -> Observation | Refused:
+        """Stages 4-5 for ``keypoints`` found in ``box`` since ``t`` (``head``: the detector's own keypoints on
+        a fresh detection, None on a tracked frame): the verified pose and part states, or what refused it."""
         product = self._products[cls]
         if keypoints is None:
-            return None
+            return Refused("too_few_keypoints")
         timing["keypoints_ms"] = timing.get("keypoints_ms", 0.0) + (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         # A fresh detection's box must look like the product; a tracked one started from such a detection.
@@ -160,8 +165,8 @@ class ModelSet:
         verified = verified_pose(keypoints, self._model_points[cls], camera, box, self.thresholds,  # 4. pose
                                  detection_confidence=None if head is None else confidence, appearance=appearance)
         timing["pose_ms"] = timing.get("pose_ms", 0.0) + (time.perf_counter() - t) * 1000
-        if verified is None:
-            return None
+        if isinstance(verified, Refused):
+            return verified
         t = time.perf_counter()
         parts = self.parts.read(image, product, verified.pose, camera)  # 5. states
         timing["states_ms"] = (time.perf_counter() - t) * 1000

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from product_models.camera import DEFAULT_HFOV_DEG, CameraIntrinsics, Pose, project
-from vision.errors import CameraError, PoseError
+from vision.errors import CameraError, PoseError, TooFewKeypoints
 
 MIN_POINTS = 4
 LEAVE_OUT_MIN_POINTS = 6  # from this many used points on, candidates leave points out
@@ -99,7 +99,7 @@ def estimate_pose(image_points: np.ndarray, object_points: np.ndarray, camera: C
         raise PoseError(f"confidence: expected shape ({len(uv)},), got {conf.shape}")
     used = (conf >= min_confidence) & np.all(np.isfinite(uv), axis=1)
     if used.sum() < MIN_POINTS:
-        raise PoseError(f"too few keypoints for a pose: expected >= {MIN_POINTS} with confidence >= "
+        raise TooFewKeypoints(f"too few keypoints for a pose: expected >= {MIN_POINTS} with confidence >= "
                         f"{min_confidence}, got {int(used.sum())}")
     idx = np.flatnonzero(used)
     K, dist = camera.matrix, np.zeros(5)

@@ -6,7 +6,7 @@ network when few do), the camera above the floor the product stands on (no one f
 the table), and the product not upside down in the image; and, for a box the detector has just found, its
 own confidence and the appearance check's (:mod:`vision.appearance`: does the box look like the product?).
 This is what keeps false detections on product-free frames down; a frame whose pose fails reports no
-product rather than a phantom.
+product rather than a phantom, and the stage or rule that refused it (:class:`Refused`).
 
 Every threshold below was chosen by ``fixlens vision tune-pose-check``
 (:mod:`vision.training.tune_pose_check`) on training-side frames only: rendered products and drawn
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose
-from vision.errors import ModelUnavailable, PoseError
+from vision.errors import ModelUnavailable, PoseError, TooFewKeypoints
 from vision.pose import estimate_pose
 from vision.types import Keypoints
 
@@ -166,29 +166,40 @@ class VerifiedPose:
     reprojection_error_px: float  # mean over the inlier keypoints
 
 
+@dataclass(frozen=True)
+class Refused:
+    """Why a detection gave no product: the first stage or rule that refused it (one of :data:`REFUSALS`)."""
+
+    reason: str
+
+
 def verified_pose(keypoints: Keypoints, model_points: np.ndarray, camera: CameraIntrinsics,
                   box: np.ndarray, thresholds: Thresholds = DEFAULT_THRESHOLDS,
                   detection_confidence: float | None = None,
-                  appearance: Callable[[], float | None] | None = None) -> VerifiedPose | None:
+                  appearance: Callable[[], float | None] | None = None) -> VerifiedPose | Refused:
     """The pose of a product whose catalog keypoints ``model_points`` ((k, 3) metres) were found at
-    ``keypoints`` inside ``box`` (x1, y1, x2, y2 pixels), or None when no pose passes :func:`plausible`.
+    ``keypoints`` inside ``box`` (x1, y1, x2, y2 pixels), or what refused it: the detector's confidence, too few
+    sure keypoints, no PnP pose, a rule of :func:`refusal`, the appearance check, in that order.
     ``detection_confidence``: the detector's score when it found ``box`` on this frame (None on a tracked
     frame), which must reach ``min_detection_conf``; ``appearance``: gives the appearance check's probability
     for the product in ``box`` (None: not checked), which must reach ``min_appearance``. It is asked last,
     only for a pose that passed every other rule: it costs a network run."""
     if not first_look(detection_confidence, None, thresholds):
-        return None
+        return Refused("detector_confidence")
     side = box_side(box)
     try:
         est = estimate_pose(keypoints.uv, model_points, camera, keypoints.confidence,
                             min_confidence=keypoints.min_confidence, inlier_px=thresholds.inlier_px(side))
-    except PoseError:
-        return None
-    if not plausible(est.pose, est.reprojection_error_px, side, int(est.inliers.sum()), keypoints.mean_confidence,
-                     thresholds):
-        return None
+    except TooFewKeypoints:
+        return Refused("too_few_keypoints")
+    except PoseError:  # PnP found none, or one with keypoints behind the camera
+        return Refused("no_pose")
+    rule = refusal(est.pose, est.reprojection_error_px, side, int(est.inliers.sum()), keypoints.mean_confidence,
+                   thresholds)
+    if rule is not None:
+        return Refused(rule)
     if appearance is not None and not first_look(None, appearance(), thresholds):
-        return None
+        return Refused("appearance")
     return VerifiedPose(est.pose, est.reprojection_error_px)
 
 
@@ -220,6 +231,8 @@ def plausible(pose: Pose, error: float, side: float, inliers: int, sureness: flo
 
 # What :func:`refusal` names, in the order the rules are applied.
 POSE_RULES = ("residual", "inliers", "unsure", "below", "upside_down")
+# What a :class:`Refused` names: :func:`verified_pose`'s stages and rules in the order a detection meets them.
+REFUSALS = ("detector_confidence", "too_few_keypoints", "no_pose", *POSE_RULES, "appearance")
 
 
 def refusal(pose: Pose, error: float, side: float, inliers: int, sureness: float,

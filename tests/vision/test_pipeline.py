@@ -137,7 +137,9 @@ def test_a_refused_frame_is_named_by_the_stage_or_rule_that_refused_it(pipeline:
     main = pipeline.main
     det = main.detector.detect_batch([image])[0]
     box = det.xyxy[int(np.argmax(det.confidence))]
-    assert pipeline.process(FrameInput(_jpeg(image), 1, 0.0, cam)).product_id == "router_ax1800"
+    seen = pipeline.process(FrameInput(_jpeg(image), 1, 0.0, cam))
+    assert (seen.product_id, seen.refused) == ("router_ax1800", None)
+    assert pipeline.process(FrameInput(_jpeg(np.full_like(image, 128)), 2, 0.0, cam)).refused == "not_detected"
     assert why_refused(main, image, det, box, router, cam) == "other"  # recognised: nothing refused it
     away = box + np.float32([400, 0, 400, 0])  # the detection misses where the router truly is
     assert why_refused(main, image, det, away, router, cam) == "not_detected"
@@ -154,8 +156,9 @@ def test_a_refused_frame_is_named_by_the_stage_or_rule_that_refused_it(pipeline:
         main.thresholds = dataclasses.replace(DEFAULT_THRESHOLDS, **change)
         try:
             assert why_refused(main, image, det, box, router, cam) == rule, change
-            # ... and the pipeline itself does refuse that frame under those thresholds.
-            assert pipeline.process(FrameInput(_jpeg(image), 1, 0.0, cam)).product_id is None, change
+            # ... and the pipeline itself refuses that frame under those thresholds, and says why.
+            obs = pipeline.process(FrameInput(_jpeg(image), 1, 0.0, cam))
+            assert (obs.product_id, obs.refused) == (None, rule), change
         finally:
             main.thresholds = DEFAULT_THRESHOLDS
 

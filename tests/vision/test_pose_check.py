@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,12 +13,16 @@ import pytest
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import default_catalog
 from vision.pose_check import (
+    DEFAULT_THRESHOLDS,
     MAX_REPROJECTION_PX,
     MAX_REPROJECTION_SHARE,
     MIN_INLIERS,
     MIN_SURENESS,
     SURE_INLIERS,
     THIN_POSE_MIN_CONF,
+    Refused,
+    Thresholds,
+    VerifiedPose,
     plausible,
     verified_pose,
 )
@@ -50,6 +55,12 @@ def test_the_residual_allowed_grows_with_the_box() -> None:
     assert not plausible(POSE, 0.09 * 200.0, 200.0, 10, 0.9)  # 9 % of a 200 px box: what phantoms leave
 
 
+def check(keypoints: Keypoints, thresholds: Thresholds = DEFAULT_THRESHOLDS, **kw: Any) -> VerifiedPose | Refused:
+    """:func:`verified_pose` of the router's keypoints found at ``keypoints``, in the box of :data:`POSE`'s."""
+    _, xyz, box = _keypoints_of(POSE, 0.9)
+    return verified_pose(keypoints, xyz, CAMERA, box, thresholds, **kw)
+
+
 def _keypoints_of(pose: Pose, conf: float) -> tuple[Keypoints, np.ndarray, np.ndarray]:
     xyz = np.array([k.position for k in default_catalog().get("router_ax1800").keypoints])
     uv, _ = project(xyz, pose, CAMERA)
@@ -60,28 +71,27 @@ def _keypoints_of(pose: Pose, conf: float) -> tuple[Keypoints, np.ndarray, np.nd
 def test_exact_keypoints_give_their_pose_and_scattered_ones_none() -> None:
     keypoints, xyz, box = _keypoints_of(POSE, 0.9)
     verified = verified_pose(keypoints, xyz, CAMERA, box)
-    assert verified is not None and verified.reprojection_error_px < 0.5
+    assert isinstance(verified, VerifiedPose) and verified.reprojection_error_px < 0.5
     assert np.linalg.norm(verified.pose.camera_position - POSE.camera_position) < 0.01
     scattered = Keypoints(np.random.default_rng(3).uniform(100, 400, keypoints.uv.shape), keypoints.confidence, 0.15)
-    assert verified_pose(scattered, xyz, CAMERA, box) is None
+    assert verified_pose(scattered, xyz, CAMERA, box) in (Refused("residual"), Refused("inliers"))
+    # Sure of only three keypoints: fewer than any pose needs, named apart from a pose PnP could not find.
+    three = Keypoints(keypoints.uv, np.where(np.arange(len(xyz)) < 3, 0.9, 0.05), 0.15)
+    assert verified_pose(three, xyz, CAMERA, box) == Refused("too_few_keypoints")
 
 
 def test_a_detection_must_reach_the_confidence_floor_and_a_tracked_frame_is_not_asked() -> None:
-    from vision.pose_check import DEFAULT_THRESHOLDS, Thresholds
-
-    keypoints, xyz, box = _keypoints_of(POSE, 0.9)
+    keypoints, _, _ = _keypoints_of(POSE, 0.9)
     strict = Thresholds(min_detection_conf=0.6)
-    assert verified_pose(keypoints, xyz, CAMERA, box, strict, detection_confidence=0.59) is None
-    assert verified_pose(keypoints, xyz, CAMERA, box, strict, detection_confidence=0.61) is not None
-    assert verified_pose(keypoints, xyz, CAMERA, box, strict, detection_confidence=None) is not None  # tracked
+    assert check(keypoints, strict, detection_confidence=0.59) == Refused("detector_confidence")
+    assert isinstance(check(keypoints, strict, detection_confidence=0.61), VerifiedPose)
+    assert isinstance(check(keypoints, strict, detection_confidence=None), VerifiedPose)  # tracked
     floor = DEFAULT_THRESHOLDS.min_detection_conf
-    assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=floor) is not None
+    assert isinstance(check(keypoints, detection_confidence=floor), VerifiedPose)
 
 
 def test_a_detection_must_look_like_the_product_and_the_check_runs_only_for_a_pose_that_passed() -> None:
-    from vision.pose_check import DEFAULT_THRESHOLDS
-
-    keypoints, xyz, box = _keypoints_of(POSE, 0.9)
+    keypoints, _, _ = _keypoints_of(POSE, 0.9)
     asked = []
 
     def score(value: float | None) -> Callable[[], float | None]:
@@ -91,14 +101,14 @@ def test_a_detection_must_look_like_the_product_and_the_check_runs_only_for_a_po
         return ask
 
     floor = DEFAULT_THRESHOLDS.min_appearance
-    assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=0.9, appearance=score(floor - 0.01)) is None
-    assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=0.9, appearance=score(floor)) is not None
-    assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=0.9, appearance=score(None)) is not None
+    assert check(keypoints, detection_confidence=0.9, appearance=score(floor - 0.01)) == Refused("appearance")
+    assert isinstance(check(keypoints, detection_confidence=0.9, appearance=score(floor)), VerifiedPose)
+    assert isinstance(check(keypoints, detection_confidence=0.9, appearance=score(None)), VerifiedPose)
     assert len(asked) == 3
     # A detection under the confidence floor, or keypoints no rigid product explains, never runs the check.
-    assert verified_pose(keypoints, xyz, CAMERA, box, detection_confidence=0.1, appearance=score(1.0)) is None
+    assert check(keypoints, detection_confidence=0.1, appearance=score(1.0)) == Refused("detector_confidence")
     scattered = Keypoints(np.random.default_rng(3).uniform(100, 400, keypoints.uv.shape), keypoints.confidence, 0.15)
-    assert verified_pose(scattered, xyz, CAMERA, box, detection_confidence=0.9, appearance=score(1.0)) is None
+    assert check(scattered, detection_confidence=0.9, appearance=score(1.0)).reason in ("residual", "inliers")
     assert len(asked) == 3
 
 

@@ -42,15 +42,12 @@ import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import Product, default_catalog
-from vision.detector import KEYPOINT_MIN_CONF
-from vision.errors import PoseError
 from vision.model_set import ModelSet
 from vision.part_patches import MIN_READABLE_PX
 from vision.parts import project_parts
-from vision.pose import MIN_POINTS, estimate_pose
-from vision.pose_check import POSE_RULES, box_side, first_look, refusal
+from vision.pose_check import REFUSALS as POSE_REFUSALS
 from vision.training.scoring import FrameTruth, Tally, iou, verifying_confidence, write_misreads
-from vision.types import Detections, Keypoints
+from vision.types import Detections, FrameInput
 
 EVAL_SEED = 9001  # training data uses other seeds; keep it that way
 DEFAULT_FRAMES = 400
@@ -274,45 +271,22 @@ class StageTally:
 
 
 # What :func:`why_refused` names, in the order a frame meets them.
-REFUSALS = ("not_learnt", "not_detected", "detector_confidence", "too_few_keypoints", "no_pose", *POSE_RULES,
-            "appearance", "other")
+REFUSALS = ("not_learnt", "not_detected", *POSE_REFUSALS, "other")
 
 
 def why_refused(model_set: ModelSet, image: np.ndarray, det: Detections, box_truth: np.ndarray, product: Product,
                 camera: CameraIntrinsics) -> str:
-    """Why ``model_set`` alone does not recognise ``product`` in ``image``: the first stage or rule that refuses
-    its most confident detection ``det`` (one of :data:`REFUSALS`; ``not_learnt``, no set knowing the product, is
-    counted by the caller). ``not_detected``: no detection, or the most confident one is another product or
-    misses the true box ``box_truth`` (IoU < 0.5); ``too_few_keypoints``: fewer sure keypoints than PnP needs;
-    ``no_pose``: PnP found none (or one with keypoints behind the camera); then
-    :func:`vision.pose_check.refusal`'s rules and the appearance check. ``other``: the set would recognise it,
-    but the pipeline answered otherwise (another set named another product first). Only the first look is
-    replayed: when it is refused the pipeline looks again on the box of the sure keypoints, and a frame that
-    look also refuses is named by the first look's reason."""
+    """Why ``model_set`` alone does not recognise ``product`` in ``image`` (one of :data:`REFUSALS`;
+    ``not_learnt``, no set knowing the product, is counted by the caller). ``not_detected``: no detection, or
+    the most confident one ``det`` is another product or misses the true box ``box_truth`` (IoU < 0.5). Else
+    the set's own verdict on it (:meth:`ModelSet.observe`): the stage or pose-check rule that refused its first
+    look (:data:`vision.pose_check.REFUSALS`), or ``other`` when the set recognises it but the pipeline answered
+    otherwise (another set named another product first)."""
     if len(det) == 0:
         return "not_detected"
     best = int(np.argmax(det.confidence))
-    cls, box, confidence = int(det.class_id[best]), det.xyxy[best], float(det.confidence[best])
-    if model_set.detector.names[cls] != product.id or iou(tuple(box), tuple(box_truth)) < 0.5:
+    if (model_set.detector.names[int(det.class_id[best])] != product.id
+            or iou(tuple(det.xyxy[best]), tuple(box_truth)) < 0.5):
         return "not_detected"
-    t = model_set.thresholds
-    if not first_look(confidence, None, t):
-        return "detector_confidence"
-    keypoints = model_set.keypoints_in(image, cls, box, Keypoints.from_detections(det, best, KEYPOINT_MIN_CONF))
-    if keypoints is None:
-        return "too_few_keypoints"
-    side = box_side(box)
-    if int((keypoints.confidence >= keypoints.min_confidence).sum()) < MIN_POINTS:
-        return "too_few_keypoints"
-    try:
-        est = estimate_pose(keypoints.uv, np.array([k.position for k in product.keypoints]), camera,
-                            keypoints.confidence, min_confidence=keypoints.min_confidence, inlier_px=t.inlier_px(side))
-    except PoseError:
-        return "no_pose"
-    rule = refusal(est.pose, est.reprojection_error_px, side, int(est.inliers.sum()), keypoints.mean_confidence, t)
-    if rule is not None:
-        return rule
-    check = model_set.appearance
-    if check is not None and not first_look(None, check.score(image, box, product.id), t):
-        return "appearance"
-    return "other"
+    obs = model_set.observe(FrameInput(b"", 0, 0.0, camera), image, det, 0.0, 0.0)
+    return "other" if obs.product_id is not None else obs.refused or "other"
