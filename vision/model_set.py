@@ -44,9 +44,13 @@ QUALITY_SIZE = (160, 120)  # the small grey copy that ImageQuality is measured o
 # sure keypoints, and that box at most this share of the detector's.
 SECOND_LOOK_MIN_SURE = 5
 SECOND_LOOK_MAX_AREA = 0.8
-# Two sets' boxes overlapping this much are one object seen by both (the IoU a detection needs to count as
-# right in every figure of this project, vision.training.scoring.RECALL_IOU).
+# Two sets' boxes show one object when they overlap as much as a detection must to count as right in every
+# figure of this project (IoU, vision.training.scoring.RECALL_IOU), or when the earlier set's box lies almost
+# wholly inside the later set's: a set that takes part of a product for one of its own boxes only that part (the
+# shipped set reads the generated NAS's front as its printer, in a box 0.3-0.5 of the NAS's and inside it). Not
+# the other way round: a later set's small box inside an earlier one's is a part of that product, not the product.
 SAME_OBJECT_IOU = 0.5
+SAME_OBJECT_INSIDE = 0.8  # the share of the earlier set's box inside the later set's
 
 
 class ModelSet:
@@ -197,13 +201,13 @@ class ModelSet:
 
     def claims(self, image: np.ndarray, mine: Observation, theirs: Observation) -> bool:
         """Whether ``mine`` (this set's verified observation of ``image``) takes the frame from ``theirs``, an
-        earlier set's: both saw one object (boxes overlapping at least ``SAME_OBJECT_IOU``), and this set's
+        earlier set's: both saw one object (:func:`same_object`), and this set's
         appearance check, which has seen both products, finds its own likelier there. An earlier set's
         appearance check never saw a product added after it, so it cannot tell that product from its own."""
         check = self.appearance
         if (check is None or mine.box is None or theirs.box is None or mine.product_id not in check.classes[:-1]
                 or theirs.product_id not in check.classes[:-1]
-                or box_iou(mine.box, theirs.box) < SAME_OBJECT_IOU):
+                or not same_object(mine.box, theirs.box)):
             return False
         prob = check.probabilities(box_crop(image, np.asarray(mine.box))[None])[0]
         return bool(prob[check.classes.index(mine.product_id)] > prob[check.classes.index(theirs.product_id)])
@@ -229,6 +233,17 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
         return 0.0
     inter = w * h
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def same_object(mine: tuple[float, ...], theirs: tuple[float, ...]) -> bool:
+    """Whether a later set's xyxy box ``mine`` shows the object of an earlier set's ``theirs``: IoU at least
+    ``SAME_OBJECT_IOU``, or ``theirs`` at least ``SAME_OBJECT_INSIDE`` inside ``mine``."""
+    w = min(mine[2], theirs[2]) - max(mine[0], theirs[0])
+    h = min(mine[3], theirs[3]) - max(mine[1], theirs[1])
+    if w <= 0 or h <= 0:
+        return False
+    inside = w * h / max((theirs[2] - theirs[0]) * (theirs[3] - theirs[1]), 1e-9)
+    return box_iou(mine, theirs) >= SAME_OBJECT_IOU or inside >= SAME_OBJECT_INSIDE
 
 
 def sure_box(keypoints: Keypoints, box: np.ndarray, width: int, height: int) -> np.ndarray | None:

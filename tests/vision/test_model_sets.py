@@ -218,6 +218,10 @@ def test_a_later_set_that_knows_both_looks_claims_a_box_the_earlier_set_took_for
     assert later.judges("printer_lx400") and later.judges("router_ax1800")
     assert later.claims(image, right, mistaken)
     assert not later.claims(image, right, replace(mistaken, box=(x2, y2, x2 + (x2 - x1), y2 + 40)))  # elsewhere
+    x1, y1, x2, y2 = right.box
+    front = (x1, (y1 + y2) / 2, (x1 + x2) / 2, y2)  # a quarter of the router, inside its box: one object
+    assert later.claims(image, right, replace(mistaken, box=front))
+    assert not later.claims(image, replace(right, box=front), mistaken)  # but not the other way round
     assert not later.claims(image, replace(right, product_id="printer_lx400"),
                             replace(mistaken, product_id="router_ax1800"))  # its check finds the router likelier
 
@@ -247,3 +251,15 @@ def test_a_later_set_that_knows_both_looks_claims_a_box_the_earlier_set_took_for
     finally:
         pipeline.main.observe = main_observe  # type: ignore[method-assign]
         later.appearance = appearance
+
+
+def test_boxes_show_one_object_when_they_overlap_enough_or_the_earlier_lies_inside_the_later() -> None:
+    from vision.model_set import same_object
+
+    assert same_object((0, 0, 100, 100), (10, 0, 110, 100))  # IoU 0.82
+    assert same_object((0, 0, 100, 100), (0, 50, 50, 100))  # the earlier box is a quarter of mine, inside it
+    assert same_object((0, 0, 100, 100), (-5, 45, 45, 100))  # 90 % of it inside
+    assert not same_object((0, 50, 50, 100), (0, 0, 100, 100))  # mine inside theirs: a part of their product
+    assert not same_object((0, 0, 100, 100), (-20, 40, 40, 100))  # a third of it outside, IoU 0.21
+    assert not same_object((0, 0, 100, 100), (100, 0, 200, 100))  # side by side, touching
+    assert not same_object((0, 0, 100, 100), (300, 300, 310, 310))  # elsewhere
