@@ -100,7 +100,7 @@ def estimate_pose(image_points: np.ndarray, object_points: np.ndarray, camera: C
     used = (conf >= min_confidence) & np.all(np.isfinite(uv), axis=1)
     if used.sum() < MIN_POINTS:
         raise TooFewKeypoints(f"too few keypoints for a pose: expected >= {MIN_POINTS} with confidence >= "
-                        f"{min_confidence}, got {int(used.sum())}")
+                              f"{min_confidence}, got {int(used.sum())}")
     idx = np.flatnonzero(used)
     K, dist = camera.matrix, np.zeros(5)
     tau2 = inlier_px * inlier_px
