@@ -372,7 +372,9 @@ def test_vision_eval_reports_the_plain_figures_beside_the_older_ones(few_photos:
     for pid, per in stages.items():
         assert set(per) == {"frames", "detector_recall", "keypoint_error_median_px", "keypoint_error_p90_px",
                             "pose_success", "product_recall", "part_state_accuracy_4px", "refused",
-                            "keypoint_confidence_median"}
+                            "alone", "keypoint_confidence_median"}
+        # Beside the plain figures, the same over the frames without another catalog product in view.
+        assert 0 <= per["alone"]["frames"] <= per["frames"]
         assert 0.0 <= per["detector_recall"] <= 1.0 and 0.0 <= per["pose_success"] <= 1.0
         assert 0.0 <= per["product_recall"] <= per["pose_success"]  # recognised needs a pose (and the right product)
         # Every frame without a pose is named by what refused it; every seen keypoint has a confidence.

@@ -320,12 +320,14 @@ def test_an_own_set_of_the_product_in_init_is_gone_on_from_but_a_shared_one_is_r
 def test_the_report_names_what_refused_the_products_frames_and_the_keypoints_it_cannot_place(tmp_path: Path) -> None:
     from vision.training.product_report import _diagnosis_lines
 
-    stage = {"refused": {"not_detected": 3, "unsure": 9}, "keypoint_confidence_median":
-             {"top_front_left": 0.93, "top_front_mid": 0.08, "display_top_left": 0.71}}
+    stage = {"frames": 100, "refused": {"not_detected": 3, "unsure": 9}, "keypoint_confidence_median":
+             {"top_front_left": 0.93, "top_front_mid": 0.08, "display_top_left": 0.71},
+             "alone": {"frames": 74, "product_recall": 0.9189, "part_state_accuracy_4px": 0.8}}
     (tmp_path / "after.json").write_text(json.dumps({"stages_by_product": {"nas_d2": stage}}))
     lines = _diagnosis_lines("nas_d2", tmp_path)
     assert "by what refused them (`vision eval`'s `refused`): not_detected 3, unsure 9." in lines[0]
-    assert "top_front_mid 0.08." in lines[1] and "top_front_left" not in lines[1] and "display" not in lines[1]
+    assert "Over the 74 of its 100 frames with no other catalog product" in lines[1] and "recall 0.919" in lines[1]
+    assert "top_front_mid 0.08." in lines[2] and "top_front_left" not in lines[2] and "display" not in lines[2]
     assert _diagnosis_lines("router_bx9", tmp_path) == []  # not evaluated: nothing to say
 
 

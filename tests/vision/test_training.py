@@ -356,6 +356,29 @@ def test_a_product_off_to_the_side_of_a_negative_frame_is_labelled() -> None:
     assert all(s.label_line is None for s in samples if not s.truth["labels"])
 
 
+def test_a_product_frame_records_every_other_product_in_view_labelled_or_cut_by_the_edge() -> None:
+    """`vision eval` tells a frame answered with another product truly in view from a mistaken one, and
+    scores the frames with no other product apart: the truth names each other product shown and its box."""
+    from vision.training.synth import Synthesizer, class_names
+
+    synth = Synthesizer(seed=78, negative_share=0.0)
+    try:
+        samples = [synth.sample() for _ in range(16)]
+    finally:
+        synth.close()
+    names = class_names(default_catalog())
+    assert any(s.truth["others"] for s in samples), "no frame in 16 showed another product (25 % do)"
+    for s in samples:
+        others, labels = s.truth["others"], s.truth["labels"]
+        assert len(others) >= len(labels) and all(o["product"] != s.truth["product"] for o in others)
+        h, w = s.image.shape[:2]
+        for o, line in zip(others, labels, strict=False):  # a labelled one: its label's box
+            cls, cx, cy, bw, bh = (float(v) for v in line.split()[:5])
+            assert o["product"] == names[int(cls)]
+            assert np.allclose(o["box"], [(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h],
+                               atol=1.0)
+
+
 def test_keypoint_samples_of_one_product_only(tiny_dataset: Path) -> None:
     from vision.keypoint_layout import KeypointLayout
     from vision.training.keypoints_train import load_samples

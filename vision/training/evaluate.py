@@ -136,7 +136,7 @@ def evaluate(frames: int = DEFAULT_FRAMES, seed: int = EVAL_SEED, backend: str =
             product = catalog.get(truth["product"])
             wrong = plain.add(FrameTruth.from_record(product, truth), obs, product, cam)
             misreads += [{"frame": i, **m.to_json()} for m in wrong]
-            stage = stages.setdefault(product.id, StageTally(Tally(verifying_confidence()[0])))
+            stage = stages.setdefault(product.id, StageTally(verifying_confidence()[0]))
             stage.add(pipeline, buf.tobytes(), truth, obs, product, cam)
             if obs.pose is not None and obs.product_id == truth["product"]:
                 kp = np.array([k.position for k in product.keypoints])
@@ -209,16 +209,21 @@ class StageTally:
     - ``pose_success``: the whole pipeline names the product and gives a pose;
     - ``part_state_accuracy_4px``: the plain part-state figure (``vision.training.scoring``) for this product;
     - ``refused``: for every frame without ``pose_success``, why (:func:`why_refused`): how many frames each
-      stage or pose-check rule cost;
+      stage or pose-check rule cost; ``another_in_view`` splits off ``other`` the frames the pipeline
+      answered with another catalog product truly in view there (IoU >= 0.5 with its box): without a session's
+      product hint nothing says which of the two the frame is about;
+    - ``alone``: the plain ``product_recall`` and ``part_state_accuracy_4px`` over the frames with no other
+      catalog product in view (labelled or cut by the frame edge), beside the plain figures over every frame;
     - ``keypoint_confidence_median``: per keypoint, the crop network's median confidence where the keypoint is
       truly visible (on the true box). A keypoint under ``CROP_KEYPOINT_MIN_CONF`` is left out of most
       poses: the network cannot place it (a point half-way along a plain edge, docs/catalog.md).
     """
 
-    def __init__(self, plain: Tally) -> None:
+    def __init__(self, verify_confidence: float) -> None:
         self.frames = self.detected = self.posed = 0
         self.errors: list[float] = []
-        self.plain = plain
+        self.plain = Tally(verify_confidence)
+        self.alone = Tally(verify_confidence)  # frames without another catalog product in view
         self.refused: dict[str, int] = {}
         self.confidence: dict[str, list[float]] = {}  # keypoint name -> confidences, in the catalog's order
 
@@ -229,7 +234,11 @@ class StageTally:
         if not self.frames:
             self.confidence = {k.name: [] for k in product.keypoints}
         self.frames += 1
-        self.plain.add(FrameTruth.from_record(product, truth), obs, product, camera)
+        frame_truth = FrameTruth.from_record(product, truth)
+        self.plain.add(frame_truth, obs, product, camera)
+        others = truth.get("others", [])
+        if not others:
+            self.alone.add(frame_truth, obs, product, camera)
         posed = obs.product_id == product.id and obs.pose is not None
         self.posed += posed
         model_set = pipeline.set_for(product.id)  # the networks that recognise this product, if any do
@@ -251,11 +260,14 @@ class StageTally:
                 self.confidence[product.keypoints[k].name].append(float(found.confidence[k]))
         if not posed:
             reason = why_refused(model_set, image, det, np.asarray(truth["box"], np.float32), product, camera)
+            if reason == "other" and obs.box is not None and any(
+                    o["product"] == obs.product_id and iou(obs.box, o["box"]) >= 0.5 for o in others):
+                reason = "another_in_view"
             self.refused[reason] = self.refused.get(reason, 0) + 1
 
     def summary(self) -> dict[str, Any]:
         errors = sorted(self.errors)
-        plain = self.plain.summary()
+        plain, alone = self.plain.summary(), self.alone.summary()
         return {
             "frames": self.frames,
             "detector_recall": round(self.detected / self.frames, 4) if self.frames else None,
@@ -265,13 +277,16 @@ class StageTally:
             "product_recall": plain["product_recall"],
             "part_state_accuracy_4px": plain["part_state_accuracy_4px"],
             "refused": {r: self.refused[r] for r in REFUSALS if r in self.refused},
+            "alone": {"frames": alone["frames"], "product_recall": alone["product_recall"],
+                      "part_state_accuracy_4px": alone["part_state_accuracy_4px"]},
             "keypoint_confidence_median": {name: round(statistics.median(c), 3) for name, c in self.confidence.items()
                                            if c},
         }
 
 
-# What :func:`why_refused` names, in the order a frame meets them.
-REFUSALS = ("not_learnt", "not_detected", *POSE_REFUSALS, "other")
+# What ``refused`` counts, in the order a frame meets them (:func:`why_refused`'s; the caller counts
+# ``not_learnt`` and splits ``another_in_view`` off ``other``).
+REFUSALS = ("not_learnt", "not_detected", *POSE_REFUSALS, "another_in_view", "other")
 
 
 def why_refused(model_set: ModelSet, image: np.ndarray, det: Detections, box_truth: np.ndarray, product: Product,

@@ -91,8 +91,9 @@ def _pose_check_lines(tuned: dict[str, Any] | None) -> list[str]:
 
 
 def _diagnosis_lines(product: str | None, work: Path) -> list[str]:
-    """After the run, why the product's frames in view went unrecognised, and its keypoints the network cannot
-    place (``vision eval``'s ``refused`` and ``keypoint_confidence_median``)."""
+    """After the run, why the product's frames in view went unrecognised, its figures over the frames without
+    another catalog product in view, and its keypoints the network cannot place (``vision eval``'s ``refused``,
+    ``alone`` and ``keypoint_confidence_median``)."""
     from vision.keypoints import CROP_KEYPOINT_MIN_CONF
 
     after = _load(work / "after.json")
@@ -102,6 +103,11 @@ def _diagnosis_lines(product: str | None, work: Path) -> list[str]:
     refused = ", ".join(f"{reason} {n}" for reason, n in stage["refused"].items()) or "none"
     lines = [f"Frames of {product} in view but not recognised, by what refused them (`vision eval`'s `refused`): "
              f"{refused}."]
+    alone = stage.get("alone")
+    if alone and alone.get("frames"):
+        lines.append(f"Over the {alone['frames']} of its {stage.get('frames', '?')} frames with no other catalog "
+                     f"product in view (beside the plain figures over all): recall {_fmt(alone['product_recall'])}, "
+                     f"part states {_fmt(alone['part_state_accuracy_4px'])}.")
     weak = {k: c for k, c in stage.get("keypoint_confidence_median", {}).items() if c < CROP_KEYPOINT_MIN_CONF}
     if weak:
         lines.append(f"Keypoints the network cannot place (median confidence where visible under "

@@ -152,7 +152,8 @@ class Synthesizer:
         if rng.random() < self.negative_share:
             # No product at the centre of attention; now and then one off to the side, labelled like any
             # other (an unlabelled one would teach the detector that a product is background).
-            image, labels = self._distractor(background, camera, None) if rng.random() < 0.3 else (background, [])
+            image, labels, _ = (self._distractor(background, camera, None) if rng.random() < 0.3
+                                else (background, [], None))
             return Sample(phone_frame(image.astype(np.float32), rng, []), quality, None,
                           "\n".join(labels) or None, {"product": None, "jpeg_quality": quality, "labels": labels})
         # Even draws keep the random stream, and so every earlier dataset, as it was.
@@ -162,9 +163,11 @@ class Synthesizer:
         states = random_states(product, rng)
         pose = random_pose(product, camera, rng)
         extra_labels: list[str] = []
+        others: list[dict[str, Any]] = []
         if rng.random() < DISTRACTOR_P:
-            background, extra = self._distractor(background, camera, product)
+            background, extra, shown = self._distractor(background, camera, product)
             extra_labels += extra
+            others += [shown] if shown is not None else []
         result = self.renderer.render(product, states, pose, camera, lighting=Lighting.random(rng),
                                       background=background)
         truth = result.truth
@@ -218,6 +221,7 @@ class Synthesizer:
             "camera": {"fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy,
                        "width": camera.width, "height": camera.height},
             "labels": extra_labels,
+            "others": others,  # every other catalog product in view, labelled or not: {"product", "box"}
         }
         return Sample(image, quality, product, "\n".join([label, *extra_labels]), record)
 
@@ -229,27 +233,29 @@ class Synthesizer:
         return w, h
 
     def _distractor(self, background: np.ndarray, camera: CameraIntrinsics,
-                    main: Product | None) -> tuple[np.ndarray, list[str]]:
+                    main: Product | None) -> tuple[np.ndarray, list[str], dict[str, Any] | None]:
         """``background`` with another catalog product rendered into the room (away from the frame centre,
-        where the main product usually is), and its detector label when it is fully in the frame."""
+        where the main product usually is), its detector label when it is fully in the frame, and which
+        product it is and its box in the frame when any of it is in view."""
         from product_models.render import Lighting
 
         rng = self.rng
         others = [n for n in self.names if main is None or n != main.id]
         if not others:
-            return background, []
+            return background, [], None
         other = self.catalog.get(others[int(rng.integers(len(others)))])
         pose = random_pose(other, camera, rng, width_share=(0.08, 0.35), off_centre=0.9)
         result = self.renderer.render(other, random_states(other, rng), pose, camera,
                                       lighting=Lighting.random(rng), background=background)
         truth = result.truth
         if truth.product_box is None or truth.product_box_unclipped is None:
-            return background, []
+            return background, [], None
+        shown = {"product": other.id, "box": [float(v) for v in truth.product_box]}
         if not np.allclose(truth.product_box, truth.product_box_unclipped):
-            return result.image, []  # cut by the frame edge: shown, but too partial to label fairly
+            return result.image, [], shown  # cut by the frame edge: shown, but too partial to label fairly
         kp_vis = np.where(truth.keypoint_visible, 2, 1)
         return result.image, [pose_label(self.names.index(other.id), truth.product_box, truth.keypoints, kp_vis,
-                                         camera.width, camera.height, self.keypoint_count)]
+                                         camera.width, camera.height, self.keypoint_count)], shown
 
     def __iter__(self) -> Iterator[Sample]:
         while True:
