@@ -129,8 +129,9 @@ class ModelSet:
         t = time.perf_counter()
         keypoints = self._keypoints_in(image, cls, box, head)
         obs = self._posed(frame, image, camera, cls, box, confidence, timing, t, keypoints, head)
-        tighter = (None if isinstance(obs, Observation) or keypoints is None or self.keypoints is None
-                   else sure_box(keypoints, box, w, h))
+        # A detection under the confidence floor stays under it on any box: no second look.
+        tighter = (None if isinstance(obs, Observation) or obs.reason == "detector_confidence" or keypoints is None
+                   or self.keypoints is None else sure_box(keypoints, box, w, h))
         if tighter is not None:  # a second look: the keypoint network again, on the box of its sure keypoints
             t = time.perf_counter()
             second = self._posed(frame, image, camera, cls, tighter, confidence, timing, t,
@@ -159,7 +160,7 @@ class ModelSet:
         """Stages 4-5 for ``keypoints`` found in ``box`` since ``t`` (``head``: the detector's own keypoints on
         a fresh detection, None on a tracked frame): the verified pose and part states, or what refused it."""
         product = self._products[cls]
-        if keypoints is None:
+        if keypoints is None:  # a tracked frame without the crop keypoint network (follow() drops the reason)
             return Refused("too_few_keypoints")
         timing["keypoints_ms"] = timing.get("keypoints_ms", 0.0) + (time.perf_counter() - t) * 1000
         t = time.perf_counter()

@@ -192,7 +192,7 @@ def verified_pose(keypoints: Keypoints, model_points: np.ndarray, camera: Camera
                             min_confidence=keypoints.min_confidence, inlier_px=thresholds.inlier_px(side))
     except TooFewKeypoints:
         return Refused("too_few_keypoints")
-    except PoseError:  # PnP found none, or one with keypoints behind the camera
+    except PoseError:  # PnP found none, or one with keypoints behind the camera (or mis-shaped keypoints)
         return Refused("no_pose")
     rule = refusal(est.pose, est.reprojection_error_px, side, int(est.inliers.sum()), keypoints.mean_confidence,
                    thresholds)

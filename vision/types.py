@@ -213,7 +213,7 @@ class Observation:
     tracked: bool = False  # the product was followed from the previous pose, without running the detector
     quality: ImageQuality | None = None  # how well lit and how sharp the frame is (None for a bad frame)
     # Without a product: why the last model set that looked gave none, "not_detected" (its detector found
-    # nothing) or one of vision.pose_check.REFUSALS for its most confident detection's first look.
+    # nothing) or one of vision.pose_check.REFUSALS for the first look at the detection it picked.
     refused: str | None = None
 
 

@@ -221,7 +221,9 @@ class Synthesizer:
             "camera": {"fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy,
                        "width": camera.width, "height": camera.height},
             "labels": extra_labels,
-            "others": others,  # every other catalog product in view, labelled or not: {"product", "box"}
+            # Every other catalog product drawn into the frame, labelled or not: {"product", "box"} (its box may
+            # lie behind this product, which is drawn over it).
+            "others": others,
         }
         return Sample(image, quality, product, "\n".join([label, *extra_labels]), record)
 
