@@ -250,18 +250,18 @@ def _write_stream(out: str, count: int, seed: int) -> None:
     from product_models.catalog import default_catalog
     from product_models.render import Renderer
     from vision.training import conditions as cn
-    from vision.training.robustness import CLIP_FAULTS, clip_frames
+    from vision.training.robustness import clip_faults, clip_frames
 
     catalog = default_catalog()
-    # The products whose faults the robustness clips know (a catalog's added products have none listed).
-    products = [catalog.get(pid) for pid in sorted(catalog.products) if pid in CLIP_FAULTS]
+    products = [catalog.get(pid) for pid in sorted(catalog.products) if clip_faults(catalog.get(pid))]
     cond = cn.CONDITIONS["as_rendered"]
     renderer = Renderer(cond.width, cond.height)
     index: list[dict[str, Any]] = []
     try:
         for j in range(-(-count // STREAM_CLIP_FRAMES)):
             product = products[j % len(products)]
-            part, fault = CLIP_FAULTS[product.id][(j // len(products)) % len(CLIP_FAULTS[product.id])]
+            faults = clip_faults(product)
+            part, fault = faults[(j // len(products)) % len(faults)]
             clip = cn.clip_scene(cond, product, part, fault, seed, j, STREAM_CLIP_FRAMES, STREAM_FPS, [])
             for frame in clip_frames(renderer, cond, clip, seed, j, STREAM_FPS):
                 if len(index) == count:

@@ -341,6 +341,11 @@ def test_json_report_chart_and_debug_frames(few_photos: None, tmp_path: Path,
     assert hand["frames"] == 2 and hand["clips"] == 1 and hand["negatives"] == 3 and hand["seconds"] > 0
     assert hand["part_state_count_all"] <= plain["part_state_count_all"]  # the same frames, less in view
     assert report["overall"]["frames"] == 4 and report["overall"]["clips"] == 2
+    by_product = report["overall"]["by_product"]  # each product's frames pooled over both conditions
+    assert sum(f["frames"] for f in by_product.values()) == 4
+    for pid, f in by_product.items():
+        assert f["frames"] == sum(c["by_product"].get(pid, {"frames": 0})["frames"]
+                                  for c in report["conditions"].values())
     data = chart.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -427,3 +432,44 @@ def test_clips_run_detect_then_track_and_count_what_the_verifier_says(few_photos
         assert figures["false_verifications"] == 0 and figures["fault_confirmed"] == 0
     finally:
         run.close()
+
+
+def test_a_shipped_product_keeps_its_clip_list_and_any_other_films_every_unhealthy_state(tmp_path: Path) -> None:
+    from product_models.catalog import Catalog
+    from product_models.generate import generate_product
+
+    assert robustness.clip_faults(ROUTER) == robustness.CLIP_FAULTS["router_ax1800"]
+    generate_product(tmp_path, "hub_clip", seed=4)
+    product = Catalog.load(tmp_path).get("hub_clip")
+    faults = robustness.clip_faults(product)
+    expected = {(p.name, s) for p in product.stateful_parts() if p.healthy is not None for s in p.states
+                if s != p.healthy}
+    assert set(faults) == expected and len(faults) == len(expected)
+    assert {product.part(name).kind for name, _ in faults} >= {"led", "port", "removable"}
+
+
+@pytest.mark.slow
+def test_a_catalog_with_an_added_product_is_filmed_and_scored_per_product(few_photos: None, tmp_path: Path) -> None:
+    """An added product no network knows yet is in the frames and the clips like any other (its recall is 0:
+    nothing recognises it), and every product's figures come apart from the pooled ones."""
+    import shutil
+
+    from product_models.catalog import CATALOG_DIR, Catalog
+    from product_models.generate import generate_product
+
+    shutil.copytree(CATALOG_DIR, tmp_path / "catalog")
+    generate_product(tmp_path / "catalog", "hub_clip", seed=4)
+    run = robustness.RobustnessRun(frames=6, clips=3, backgrounds=0, verifier=_Recorder,
+                                   catalog=Catalog.load(tmp_path / "catalog"))
+    try:
+        _Recorder.healthy = False
+        figures, tally = run.condition(cn.CONDITIONS["as_rendered"])
+    finally:
+        run.close()
+    assert [p.id for p in run.filmed] == ["hub_clip", "printer_lx400", "router_ax1800"]
+    assert figures["clips"] == 3
+    by_product = figures["by_product"]
+    assert sum(f["frames"] for f in by_product.values()) == figures["frames"] == 6
+    assert sum(round(f["product_recall"] * f["frames"]) for f in by_product.values()) == tally.recalled
+    assert by_product["hub_clip"]["product_recall"] == 0.0  # the seed's six frames show it
+    assert robustness.product_figures(run.by_product) == by_product  # one condition so far: the pooled ones

@@ -36,7 +36,14 @@ def format_table(report: Mapping[str, Any]) -> str:
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    for pid, f in report["overall"].get("by_product", {}).items():  # every condition pooled, per product
+        lines.append(f"  {pid}: {f['frames']} frames, recall {_figure(f['product_recall'])}, part states >= 4 px "
+                     f"{_figure(f['part_state_accuracy_4px'])}, all {_figure(f['part_state_accuracy_all'])}")
     return "\n".join(lines)
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def write_chart(report: Mapping[str, Any], path: Path) -> None:
