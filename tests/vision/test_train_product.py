@@ -21,7 +21,7 @@ from vision.keypoints import KeypointModel
 from vision.part_net import PartNet
 from vision.pipeline import Pipeline
 from vision.pose_check import Thresholds, read_thresholds
-from vision.training.product import ProductRun, earlier_set, prepare_before, run_all, stages
+from vision.training.product import Keep, ProductRun, earlier_set, prepare_before, run_all, stages
 from vision.training.train import WEIGHTS_DIR
 
 pytestmark = pytest.mark.slow
@@ -123,6 +123,23 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     assert other.returncode == 1 and "holds a run with other settings" in other.stderr
     assert "run.json: eval_frames)" in other.stderr
 
+    # Going on from that run with its keypoint stage alone: 0 epochs keep the detector, the appearance check and
+    # the part-state network of its set as they are; the keypoint network and the thresholds are trained again.
+    more = catalog.parent / "more"
+    again = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(more),
+                     "--init", str(work / "weights"), *TINY, "--detector-epochs", "0", "--appearance-epochs", "0",
+                     "--part-epochs", "0")
+    assert again.returncode == 0, again.stderr[-3000:]
+    kept = more / "weights" / "products" / "router_bx9"
+    for name in ("fixlens-pose.pt", "fixlens-pose.onnx", "product-appearance.onnx", "part-states.onnx"):
+        assert (kept / name).read_bytes() == (own / name).read_bytes(), name
+    assert (kept / "keypoints.onnx").read_bytes() != (own / "keypoints.onnx").read_bytes()
+    assert re.search(r"\] detector: 0 epochs, kept from \S+/products/router_bx9: fixlens-pose\.pt, fixlens-pose\.onnx",
+                     again.stderr)
+    marker = json.loads((more / "stages" / "parts.json").read_text())
+    assert marker["args"][:2] == ["keep", str(own)] and "part-states.onnx" in marker["args"]
+    assert Pipeline(more / "weights", backend="onnx", catalog=cat).set_for("router_bx9").path == kept
+
 
 def test_a_run_begun_before_a_setting_existed_resumes_with_its_default(tmp_path: Path) -> None:
     """``run.json`` of an earlier version lacks the settings added since: they count as their defaults there."""
@@ -170,6 +187,9 @@ def test_a_stage_marker_records_when_it_finished_and_an_older_one_gives_its_file
     (["router_ax1800", "--init", "/no/such/weights"], "--init /no/such/weights: no such folder"),
     (["router_ax1800"], "error: router_ax1800 is already recognised by "),
     (["router_ax1800", "--catalog", "/no/such/catalog"], "--catalog: /no/such/catalog: catalog folder does not exist"),
+    (["router_ax1800", "--init", "none", "--part-epochs", "0"],
+     "--part-epochs 0 keeps that network of an earlier run's set for the product, and --init none holds none"),
+    (["router_ax1800", "--detector-epochs", "-1"], "--detector-epochs must be within 0..1000, got -1"),
 ])
 def test_bad_options_are_named(args: list[str], message: str, tmp_path: Path) -> None:
     done = _fixlens("train", "product", *args, "--work", str(tmp_path / "w"), timeout=60)
@@ -264,6 +284,12 @@ def test_an_init_with_the_products_own_set_is_gone_on_from(tmp_path: Path) -> No
     assert plan["parts"][plan["parts"].index("--init") + 1] == str(earlier / "part-states.onnx")
     assert "--keep-known" not in plan["parts"]
     assert plan["before"][plan["before"].index("--weights-dir") + 1] == str(run.before_weights)
+    # 0 epochs keep a stage's networks of that set as they are (the set here has no part-state state file).
+    keep = dict(stages(ProductRun("nas_d2", tmp_path / "work", init=init, detector_epochs=0, part_epochs=0)))
+    assert keep["detector"] == Keep(earlier, ("fixlens-pose.pt", "fixlens-pose.onnx"))
+    assert keep["parts"] == Keep(earlier, ("part-states.onnx",)) and isinstance(keep["appearance"], list)
+    with pytest.raises(ValueError, match="0 epochs keeps an earlier run's network"):
+        stages(ProductRun("nas_d2", tmp_path / "work3", init=WEIGHTS_DIR, detector_epochs=0))
     # Without a set of the product's own, the shipped networks start it, as before.
     fresh = dict(stages(ProductRun("nas_d2", tmp_path / "work2", init=WEIGHTS_DIR)))
     assert "keypoints-all" in fresh and "--keep-known" in fresh["parts"]

@@ -149,14 +149,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="fine-tune from these weights (default vision/weights/); 'none' trains from scratch. "
                              "An earlier run's WORK/weights, with a set for ID, is gone on from")
         pr.add_argument("--images", type=int, default=2400, help="frames to synthesise (default 2400)")
-        pr.add_argument("--detector-epochs", type=int, default=4)
+        kept = " (0: keep the earlier run's, when --init holds a set for ID)"
+        pr.add_argument("--detector-epochs", type=int, default=4, help="default 4" + kept)
         pr.add_argument("--detector-hours", type=float, default=None,
                         help="wall-clock budget for the detector instead of its epochs")
         pr.add_argument("--keypoint-epochs", type=int, default=5)
         pr.add_argument("--keypoint-jitter", type=int, default=1, metavar="N",
                         help="keypoint crops per training frame, each from a slightly different box (default 1)")
-        pr.add_argument("--part-epochs", type=int, default=8)
-        pr.add_argument("--appearance-epochs", type=int, default=6)
+        pr.add_argument("--part-epochs", type=int, default=8, help="default 8" + kept)
+        pr.add_argument("--appearance-epochs", type=int, default=6, help="default 6" + kept)
         pr.add_argument("--appearance-negatives", type=int, default=2000,
                         help="product-free frames drawn for the appearance check (default 2000)")
         pr.add_argument("--eval-frames", type=int, default=300, help="held-out frames, before and after (300)")
@@ -377,10 +378,10 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
         return 2
     for flag, value, low, high in (("--images", args.images, 8, 1_000_000),
                                    ("--eval-frames", args.eval_frames, 1, 100_000),
-                                   ("--detector-epochs", args.detector_epochs, 1, 1000),
+                                   ("--detector-epochs", args.detector_epochs, 0, 1000),
                                    ("--keypoint-epochs", args.keypoint_epochs, 1, 1000),
-                                   ("--part-epochs", args.part_epochs, 1, 1000),
-                                   ("--appearance-epochs", args.appearance_epochs, 1, 1000),
+                                   ("--part-epochs", args.part_epochs, 0, 1000),
+                                   ("--appearance-epochs", args.appearance_epochs, 0, 1000),
                                    ("--appearance-negatives", args.appearance_negatives, 1, 1_000_000),
                                    ("--pose-check-frames", getattr(args, "pose_check_frames", 1), 1, 100_000),
                                    ("--keypoint-warmup-epochs", getattr(args, "keypoint_warmup_epochs", 0), 0, 1000),
@@ -403,6 +404,17 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
             print(f"error: {product} is already recognised by {init} (its detector knows {', '.join(known)}); "
                   "retrain it there with --shared, or start from weights without it (--init)", file=sys.stderr)
             return 2
+    kept = [flag for flag, value in (("--detector-epochs", args.detector_epochs), ("--appearance-epochs",
+                                     args.appearance_epochs), ("--part-epochs", args.part_epochs)) if value == 0]
+    if kept and (product is None or getattr(args, "shared", False) or earlier_set(init, product) is None):
+        print(f"error: {kept[0]} 0 keeps that network of an earlier run's set for the product, and --init "
+              f"{init or 'none'} holds none{'' if product is None else f' for {product}'} (a folder with "
+              "products/ID/ from `fixlens train product ID`)", file=sys.stderr)
+        return 2
+    if args.detector_epochs == 0 and args.detector_hours is not None:
+        print("error: --detector-hours trains the detector, and --detector-epochs 0 keeps it: give one",
+              file=sys.stderr)
+        return 2
     work = (args.work or Path(f"fixlens-train-{product or 'all'}")).resolve()
     if init is not None and init.resolve().is_relative_to(work):  # its weights would be written over as it is read
         print(f"error: --init {init} is inside the run's own work folder {work}; give an earlier run's weights "

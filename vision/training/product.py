@@ -121,8 +121,28 @@ def earlier_set(init: Path | None, product: str | None) -> Path | None:
     return folder if whole else None
 
 
-def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
-    """(name, fixlens arguments) of every stage, in order."""
+@dataclass(frozen=True)
+class Keep:
+    """A stage given 0 epochs: ``source``'s networks ``names`` (an earlier run's set for the product) are copied
+    into the new set as they are, so a run that fell short in one stage can go on with that stage alone."""
+
+    source: Path
+    names: tuple[str, ...]
+
+    def describe(self) -> list[str]:
+        return ["keep", str(self.source), *self.names]
+
+
+# What each stage a run may keep (0 epochs) carries over from the earlier set.
+KEPT_FILES = {
+    "detector": ("fixlens-pose.pt", "fixlens-pose.onnx"),
+    "appearance": (APPEARANCE_MODEL_NAME,),
+    "parts": ("part-states.onnx", "part-states.state.pt"),
+}
+
+
+def stages(run: ProductRun) -> list[tuple[str, list[str] | Keep]]:
+    """(name, fixlens arguments, or what a stage of 0 epochs keeps) of every stage, in order."""
     data = run.work / "data"
     init = run.init
     synth = ["data", "synth", "--out", str(data), "--images", str(run.images), "--seed", str(DATA_SEED),
@@ -167,13 +187,14 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
     appearance = ["train", "appearance", "--data", *folders, "--out", out_dir, "--detector-weights",
                   out_dir, "--epochs", str(run.appearance_epochs), "--negatives",
                   str(run.appearance_negatives), "--cache", str(run.work / "appearance-crops.npz")]
-    out = []
+    out: list[tuple[str, list[str] | Keep]] = []
     if run.before_weights is not None:
         out.append(("before", _eval(run, run.before_weights, run.work / "before.json")))
-    out += [("data", synth), ("detector", detector), ("appearance", appearance)]
+    out += [("data", synth), ("detector", _or_kept(run, "detector", detector, run.detector_epochs)),
+            ("appearance", _or_kept(run, "appearance", appearance, run.appearance_epochs))]
     if warmup is not None:
         out.append(("keypoints-all", warmup))
-    out += [("keypoints", keypoints), ("parts", parts)]
+    out += [("keypoints", keypoints), ("parts", _or_kept(run, "parts", parts, run.part_epochs))]
     if run.own_set:  # a new one-class detector's confidences are not the shipped one's: its own thresholds
         out.append(("pose-check", ["vision", "tune-pose-check", "--weights-dir", str(run.weights), "--set",
                                    run.product, "--write", "--positives", str(run.pose_check_frames),  # type: ignore[list-item]
@@ -181,6 +202,16 @@ def stages(run: ProductRun) -> list[tuple[str, list[str]]]:
                                    "--out", str(run.work / POSE_CHECK_REPORT)]))
     out.append(("after", _eval(run, run.weights, run.work / "after.json")))
     return out
+
+
+def _or_kept(run: ProductRun, stage: str, args: list[str], epochs: int) -> list[str] | Keep:
+    """``args``, or for 0 ``epochs`` the earlier set's networks of ``stage`` kept as they are."""
+    if epochs > 0:
+        return args
+    if run.earlier_set is None:
+        raise ValueError(f"{stage}: 0 epochs keeps an earlier run's network, and --init {run.init} holds no set "
+                         f"for {run.product} to keep it from")
+    return Keep(run.earlier_set, tuple(n for n in KEPT_FILES[stage] if (run.earlier_set / n).is_file()))
 
 
 def _keypoint_stage(run: ProductRun, folders: list[str], out: Path, epochs: int, init: Path | None) -> list[str]:
@@ -208,14 +239,21 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
             newest = max(newest, finished) if name not in INDEPENDENT_STAGES else newest
             log(f"[{number}/{len(plan)}] {name}: done earlier ({json.loads(done.read_text())['seconds']:.0f} s)")
             continue
-        log(f"[{number}/{len(plan)}] {name}: fixlens {' '.join(args)}")
         started = time.time()
-        if name == "before" and run.earlier_set is not None:
-            log(prepare_before(run))
-        # The stage's output goes to stderr with the progress lines: stdout carries only the final summary.
-        code = subprocess.call([sys.executable, "-m", "fixlens.cli", *args], env={**os.environ}, stdout=sys.stderr)
-        if code != 0:
-            raise StageFailed(name, code, args)
+        if isinstance(args, Keep):
+            log(f"[{number}/{len(plan)}] {name}: 0 epochs, kept from {args.source}: {', '.join(args.names)}")
+            run.trained.mkdir(parents=True, exist_ok=True)
+            for file_name in args.names:
+                shutil.copy2(args.source / file_name, run.trained / file_name)
+        else:
+            log(f"[{number}/{len(plan)}] {name}: fixlens {' '.join(args)}")
+            if name == "before" and run.earlier_set is not None:
+                log(prepare_before(run))
+            # The stage's output goes to stderr with the progress lines: stdout carries only the final summary.
+            code = subprocess.call([sys.executable, "-m", "fixlens.cli", *args], env={**os.environ},
+                                   stdout=sys.stderr)
+            if code != 0:
+                raise StageFailed(name, code, args)
         if name == "detector":  # the keypoint and part stages write the rest of the weights set
             run.trained.mkdir(parents=True, exist_ok=True)
             if run.own_set and run.init is not None:
@@ -225,7 +263,8 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
             elif run.init is not None and (run.init / OCCLUSION_MODEL_NAME).is_file():
                 shutil.copy2(run.init / OCCLUSION_MODEL_NAME, run.weights / OCCLUSION_MODEL_NAME)
         now = time.time()
-        done.write_text(json.dumps({"args": args, "seconds": round(now - started, 1), "finished": now}))
+        done.write_text(json.dumps({"args": args.describe() if isinstance(args, Keep) else args,
+                                    "seconds": round(now - started, 1), "finished": now}))
         if name not in INDEPENDENT_STAGES:
             newest = now
     from vision.training.product_report import write_report
