@@ -39,6 +39,9 @@ LEAVE_OUT_MIN_POINTS = 6  # from this many used points on, candidates leave poin
 # crop network still places, confidently and wrongly (round 13; `fixlens vision tune-pose-check`, seed 8800,
 # 160 hand frames: two at most lost 17 of them to the pose check, four 8). Each stage needs five points left.
 MAX_LEAVE_OUT = 4
+# Keypoints that all lie within this of their centre mark no shape a pose could fit (and OpenCV's SQPnP asserts
+# on them instead of failing): a product is never seen that small.
+MIN_SPREAD_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ def estimate_pose(image_points: np.ndarray, object_points: np.ndarray, camera: C
         raise TooFewKeypoints(f"too few keypoints for a pose: expected >= {MIN_POINTS} with confidence >= "
                               f"{min_confidence}, got {int(used.sum())}")
     idx = np.flatnonzero(used)
+    spread = float(np.linalg.norm(uv[idx] - uv[idx].mean(axis=0), axis=1).max())
+    if spread < MIN_SPREAD_PX:  # a network that found nothing can put every keypoint on one spot
+        raise PoseError(f"the {len(idx)} keypoints lie within {spread:.2f} px of one spot: no pose")
     K, dist = camera.matrix, np.zeros(5)
     tau2 = inlier_px * inlier_px
     best: tuple[float, np.ndarray, np.ndarray] | None = None
@@ -113,8 +119,11 @@ def estimate_pose(image_points: np.ndarray, object_points: np.ndarray, camera: C
             break
         for d in itertools.combinations(range(len(idx)), drop):
             subset = np.delete(idx, list(d)) if d else idx
-            ok, rvec, tvec = cv2.solvePnP(xyz[subset].reshape(-1, 1, 3), uv[subset].reshape(-1, 1, 2), K, dist,
-                                          flags=cv2.SOLVEPNP_SQPNP)
+            try:
+                ok, rvec, tvec = cv2.solvePnP(xyz[subset].reshape(-1, 1, 3), uv[subset].reshape(-1, 1, 2), K, dist,
+                                              flags=cv2.SOLVEPNP_SQPNP)
+            except cv2.error:  # SQPnP asserts on a degenerate subset (points on one spot): no pose from it
+                continue
             if not ok:
                 continue
             proj, _ = cv2.projectPoints(xyz[idx], rvec, tvec, K, dist)

@@ -86,6 +86,21 @@ def test_four_points_are_enough_and_three_are_not() -> None:
         estimate_pose(uv, xyz, CAMERA, conf)
 
 
+def test_keypoints_on_one_spot_give_no_pose_and_a_degenerate_subset_is_skipped() -> None:
+    """A keypoint network that found nothing can put every keypoint on one pixel; OpenCV's SQPnP asserts on that
+    instead of failing, which would have failed every frame of the batch."""
+    xyz = _keypoints("router_ax1800")
+    with pytest.raises(PoseError, match=r"the 10 keypoints lie within 0.00 px of one spot"):
+        estimate_pose(np.full((len(xyz), 2), 100.0), xyz, CAMERA)
+    with pytest.raises(PoseError, match=r"within 0\.3"):
+        estimate_pose(100.0 + np.random.default_rng(1).uniform(-0.3, 0.3, (len(xyz), 2)), xyz, CAMERA)
+    truth = Pose.orbit(15, 35, 0.5)  # six points on one spot, four true: leaving four out meets all six alone
+    uv, _ = project(xyz, truth, CAMERA)
+    uv[:6] = uv[0]
+    est = estimate_pose(uv, xyz, CAMERA, inlier_px=10.0)
+    assert list(np.flatnonzero(est.inliers)) == [6, 7, 8, 9]
+
+
 @pytest.mark.parametrize(("uv", "xyz", "conf", "message"), [
     (np.zeros((5, 3)), np.zeros((5, 3)), None, r"image_points: expected shape \(k, 2\)"),
     (np.zeros((5, 2)), np.zeros((4, 3)), None, r"object_points: expected shape \(5, 3\)"),
