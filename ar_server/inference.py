@@ -214,7 +214,9 @@ VISION_ERROR_CODES: tuple[tuple[type[VisionError], str, str | None], ...] = (
     (FrameTooLarge, ErrorCode.TOO_LARGE, "jpeg"),  # over max_frame_bytes, max_width or max_height
     (FrameError, ErrorCode.BAD_JPEG, "jpeg"),  # not a JPEG, malformed, truncated, or it does not decode
     (CameraError, ErrorCode.BAD_FIELD, "camera"),  # the session's intrinsics do not fit the frame
-    (VisionError, ErrorCode.BAD_FRAME, None),  # any other reason the pipeline could not use the frame
+    # any other reason the pipeline could not use the frame, a FrameFault (a bug met on this frame alone) included:
+    # the session goes on with its next frame
+    (VisionError, ErrorCode.BAD_FRAME, None),
 )
 
 

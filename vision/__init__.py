@@ -12,7 +12,7 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     "VisionError": "vision.errors", "FrameError": "vision.errors", "FrameTooLarge": "vision.errors",
     "CameraError": "vision.errors", "PoseError": "vision.errors", "TooFewKeypoints": "vision.errors",
-    "ModelUnavailable": "vision.errors",
+    "ModelUnavailable": "vision.errors", "FrameFault": "vision.errors",
     "FrameInput": "vision.types", "Track": "vision.types", "Detections": "vision.types",
     "Keypoints": "vision.types", "PartState": "vision.types", "Hand": "vision.types",
     "ImageQuality": "vision.types", "Observation": "vision.types",

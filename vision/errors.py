@@ -27,5 +27,10 @@ class TooFewKeypoints(PoseError):
     """Fewer keypoints sure enough to use than a pose needs (``vision.pose.MIN_POINTS``)."""
 
 
+class FrameFault(VisionError):
+    """The pipeline failed on this frame for a reason of its own (a bug, logged with its traceback): the frame
+    is lost, never the other frames of its batch."""
+
+
 class ModelUnavailable(VisionError):
     """A model file is missing, unreadable, or could not be obtained by the set-up command."""

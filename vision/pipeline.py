@@ -23,11 +23,13 @@ it cannot tell a NAS from its printer; the later set has seen both. ``detect_ms`
 that ran.
 
 States are per frame and unsmoothed: temporal smoothing is per session (:mod:`vision.smoothing`).
-``process_batch`` never lets one bad frame fail the others: its slot holds the :class:`VisionError`.
+``process_batch`` never lets one bad frame fail the others: its slot holds the :class:`VisionError`, or a
+:class:`~vision.errors.FrameFault` when a stage failed on it in a way it should not have (logged).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,10 +39,12 @@ import numpy as np
 from product_models.catalog import Catalog, default_catalog
 from vision.decode import decode_jpeg
 from vision.detector import WEIGHTS_DIR, DetectorConfig
-from vision.errors import VisionError
+from vision.errors import FrameFault, VisionError
 from vision.jpeg_header import DecodeLimits
 from vision.model_set import ModelSet
 from vision.types import FrameInput, Observation
+
+log = logging.getLogger(__name__)
 
 PRODUCT_SETS = "products"  # inside a weights folder: one model-set folder per product added with its own networks
 
@@ -125,6 +129,9 @@ class Pipeline:
             except VisionError as exc:
                 results[i] = exc
                 continue
+            except Exception:  # a stage's bug met on this frame: the frame is lost, its batch-mates are not
+                results[i] = _fault(frames[i], owner)  # type: ignore[arg-type]
+                continue
             if obs is None:
                 queue[i] = self._order(frames[i].product_hint)
             else:
@@ -144,9 +151,10 @@ class Pipeline:
                 rest = queue.pop(i)[1:]
                 try:
                     found = model_set.observe(frames[i], images[i], det, decode_ms[i], spent[i])  # type: ignore[arg-type]
-                except VisionError as exc:  # bad intrinsics: every set would say the same
+                except Exception as exc:  # bad intrinsics (every set would say the same), or a stage's bug
+                    failure = exc if isinstance(exc, VisionError) else _fault(frames[i], model_set)
                     earlier = pending.pop(i, None)  # ... but one already answered: its answer stands
-                    results[i] = exc if earlier is None else _with_detect_ms(earlier, spent[i])
+                    results[i] = failure if earlier is None else _with_detect_ms(earlier, spent[i])
                     continue
                 tracked = results[i]
                 if isinstance(tracked, Observation):  # a track's recheck: keep the better-fitting pose
@@ -180,6 +188,12 @@ class Pipeline:
         """The sets whose detectors look for a product in an untracked frame: the hinted product's first."""
         first = self._owner.get(hint) if hint is not None else None
         return [first, *(s for s in self.sets if s is not first)] if first is not None else list(self.sets)
+
+
+def _fault(frame: FrameInput, model_set: ModelSet) -> FrameFault:
+    """Log the exception being handled (with its traceback) and name it for the frame's slot."""
+    log.exception("frame %d: %s failed on it", frame.seq, model_set.path)
+    return FrameFault(f"frame {frame.seq}: the vision pipeline failed on this frame (logged on the server)")
 
 
 def model_set_folders(weights_dir: str | Path) -> list[Path]:

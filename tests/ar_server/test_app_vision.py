@@ -22,7 +22,7 @@ from ar_server.inference import VISION_ERROR_CODES, wire_code
 from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import CATALOG_DIR, default_catalog
 from tests.ar_server.conftest import StreamClient, make_config
-from vision.errors import CameraError, FrameError, FrameTooLarge, PoseError, VisionError
+from vision.errors import CameraError, FrameError, FrameFault, FrameTooLarge, PoseError, VisionError
 
 PRODUCT = "router_ax1800"
 RENAMED = "led_lan_two"  # led_lan2 under another name: a part only the copied catalog has
@@ -116,6 +116,7 @@ async def test_a_frame_over_the_configured_limits_is_refused_as_too_large(served
     (CameraError("fx"), "bad_field", "camera"),
     (PoseError("few keypoints"), "bad_frame", None),
     (VisionError("anything else"), "bad_frame", None),
+    (FrameFault("frame 3: the vision pipeline failed on this frame"), "bad_frame", None),  # not fatal: go on
 ])
 def test_vision_errors_map_to_wire_codes_in_one_table(error: VisionError, code: str, field: str | None) -> None:
     assert wire_code(error) == (code, field)

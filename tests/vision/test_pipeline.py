@@ -80,6 +80,30 @@ def test_one_bad_frame_does_not_fail_the_batch(pipeline: Pipeline) -> None:
     assert results[2].ts == 0.7  # echoed unchanged
 
 
+def test_a_stage_failing_on_one_frame_loses_that_frame_alone(caplog: pytest.LogCaptureFixture) -> None:
+    """A bug a frame meets in a stage (here one injected into the set's stages 3-5 for router frames) fails that
+    frame with a FrameFault and a logged traceback; the other frames of its batch are observed as ever."""
+    from vision.errors import FrameFault
+
+    product = default_catalog().get("router_ax1800")
+    cam = CameraIntrinsics.from_fov(640, 480)
+    router = _jpeg(_render("router_ax1800", {}, Pose.orbit(165.0, 30.0, 0.45, target=(0, 0, product.size_m[2] / 2)),
+                           cam))
+    own = Pipeline(backend="onnx")  # its own instance: the injected fault stays out of the shared fixture
+    posed = own.main._posed
+
+    def broken(*args: object) -> object:
+        if args[3] == own.main.detector.names.index("router_ax1800"):
+            raise IndexError("injected")
+        return posed(*args)  # type: ignore[arg-type]
+
+    own.main._posed = broken  # type: ignore[method-assign]
+    results = own.process_batch([FrameInput(GOOD, 1, 0.5), FrameInput(router, 2, 0.6, cam), FrameInput(GOOD, 3, 0.7)])
+    assert isinstance(results[1], FrameFault) and "frame 2: the vision pipeline failed" in str(results[1])
+    assert [r.seq for r in (results[0], results[2])] == [1, 3]
+    assert "IndexError: injected" in caplog.text
+
+
 def test_blank_frame_has_no_product(pipeline: Pipeline) -> None:
     obs = pipeline.process(FrameInput(GOOD, 5, 1.25))
     assert obs.product_id is None and obs.seq == 5 and obs.ts == 1.25
