@@ -123,7 +123,7 @@ class ModelSet:
             timing.update(pose_ms=0.0, states_ms=0.0, total_ms=decode_ms + detect_ms)
             return Observation(frame.seq, frame.ts, timing_ms=timing, quality=image_quality(image),
                                refused="not_detected")
-        best = self._pick(det, frame.product_hint)
+        best = self.pick(det, frame.product_hint)
         head = Keypoints.from_detections(det, best, KEYPOINT_MIN_CONF)
         cls, box, confidence = int(det.class_id[best]), det.xyxy[best], float(det.confidence[best])
         t = time.perf_counter()
@@ -213,7 +213,7 @@ class ModelSet:
         prob = check.probabilities(box_crop(image, np.asarray(mine.box))[None])[0]
         return bool(prob[check.classes.index(mine.product_id)] > prob[check.classes.index(theirs.product_id)])
 
-    def _pick(self, det: Detections, hint: str | None) -> int:
+    def pick(self, det: Detections, hint: str | None) -> int:
         """The most confident detection; the hinted product wins a near-tie (within 0.05)."""
         order = np.argsort(-det.confidence)
         best = int(order[0])

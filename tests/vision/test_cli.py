@@ -66,8 +66,8 @@ def test_train_appearance_refuses_a_folder_that_is_not_synth_data_and_bad_counts
     for flag in ("--negatives", "--epochs"):
         assert main(["train", "appearance", "--data", str(data), flag, "0", "--out-dir", str(out)]) == 2
         assert f"{flag} must be within 1..1000000, got 0" in capsys.readouterr().err
-    assert main(["train", "product", "router_ax1800", "--work", str(tmp_path / "w"), "--appearance-epochs", "0"]) == 2
-    assert "--appearance-epochs must be within 1..1000, got 0" in capsys.readouterr().err
+    assert main(["train", "product", "router_ax1800", "--work", str(tmp_path / "w"), "--appearance-epochs", "-1"]) == 2
+    assert "--appearance-epochs must be within 0..1000, got -1" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "w").exists()
 
 

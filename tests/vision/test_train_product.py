@@ -139,6 +139,7 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     marker = json.loads((more / "stages" / "parts.json").read_text())
     assert marker["args"][:2] == ["keep", str(own)] and "part-states.onnx" in marker["args"]
     assert Pipeline(more / "weights", backend="onnx", catalog=cat).set_for("router_bx9").path == kept
+    assert "Epochs: detector 0 (kept from the earlier set), appearance 0 (kept" in (more / "report.md").read_text()
 
 
 def test_a_run_begun_before_a_setting_existed_resumes_with_its_default(tmp_path: Path) -> None:

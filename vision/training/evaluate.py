@@ -299,7 +299,7 @@ def why_refused(model_set: ModelSet, image: np.ndarray, det: Detections, box_tru
     otherwise (another set named another product first)."""
     if len(det) == 0:
         return "not_detected"
-    best = int(np.argmax(det.confidence))
+    best = model_set.pick(det, None)  # the detection observe() looks at first
     if (model_set.detector.names[int(det.class_id[best])] != product.id
             or iou(tuple(det.xyxy[best]), tuple(box_truth)) < 0.5):
         return "not_detected"

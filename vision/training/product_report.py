@@ -29,6 +29,10 @@ def per_product(report: dict[str, Any] | None) -> dict[str, dict[str, float | No
     return {pid: {f: stage.get(f) for f in FIGURES} for pid, stage in report.get("stages_by_product", {}).items()}
 
 
+def _epochs(count: int) -> str:
+    return str(count) if count else "0 (kept from the earlier set)"
+
+
 def write_report(run: Any, stage_names: list[str]) -> dict[str, Any]:
     work: Path = run.work
     before, after = per_product(_load(work / "before.json")), per_product(_load(work / "after.json"))
@@ -43,12 +47,12 @@ def write_report(run: Any, stage_names: list[str]) -> dict[str, Any]:
              + (f", {run.product} in {run.focus_share:.0%} of the product frames" if run.product else "")
              + (f", plus {', '.join(map(str, run.rehearsal))}" if run.rehearsal else "") + ".",
              f"Fine-tuned from: {_start(run)}. Device: {run.device}. "
-             f"Epochs: detector {run.detector_epochs}, appearance {run.appearance_epochs} ({run.appearance_negatives} "
-             f"product-free frames), keypoints "
+             f"Epochs: detector {_epochs(run.detector_epochs)}, appearance {_epochs(run.appearance_epochs)}"
+             + (f" ({run.appearance_negatives} product-free frames)" if run.appearance_epochs else "") + ", keypoints "
              + (f"{run.keypoint_warmup_epochs} on every product's crops then {run.keypoint_epochs} on "
                 f"{run.product}'s alone" if "keypoints-all" in stage_names else f"{run.keypoint_epochs}")
              + f" ({run.keypoint_jitter} crop{'s' if run.keypoint_jitter != 1 else ''} per frame), "
-             f"parts {run.part_epochs}.",
+             f"parts {_epochs(run.part_epochs)}.",
              f"Evaluation: `fixlens vision eval --frames {run.eval_frames} --seed 9101` (held out), before and after.",
              "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {'-' if s is None else f'{s:.0f}'} |" for name, s in seconds.items()]

@@ -321,7 +321,7 @@ class Collector:
         det = p.detector.detect_batch([image])[0]
         if len(det) == 0:
             return None
-        best = p._pick(det, None)
+        best = p.pick(det, None)
         cls = int(det.class_id[best])
         product = p._products[cls]
         box = np.asarray(det.xyxy[best], dtype=np.float64)
