@@ -254,6 +254,8 @@ def _write_stream(out: str, count: int, seed: int) -> None:
 
     catalog = default_catalog()
     products = [catalog.get(pid) for pid in sorted(catalog.products) if clip_faults(catalog.get(pid))]
+    if not products:
+        raise SystemExit(f"{catalog.root}: no product has a part with a healthy state to film unfixed")
     cond = cn.CONDITIONS["as_rendered"]
     renderer = Renderer(cond.width, cond.height)
     index: list[dict[str, Any]] = []

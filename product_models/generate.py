@@ -186,7 +186,8 @@ def _keypoints(w: float, d: float, h: float) -> list[dict[str, Any]]:
     they scored a median of 0.05-0.10 where its corners scored 0.66-0.93, and the pose check, which counts every
     keypoint, refused its poses as unsure). A corner of a small flat mark is hardly better: the second version's
     display bottom-right corner and the top front corner of its pale label on the left side stayed at 0.08-0.10
-    after 40 epochs, where the antenna's tip reached 0.98."""
+    after 40 epochs, where the antenna's tip reached 0.98. The antenna's foot reached 0.74 after 24 epochs from
+    fresh rows; the display's centre only 0.15, no better than its corners (docs/catalog.md, *Keypoints*)."""
     corners = [(f"{zn}_{yn}_{xn}", [x, y, z])
                for zn, z in (("top", h), ("bottom", 0.0)) for yn, y in (("front", -d / 2), ("back", d / 2))
                for xn, x in (("left", -w / 2), ("right", w / 2))]

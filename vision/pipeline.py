@@ -24,7 +24,9 @@ that ran.
 
 States are per frame and unsmoothed: temporal smoothing is per session (:mod:`vision.smoothing`).
 ``process_batch`` never lets one bad frame fail the others: its slot holds the :class:`VisionError`, or a
-:class:`~vision.errors.FrameFault` when a stage failed on it in a way it should not have (logged).
+:class:`~vision.errors.FrameFault` when a set's stages 3-5 failed on it in a way they should not have (logged;
+a failed claim leaves the earlier answer, a failed recheck the tracked one, and a failed track the detectors
+to look). A detector that fails on a batch still fails the batch.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ PRODUCT_SETS = "products"  # inside a weights folder: one model-set folder per p
 # networks; 0.0146 on seed 8800; the round-7 networks gave 0.021) also runs the detector, and the
 # better-fitting of the two poses is kept.
 TRACK_RECHECK_SHARE = 0.014
+FAULT_LOG_EVERY = 100  # a stage fault met again is logged once in this many times, with its count
 
 
 class Pipeline:
@@ -77,6 +80,7 @@ class Pipeline:
                     raise VisionError(f"{pid} is recognised by two model sets, {self._owner[pid].path} and {s.path}; "
                                       "remove one of them")
                 self._owner[pid] = s
+        self.faults: dict[str, int] = {}  # stage faults met so far, by stage, set and exception type (_fault)
         # Catalog products no set knows are never recognised until `fixlens train product ID` has run.
         self.untrained: list[str] = sorted(p for p in self.catalog.products if p not in self._owner)
 
@@ -129,9 +133,9 @@ class Pipeline:
             except VisionError as exc:
                 results[i] = exc
                 continue
-            except Exception:  # a stage's bug met on this frame: the frame is lost, its batch-mates are not
-                results[i] = _fault(frames[i], owner)  # type: ignore[arg-type]
-                continue
+            except Exception as exc:  # a stage's bug met on this frame: the detectors look at it instead
+                self._fault(exc, "follow", owner)  # type: ignore[arg-type]
+                obs = None
             if obs is None:
                 queue[i] = self._order(frames[i].product_hint)
             else:
@@ -152,9 +156,10 @@ class Pipeline:
                 try:
                     found = model_set.observe(frames[i], images[i], det, decode_ms[i], spent[i])  # type: ignore[arg-type]
                 except Exception as exc:  # bad intrinsics (every set would say the same), or a stage's bug
-                    failure = exc if isinstance(exc, VisionError) else _fault(frames[i], model_set)
-                    earlier = pending.pop(i, None)  # ... but one already answered: its answer stands
-                    results[i] = failure if earlier is None else _with_detect_ms(earlier, spent[i])
+                    failure = exc if isinstance(exc, VisionError) else self._fault(exc, "observe", model_set, frames[i])
+                    earlier = pending.pop(i, None)  # ... but an answer already found stands: an earlier set's,
+                    if not isinstance(results[i], Observation):  # or the tracked one this was to recheck
+                        results[i] = failure if earlier is None else _with_detect_ms(earlier, spent[i])
                     continue
                 tracked = results[i]
                 if isinstance(tracked, Observation):  # a track's recheck: keep the better-fitting pose
@@ -164,7 +169,11 @@ class Pipeline:
                 earlier = pending.pop(i, None)
                 if earlier is not None:
                     t = time.perf_counter()
-                    claimed = found.product_id is not None and model_set.claims(images[i], found, earlier)  # type: ignore[arg-type]
+                    try:
+                        claimed = found.product_id is not None and model_set.claims(images[i], found, earlier)  # type: ignore[arg-type]
+                    except Exception as exc:  # a bug in the claim: the earlier answer stands
+                        self._fault(exc, "claims", model_set)
+                        claimed = False
                     # The answer's total also counts the other set's keypoints, pose and states, and the claim.
                     winner, other = (found, earlier) if claimed else (earlier, found)
                     _add_ms(winner, _stages_ms(other) + (time.perf_counter() - t) * 1000)
@@ -184,16 +193,27 @@ class Pipeline:
                 r.timing_ms["batch_ms"] = batch_ms
         return results  # type: ignore[return-value]
 
+    def _fault(self, exc: Exception, stage: str, model_set: ModelSet, frame: FrameInput | None = None
+               ) -> FrameFault:
+        """Log ``exc``, which ``stage`` of ``model_set`` raised where it should not have, and return what the frame's
+        slot holds when it is lost (a :class:`FrameFault` caused by ``exc``). The first fault of each kind is logged
+        with its traceback, then every ``FAULT_LOG_EVERY``-th with its count, so a fault met on every frame does
+        not flood the log."""
+        key = f"{stage} of {model_set.path}: {type(exc).__name__}"
+        self.faults[key] = count = self.faults.get(key, 0) + 1
+        if count == 1:
+            log.error("%s (first time; the frame's batch-mates are not affected)", key, exc_info=exc)
+        elif count % FAULT_LOG_EVERY == 0:
+            log.error("%s, %d times so far: %s", key, count, exc)
+        fault = FrameFault(f"frame {'?' if frame is None else frame.seq}: the vision pipeline failed on this frame "
+                           f"({type(exc).__name__} in {stage})")
+        fault.__cause__ = exc
+        return fault
+
     def _order(self, hint: str | None) -> list[ModelSet]:
         """The sets whose detectors look for a product in an untracked frame: the hinted product's first."""
         first = self._owner.get(hint) if hint is not None else None
         return [first, *(s for s in self.sets if s is not first)] if first is not None else list(self.sets)
-
-
-def _fault(frame: FrameInput, model_set: ModelSet) -> FrameFault:
-    """Log the exception being handled (with its traceback) and name it for the frame's slot."""
-    log.exception("frame %d: %s failed on it", frame.seq, model_set.path)
-    return FrameFault(f"frame {frame.seq}: the vision pipeline failed on this frame (logged on the server)")
 
 
 def model_set_folders(weights_dir: str | Path) -> list[Path]:

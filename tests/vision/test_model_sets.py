@@ -239,9 +239,16 @@ def test_a_later_set_that_knows_both_looks_claims_a_box_the_earlier_set_took_for
             raise VisionError("the later set broke")
         later.observe = fail  # type: ignore[method-assign]
         assert pipeline.process(FrameInput(router, 5, 0.0, cam)) is mistaken
+        # ... and so does one whose claim fails with a bug (logged), not the batch.
+        later.__dict__.pop("observe", None)
+        def broken_claim(*args: object) -> bool:
+            raise ValueError("the claim broke")
+        later.claims = broken_claim  # type: ignore[method-assign]
+        assert pipeline.process(FrameInput(router, 6, 0.0, cam)) is mistaken
     finally:
         pipeline.main.observe = main_observe  # type: ignore[method-assign]
         later.__dict__.pop("observe", None)
+        later.__dict__.pop("claims", None)
     # A later set without the earlier product's look never gets asked: the earlier answer stands.
     appearance, later.appearance = later.appearance, None
     pipeline.main.observe = lambda *args: mistaken  # type: ignore[method-assign]

@@ -80,28 +80,54 @@ def test_one_bad_frame_does_not_fail_the_batch(pipeline: Pipeline) -> None:
     assert results[2].ts == 0.7  # echoed unchanged
 
 
-def test_a_stage_failing_on_one_frame_loses_that_frame_alone(caplog: pytest.LogCaptureFixture) -> None:
-    """A bug a frame meets in a stage (here one injected into the set's stages 3-5 for router frames) fails that
-    frame with a FrameFault and a logged traceback; the other frames of its batch are observed as ever."""
+def test_a_stage_failing_on_one_frame_loses_that_frame_alone(caplog: pytest.LogCaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug a frame meets in a set's stages 3-5 (here injected for router frames) fails that frame with a
+    FrameFault caused by it; its batch-mates are observed as ever. A failed track falls back to the detector,
+    and a failed recheck of a tracked pose leaves the tracked answer. The first fault of a kind is logged with
+    its traceback, then one line every FAULT_LOG_EVERY."""
+    import vision.pipeline as pipeline_module
     from vision.errors import FrameFault
+    from vision.tracking import track_from
 
     product = default_catalog().get("router_ax1800")
     cam = CameraIntrinsics.from_fov(640, 480)
     router = _jpeg(_render("router_ax1800", {}, Pose.orbit(165.0, 30.0, 0.45, target=(0, 0, product.size_m[2] / 2)),
                            cam))
-    own = Pipeline(backend="onnx")  # its own instance: the injected fault stays out of the shared fixture
-    posed = own.main._posed
+    own = Pipeline(backend="onnx")  # its own instance: the injected faults stay out of the shared fixture
+    seen = own.process(FrameInput(router, 0, 0.0, cam))
+    posed, router_class = own.main._posed, own.main.detector.names.index("router_ax1800")
+    broken = {"fresh": True, "tracked": False}
 
-    def broken(*args: object) -> object:
-        if args[3] == own.main.detector.names.index("router_ax1800"):
+    def faulty(*args: object) -> object:
+        head = args[-1]  # the detector's keypoints on a fresh detection, None on a tracked frame
+        if args[3] == router_class and broken["fresh" if head is not None else "tracked"]:
             raise IndexError("injected")
         return posed(*args)  # type: ignore[arg-type]
 
-    own.main._posed = broken  # type: ignore[method-assign]
+    own.main._posed = faulty  # type: ignore[method-assign]
     results = own.process_batch([FrameInput(GOOD, 1, 0.5), FrameInput(router, 2, 0.6, cam), FrameInput(GOOD, 3, 0.7)])
     assert isinstance(results[1], FrameFault) and "frame 2: the vision pipeline failed" in str(results[1])
+    assert isinstance(results[1].__cause__, IndexError)
     assert [r.seq for r in (results[0], results[2])] == [1, 3]
-    assert "IndexError: injected" in caplog.text
+    assert caplog.text.count("IndexError: injected") == 1  # the traceback, once
+    # A track whose stages fail: the detector looks at the frame instead.
+    broken.update(fresh=False, tracked=True)
+    found = own.process(FrameInput(router, 4, 0.8, cam, track=track_from(seen)))
+    assert found.product_id == "router_ax1800" and not found.tracked
+    # A tracked pose rechecked by the detector, whose look fails: the tracked answer stands.
+    broken.update(fresh=True, tracked=False)
+    monkeypatch.setattr(pipeline_module, "TRACK_RECHECK_SHARE", 0.0)
+    rechecked = own.process(FrameInput(router, 5, 0.9, cam, track=track_from(seen)))
+    assert rechecked.tracked and rechecked.product_id == "router_ax1800"
+    # The same fault again and again: one line with its count every FAULT_LOG_EVERY times.
+    monkeypatch.setattr(pipeline_module, "FAULT_LOG_EVERY", 2)
+    caplog.clear()
+    for seq in range(6, 9):
+        assert isinstance(own.process_batch([FrameInput(router, seq, 1.0, cam)])[0], FrameFault)
+    # The observe faults so far: frame 2's, the recheck's, then these three (the 4th logged, without traceback).
+    assert own.faults[f"observe of {own.main.path}: IndexError"] == 5
+    assert caplog.text.count("IndexError, 4 times so far: injected") == 1 and "Traceback" not in caplog.text
 
 
 def test_blank_frame_has_no_product(pipeline: Pipeline) -> None:

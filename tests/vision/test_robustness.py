@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -342,6 +343,12 @@ def test_json_report_chart_and_debug_frames(few_photos: None, tmp_path: Path,
     assert hand["part_state_count_all"] <= plain["part_state_count_all"]  # the same frames, less in view
     assert report["overall"]["frames"] == 4 and report["overall"]["clips"] == 2
     by_product = report["overall"]["by_product"]  # each product's frames pooled over both conditions
+    from vision.training.robustness_report import format_table
+
+    table = format_table(report).splitlines()
+    assert table[-1 - len(by_product)] == "per product, every condition pooled:"
+    for line, (pid, f) in zip(table[-len(by_product):], by_product.items(), strict=True):
+        assert line.startswith(f"  {pid}: {f['frames']} frames, recall ")
     assert sum(f["frames"] for f in by_product.values()) == 4
     for pid, f in by_product.items():
         assert f["frames"] == sum(c["by_product"].get(pid, {"frames": 0})["frames"]
@@ -446,6 +453,10 @@ def test_a_shipped_product_keeps_its_clip_list_and_any_other_films_every_unhealt
                 if s != p.healthy}
     assert set(faults) == expected and len(faults) == len(expected)
     assert {product.part(name).kind for name, _ in faults} >= {"led", "port", "removable"}
+    # Beside two other products, 14 clips a condition give it 5: over the conditions, every fault is filmed.
+    filmed = {robustness.clip_fault(product, n, zlib.crc32(name.encode())) for name in cn.CONDITIONS for n in range(5)}
+    assert filmed == set(faults)
+    assert [robustness.clip_fault(ROUTER, n, 12345) for n in range(5)] == list(robustness.CLIP_FAULTS["router_ax1800"])
 
 
 @pytest.mark.slow

@@ -289,8 +289,16 @@ def test_an_init_with_the_products_own_set_is_gone_on_from(tmp_path: Path) -> No
     keep = dict(stages(ProductRun("nas_d2", tmp_path / "work", init=init, detector_epochs=0, part_epochs=0)))
     assert keep["detector"] == Keep(earlier, ("fixlens-pose.pt", "fixlens-pose.onnx"))
     assert keep["parts"] == Keep(earlier, ("part-states.onnx",)) and isinstance(keep["appearance"], list)
-    with pytest.raises(ValueError, match="0 epochs keeps an earlier run's network"):
+    with pytest.raises(ValueError, match=r"--detector-epochs 0 keeps that network .* holds none for nas_d2"):
         stages(ProductRun("nas_d2", tmp_path / "work3", init=WEIGHTS_DIR, detector_epochs=0))
+    with pytest.raises(ValueError, match="`train all` trains the shared networks, which have none to keep"):
+        stages(ProductRun(None, tmp_path / "work3", init=init, part_epochs=0))
+    with pytest.raises(ValueError, match="with the detector trained again, train it again too"):
+        stages(ProductRun("nas_d2", tmp_path / "work3", init=init, appearance_epochs=0))
+    (earlier / "part-states.onnx").unlink()  # a set whose part-state network exists only as its state file
+    (earlier / "part-states.state.pt").write_bytes(b"state")
+    with pytest.raises(ValueError, match=r"--part-epochs 0: \S+/products/nas_d2 has no part-states.onnx to keep"):
+        stages(ProductRun("nas_d2", tmp_path / "work3", init=init, part_epochs=0))
     # Without a set of the product's own, the shipped networks start it, as before.
     fresh = dict(stages(ProductRun("nas_d2", tmp_path / "work2", init=WEIGHTS_DIR)))
     assert "keypoints-all" in fresh and "--keep-known" in fresh["parts"]

@@ -149,7 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="fine-tune from these weights (default vision/weights/); 'none' trains from scratch. "
                              "An earlier run's WORK/weights, with a set for ID, is gone on from")
         pr.add_argument("--images", type=int, default=2400, help="frames to synthesise (default 2400)")
-        kept = " (0: keep the earlier run's, when --init holds a set for ID)"
+        kept = " (0: keep the earlier run's, when --init holds a set for ID)" if name == "product" else ""
         pr.add_argument("--detector-epochs", type=int, default=4, help="default 4" + kept)
         pr.add_argument("--detector-hours", type=float, default=None,
                         help="wall-clock budget for the detector instead of its epochs")
@@ -367,7 +367,7 @@ def _detector_products(weights: Path, skip: Path | None = None) -> tuple[str, ..
 
 def _cmd_train_product(args: argparse.Namespace) -> int:
     from product_models.catalog import default_catalog
-    from vision.training.product import ProductRun, StageFailed, earlier_set, install, run_all
+    from vision.training.product import ProductRun, StageFailed, earlier_set, install, run_all, stages
     from vision.training.train import WEIGHTS_DIR
 
     product = getattr(args, "product", None)
@@ -404,13 +404,6 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
             print(f"error: {product} is already recognised by {init} (its detector knows {', '.join(known)}); "
                   "retrain it there with --shared, or start from weights without it (--init)", file=sys.stderr)
             return 2
-    kept = [flag for flag, value in (("--detector-epochs", args.detector_epochs), ("--appearance-epochs",
-                                     args.appearance_epochs), ("--part-epochs", args.part_epochs)) if value == 0]
-    if kept and (product is None or getattr(args, "shared", False) or earlier_set(init, product) is None):
-        print(f"error: {kept[0]} 0 keeps that network of an earlier run's set for the product, and --init "
-              f"{init or 'none'} holds none{'' if product is None else f' for {product}'} (a folder with "
-              "products/ID/ from `fixlens train product ID`)", file=sys.stderr)
-        return 2
     if args.detector_epochs == 0 and args.detector_hours is not None:
         print("error: --detector-hours trains the detector, and --detector-epochs 0 keeps it: give one",
               file=sys.stderr)
@@ -434,6 +427,11 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
                      pose_check_frames=getattr(args, "pose_check_frames", ProductRun.pose_check_frames),
                      keypoint_warmup_epochs=getattr(args, "keypoint_warmup_epochs", 0),
                      keypoint_jitter=args.keypoint_jitter)
+    try:
+        stages(run)  # what 0 epochs keep, checked before anything runs
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         summary = run_all(run, log=lambda line: print(line, file=sys.stderr, flush=True))
     except (StageFailed, ValueError) as exc:

@@ -133,12 +133,14 @@ class Keep:
         return ["keep", str(self.source), *self.names]
 
 
-# What each stage a run may keep (0 epochs) carries over from the earlier set.
+# What each stage a run may keep (0 epochs) carries over from the earlier set: (files it must have, files it
+# takes when there) and the option that keeps it.
 KEPT_FILES = {
-    "detector": ("fixlens-pose.pt", "fixlens-pose.onnx"),
-    "appearance": (APPEARANCE_MODEL_NAME,),
-    "parts": ("part-states.onnx", "part-states.state.pt"),
+    "detector": (("fixlens-pose.pt", "fixlens-pose.onnx"), ()),
+    "appearance": ((APPEARANCE_MODEL_NAME,), ()),
+    "parts": (("part-states.onnx",), ("part-states.state.pt",)),
 }
+KEEP_FLAGS = {"detector": "--detector-epochs", "appearance": "--appearance-epochs", "parts": "--part-epochs"}
 
 
 def stages(run: ProductRun) -> list[tuple[str, list[str] | Keep]]:
@@ -205,13 +207,28 @@ def stages(run: ProductRun) -> list[tuple[str, list[str] | Keep]]:
 
 
 def _or_kept(run: ProductRun, stage: str, args: list[str], epochs: int) -> list[str] | Keep:
-    """``args``, or for 0 ``epochs`` the earlier set's networks of ``stage`` kept as they are."""
+    """``args``, or for 0 ``epochs`` the earlier set's networks of ``stage`` kept as they are; ValueError naming
+    the option when there is nothing to keep them from, or nothing fit to keep."""
     if epochs > 0:
         return args
-    if run.earlier_set is None:
-        raise ValueError(f"{stage}: 0 epochs keeps an earlier run's network, and --init {run.init} holds no set "
-                         f"for {run.product} to keep it from")
-    return Keep(run.earlier_set, tuple(n for n in KEPT_FILES[stage] if (run.earlier_set / n).is_file()))
+    flag = KEEP_FLAGS[stage]
+    if not run.own_set:
+        raise ValueError(f"{flag} 0 keeps that network of an earlier run's set for the product; "
+                         f"{'--shared trains' if run.product else '`train all` trains'} the shared networks, "
+                         "which have none to keep")
+    earlier = run.earlier_set
+    if earlier is None:
+        raise ValueError(f"{flag} 0 keeps that network of an earlier run's set for the product, and --init "
+                         f"{run.init or 'none'} holds none for {run.product} (a folder with products/ID/ from "
+                         "`fixlens train product ID`)")
+    if stage == "appearance" and run.detector_epochs > 0:
+        raise ValueError("--appearance-epochs 0 keeps an appearance check trained on the earlier detector's "
+                         "mistakes; with the detector trained again, train it again too (or keep both)")
+    needed, optional = KEPT_FILES[stage]
+    missing = [n for n in needed if not (earlier / n).is_file()]
+    if missing:
+        raise ValueError(f"{flag} 0: {earlier} has no {', '.join(missing)} to keep; train the stage instead")
+    return Keep(earlier, (*needed, *(n for n in optional if (earlier / n).is_file())))
 
 
 def _keypoint_stage(run: ProductRun, folders: list[str], out: Path, epochs: int, init: Path | None) -> list[str]:
@@ -227,9 +244,9 @@ def _eval(run: ProductRun, weights: Path, out: Path) -> list[str]:
 
 def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage not yet done, then write the report; returns the report's figures."""
+    plan = stages(run)  # raises on options it cannot plan, before the work folder is claimed
     (run.work / "stages").mkdir(parents=True, exist_ok=True)
     claim_work(run)
-    plan = stages(run)
     newest = 0.0  # when the latest stage before this one that it builds on finished
     for number, (name, args) in enumerate(plan, 1):
         done = run.work / "stages" / f"{name}.json"

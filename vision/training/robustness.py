@@ -74,6 +74,15 @@ CLIP_FAULTS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+def clip_fault(product: Product, n: int, key: int) -> tuple[str, str]:
+    """The (part, fault state) of ``product``'s ``n``-th clip in the condition whose name's CRC-32 is ``key``.
+    A product's list can be longer than its share of a condition's clips, so each condition starts at its own
+    place in it and every fault is filmed over the conditions (a shipped product's list starts at 0)."""
+    faults = clip_faults(product)
+    start = 0 if product.id in CLIP_FAULTS else key % len(faults)
+    return faults[(n + start) % len(faults)]
+
+
 def clip_faults(product: Product) -> tuple[tuple[str, str], ...]:
     """The (part, fault state) pairs ``product``'s clips cycle through: :data:`CLIP_FAULTS`' list for a shipped
     product, else every state other than the healthy one of every part that has a healthy state, in catalog
@@ -237,8 +246,7 @@ class RobustnessRun:
         """(false verification, fault confirmed) for clip ``j``: the session loop of live.py, offline."""
         assert self.verifier is not None
         product = self.filmed[j % len(self.filmed)]
-        faults = clip_faults(product)
-        part, fault = faults[(j // len(self.filmed)) % len(faults)]
+        part, fault = clip_fault(product, j // len(self.filmed), key)
         healthy = product.part(part).healthy
         clip = cn.clip_scene(cond, product, part, fault, self.seed, j, CLIP_FRAMES, CLIP_FPS, self.photos)
         smoother, verifier = TemporalSmoother(), self.verifier()

@@ -36,7 +36,10 @@ def format_table(report: Mapping[str, Any]) -> str:
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.insert(len(lines) - 1, "-" * len(lines[0]))
-    for pid, f in report["overall"].get("by_product", {}).items():  # every condition pooled, per product
+    by_product = report["overall"].get("by_product", {})
+    if by_product:
+        lines.append("per product, every condition pooled:")
+    for pid, f in by_product.items():
         lines.append(f"  {pid}: {f['frames']} frames, recall {_figure(f['product_recall'])}, part states >= 4 px "
                      f"{_figure(f['part_state_accuracy_4px'])}, all {_figure(f['part_state_accuracy_all'])}")
     return "\n".join(lines)
