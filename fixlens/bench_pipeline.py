@@ -250,7 +250,7 @@ def _write_stream(out: str, count: int, seed: int) -> None:
     from product_models.catalog import default_catalog
     from product_models.render import Renderer
     from vision.training import conditions as cn
-    from vision.training.robustness import clip_faults, clip_frames
+    from vision.training.robustness import clip_fault, clip_faults, clip_frames
 
     catalog = default_catalog()
     products = [catalog.get(pid) for pid in sorted(catalog.products) if clip_faults(catalog.get(pid))]
@@ -262,8 +262,7 @@ def _write_stream(out: str, count: int, seed: int) -> None:
     try:
         for j in range(-(-count // STREAM_CLIP_FRAMES)):
             product = products[j % len(products)]
-            faults = clip_faults(product)
-            part, fault = faults[(j // len(products)) % len(faults)]
+            part, fault = clip_fault(product, j // len(products), 0)  # the stream is one condition's, from 0
             clip = cn.clip_scene(cond, product, part, fault, seed, j, STREAM_CLIP_FRAMES, STREAM_FPS, [])
             for frame in clip_frames(renderer, cond, clip, seed, j, STREAM_FPS):
                 if len(index) == count:

@@ -186,11 +186,13 @@ class RobustnessRun:
         self.samples[cond.name] = []
         bar = tqdm(total=self.frames + self.clips * CLIP_FRAMES + negatives, desc=cond.name, unit="frame",
                    disable=not self.progress, leave=False)
-        tally = Tally(self.confidence)
-        products: dict[str, Tally] = {}
+        products: dict[str, Tally] = {}  # each product's frames; the condition's tally pools them
         for i in range(self.frames):
-            self._frame(cond, key, i, tally, products)
+            self._frame(cond, key, i, products)
             bar.update()
+        tally = Tally(self.confidence)
+        for t in products.values():
+            tally.merge(t)
         clip_runs = ([self._clip(cond, key, j, bar) for j in range(self.clips)] if self.verifier and self.filmed
                      else [])
         false_detections = photo_detections = 0
@@ -218,7 +220,7 @@ class RobustnessRun:
 
     # ---- frames --------------------------------------------------------------------------------------
 
-    def _frame(self, cond: cn.Condition, key: int, i: int, tally: Tally, products: dict[str, Tally]) -> None:
+    def _frame(self, cond: cn.Condition, key: int, i: int, products: dict[str, Tally]) -> None:
         scene, result = render_in_view(
             self.renderer, lambda attempt: cn.frame_scene(cond, self.products, self.seed, i, attempt, self.photos),
             f"frame {i} of {cond.name}")
@@ -227,8 +229,8 @@ class RobustnessRun:
         truth = FrameTruth.from_render(scene.product, result.truth, out.covered)
         jpeg = encode(out.image, cond.jpeg_quality)
         obs = self.pipeline.process(FrameInput(jpeg, i, 0.0, scene.camera))
+        tally = products.setdefault(scene.product.id, Tally(self.confidence))
         wrong = tally.add(truth, obs, scene.product, scene.camera)
-        products.setdefault(scene.product.id, Tally(self.confidence)).add(truth, obs, scene.product, scene.camera)
         if self.misreads is not None:
             self.misreads += [{"condition": cond.name, "frame": i, **m.to_json()} for m in wrong]
         if self.debug and i < DEBUG_FRAMES:
