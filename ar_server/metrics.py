@@ -110,7 +110,8 @@ class Metrics:
         self.frames_received = Counter("fixlens_frames_received_total", "Frames received over the stream")
         self.frames_processed = Counter("fixlens_frames_processed_total", "Frames run through the vision pipeline")
         self.frames_dropped = Counter("fixlens_frames_dropped_total",
-                                      "Frames not processed, by reason (superseded, rate, invalid)")
+                                      "Frames not processed, by reason (superseded, rate, invalid, vision_error, "
+                                      "fault, overloaded, internal)")
         self.stage_seconds = Histogram("fixlens_stage_seconds",
                                        "Per-frame latency by stage (decode, detect, pose, states, queue, total)")
         self.batch_size = Histogram("fixlens_inference_batch_size", "Frames per inference batch", BATCH_BUCKETS)

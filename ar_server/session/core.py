@@ -114,7 +114,7 @@ from scenes import Observation as SceneObservation
 from scenes import Tick as EngineTick
 from scenes.collection import better_open, known_states
 from scenes.i18n import message, pick
-from vision.errors import VisionError
+from vision.errors import FrameFault, VisionError
 from vision.jpeg_header import JpegHeader
 from vision.smoothing import TemporalSmoother
 from vision.tracking import Tracker
@@ -346,7 +346,9 @@ class SessionCore:
         assert pending is not None  # checked in handle()
         effects: list[SessionEffect] = []
         if isinstance(event.value, VisionError):
-            self.metrics.frames_dropped.inc(reason="vision_error")
+            # A fault is the server's own bug met on this frame: counted apart, so an operator's alert on it is not
+            # buried under clients' bad frames.
+            self.metrics.frames_dropped.inc(reason="fault" if isinstance(event.value, FrameFault) else "vision_error")
             code, field = wire_code(event.value)
             effects.append(_error(code, str(event.value), field=field, seq=pending.frame.seq))
         else:

@@ -54,7 +54,7 @@ from tests.ar_server.session.helpers import (
     read,
     unread,
 )
-from vision.errors import CameraError, FrameError, VisionError
+from vision.errors import CameraError, FrameError, FrameFault, VisionError
 from vision.tracking import REDETECT_EVERY, TRACK_MAX_GAP_S
 
 HELLO = Hello(token="fl1.x.y", client="bench")
@@ -242,16 +242,21 @@ def test_frames_far_over_max_fps_are_dropped_and_the_client_is_told_with_the_seq
     assert metrics.frames_dropped.get(reason="rate") >= 80
 
 
-@pytest.mark.parametrize("error, code, field", [
-    (FrameError("truncated JPEG"), "bad_jpeg", "jpeg"),
-    (CameraError("cx outside the frame"), "bad_field", "camera"),
-    (VisionError("something else"), "bad_frame", None),
-], ids=["frame", "camera", "other"])
-def test_a_vision_error_names_its_frame(error: VisionError, code: str, field: str | None) -> None:
-    sim = opened()
+@pytest.mark.parametrize("error, code, field, reason", [
+    (FrameError("truncated JPEG"), "bad_jpeg", "jpeg", "vision_error"),
+    (CameraError("cx outside the frame"), "bad_field", "camera", "vision_error"),
+    (VisionError("something else"), "bad_frame", None, "vision_error"),
+    (FrameFault("frame 12: the vision pipeline failed on this frame"), "bad_frame", None, "fault"),
+], ids=["frame", "camera", "other", "fault"])
+def test_a_vision_error_names_its_frame(error: VisionError, code: str, field: str | None, reason: str) -> None:
+    """The client hears what was wrong with its frame; the metric tells a server fault from a bad frame."""
+    metrics = Metrics()
+    sim = opened(metrics=metrics)
     sim.frame(seq=12)
     out = sim.feed(VisionResult(12, error, 0.5))
     assert messages(out) == [Error(code, str(error), field=field, seq=12)] and sim.core.state == "open"
+    assert metrics.frames_dropped.get(reason=reason) == 1
+    assert metrics.frames_dropped.get(reason="fault" if reason == "vision_error" else "vision_error") == 0
 
 
 def test_server_busy_is_said_once_and_the_next_frame_goes_on() -> None:
