@@ -11,8 +11,12 @@ used points and, with 6 or more, on every subset that leaves out one point, with
 more three and with 9 or more four (``MAX_LEAVE_OUT``: a hand over a corner hides several keypoints, which the
 keypoint network still places, wrongly).
 The candidate with the lowest truncated squared residual over *all* used points wins (MSAC: each point
-costs at most ``inlier_px`` squared, so a wrong point cannot drag the choice), and Levenberg-Marquardt
-refines it on its inliers. Scoring every leave-two-out subset by all points matters for box-like products:
+costs at most ``inlier_px`` squared, so a wrong point cannot drag the choice), each point's cost weighted by
+its confidence, and Levenberg-Marquardt refines it on its inliers. The weights matter when a hand covers half
+the product: the keypoint network then places the hidden keypoints on the hand, often as a coherent but
+wrong box, and two candidates each explain about half the points; the points the network is surer of
+decide (round 16 in docs/model-card.md: under a hand, part states >= 4 px 0.834 -> 0.865 on development seed
+7400). Scoring every leave-two-out subset by all points matters for box-like products:
 a plain maximum-consensus RANSAC with a tight threshold often settles on five corners that fit a subtly
 wrong pose, which is good on those corners and tens of pixels off elsewhere. The subsets are tried in
 stages (leave one out, then two, three, four) only while more points than a stage leaves out lie beyond half
@@ -127,7 +131,7 @@ def estimate_pose(image_points: np.ndarray, object_points: np.ndarray, camera: C
             if not ok:
                 continue
             proj, _ = cv2.projectPoints(xyz[idx], rvec, tvec, K, dist)
-            cost = float(np.minimum(np.sum((proj.reshape(-1, 2) - uv[idx]) ** 2, axis=1), tau2).sum())
+            cost = float((np.minimum(np.sum((proj.reshape(-1, 2) - uv[idx]) ** 2, axis=1), tau2) * conf[idx]).sum())
             if best is None or cost < best[0]:
                 best = (cost, rvec, tvec)
     if best is None:
