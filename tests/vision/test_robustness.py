@@ -459,6 +459,21 @@ def test_a_shipped_product_keeps_its_clip_list_and_any_other_films_every_unhealt
     assert [robustness.clip_fault(ROUTER, n, 12345) for n in range(5)] == list(robustness.CLIP_FAULTS["router_ax1800"])
 
 
+def test_a_product_under_a_shipped_id_with_other_parts_films_its_own_faults(tmp_path: Path) -> None:
+    """A catalog's own "router_ax1800" (a generated product under the shipped id) has none of the shipped
+    router's ports and LEDs: its clips film its own faults, never a part it does not have."""
+    from product_models.catalog import Catalog
+    from product_models.generate import generate_product
+
+    generate_product(tmp_path, "router_ax1800", seed=4)
+    product = Catalog.load(tmp_path).get("router_ax1800")
+    faults = robustness.clip_faults(product)
+    assert faults and faults != robustness.CLIP_FAULTS["router_ax1800"]
+    assert all(product.has_part(name) and state != product.part(name).healthy for name, state in faults)
+    filmed = {robustness.clip_fault(product, n, zlib.crc32(name.encode())) for name in cn.CONDITIONS for n in range(5)}
+    assert filmed == set(faults)
+
+
 @pytest.mark.slow
 def test_a_catalog_with_an_added_product_is_filmed_and_scored_per_product(few_photos: None, tmp_path: Path) -> None:
     """An added product no network knows yet is in the frames and the clips like any other (its recall is 0:

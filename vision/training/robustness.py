@@ -65,7 +65,8 @@ DEBUG_FRAMES = 3  # sample frames per condition written by --debug-dir
 DEBUG_FALSE_DETECTIONS = 3  # ... and at most this many of its false detections
 # One unfixed part per clip (a fault state, never the healthy one); clips cycle through these. The shipped
 # products' lists were chosen by hand (their reported figures use them); any other product's come from its
-# catalog entry (:func:`clip_faults`).
+# catalog entry (:func:`clip_faults`), and so does a catalog's own product that reuses a shipped id with other
+# parts or states.
 CLIP_FAULTS: dict[str, tuple[tuple[str, str], ...]] = {
     "router_ax1800": (("port_wan", "empty"), ("led_internet", "red"), ("port_lan1", "empty"),
                       ("led_power", "amber"), ("led_wifi", "off")),
@@ -79,7 +80,7 @@ def clip_fault(product: Product, n: int, key: int) -> tuple[str, str]:
     A product's list can be longer than its share of a condition's clips, so each condition starts at its own
     place in it and every fault is filmed over the conditions (a shipped product's list starts at 0)."""
     faults = clip_faults(product)
-    start = 0 if product.id in CLIP_FAULTS else key % len(faults)
+    start = 0 if _hand_picked(product) is not None else key % len(faults)
     return faults[(n + start) % len(faults)]
 
 
@@ -87,10 +88,21 @@ def clip_faults(product: Product) -> tuple[tuple[str, str], ...]:
     """The (part, fault state) pairs ``product``'s clips cycle through: :data:`CLIP_FAULTS`' list for a shipped
     product, else every state other than the healthy one of every part that has a healthy state, in catalog
     order (every such part is one a step can verify). Empty for a product with no such part."""
-    if product.id in CLIP_FAULTS:
-        return CLIP_FAULTS[product.id]
+    picked = _hand_picked(product)
+    if picked is not None:
+        return picked
     return tuple((part.name, state) for part in product.stateful_parts() if part.healthy is not None
                  for state in part.states if state != part.healthy)
+
+
+def _hand_picked(product: Product) -> tuple[tuple[str, str], ...] | None:
+    """:data:`CLIP_FAULTS`' list for ``product`` when its every entry is a fault ``product`` really has (a
+    catalog may bring its own product under a shipped id), else None."""
+    picked = CLIP_FAULTS.get(product.id)
+    if picked is None or not all(product.has_part(name) and state in product.part(name).states
+                                 and state != product.part(name).healthy for name, state in picked):
+        return None
+    return picked
 
 
 class Verifier(Protocol):
