@@ -11,8 +11,9 @@ Rules:
    the pipeline's is), in a child process, with ``torch.set_num_threads(threads)`` where ``threads`` is the
    pipeline detector's ONNX Runtime thread count (Ultralytics would otherwise pick its own: 1 thread on 2
    cores). ``S`` is the detector's own input size (the fair comparison) and 640 (Ultralytics' default).
-   Neither side spins its thread pool after a run (ONNX Runtime: ``allow_spinning`` 0 in
-   ``vision.ort_session``; torch: ``OMP_WAIT_POLICY=PASSIVE``), so neither steals the other's cores.
+   Neither side spins its thread pool after a run (ONNX Runtime: ``force_spinning_stop`` in
+   ``vision.ort_session``; torch: ``OMP_WAIT_POLICY=PASSIVE``, which costs its predict nothing measurable on
+   2 cores), so neither steals the other's cores.
 4. Side by side: each frame goes through the three in turn, the order rotating frame by frame, so machine
    noise hits all alike. Figures are medians over the same frames.
 

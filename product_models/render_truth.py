@@ -116,22 +116,34 @@ def clip_box(uv: np.ndarray, camera: CameraIntrinsics) -> tuple[np.ndarray | Non
     return clipped, raw
 
 
+# The eight corners of a part's thin box, as signs along (right, up, normal); the order part_samples returns.
+_CORNER_SIGNS = np.array([(sa, sb, sc) for sa in (-1, 1) for sb in (-1, 1) for sc in (-1, 1)], dtype=float)
+
+
 def part_samples(part: Part, transform: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sample points (m, 3) over the part in its posed place (anchor first), their normals (m, 3) and the
-    (8, 3) corners of a thin box around the part for its image box. Antennas are sampled along their
-    length, standing up, instead of as a patch on the top face."""
+    (8, 3) corners of a thin box around the part for its image box (:func:`part_corners`). Antennas are
+    sampled along their length, standing up, instead of as a patch on the top face."""
     w, h = part.size_mm[0] / 1000.0, part.size_mm[1] / 1000.0
     anchor = np.asarray(part.anchor, dtype=float)
     right, up, normal = part.face_frame()
     offsets = [(a, b) for a in SAMPLE_GRID for b in SAMPLE_GRID]
     offsets.sort(key=lambda ab: (ab != (0.0, 0.0)))  # anchor first
     pts = np.array([anchor + right * a * w + up * b * h for a, b in offsets])
-    depth = w if part.kind == "antenna" else 0.001
-    corners = np.array([anchor + right * sa * w / 2 + up * sb * h / 2 + normal * sc * depth / 2
-                        for sa in (-1, 1) for sb in (-1, 1) for sc in (-1, 1)])
     rot, shift = transform[:3, :3], transform[:3, 3]
     normals = np.repeat((rot @ normal)[None, :], len(pts), axis=0)
-    return pts @ rot.T + shift, normals, corners @ rot.T + shift
+    return pts @ rot.T + shift, normals, part_corners(part, transform)
+
+
+def part_corners(part: Part, transform: np.ndarray) -> np.ndarray:
+    """The (8, 3) corners of a thin box around ``part`` moved by ``transform``: its face, 1 mm deep (an
+    antenna: as deep as it is wide). The image box the ground truth's "at least 4 px across" measures."""
+    w, h = part.size_mm[0] / 1000.0, part.size_mm[1] / 1000.0
+    right, up, normal = part.face_frame()
+    depth = w if part.kind == "antenna" else 0.001
+    axes = np.stack([right * w / 2, up * h / 2, normal * depth / 2])
+    corners = np.asarray(part.anchor, dtype=float) + _CORNER_SIGNS @ axes
+    return corners @ transform[:3, :3].T + transform[:3, 3]
 
 
 def compute_truth(product: Product, model: Any, states: dict[str, str], pose: Pose,

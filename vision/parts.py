@@ -21,7 +21,7 @@ import numpy as np
 
 from product_models.camera import CameraIntrinsics, Pose, project
 from product_models.catalog import EDGE_ON_DEG, TWO_SIDED_KINDS, Part, Product
-from product_models.render_truth import part_samples
+from product_models.render_truth import part_corners
 
 MAX_VIEW_ANGLE_DEG = EDGE_ON_DEG  # beyond this a face is too oblique to read anything from it
 
@@ -35,7 +35,7 @@ class ProjectedPart:
     view_cos: float  # cosine between the part's normal and the direction to the camera; > 0 = facing
     visible: bool
     # The larger side of the part's box in the image (its outline as projected, foreshortened and turned):
-    # the measure the ground truth's "at least 4 px across" uses (render_truth.part_samples corners).
+    # the measure the ground truth's "at least 4 px across" uses (render_truth.part_corners).
     extent_px: float = 0.0
 
 
@@ -49,29 +49,29 @@ def project_parts(product: Product, pose: Pose, camera: CameraIntrinsics, states
 def project_part(product: Product, part: Part, pose: Pose, camera: CameraIntrinsics,
                  states: Mapping[str, str], max_angle_deg: float = MAX_VIEW_ANGLE_DEG) -> ProjectedPart:
     """One part of :func:`project_parts`; ``max_angle_deg``: the most oblique view that counts as visible."""
-    cam_pos = pose.camera_position
-    anchor = product.anchor_at(part.name, states)
-    rot = product.part_transform(part.name, states)[:3, :3]
+    transform = product.part_transform(part.name, states)
+    rot = transform[:3, :3]
+    anchor = rot @ np.asarray(part.anchor, dtype=float) + transform[:3, 3]  # Product.anchor_at
     normal = rot @ np.asarray(part.normal, dtype=float)
-    to_cam = cam_pos - anchor
+    to_cam = pose.camera_position - anchor
     dist = float(np.linalg.norm(to_cam))
     view_cos = float(normal @ to_cam / dist) if dist > 0 else -1.0
     if part.kind in TWO_SIDED_KINDS:
         view_cos = abs(view_cos)
-    uv, depth = project(anchor[None, :], pose, camera)
+    # The anchor and the box corners in one projection: this runs for every part of every frame.
+    uv, depth = project(np.vstack([anchor, part_corners(part, transform)]), pose, camera)
     u, v, z = float(uv[0, 0]), float(uv[0, 1]), float(depth[0])
     inside = z > 0 and -0.5 <= u <= camera.width - 0.5 and -0.5 <= v <= camera.height - 0.5
     scale = camera.fx / z if z > 0 else 0.0
     size = (part.size_mm[0] / 1000.0 * scale, part.size_mm[1] / 1000.0 * scale)
     min_cos = math.cos(math.radians(max_angle_deg))
     return ProjectedPart(part.name, (u, v), z, size, view_cos, bool(inside and view_cos > min_cos),
-                         _extent_px(part, product.part_transform(part.name, states), pose, camera))
+                         _extent_px(uv[1:], depth[1:]))
 
 
-def _extent_px(part: Part, transform: np.ndarray, pose: Pose, camera: CameraIntrinsics) -> float:
-    """The larger side of ``part``'s image box, as the ground truth measures it; 0 behind the camera."""
-    corners = part_samples(part, transform)[2]
-    uv, depth = project(corners, pose, camera)
+def _extent_px(uv: np.ndarray, depth: np.ndarray) -> float:
+    """The larger side of a part's image box from its projected corners, as the ground truth measures it;
+    0 when any corner is behind the camera."""
     if (depth <= 1e-6).any():
         return 0.0
     span = uv.max(axis=0) - uv.min(axis=0)

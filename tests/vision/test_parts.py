@@ -63,3 +63,25 @@ def test_an_open_front_cover_seen_from_behind_is_behind_the_body() -> None:
         assert not behind_body(printer, anchor, front), state
     # A point inside the body (paper in the cassette) is left to the part-state network.
     assert not behind_body(printer, np.array([0.0, 0.0, 0.1]), behind)
+
+
+@pytest.mark.parametrize("product_id", sorted(default_catalog().products))
+def test_each_part_is_placed_and_measured_as_the_ground_truth_does(product_id: str) -> None:
+    """``project_parts`` places and sizes parts with its own faster arithmetic; it must agree with the
+    renderer's ground truth (``Product.anchor_at``, ``render_truth.part_samples``' corners) in every state."""
+    from product_models.camera import project
+    from product_models.render_truth import part_samples
+
+    product = default_catalog().get(product_id)
+    placements = [product.healthy_states()] + [product.fault_states(f) for f in sorted(product.faults)]
+    for yaw, pitch, distance in ((0, 30, 0.5), (150, 20, 0.9), (-70, 55, 0.4)):
+        pose = Pose.orbit(yaw, pitch, distance)
+        for states in placements:
+            projected = project_parts(product, pose, CAMERA, states)
+            for part in product.parts:
+                got = projected[part.name]
+                uv, depth = project(product.anchor_at(part.name, states)[None, :], pose, CAMERA)
+                assert got.uv == pytest.approx(tuple(uv[0]), abs=1e-9) and got.depth == pytest.approx(depth[0])
+                c_uv, c_depth = project(part_samples(part, product.part_transform(part.name, states))[2], pose, CAMERA)
+                extent = float((c_uv.max(axis=0) - c_uv.min(axis=0)).max()) if (c_depth > 1e-6).all() else 0.0
+                assert got.extent_px == pytest.approx(extent, rel=1e-9, abs=1e-9), (part.name, states)

