@@ -367,7 +367,7 @@ def _detector_products(weights: Path, skip: Path | None = None) -> tuple[str, ..
 
 def _cmd_train_product(args: argparse.Namespace) -> int:
     from product_models.catalog import default_catalog
-    from vision.training.product import ProductRun, StageFailed, earlier_set, install, run_all, stages
+    from vision.training.product import PlanError, ProductRun, StageFailed, earlier_set, install, run_all
     from vision.training.train import WEIGHTS_DIR
 
     product = getattr(args, "product", None)
@@ -428,12 +428,10 @@ def _cmd_train_product(args: argparse.Namespace) -> int:
                      keypoint_warmup_epochs=getattr(args, "keypoint_warmup_epochs", 0),
                      keypoint_jitter=args.keypoint_jitter)
     try:
-        stages(run)  # what 0 epochs keep, checked before anything runs
-    except ValueError as exc:
+        summary = run_all(run, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except PlanError as exc:  # what 0 epochs keep, checked before anything runs
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        summary = run_all(run, log=lambda line: print(line, file=sys.stderr, flush=True))
     except (StageFailed, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -206,28 +206,33 @@ def stages(run: ProductRun) -> list[tuple[str, list[str] | Keep]]:
     return out
 
 
+class PlanError(ValueError):
+    """Options ``train product`` cannot plan (a stage at 0 epochs with nothing fit to keep): a usage error,
+    raised by :func:`stages` before any work starts."""
+
+
 def _or_kept(run: ProductRun, stage: str, args: list[str], epochs: int) -> list[str] | Keep:
-    """``args``, or for 0 ``epochs`` the earlier set's networks of ``stage`` kept as they are; ValueError naming
-    the option when there is nothing to keep them from, or nothing fit to keep."""
+    """``args``, or for 0 ``epochs`` the earlier set's networks of ``stage`` kept as they are; :class:`PlanError`
+    naming the option when there is nothing to keep them from, or nothing fit to keep."""
     if epochs > 0:
         return args
     flag = KEEP_FLAGS[stage]
     if not run.own_set:
-        raise ValueError(f"{flag} 0 keeps that network of an earlier run's set for the product; "
+        raise PlanError(f"{flag} 0 keeps that network of an earlier run's set for the product; "
                          f"{'--shared trains' if run.product else '`train all` trains'} the shared networks, "
                          "which have none to keep")
     earlier = run.earlier_set
     if earlier is None:
-        raise ValueError(f"{flag} 0 keeps that network of an earlier run's set for the product, and --init "
+        raise PlanError(f"{flag} 0 keeps that network of an earlier run's set for the product, and --init "
                          f"{run.init or 'none'} holds none for {run.product} (a folder with products/ID/ from "
                          "`fixlens train product ID`)")
     if stage == "appearance" and run.detector_epochs > 0:
-        raise ValueError("--appearance-epochs 0 keeps an appearance check trained on the earlier detector's "
+        raise PlanError("--appearance-epochs 0 keeps an appearance check trained on the earlier detector's "
                          "mistakes; with the detector trained again, train it again too (or keep both)")
     needed, optional = KEPT_FILES[stage]
     missing = [n for n in needed if not (earlier / n).is_file()]
     if missing:
-        raise ValueError(f"{flag} 0: {earlier} has no {', '.join(missing)} to keep; train the stage instead")
+        raise PlanError(f"{flag} 0: {earlier} has no {', '.join(missing)} to keep; train the stage instead")
     return Keep(earlier, (*needed, *(n for n in optional if (earlier / n).is_file())))
 
 
