@@ -235,6 +235,25 @@ def test_unsafe_reads_are_sure_healthy_reads_of_a_faulty_part() -> None:
     assert unsure.summary()["unsafe_reads"] == 0
 
 
+def test_parts_4px_and_up_are_also_reported_by_size_beside_the_plain_figure() -> None:
+    small = PartSighting("led_power", "led", "green", "green", True, 4.5)
+    middle = PartSighting("led_internet", "led", "green", "green", True, 7.9)
+    tally = Tally()
+    reads = {"port_wan": PartState("empty", 0.9, True), "led_power": PartState("off", 0.9, True),
+             "led_internet": PartState("green", 0.9, True)}
+    obs = Observation(0, 0.0, ROUTER.id, 0.9, (100.0, 100.0, 300.0, 200.0), parts=reads)
+    tally.add(_truth((PORT, small, middle, LED_SMALL)), obs, ROUTER, CAMERA)
+    tally.add(_truth((small,)), Observation(1, 0.0), ROUTER, CAMERA)  # a missed product counts in its bin too
+    s = tally.summary()
+    assert s["part_state_count_4px_by_size"] == {"4-6px": 2, "6-8px": 1, ">=8px": 1}  # not the 2 px LED
+    assert s["part_state_accuracy_4px_by_size"] == {"4-6px": 0.0, "6-8px": 1.0, ">=8px": 1.0}
+    assert s["part_state_accuracy_4px"] == 0.5 and s["part_state_count_4px"] == 4  # the plain figure, as ever
+    pooled = Tally()
+    pooled.merge(tally)
+    pooled.merge(tally)
+    assert pooled.summary()["part_state_count_4px_by_size"] == {"4-6px": 4, "6-8px": 2, ">=8px": 2}
+
+
 def test_pose_error_is_the_mean_over_all_keypoints() -> None:
     pose = Pose.orbit(30.0, 40.0, 0.5, target=(0.0, 0.0, 0.02))
     uv, _ = project(np.array([k.position for k in ROUTER.keypoints]), pose, CAMERA)

@@ -11,6 +11,10 @@ Every figure is over *every* frame or part it names; nothing is left out for bei
   is right only when the pipeline found the right product and returned the true state: a missed or wrong
   product, or an unknown read (state None), is wrong.
 - ``part_state_accuracy_all`` (and ``..._by_kind``): the same over every truly visible part, of any size.
+- ``part_state_accuracy_4px_by_size`` (and ``part_state_count_4px_by_size``): the parts of
+  ``part_state_accuracy_4px`` split by how many pixels across they are (:data:`SIZE_BINS`). A narrower view
+  beside the plain figure, never instead of it: a 4 px LED under a 6 px defocus is a smear a person could not
+  read either, and this shows how much of a shortfall is such parts.
 - ``abstained_share`` (and ``..._by_kind``; all truly visible parts) and ``abstained_share_4px``: the share
   of those sightings for which the pipeline returned no state (state None, or nothing because it missed the
   product).
@@ -187,6 +191,16 @@ class _Counts:
         self.abstained += abstained
 
 
+# Size bins of the by-size view (pixels across, lower bound included): the 4 px floor, an LED seen from a
+# typical phone distance (4-8 px), and parts whose faces a blur of up to 8 px leaves readable.
+SIZE_BINS = ((4.0, "4-6px"), (6.0, "6-8px"), (8.0, ">=8px"))
+
+
+def size_bin(size_px: float) -> str:
+    """The :data:`SIZE_BINS` name of a part ``size_px`` across (at least ``MIN_READABLE_PX``)."""
+    return [name for low, name in SIZE_BINS if size_px >= low][-1]
+
+
 @dataclass
 class Tally:
     """Accumulates frames; :meth:`summary` gives the plain figures of the module docstring."""
@@ -197,6 +211,7 @@ class Tally:
     pose_errors: list[float] = field(default_factory=list)  # pixels per frame; inf for a frame without a pose
     by_kind_4px: dict[str, _Counts] = field(default_factory=dict)
     by_kind_all: dict[str, _Counts] = field(default_factory=dict)
+    by_size_4px: dict[str, _Counts] = field(default_factory=dict)
     unsafe_reads: int = 0
     unsafe_reads_not_visible: int = 0
 
@@ -225,6 +240,7 @@ class Tally:
             self.by_kind_all.setdefault(part.kind, _Counts()).add(state == part.state, state is None)
             if part.size_px >= MIN_READABLE_PX:
                 self.by_kind_4px.setdefault(part.kind, _Counts()).add(state == part.state, state is None)
+                self.by_size_4px.setdefault(size_bin(part.size_px), _Counts()).add(state == part.state, state is None)
                 if state != part.state:
                     misreads.append(Misread(
                         truth.product, part.name, part.kind, part.state, state,
@@ -238,7 +254,8 @@ class Tally:
         self.frames += other.frames
         self.recalled += other.recalled
         self.pose_errors += other.pose_errors
-        for mine, theirs in ((self.by_kind_4px, other.by_kind_4px), (self.by_kind_all, other.by_kind_all)):
+        for mine, theirs in ((self.by_kind_4px, other.by_kind_4px), (self.by_kind_all, other.by_kind_all),
+                             (self.by_size_4px, other.by_size_4px)):
             for kind, c in theirs.items():
                 m = mine.setdefault(kind, _Counts())
                 m.seen, m.right, m.abstained = m.seen + c.seen, m.right + c.right, m.abstained + c.abstained
@@ -254,6 +271,10 @@ class Tally:
             "part_state_accuracy_4px": _share(four.right, four.seen),
             "part_state_accuracy_4px_by_kind": _by_kind(self.by_kind_4px, "right"),
             "part_state_count_4px": four.seen,
+            "part_state_accuracy_4px_by_size": {name: _share(self.by_size_4px[name].right, self.by_size_4px[name].seen)
+                                                for _, name in SIZE_BINS if name in self.by_size_4px},
+            "part_state_count_4px_by_size": {name: self.by_size_4px[name].seen
+                                             for _, name in SIZE_BINS if name in self.by_size_4px},
             "part_state_accuracy_all": _share(every.right, every.seen),
             "part_state_accuracy_all_by_kind": _by_kind(self.by_kind_all, "right"),
             "part_state_count_all": every.seen,
