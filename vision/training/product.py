@@ -219,16 +219,16 @@ def _or_kept(run: ProductRun, stage: str, args: list[str], epochs: int) -> list[
     flag = KEEP_FLAGS[stage]
     if not run.own_set:
         raise PlanError(f"{flag} 0 keeps that network of an earlier run's set for the product; "
-                         f"{'--shared trains' if run.product else '`train all` trains'} the shared networks, "
-                         "which have none to keep")
+                        f"{'--shared trains' if run.product else '`train all` trains'} the shared networks, "
+                        "which have none to keep")
     earlier = run.earlier_set
     if earlier is None:
         raise PlanError(f"{flag} 0 keeps that network of an earlier run's set for the product, and --init "
-                         f"{run.init or 'none'} holds none for {run.product} (a folder with products/ID/ from "
-                         "`fixlens train product ID`)")
+                        f"{run.init or 'none'} holds none for {run.product} (a folder with products/ID/ from "
+                        "`fixlens train product ID`)")
     if stage == "appearance" and run.detector_epochs > 0:
         raise PlanError("--appearance-epochs 0 keeps an appearance check trained on the earlier detector's "
-                         "mistakes; with the detector trained again, train it again too (or keep both)")
+                        "mistakes; with the detector trained again, train it again too (or keep both)")
     needed, optional = KEPT_FILES[stage]
     missing = [n for n in needed if not (earlier / n).is_file()]
     if missing:

@@ -191,8 +191,8 @@ class _Counts:
         self.abstained += abstained
 
 
-# Size bins of the by-size view (pixels across, lower bound included): the 4 px floor, an LED seen from a
-# typical phone distance (4-8 px), and parts whose faces a blur of up to 8 px leaves readable.
+# Size bins of the by-size view (pixels across, lower bound included): from the 4 px floor, where a 4 mm LED
+# seen from arm's length falls, to 8 px and more.
 SIZE_BINS = ((4.0, "4-6px"), (6.0, "6-8px"), (8.0, ">=8px"))
 
 
