@@ -163,7 +163,7 @@ def _render(product_id: str, states: dict[str, str], pose: Pose, cam: CameraIntr
      ("printer_lx400", -20.0, 25.0, 1.2, (640, 360))],
 )
 # Single views as smoke checks; recall over many views is measured by `fixlens vision eval`. Portrait and 16:9
-# frames reach the detector as other rectangles than 4:3 (vision.detector._letterbox).
+# frames are letterboxed into the detector's square otherwise than 4:3 (vision.detector._letterbox).
 def test_rendered_product_is_recognised_with_a_pose(pipeline: Pipeline, product_id: str, yaw: float, pitch: float,
                                                     distance: float, size: tuple[int, int]) -> None:
     product = default_catalog().get(product_id)

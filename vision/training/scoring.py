@@ -271,10 +271,9 @@ class Tally:
             "part_state_accuracy_4px": _share(four.right, four.seen),
             "part_state_accuracy_4px_by_kind": _by_kind(self.by_kind_4px, "right"),
             "part_state_count_4px": four.seen,
-            "part_state_accuracy_4px_by_size": {name: _share(self.by_size_4px[name].right, self.by_size_4px[name].seen)
-                                                for _, name in SIZE_BINS if name in self.by_size_4px},
-            "part_state_count_4px_by_size": {name: self.by_size_4px[name].seen
-                                             for _, name in SIZE_BINS if name in self.by_size_4px},
+            # The bins' names sort in their own order ("4-6px" < "6-8px" < ">=8px"), as _by_kind lists them.
+            "part_state_accuracy_4px_by_size": _by_kind(self.by_size_4px, "right"),
+            "part_state_count_4px_by_size": {name: c.seen for name, c in sorted(self.by_size_4px.items())},
             "part_state_accuracy_all": _share(every.right, every.seen),
             "part_state_accuracy_all_by_kind": _by_kind(self.by_kind_all, "right"),
             "part_state_count_all": every.seen,
