@@ -21,7 +21,7 @@ from vision.training import conditions as cn
 from vision.training import degradations as dg
 from vision.training import robustness
 from vision.training.evaluate import REFUSALS
-from vision.training.scoring import FrameTruth, PartSighting, Tally, nearest_rank
+from vision.training.scoring import FrameTruth, PartSighting, Tally, frame_interval, nearest_rank
 from vision.types import Observation, PartState
 
 CATALOG = default_catalog()
@@ -252,6 +252,40 @@ def test_parts_4px_and_up_are_also_reported_by_size_beside_the_plain_figure() ->
     pooled.merge(tally)
     pooled.merge(tally)
     assert pooled.summary()["part_state_count_4px_by_size"] == {"4-6px": 4, "6-8px": 2, ">=8px": 2}
+
+
+def test_intervals_resample_whole_frames_and_hold_the_figure() -> None:
+    """Parts that fail together (a missed product takes every part of its frame) are one draw, not many: the
+    same 75 % of 400 parts is less certain when it comes in whole frames than when every frame has a miss."""
+    together = frame_interval([4] * 75 + [0] * 25, [4] * 100)
+    spread = frame_interval([3] * 100, [4] * 100)
+    assert together is not None and spread is not None
+    assert together[0] < 0.75 < together[1] and spread == [0.75, 0.75]
+    # Nothing missed in 150 frames bounds the miss rate under 3 / 150, not at zero (the rule of three).
+    assert frame_interval([1] * 150, [1] * 150) == [0.98, 1.0] and frame_interval([0] * 150, [2] * 150) == [0.0, 0.02]
+    assert together == frame_interval([4] * 75 + [0] * 25, [4] * 100)  # a fixed seed: the same frames, the same
+    assert frame_interval([], []) is None and frame_interval([0, 0], [0, 0]) is None
+    wide, narrow = frame_interval([1] * 9 + [0], [1] * 10), frame_interval([1] * 900 + [0] * 100, [1] * 1000)
+    assert wide[1] - wide[0] > 3 * (narrow[1] - narrow[0])  # ten frames say far less than a thousand
+
+
+def test_a_tally_reports_each_figure_with_its_interval_and_pools_them() -> None:
+    tally = Tally()
+    reads = {"port_wan": PartState("empty", 0.9, True)}
+    hit = Observation(0, 0.0, ROUTER.id, 0.9, (100.0, 100.0, 300.0, 200.0), parts=reads)
+    for k in range(20):
+        tally.add(_truth((PORT,)), hit if k % 4 else Observation(k, 0.0), ROUTER, CAMERA)
+    s = tally.summary()
+    assert s["product_recall"] == 0.75 and s["part_state_accuracy_4px"] == 0.75
+    assert s["product_recall_ci95"][0] < 0.75 < s["product_recall_ci95"][1]
+    assert s["part_state_accuracy_4px_ci95"] == s["product_recall_ci95"]  # one part per frame: the same draws
+    pooled = Tally()
+    pooled.merge(tally)
+    pooled.merge(tally)
+    p = pooled.summary()
+    assert p["product_recall"] == 0.75 and p["frames"] == 40
+    assert p["product_recall_ci95"][1] - p["product_recall_ci95"][0] < s["product_recall_ci95"][1] - s[
+        "product_recall_ci95"][0]
 
 
 def test_pose_error_is_the_mean_over_all_keypoints() -> None:

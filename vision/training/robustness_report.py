@@ -28,7 +28,7 @@ def format_table(report: Mapping[str, Any]) -> str:
     percentile when more frames than that share had no pose; no clips without a verifier)."""
     rows = [("condition", *(h for h, _, _ in _COLUMNS))]
     for name, figures in [*report["conditions"].items(), ("overall", report["overall"])]:
-        rows.append((name, *("-" if figures.get(key) is None else fmt.format(figures[key])
+        rows.append((name, *("-" if figures.get(key) is None else fmt.format(figures[key]) + _interval(figures, key)
                              for _, key, fmt in _COLUMNS)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths,
@@ -45,12 +45,19 @@ def format_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _interval(figures: Mapping[str, Any], key: str) -> str:
+    """`` [low-high]``, the figure's 95 % interval (``KEY_ci95``) where the report has one, else ''."""
+    interval = figures.get(f"{key}_ci95")
+    return "" if interval is None else f" [{interval[0]:.3f}-{interval[1]:.3f}]"
+
+
 def _figure(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
 def write_chart(report: Mapping[str, Any], path: Path) -> None:
-    """A PNG bar chart: product recall and part-state accuracy (>= 4 px) per condition, targets as lines."""
+    """A PNG bar chart: product recall and part-state accuracy (>= 4 px) per condition, each with its 95 %
+    interval as an error bar where the report has one, targets as lines."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -61,10 +68,16 @@ def write_chart(report: Mapping[str, Any], path: Path) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(names))
-    for offset, values, label, colour in ((-0.2, recall, "product recall", "#3b75af"),
-                                          (0.2, parts, "part states (>= 4 px)", "#ef8636")):
-        bars = ax.bar(x + offset, values, 0.4, label=label, color=colour)
-        ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=5.5, padding=1, rotation=90)
+    for offset, key, values, label, colour in ((-0.2, "product_recall", recall, "product recall", "#3b75af"),
+                                               (0.2, "part_state_accuracy_4px", parts, "part states (>= 4 px)",
+                                                "#ef8636")):
+        intervals = [report["conditions"][n].get(f"{key}_ci95") or [v, v] for n, v in zip(names, values, strict=True)]
+        spread = np.array([[v - lo for v, (lo, _hi) in zip(values, intervals, strict=True)],
+                           [hi - v for v, (_lo, hi) in zip(values, intervals, strict=True)]]).clip(0.0)
+        bars = ax.bar(x + offset, values, 0.4, label=label, color=colour, yerr=spread,
+                      error_kw={"elinewidth": 0.7, "capsize": 1.5, "ecolor": "#333333"})
+        ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=5.5, padding=1, rotation=90,
+                     label_type="center", color="white")
     targets = report["targets"]
     ax.axhline(targets["product_recall"], color="#3b75af", linestyle="--", linewidth=1,
                label=f"recall target {targets['product_recall']}")
@@ -73,8 +86,8 @@ def write_chart(report: Mapping[str, Any], path: Path) -> None:
     ax.set_xticks(x, names, rotation=40, ha="right", fontsize=8)
     ax.set_ylim(0.0, 1.12)
     ax.set_ylabel("share")
-    ax.set_title(f"Robustness by condition ({report['frames_per_condition']} frames each, seed {report['seed']})",
-                 fontsize=10)
+    ax.set_title(f"Robustness by condition ({report['frames_per_condition']} frames each, seed {report['seed']}; "
+                 "bars: 95 % intervals over frames)", fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

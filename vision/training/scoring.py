@@ -15,6 +15,12 @@ Every figure is over *every* frame or part it names; nothing is left out for bei
   ``part_state_accuracy_4px`` split by how many pixels across they are (:data:`SIZE_BINS`). A narrower view
   beside the plain figure, never instead of it: a 4 px LED under a 6 px defocus is a smear a person could not
   read either, and this shows how much of a shortfall is such parts.
+- ``product_recall_ci95`` and ``part_state_accuracy_4px_ci95``: 95 % intervals of the two figures, the
+  2.5th and 97.5th percentiles over :data:`BOOTSTRAP_DRAWS` resamples of whole frames (with replacement, a
+  fixed seed, so the same frames give the same interval). Beside the figures, never instead of them: they say
+  which shortfalls are more than the noise of the frames drawn. Frames, not parts, are resampled because the
+  parts of one frame share its pose and its product: a missed product takes all of them at once. A figure of
+  1.0 (or 0.0) gets the rule of three's bound instead (:func:`frame_interval`).
 - ``abstained_share`` (and ``..._by_kind``; all truly visible parts) and ``abstained_share_4px``: the share
   of those sightings for which the pipeline returned no state (state None, or nothing because it missed the
   product).
@@ -196,6 +202,32 @@ class _Counts:
 SIZE_BINS = ((4.0, "4-6px"), (6.0, "6-8px"), (8.0, ">=8px"))
 
 
+BOOTSTRAP_DRAWS = 2000  # resamples of the frames behind each 95 % interval
+BOOTSTRAP_SEED = 0
+
+
+def frame_interval(right: Sequence[int], seen: Sequence[int], draws: int = BOOTSTRAP_DRAWS,
+                   seed: int = BOOTSTRAP_SEED) -> list[float] | None:
+    """The 95 % percentile-bootstrap interval of ``sum(right) / sum(seen)``, resampling frames (``right[i]`` of
+    ``seen[i]`` in frame i); None when nothing was seen. Resamples that happen to see nothing are skipped.
+
+    Where every frame was right (or every one wrong) no resample differs, and the bootstrap would claim
+    certainty: the interval is then the rule of three's, a failure rate under 3 / (frames seen) at 95 %."""
+    r, n = np.asarray(right, np.int64), np.asarray(seen, np.int64)
+    if not len(n) or not n.sum():
+        return None
+    frames = int((n > 0).sum())
+    if r.sum() == n.sum():
+        return [round(max(0.0, 1.0 - 3.0 / frames), 4), 1.0]
+    if not r.sum():
+        return [0.0, round(min(1.0, 3.0 / frames), 4)]
+    picks = np.random.default_rng(seed).integers(0, len(n), (draws, len(n)), dtype=np.int32)
+    totals = n[picks].sum(axis=1)
+    ratios = r[picks].sum(axis=1)[totals > 0] / totals[totals > 0]
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
 def size_bin(size_px: float) -> str:
     """The :data:`SIZE_BINS` name of a part ``size_px`` across (at least ``MIN_READABLE_PX``)."""
     return [name for low, name in SIZE_BINS if size_px >= low][-1]
@@ -214,13 +246,17 @@ class Tally:
     by_size_4px: dict[str, _Counts] = field(default_factory=dict)
     unsafe_reads: int = 0
     unsafe_reads_not_visible: int = 0
+    recalled_by_frame: list[int] = field(default_factory=list)  # 1 where the frame's product was recalled
+    parts_4px_by_frame: list[tuple[int, int]] = field(default_factory=list)  # (right, seen) per frame
 
     def add(self, truth: FrameTruth, obs: Observation, product: Product, camera: CameraIntrinsics) -> list[Misread]:
         """Score one frame with the product in view; returns its misreads (truly visible parts >= 4 px)."""
         self.frames += 1
         right_product = obs.product_id == truth.product
-        if right_product and obs.box is not None and iou(obs.box, truth.box) >= RECALL_IOU:
-            self.recalled += 1
+        recalled = right_product and obs.box is not None and iou(obs.box, truth.box) >= RECALL_IOU
+        self.recalled += recalled
+        self.recalled_by_frame.append(int(recalled))
+        frame_parts = [0, 0]
         error = math.inf
         if right_product and obs.pose is not None:
             uv, depth = project(np.array([k.position for k in product.keypoints]), obs.pose, camera)
@@ -241,12 +277,15 @@ class Tally:
             if part.size_px >= MIN_READABLE_PX:
                 self.by_kind_4px.setdefault(part.kind, _Counts()).add(state == part.state, state is None)
                 self.by_size_4px.setdefault(size_bin(part.size_px), _Counts()).add(state == part.state, state is None)
+                frame_parts[0] += state == part.state
+                frame_parts[1] += 1
                 if state != part.state:
                     misreads.append(Misread(
                         truth.product, part.name, part.kind, part.state, state,
                         0.0 if got is None else got.confidence,
                         "missed_product" if got is None else got.reason, part.size_px,
                         error if math.isfinite(error) else None))
+        self.parts_4px_by_frame.append((frame_parts[0], frame_parts[1]))
         return misreads
 
     def merge(self, other: Tally) -> None:
@@ -261,6 +300,8 @@ class Tally:
                 m.seen, m.right, m.abstained = m.seen + c.seen, m.right + c.right, m.abstained + c.abstained
         self.unsafe_reads += other.unsafe_reads
         self.unsafe_reads_not_visible += other.unsafe_reads_not_visible
+        self.recalled_by_frame += other.recalled_by_frame
+        self.parts_4px_by_frame += other.parts_4px_by_frame
 
     def summary(self) -> dict[str, Any]:
         four, every = _total(self.by_kind_4px), _total(self.by_kind_all)
@@ -268,7 +309,10 @@ class Tally:
         return {
             "frames": self.frames,
             "product_recall": _share(self.recalled, self.frames),
+            "product_recall_ci95": frame_interval(self.recalled_by_frame, [1] * len(self.recalled_by_frame)),
             "part_state_accuracy_4px": _share(four.right, four.seen),
+            "part_state_accuracy_4px_ci95": frame_interval([r for r, _ in self.parts_4px_by_frame],
+                                                           [n for _, n in self.parts_4px_by_frame]),
             "part_state_accuracy_4px_by_kind": _by_kind(self.by_kind_4px, "right"),
             "part_state_count_4px": four.seen,
             # The bins' names sort in their own order ("4-6px" < "6-8px" < ">=8px"), as _by_kind lists them.
