@@ -436,8 +436,9 @@ def test_vision_eval_reports_the_plain_figures_beside_the_older_ones(few_photos:
     assert sum(s["frames"] for s in stages.values()) == 2
     for pid, per in stages.items():
         assert set(per) == {"frames", "detector_recall", "keypoint_error_median_px", "keypoint_error_p90_px",
-                            "pose_success", "product_recall", "part_state_accuracy_4px", "refused",
-                            "alone", "keypoint_confidence_median"}
+                            "pose_success", "product_recall", "product_recall_ci95", "part_state_accuracy_4px",
+                            "part_state_accuracy_4px_ci95", "refused", "alone", "keypoint_confidence_median"}
+        assert per["product_recall_ci95"][0] <= per["product_recall"] <= per["product_recall_ci95"][1]
         # Beside the plain figures, the same over the frames without another catalog product in view.
         assert 0 <= per["alone"]["frames"] <= per["frames"]
         assert 0.0 <= per["detector_recall"] <= 1.0 and 0.0 <= per["pose_success"] <= 1.0

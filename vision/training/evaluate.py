@@ -9,7 +9,8 @@ has them in full): ``product_recall``; ``part_state_accuracy_4px`` (with ``..._b
 visible part whose true box is at least 4 px across, a missed product or an unknown read counted wrong;
 ``part_state_accuracy_all`` over every truly visible part of any size; ``abstained_share``;
 ``pose_error_median_px`` / ``pose_error_p90_px`` over all keypoints, a frame without a pose counted as a
-failure (``pose_missing``); ``unsafe_reads``.
+failure (``pose_missing``); ``unsafe_reads``; and the 95 % intervals over frames of recall and part states
+(``..._ci95``), overall and per product.
 
 The older figures stay beside them, with their own definitions:
 
@@ -208,6 +209,7 @@ class StageTally:
       keypoints truly visible in the frame;
     - ``pose_success``: the whole pipeline names the product and gives a pose;
     - ``part_state_accuracy_4px``: the plain part-state figure (``vision.training.scoring``) for this product;
+      it and ``product_recall`` with their 95 % intervals over frames (``..._ci95``);
     - ``refused``: for every frame without ``pose_success``, why (:func:`why_refused`): how many frames each
       stage or pose-check rule cost; ``another_in_view`` splits off ``other`` the frames the pipeline
       answered with another catalog product truly in view there (IoU >= 0.5 with its box): without a session's
@@ -275,7 +277,9 @@ class StageTally:
             "keypoint_error_p90_px": round(errors[int(0.9 * (len(errors) - 1))], 3) if errors else None,
             "pose_success": round(self.posed / self.frames, 4) if self.frames else None,
             "product_recall": plain["product_recall"],
+            "product_recall_ci95": plain["product_recall_ci95"],
             "part_state_accuracy_4px": plain["part_state_accuracy_4px"],
+            "part_state_accuracy_4px_ci95": plain["part_state_accuracy_4px_ci95"],
             "refused": {r: self.refused[r] for r in REFUSALS if r in self.refused},
             "alone": {"frames": alone["frames"], "product_recall": alone["product_recall"],
                       "part_state_accuracy_4px": alone["part_state_accuracy_4px"]},

@@ -316,8 +316,9 @@ class RobustnessRun:
 def product_figures(tallies: Mapping[str, Tally]) -> dict[str, dict[str, Any]]:
     """Each product's plain figures over its own frames (a condition's, or every condition's pooled): the
     frame figures of :meth:`Tally.summary` a product is judged by, beside the figures over all products."""
-    keep = ("frames", "product_recall", "part_state_accuracy_4px", "part_state_count_4px", "part_state_accuracy_all",
-            "abstained_share", "pose_error_median_px", "pose_missing", "unsafe_reads")
+    keep = ("frames", "product_recall", "product_recall_ci95", "part_state_accuracy_4px",
+            "part_state_accuracy_4px_ci95", "part_state_count_4px", "part_state_accuracy_all", "abstained_share",
+            "pose_error_median_px", "pose_missing", "unsafe_reads")
     return {pid: {k: v for k, v in t.summary().items() if k in keep} for pid, t in sorted(tallies.items())}
 
 
