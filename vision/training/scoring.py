@@ -212,7 +212,8 @@ def frame_interval(right: Sequence[int], seen: Sequence[int], draws: int = BOOTS
     ``seen[i]`` in frame i); None when nothing was seen. Resamples that happen to see nothing are skipped.
 
     Where every frame was right (or every one wrong) no resample differs, and the bootstrap would claim
-    certainty: the interval is then the rule of three's, a failure rate under 3 / (frames seen) at 95 %."""
+    certainty: the interval is then the rule of three's, a failure rate under 3 / (frames seen) at 95 %. With
+    only one or two misses the percentile interval is still too narrow (docs/model-card.md, *Round 19*)."""
     r, n = np.asarray(right, np.int64), np.asarray(seen, np.int64)
     if not len(n) or not n.sum():
         return None
