@@ -240,7 +240,6 @@ class Tally:
 
     verify_confidence: float = VERIFY_CONFIDENCE  # a healthy read at least this sure would verify a step
     frames: int = 0
-    recalled: int = 0
     pose_errors: list[float] = field(default_factory=list)  # pixels per frame; inf for a frame without a pose
     by_kind_4px: dict[str, _Counts] = field(default_factory=dict)
     by_kind_all: dict[str, _Counts] = field(default_factory=dict)
@@ -250,12 +249,16 @@ class Tally:
     recalled_by_frame: list[int] = field(default_factory=list)  # 1 where the frame's product was recalled
     parts_4px_by_frame: list[tuple[int, int]] = field(default_factory=list)  # (right, seen) per frame
 
+    @property
+    def recalled(self) -> int:
+        """Frames whose product was recalled."""
+        return sum(self.recalled_by_frame)
+
     def add(self, truth: FrameTruth, obs: Observation, product: Product, camera: CameraIntrinsics) -> list[Misread]:
         """Score one frame with the product in view; returns its misreads (truly visible parts >= 4 px)."""
         self.frames += 1
         right_product = obs.product_id == truth.product
         recalled = right_product and obs.box is not None and iou(obs.box, truth.box) >= RECALL_IOU
-        self.recalled += recalled
         self.recalled_by_frame.append(int(recalled))
         frame_parts = [0, 0]
         error = math.inf
@@ -292,7 +295,6 @@ class Tally:
     def merge(self, other: Tally) -> None:
         """Fold ``other``'s frames into this one (to pool conditions)."""
         self.frames += other.frames
-        self.recalled += other.recalled
         self.pose_errors += other.pose_errors
         for mine, theirs in ((self.by_kind_4px, other.by_kind_4px), (self.by_kind_all, other.by_kind_all),
                              (self.by_size_4px, other.by_size_4px)):
