@@ -68,10 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = vsub.add_parser("tune-pose-check", help="choose the pose-check thresholds on training-side frames",
                         description="Render product frames and draw product-free frames from the tuning seeds "
                                     "(8800-8899, training's; never the robustness or eval seeds, and no real "
-                                    "photos) under every robustness condition, run the detector and keypoint "
-                                    "network, and score a small grid of pose-check thresholds: recall lost and "
-                                    "false detections; the thresholds are chosen by a rule fixed in "
-                                    "vision.training.tune_pose_check.")
+                                    "photo of the evaluation's) under every robustness condition, run the "
+                                    "detector and keypoint network, and score a small grid of pose-check "
+                                    "thresholds: recall lost and false detections; the thresholds are chosen "
+                                    "by a rule fixed in vision.training.tune_pose_check.")
     t.add_argument("--positives", type=int, default=None, help="product frames per condition (default 160)")
     t.add_argument("--negatives", type=int, default=None, help="product-free frames per condition (default 160)")
     t.add_argument("--conditions", default=None, metavar="A,B,...", help="conditions to run (default: all)")
@@ -83,6 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--write", action="store_true",
                    help="with --set: save the chosen thresholds in the set's folder (pose-check.json), where "
                         "the pipeline reads them")
+    t.add_argument("--photos", type=Path, default=None, metavar="DIR",
+                   help="a folder of real photos (never the evaluation's): the real_photo condition's backgrounds "
+                        "instead of drawn home backgrounds")
     add_catalog_option(t)
     t.add_argument("--no-records", action="store_true", help="leave the per-detection features out of the JSON")
     t.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
@@ -215,13 +218,21 @@ def _cmd_tune_pose_check(args: argparse.Namespace) -> int:
     elif not names or any(n not in CONDITIONS for n in names) or len(set(names)) != len(names):
         problem = (f"--conditions {args.conditions!r}: expected distinct comma-separated names among "
                    f"{', '.join(CONDITIONS)}")
+    photos: list = []
+    if problem is None and args.photos is not None:
+        from vision.training.photos import PhotoError, load_photos
+
+        try:
+            photos = load_photos(args.photos)
+        except PhotoError as exc:
+            problem = f"--photos: {exc}"
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         report = tp.run_tuning(names, positives=positives, negatives=negatives, seed=seed,
                                weights_dir=args.weights_dir, product_set=args.product_set, write=args.write,
-                               records=not args.no_records, progress=not args.json)
+                               records=not args.no_records, progress=not args.json, photos=photos)
     except VisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -174,3 +174,30 @@ def test_a_product_sets_thresholds_are_tuned_on_its_products_and_written_where_i
     assert dataclasses.asdict(written) == report["chosen"]["thresholds"]
     assert Pipeline(tmp_path, backend="onnx").sets[1].thresholds == written
     assert not (tmp_path / THRESHOLDS_FILE).exists()  # the folder's own set is untouched
+
+
+def test_photos_stand_behind_the_real_photo_condition_alone(collector: tp.Collector, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """With ``--photos``, the tuning's real-photo condition is over real photos from outside the evaluation
+    (product frames and product-free ones); every other condition keeps its drawn rooms."""
+    import cv2
+    import numpy as np
+
+    from vision.training.evaluate import real_photos
+
+    photo = np.zeros((300, 400, 3), np.uint8)
+    photo[:, :, 1] = np.linspace(40, 220, 400, dtype=np.uint8)[None, :]  # a green ramp no drawn room has
+    real, other = cn.CONDITIONS["real_photo_background"], cn.CONDITIONS["hand"]
+    rng = np.random.default_rng(0)
+    collector.photos = [photo]
+    try:
+        crop = collector.room(rng, 640, 480, real)
+        assert crop.shape == (480, 640, 3) and (crop[:, :, [0, 2]] == 0).all() and crop[:, :, 1].std() > 10
+        assert not (collector.room(rng, 640, 480, other)[:, :, [0, 2]] == 0).all()
+    finally:
+        collector.photos = []
+    assert not (collector.room(rng, 640, 480, real)[:, :, [0, 2]] == 0).all()
+    name, evaluation = real_photos()[0]
+    cv2.imwrite(str(tmp_path / "copy.jpg"), evaluation)
+    assert main(["vision", "tune-pose-check", "--photos", str(tmp_path), "--json"]) == 2
+    assert f"copy.jpg: the evaluation photo {name}" in capsys.readouterr().err

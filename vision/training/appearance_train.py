@@ -11,10 +11,11 @@ Every crop is cut by :func:`vision.appearance.box_crop`, exactly as at run time:
   quality), with the detector's boxes down to confidence ``vision.training.negatives.MINE_CONF``, the hand's or
   object's box, and random boxes. None are taken from the synth folders: a second product there is labelled
   only when it is wholly in the frame, and a crop of one cut by the frame's edge called ``none`` would teach
-  the network that a product is background.
+  the network that a product is background. With ``--photos``, a share of these frames are real photos
+  (:mod:`vision.training.photos`), never the evaluation's.
 
 The detector's boxes on product-free frames are what the pipeline must refuse, so they are mined with the
-shipped detector (``--detector-weights``). No real photo is used: those are evaluation only.
+shipped detector (``--detector-weights``).
 
 Training is torch on the CPU (a few minutes an epoch on two cores); the model is exported to ONNX with its
 class names (catalog product ids, then ``none``) as metadata.
@@ -114,10 +115,11 @@ def _folder_names(folder: Path) -> list[str]:
     raise ValueError(f"{folder / 'data.yaml'}: no names")
 
 
-def mine_negatives(count: int, seed: int, detector: Any, crops: Crops, none: int,
-                   log: Callable[[str], None] = print) -> None:
-    """Add ``count`` drawn product-free frames' crops (:func:`vision.training.negatives.drawn_negatives`)."""
-    for i, boxes in enumerate(drawn_negatives(count, seed, detector)):
+def mine_negatives(count: int, seed: int, detector: Any, crops: Crops, none: int, log: Callable[[str], None] = print,
+                   photos: Sequence[np.ndarray] = (), photo_share: float = 0.0) -> None:
+    """Add ``count`` drawn product-free frames' crops (:func:`vision.training.negatives.drawn_negatives`;
+    ``photo_share`` of them over ``photos``)."""
+    for i, boxes in enumerate(drawn_negatives(count, seed, detector, photos, photo_share)):
         for b in boxes:
             crops.add(b.image, b.box, none, b.confidence, b.source)
         if i % 1000 == 999:
@@ -277,6 +279,7 @@ def _with_crops(classes: list[str], splits: dict[str, tuple[np.ndarray, ...]], l
 
 def train_appearance(folders: Sequence[Path], out_dir: Path, *, negatives: int = 6000, epochs: int = 8,
                      seed: int = 0, detector_weights: Path | None = None, cache: Path | None = None,
+                     photos: Sequence[np.ndarray] = (), photo_share: float = 0.0,
                      log: Callable[[str], None] = print) -> dict[str, Any]:
     """Mine the crops (or load them from ``cache``), train, export, and write the report next to the model."""
     from product_models.catalog import default_catalog
@@ -298,7 +301,7 @@ def train_appearance(folders: Sequence[Path], out_dir: Path, *, negatives: int =
             rng = np.random.default_rng(split_seed)
             for folder in folders:
                 mine_folder(folder, split, classes, detector, rng, crops, log)
-            mine_negatives(count, 1000 + split_seed, detector, crops, len(classes) - 1, log)
+            mine_negatives(count, 1000 + split_seed, detector, crops, len(classes) - 1, log, photos, photo_share)
             splits[split] = crops.arrays()
         if cache is not None:
             np.savez(cache, classes=json.dumps(classes),
@@ -308,6 +311,7 @@ def train_appearance(folders: Sequence[Path], out_dir: Path, *, negatives: int =
     log(f"crops: train {len(splits['train'][1])}, val {len(splits['val'][1])} ({time.time() - started:.0f} s)")
     report = fit(splits["train"][:2], splits["val"][:2], classes, out_dir, epochs, seed=seed, log=log)
     report.update(classes=classes, folders=[str(f) for f in folders], negatives=negatives, seed=seed,
+                  photos=len(photos), photo_share=photo_share,
                   total_seconds=round(time.time() - started, 1))
     (out_dir / REPORT_NAME).write_text(json.dumps(report, indent=1))
     return report

@@ -15,6 +15,38 @@ def add_catalog_option(parser: argparse.ArgumentParser) -> None:
                         help="product catalog folder (default: $FIXLENS_CATALOG_DIR, else the shipped catalog)")
 
 
+def add_photo_options(parser: argparse.ArgumentParser, what: str, share: float = 0.3) -> None:
+    """``--photos DIR`` and ``--photo-share``: real photos as backgrounds (:mod:`vision.training.photos`)."""
+    parser.add_argument("--photos", type=Path, default=None, metavar="DIR",
+                        help=f"a folder of real photos (never the evaluation's), the background of --photo-share "
+                             f"of the {what}")
+    parser.add_argument("--photo-share", type=float, default=None,
+                        help=f"share of the {what} over a photo (default {share} with --photos, else 0)")
+    parser.set_defaults(photo_default=share)
+
+
+def read_photo_options(args: argparse.Namespace) -> list | None:
+    """The photos of ``--photos`` (``[]`` without), and ``args.photo_share`` set; ``None`` after printing
+    what is wrong."""
+    from vision.training.photos import PhotoError, load_photos
+
+    if args.photo_share is not None and args.photos is None:
+        print("error: --photo-share needs --photos DIR", file=sys.stderr)
+        return None
+    if args.photo_share is None:
+        args.photo_share = args.photo_default if args.photos is not None else 0.0
+    if not 0.0 <= args.photo_share <= 1.0:
+        print(f"error: --photo-share must be within [0, 1], got {args.photo_share}", file=sys.stderr)
+        return None
+    if args.photos is None:
+        return []
+    try:
+        return load_photos(args.photos)
+    except PhotoError as exc:
+        print(f"error: --photos: {exc}", file=sys.stderr)
+        return None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="synthetic training data", description="Synthetic training data.")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -31,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="show this product in --focus-share of the product frames, the others in the rest "
                         "(a new product's data with a rehearsal share of the known ones)")
     p.add_argument("--focus-share", type=float, default=0.6, help="share of product frames for --focus (0.6)")
+    add_photo_options(p, "frames")
     add_catalog_option(p)
     p.set_defaults(handler=_cmd_synth)
 
@@ -125,6 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="keep the cut crops in this .npz and reuse it when present (mining takes minutes)")
     ap.add_argument("--out", "--out-dir", type=Path, default=None, dest="out_dir",
                     help="where the model goes (default vision/weights/)")
+    add_photo_options(ap, "product-free frames drawn for negatives")
     add_catalog_option(ap)
     ap.set_defaults(handler=_cmd_train_appearance)
     for name in ("product", "all"):
@@ -192,6 +226,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     if not 0.0 <= args.val_share < 1.0:
         print(f"error: --val-share must be within [0, 1), got {args.val_share}", file=sys.stderr)
         return 2
+    photos = read_photo_options(args)
+    if photos is None:
+        return 2
     focus = None if args.focus is None else (args.focus, args.focus_share)
     if focus is not None:  # checked before anything is written
         from product_models.catalog import default_catalog
@@ -206,7 +243,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
             return 2
     try:
         summary = write_dataset(args.out, args.images, args.seed, args.val_share, progress=not args.no_progress,
-                                focus=focus)
+                                focus=focus, photos=photos, photo_share=args.photo_share)
     except ValueError as exc:
         print(f"error: --focus: {exc}", file=sys.stderr)
         return 2
@@ -310,12 +347,16 @@ def _cmd_train_appearance(args: argparse.Namespace) -> int:
         if not low <= value <= 1_000_000:
             print(f"error: {name} must be within {low}..1000000, got {value}", file=sys.stderr)
             return 2
+    photos = read_photo_options(args)
+    if photos is None:
+        return 2
     from vision.training.appearance_train import train_appearance
 
     try:
         summary = train_appearance(args.data, args.out_dir or WEIGHTS_DIR, negatives=args.negatives,
                                    epochs=args.epochs, seed=args.seed, detector_weights=args.detector_weights,
-                                   cache=args.cache, log=lambda line: print(line, flush=True))
+                                   cache=args.cache, photos=photos, photo_share=args.photo_share,
+                                   log=lambda line: print(line, flush=True))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,8 @@ the detector sees what it sees at run time. The boxes on it:
 - the hand's or the object's box, jittered;
 - ``RANDOM_BOXES`` random boxes.
 
-No real photo is used: those are evaluation only. Used by ``fixlens train appearance`` (crops labelled
+The evaluation's real photos are never used; with ``photos``, a share of the frames are other real photos
+(:mod:`vision.training.photos`). Used by ``fixlens train appearance`` (crops labelled
 ``none``) and ``fixlens train keypoints --negatives`` (crops where no keypoint should be found).
 """
 
@@ -22,6 +23,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from vision.training.photos import PhotoBackgrounds
 
 RANDOM_BOXES = 2  # random boxes per product-free frame
 NEGATIVE_SIZES = ((640, 480), (640, 480), (480, 640), (640, 360))  # landscape, portrait and 16:9 phones
@@ -67,18 +70,21 @@ def jittered(box: Sequence[float], rng: np.random.Generator) -> tuple[float, flo
     return (cx - k * w / 2, cy - k * h / 2, cx + k * w / 2, cy + k * h / 2)
 
 
-def drawn_negatives(count: int, seed: int, detector: Any) -> Iterator[list[NegativeBox]]:
+def drawn_negatives(count: int, seed: int, detector: Any, photos: Sequence[np.ndarray] = (),
+                    photo_share: float = 0.0) -> Iterator[list[NegativeBox]]:
     """The boxes of ``count`` drawn product-free frames (module docstring), one list per frame. ``detector``:
-    a :class:`vision.detector.Detector`; its configured confidence floor decides which of its boxes come."""
+    a :class:`vision.detector.Detector`; its configured confidence floor decides which of its boxes come.
+    ``photos``: real photos (:mod:`vision.training.photos`), the background of ``photo_share`` of the frames."""
     from product_models.backdrop import home_background
     from vision.training.occluders import draw_hand, draw_object
     from vision.training.synth import _load_textures, phone_frame
 
     rng = np.random.default_rng(seed)
     textures = _load_textures()
+    backgrounds = PhotoBackgrounds(photos, photo_share, seed)
     for _ in range(count):
         w, h = NEGATIVE_SIZES[int(rng.integers(len(NEGATIVE_SIZES)))]
-        img = home_background(rng, w, h, textures).astype(np.float32)
+        img = backgrounds.maybe(home_background(rng, w, h, textures)).astype(np.float32)
         drawn = []
         for p, draw in ((HAND_P, draw_hand), (OBJECT_P, draw_object)):
             if rng.random() < p:

@@ -15,8 +15,9 @@ the room; or the older cluttered fields), then put through a phone camera:
   and sensor noise that grows with the gain (:mod:`vision.training.phone`); JPEG quality 40-95.
 
 A share of samples holds no main product (negatives); some of them show another product off to the side,
-labelled (``labels`` in the truth record). The real photos shipped in scikit-image and matplotlib are
-reserved for evaluation (false positives) and never used here. Colour augmentation keeps hue fixed: a hue
+labelled (``labels`` in the truth record). With ``photos`` (``--photos DIR``), a share of the backgrounds
+are crops of real photos (:mod:`vision.training.photos`); the real photos shipped in scikit-image and
+matplotlib are reserved for evaluation (false positives) and never used here. Colour augmentation keeps hue fixed: a hue
 shift can turn a red LED green; white balance changes channel gains only.
 
 Output (Ultralytics pose format)::
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from product_models.camera import CameraIntrinsics, Pose
 from product_models.catalog import Catalog, Part, Product, default_catalog
 from vision.training.occluders import draw_hand, draw_object
 from vision.training.phone import defocus, exposure, glare, led_bloom, motion_blur, sensor_noise, white_balance
+from vision.training.photos import PhotoBackgrounds
 
 WIDTH, HEIGHT = 640, 480
 NEGATIVE_SHARE = 0.08
@@ -114,9 +116,12 @@ class Synthesizer:
     def __init__(self, seed: int, catalog: Catalog | None = None, width: int = WIDTH, height: int = HEIGHT,
                  negative_share: float = NEGATIVE_SHARE,
                  aspects: tuple[tuple[int, int, float], ...] | None = ASPECTS,
-                 focus: tuple[str, float] | None = None) -> None:
+                 focus: tuple[str, float] | None = None, photos: Sequence[np.ndarray] = (),
+                 photo_share: float = 0.0) -> None:
         """``focus``: (product id, share): that share of the product frames show that product, the rest the
-        others evenly (a new product's data with a rehearsal share of the known ones). Default: all evenly."""
+        others evenly (a new product's data with a rehearsal share of the known ones). Default: all evenly.
+        ``photos``: real photos (:func:`vision.training.photos.load_photos`), the background of
+        ``photo_share`` of the frames; the rest of each frame is what the seed draws without them."""
         from product_models.render import Renderer
 
         self.catalog = catalog or default_catalog()
@@ -137,6 +142,7 @@ class Synthesizer:
         self.rng = np.random.default_rng(seed)
         self.renderer = Renderer(width, height)
         self._textures = _load_textures()
+        self._photos = PhotoBackgrounds(photos, photo_share, seed)
 
     def close(self) -> None:
         self.renderer.close()
@@ -146,7 +152,7 @@ class Synthesizer:
 
         rng = self.rng
         width, height = self._frame_size()
-        background = home_background(rng, width, height, self._textures)
+        background = self._photos.maybe(home_background(rng, width, height, self._textures))
         quality = int(rng.integers(40, 96))
         camera = random_camera(rng, width, height)
         if rng.random() < self.negative_share:
@@ -366,7 +372,8 @@ def _load_textures() -> list[np.ndarray]:
 
 
 def write_dataset(out: Path, images: int, seed: int, val_share: float = 0.1, progress: bool = True,
-                  catalog: Catalog | None = None, focus: tuple[str, float] | None = None) -> dict[str, Any]:
+                  catalog: Catalog | None = None, focus: tuple[str, float] | None = None,
+                  photos: Sequence[np.ndarray] = (), photo_share: float = 0.0) -> dict[str, Any]:
     """Render ``images`` samples into ``out`` (see the module docstring). Returns a summary."""
     from tqdm import tqdm
 
@@ -376,7 +383,7 @@ def write_dataset(out: Path, images: int, seed: int, val_share: float = 0.1, pro
     for split in ("train", "val"):
         for sub in ("images", "labels", "truth"):
             (out / sub / split).mkdir(parents=True, exist_ok=True)
-    synth = Synthesizer(seed, catalog, focus=focus)
+    synth = Synthesizer(seed, catalog, focus=focus, photos=photos, photo_share=photo_share)
     counts = {"train": 0, "val": 0, "negatives": 0}
     try:
         for i in tqdm(range(images), desc="rendering", unit="img", disable=not progress):
@@ -399,4 +406,4 @@ def write_dataset(out: Path, images: int, seed: int, val_share: float = 0.1, pro
     import yaml
 
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return {"out": str(out), "seed": seed, **counts}
+    return {"out": str(out), "seed": seed, **counts, "photos": len(photos), "photo_share": photo_share}

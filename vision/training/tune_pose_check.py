@@ -7,11 +7,13 @@ or the robustness and eval seeds), so this command renders its own frames from t
 
 - **positives**: catalog products rendered by the robustness scene code (:func:`vision.training.conditions.
   frame_scene`) under every robustness condition, each with its one degradation; the ``real_photo``
-  background is replaced by the training data's home backgrounds (:func:`product_models.backdrop.home_background`);
+  background is replaced by the training data's home backgrounds (:func:`product_models.backdrop.home_background`),
+  or with ``--photos DIR`` by crops of those photos (:mod:`vision.training.photos`; never the evaluation's);
 - **negatives**: product-free frames drawn by the training data's generators: home backgrounds (busy
   dead-leaves rooms, walls, desks, shelves, cluttered fields and the allowed scikit-image textures), often
   with an everyday object or a hand drawn in (:mod:`vision.training.occluders`), then degraded by the same
-  condition; a uniform surface under ``plain_surface``.
+  condition; a uniform surface under ``plain_surface``; under ``real_photo`` with ``--photos``, a photo crop
+  instead of the home background.
 
 Every frame goes as a JPEG through the pipeline's own detector and keypoint network (the ONNX models; no
 torch), and each detection the pipeline would verify is kept with what :func:`vision.pose_check.plausible`
@@ -77,6 +79,7 @@ from vision.pose_check import (
 )
 from vision.training import conditions as cn
 from vision.training.degradations import Degraded, InView
+from vision.training.photos import photo_background
 from vision.training.robustness import encode, render_in_view
 from vision.training.scoring import RECALL_IOU, iou
 from vision.types import Keypoints
@@ -214,7 +217,8 @@ def passes_all(f: dict[str, np.ndarray], t: Thresholds) -> np.ndarray:
 class Collector:
     """Loads the pipeline and the renderer once; :meth:`condition` gathers one condition's sightings."""
 
-    def __init__(self, seed: int, weights_dir: Path | None = None, product_set: str | None = None) -> None:
+    def __init__(self, seed: int, weights_dir: Path | None = None, product_set: str | None = None,
+                 photos: Sequence[np.ndarray] = ()) -> None:
         from product_models.render import Renderer
         from vision.pipeline import PRODUCT_SETS, Pipeline
         from vision.training.synth import _load_textures
@@ -237,6 +241,13 @@ class Collector:
                                       [self.catalog.get(p) for p in sorted(self.catalog.products) if p not in shown])
         self.renderer = Renderer(640, 480)
         self.textures = _load_textures()  # scikit-image's brick, grass and gravel: allowed as backgrounds
+        self.photos = list(photos)  # never the evaluation's (vision.training.photos.load_photos checks)
+
+    def room(self, rng: np.random.Generator, width: int, height: int, cond: cn.Condition) -> np.ndarray:
+        """A busy background: a photo crop under ``real_photo`` when there are photos, else a home background."""
+        if self.photos and cond.background == "real_photo":
+            return photo_background(rng, self.photos, width, height)
+        return home_background(rng, width, height, self.textures)
 
     def close(self) -> None:
         self.renderer.close()
@@ -278,8 +289,8 @@ class Collector:
         def draw(attempt: int) -> cn.Scene:
             scene = cn.frame_scene(scene_cond, shown, self.seed, i, attempt, [])
             if busy:
-                scene = dataclasses.replace(scene, background=home_background(
-                    cn.stream(self.seed, 4, i, 1), cond.width, cond.height, self.textures))
+                scene = dataclasses.replace(scene, background=self.room(
+                    cn.stream(self.seed, 4, i, 1), cond.width, cond.height, cond))
             return scene
 
         scene, result = render_in_view(self.renderer, draw, f"frame {i} of {cond.name}")
@@ -296,7 +307,7 @@ class Collector:
         if cond.background == "plain":
             image = cn.plain_surface(rng, w, h)
         else:
-            img = home_background(rng, w, h, self.textures).astype(np.float32)
+            img = self.room(rng, w, h, cond).astype(np.float32)
             side = rng.uniform(0.2, 0.6) * min(w, h)
             x, y = rng.uniform(0, w - side), rng.uniform(0, h - side)
             box = np.array([x, y, x + side, y + side])  # where a product would be: objects and hands go there
@@ -442,10 +453,11 @@ def feature_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def run_tuning(conditions: Sequence[str], *, positives: int = DEFAULT_POSITIVES, negatives: int = DEFAULT_NEGATIVES,
                seed: int = TUNING_SEED, weights_dir: Path | None = None, product_set: str | None = None,
-               write: bool = False, records: bool = True, progress: bool = False) -> dict[str, Any]:
+               write: bool = False, records: bool = True, progress: bool = False,
+               photos: Sequence[np.ndarray] = ()) -> dict[str, Any]:
     """Collect sightings under every condition in ``conditions``, score the grid and choose (module docstring):
     for the weights folder's own set, or for the product set ``product_set``, whose folder gets the choice
-    when ``write``."""
+    when ``write``. ``photos``: the ``real_photo`` condition's backgrounds (default: home backgrounds)."""
     if write and product_set is None:
         raise ValueError("only a product's own set takes written thresholds; the shipped set's are "
                          "vision/pose_check.py's constants")
@@ -457,7 +469,7 @@ def run_tuning(conditions: Sequence[str], *, positives: int = DEFAULT_POSITIVES,
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    collector = Collector(seed, weights_dir, product_set)
+    collector = Collector(seed, weights_dir, product_set, photos)
     folder = collector.models.path
     sightings: list[Sighting] = []
     total_pos = total_neg = 0
@@ -490,7 +502,7 @@ def run_tuning(conditions: Sequence[str], *, positives: int = DEFAULT_POSITIVES,
     report: dict[str, Any] = {
         "seed": seed, "set": str(folder), "products": [p.id for p in collector.products],
         "other_products": [p.id for p in collector.others],
-        "conditions": list(conditions), "positives": total_pos, "negatives": total_neg,
+        "conditions": list(conditions), "positives": total_pos, "negatives": total_neg, "photos": len(photos),
         "positives_detected": detected,
         "detector_recall": round(detected / total_pos, 4) if total_pos else None,
         "negatives_with_a_detection": sum(1 for s in sightings if s.kind == "negative"),
