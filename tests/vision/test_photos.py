@@ -118,3 +118,17 @@ def test_drawn_negatives_over_photos_show_the_photo() -> None:
     drawn = next(iter(drawn_negatives(1, 5, detector)))[0].image
     again = next(iter(drawn_negatives(1, 5, detector, photos=[green], photo_share=0.0)))[0].image
     assert np.array_equal(drawn, again)
+
+
+def test_the_keypoint_network_takes_photos_only_with_its_negatives(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from fixlens.cli import main
+
+    (tmp_path / "truth" / "train").mkdir(parents=True)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "mine.jpg"), _photo(6))
+    assert main(["train", "keypoints", "--data", str(tmp_path), "--photos", str(photos),
+                 "--out", str(tmp_path / "w")]) == 2
+    assert "--photos: the keypoint network sees photos only in its --negatives frames" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()

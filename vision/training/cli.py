@@ -139,6 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     kp.add_argument("--negatives", type=int, default=0,
                     help="drawn product-free frames whose boxes (the shipped detector's phantoms, hands, objects, "
                          "random boxes) teach flat heatmaps: no keypoint where there is no product (default 0)")
+    add_photo_options(kp, "--negatives frames")
     kp.add_argument("--only", metavar="ID", default=None,
                     help="train on this product's crops alone (a network for its own model set)")
     kp.set_defaults(handler=_cmd_train_keypoints)
@@ -324,11 +325,19 @@ def _cmd_train_keypoints(args: argparse.Namespace) -> int:
     if args.negatives < 0:
         print(f"error: --negatives: expected a frame count >= 0, got {args.negatives}", file=sys.stderr)
         return 2
+    photos = read_photo_options(args)
+    if photos is None:
+        return 2
+    if photos and not args.negatives:
+        print("error: --photos: the keypoint network sees photos only in its --negatives frames; give --negatives "
+              "N (a synth folder rendered with --photos brings products over photos)", file=sys.stderr)
+        return 2
     try:
         summary = train_keypoints(args.data, args.out_dir or WEIGHTS_DIR, args.epochs, args.batch, args.seed,
                                   args.jitter, args.lr, args.init, log=lambda line: print(line, flush=True),
                                   device=f"cuda:{args.device}" if args.device.isdigit() else args.device,
-                                  negatives=args.negatives, only=args.only)
+                                  negatives=args.negatives, only=args.only, photos=photos,
+                                  photo_share=args.photo_share)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +100,17 @@ def load_samples(folders: list[Path], split: str, jitter: int, seed: int,
     return np.stack(crops), np.stack(targets), np.stack(weights), np.array(classes, dtype=np.int64)
 
 
-def load_negatives(count: int, seed: int, layout: KeypointLayout, detector: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Crops (n, INPUT, INPUT, 3) uint8 BGR of ``count`` drawn product-free frames' boxes, cut as the pipeline
-    cuts a detection, and the product (index into ``layout.products``) each is asked about: the detector's
-    class for its own box, a random product otherwise."""
+def load_negatives(count: int, seed: int, layout: KeypointLayout, detector: Any, photos: Sequence[np.ndarray] = (),
+                   photo_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Crops (n, INPUT, INPUT, 3) uint8 BGR of ``count`` drawn product-free frames' boxes (``photo_share`` of
+    the frames over ``photos``), cut as the pipeline cuts a detection, and the product (index into
+    ``layout.products``) each is asked about: the detector's class for its own box, a random product otherwise."""
     from vision.training.negatives import drawn_negatives
 
     rng = np.random.default_rng(seed)
     names = list(layout.products)
     crops, classes = [], []
-    for boxes in drawn_negatives(count, seed, detector):
+    for boxes in drawn_negatives(count, seed, detector, photos, photo_share):
         for b in boxes:
             product = detector.names[b.class_id] if b.class_id is not None else None
             crops.append(crop_square(b.image, b.box)[0])
@@ -118,7 +120,8 @@ def load_negatives(count: int, seed: int, layout: KeypointLayout, detector: Any)
     return np.stack(crops), np.array(classes, dtype=np.int64)
 
 
-def negative_splits(frames: int, seed: int, layout: KeypointLayout, detector_weights: Path | None = None
+def negative_splits(frames: int, seed: int, layout: KeypointLayout, detector_weights: Path | None = None,
+                    photos: Sequence[np.ndarray] = (), photo_share: float = 0.0
                     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The training and held-out product-free crops of ``frames`` drawn frames (``NEGATIVE_VAL_SHARE`` held
     out, at least one), mined with the detector in ``detector_weights`` (default the shipped one)."""
@@ -128,8 +131,8 @@ def negative_splits(frames: int, seed: int, layout: KeypointLayout, detector_wei
         raise ValueError(f"negatives: expected at least 2 frames (one held out), got {frames}")
     detector = mining_detector(detector_weights)
     held = max(1, round(frames * NEGATIVE_VAL_SHARE))
-    return (load_negatives(frames - held, 2000 + seed, layout, detector),
-            load_negatives(held, 3000 + seed, layout, detector))
+    return (load_negatives(frames - held, 2000 + seed, layout, detector, photos, photo_share),
+            load_negatives(held, 3000 + seed, layout, detector, photos, photo_share))
 
 
 def build_net(num_rows: int) -> Any:
@@ -172,9 +175,11 @@ def build_net(num_rows: int) -> Any:
 def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch: int = 64, seed: int = 0,
                     jitter: int = 2, lr: float = 2e-3, init: Path | None = None, log=print,
                     catalog: Catalog | None = None, device: str = "cpu", negatives: int = 0,
-                    detector_weights: Path | None = None, only: str | None = None) -> dict[str, Any]:
+                    detector_weights: Path | None = None, only: str | None = None,
+                    photos: Sequence[np.ndarray] = (), photo_share: float = 0.0) -> dict[str, Any]:
     """``negatives``: drawn product-free frames whose boxes (mined with the detector in ``detector_weights``,
-    default the shipped one) teach flat heatmaps (module docstring); 0 for none. ``only``: train on that
+    default the shipped one) teach flat heatmaps (module docstring); 0 for none; ``photo_share`` of them over
+    ``photos`` (:mod:`vision.training.photos`). ``only``: train on that
     product's crops alone (a network for its own model set: the other products' rows stay as ``init`` had
     them, and every epoch goes to the one product)."""
     catalog = catalog or default_catalog()
@@ -192,7 +197,7 @@ def train_keypoints(folders: list[Path], out_dir: Path, epochs: int = 30, batch:
     log(f"samples: train {len(train[0])}, val {len(val[0])} ({time.time() - started:.0f} s)")
     neg = neg_val = None
     if negatives > 0:
-        neg, neg_val = negative_splits(negatives, seed, layout, detector_weights)
+        neg, neg_val = negative_splits(negatives, seed, layout, detector_weights, photos, photo_share)
         log(f"negatives: train {len(neg[0])} crops, val {len(neg_val[0])} ({time.time() - started:.0f} s)")
     summary = fit_keypoints(train, val, layout, out_dir, epochs, batch, seed, lr, init, log, device,
                             negatives=neg, val_negatives=neg_val)
