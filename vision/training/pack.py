@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,11 +101,13 @@ def read_crops(pack: Path, split: str, layout_json: str | None = None) -> tuple[
 
 
 def write_negative_pack(out: Path, frames: int, seed: int = 0, detector_weights: Path | None = None,
-                        catalog: Catalog | None = None) -> dict[str, int]:
+                        catalog: Catalog | None = None, photos: Sequence[np.ndarray] = (),
+                        photo_share: float = 0.0) -> dict[str, int]:
     """Pack the product-free crops of ``fixlens train keypoints --negatives`` for a machine without the
     renderer's drawing code or the detector: ``frames`` drawn frames' boxes
-    (:func:`vision.training.keypoints_train.load_negatives`, the same seeds and held-out share as that command),
-    as JPEG crops with the product each is asked about. ``out`` is created and must not exist. Returns the
+    (:func:`vision.training.keypoints_train.load_negatives`, the same seeds and held-out share as that command;
+    ``photo_share`` of the frames over ``photos``, as its ``--photos``), as JPEG crops with the product each is
+    asked about. ``out`` is created and must not exist. Returns the
     crop count per split. ``pack_train keypoints --negative-packs`` reads it."""
     from vision.training.keypoints_train import negative_splits
 
@@ -112,7 +115,8 @@ def write_negative_pack(out: Path, frames: int, seed: int = 0, detector_weights:
         raise ValueError(f"{out}: already exists; packs are written once")
     catalog = catalog or default_catalog()
     layout = KeypointLayout.from_catalog(catalog, class_names(catalog))
-    splits = dict(zip(("train", "val"), negative_splits(frames, seed, layout, detector_weights), strict=True))
+    splits = dict(zip(("train", "val"), negative_splits(frames, seed, layout, detector_weights, photos, photo_share),
+                      strict=True))
     out.mkdir(parents=True)
     counts = {}
     for split, (x, c) in splits.items():
