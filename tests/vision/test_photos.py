@@ -132,3 +132,20 @@ def test_the_keypoint_network_takes_photos_only_with_its_negatives(tmp_path: Pat
                  "--out", str(tmp_path / "w")]) == 2
     assert "--photos: the keypoint network sees photos only in its --negatives frames" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_an_appearance_cache_mined_with_other_photos_is_refused(tmp_path: Path) -> None:
+    """``train appearance --cache`` reuses mined crops; crops mined with other photos (or none) would make the
+    report say photos were used when they were not."""
+    import json
+
+    from product_models.catalog import default_catalog
+    from vision.appearance import NONE
+    from vision.training.appearance_train import train_appearance
+    from vision.training.synth import class_names
+
+    cache = tmp_path / "crops.npz"
+    np.savez(cache, classes=json.dumps([*class_names(default_catalog()), NONE]), photos=json.dumps([0, 0.0]))
+    photo = cv2.cvtColor(_photo(7), cv2.COLOR_BGR2RGB)
+    with pytest.raises(ValueError, match=r"crops\.npz: crops mined with 0 photos at share 0\.0, asked for 1 at 0\.3"):
+        train_appearance([], tmp_path / "w", cache=cache, photos=[photo], photo_share=0.3, log=lambda line: None)

@@ -293,6 +293,10 @@ def train_appearance(folders: Sequence[Path], out_dir: Path, *, negatives: int =
         stored = json.loads(str(data["classes"]))
         if stored != classes:
             raise ValueError(f"{cache}: crops of classes {stored}, the catalog now has {classes}")
+        mined = json.loads(str(data["photos"])) if "photos" in data else [0, 0.0]
+        if mined != [len(photos), photo_share]:
+            raise ValueError(f"{cache}: crops mined with {mined[0]} photos at share {mined[1]}, asked for "
+                             f"{len(photos)} at {photo_share}; give another --cache")
         splits = {s: tuple(data[f"{k}_{s}"] for k in ("x", "y", "conf", "source")) for s in ("train", "val")}
     else:
         detector = mining_detector(detector_weights)
@@ -304,7 +308,7 @@ def train_appearance(folders: Sequence[Path], out_dir: Path, *, negatives: int =
             mine_negatives(count, 1000 + split_seed, detector, crops, len(classes) - 1, log, photos, photo_share)
             splits[split] = crops.arrays()
         if cache is not None:
-            np.savez(cache, classes=json.dumps(classes),
+            np.savez(cache, classes=json.dumps(classes), photos=json.dumps([len(photos), photo_share]),
                      **{f"{k}_{s}": a for s, arrays in splits.items()
                         for k, a in zip(("x", "y", "conf", "source"), arrays, strict=True)})
     classes, splits = _with_crops(classes, splits, log)
