@@ -212,7 +212,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
                     if not committed.exists() or committed.read_bytes() != fresh.read_bytes():
                         stale.append(str(committed))
             if stale:
-                print("out of date (run `fixlens products build`): " + ", ".join(stale), file=sys.stderr)
+                import cv2
+
+                print("out of date (run `fixlens products build`; with the code unchanged, an OpenCV other than "
+                      f"the 5.0 that pyproject's dev extra pins draws the labels differently, here {cv2.__version__}): "
+                      + ", ".join(stale), file=sys.stderr)
                 return 1
             print("all procedural models are up to date")
             return 0

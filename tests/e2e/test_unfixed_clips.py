@@ -265,7 +265,7 @@ def renderer() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def photos() -> list[np.ndarray]:
     """The real photos behind ``real_photo_background`` clips, RGB, as the robustness run loads them."""
-    from vision.training.evaluate import real_photos
+    from vision.training.photos import real_photos
 
     return [np.ascontiguousarray(img[:, :, ::-1]) for _, img in real_photos()]
 

@@ -6,6 +6,7 @@ import json
 import struct
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -25,7 +26,8 @@ def test_build_is_byte_identical_and_matches_committed_files(tmp_path: Path) -> 
     assert first == second
     for pid, data in first.items():
         committed = default_catalog().get(pid).folder / MODEL_FILE
-        assert committed.read_bytes() == data, f"{committed} is stale: run `fixlens products build`"
+        assert committed.read_bytes() == data, (f"{committed} is stale: run `fixlens products build` (or OpenCV "
+                                                f"{cv2.__version__} is not the 5.0 the catalog is built with)")
 
 
 @pytest.mark.parametrize("product_id", PRODUCTS)

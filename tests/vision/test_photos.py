@@ -24,7 +24,7 @@ def _photo(seed: int, w: int = 400, h: int = 300) -> np.ndarray:
 
 
 def test_an_evaluation_photo_resized_and_recompressed_is_refused_by_name(tmp_path: Path) -> None:
-    from vision.training.evaluate import real_photos
+    from vision.training.photos import real_photos
 
     name, evaluation = real_photos()[0]
     cv2.imwrite(str(tmp_path / "a_mine.jpg"), _photo(1))

@@ -283,7 +283,8 @@ def test_a_poorly_fitting_tracked_pose_is_checked_against_the_detector(pipeline:
 def test_real_photos_shipped_with_scikit_image_and_matplotlib_are_not_taken_for_products(pipeline: Pipeline) -> None:
     # The reserved real photos (never used in training): the detector fires on many of them, and the
     # geometric verification must turn those down (the acceptance bound is at most one in all).
-    from vision.training.evaluate import _fit_640x480, real_photos
+    from vision.training.evaluate import _fit_640x480
+    from vision.training.photos import real_photos
 
     photos = real_photos()
     assert len(photos) >= 20

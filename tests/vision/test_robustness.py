@@ -357,11 +357,11 @@ def test_bad_eval_options_fail_with_a_clear_error(argv: list[str], message: str,
 @pytest.fixture(scope="module")
 def few_photos() -> Iterator[None]:
     """Two real photos instead of all of them, and clips of 10 frames: enough to check the plumbing."""
-    from vision.training import evaluate
+    from vision.training import photos as real
 
-    photos = evaluate.real_photos()[:2]
+    photos = real.real_photos()[:2]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(evaluate, "real_photos", lambda: photos)
+        mp.setattr(real, "real_photos", lambda: photos)
         mp.setattr(robustness, "CLIP_FRAMES", 10)
         yield
 

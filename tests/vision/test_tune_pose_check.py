@@ -183,7 +183,7 @@ def test_photos_stand_behind_the_real_photo_condition_alone(collector: tp.Collec
     import cv2
     import numpy as np
 
-    from vision.training.evaluate import real_photos
+    from vision.training.photos import real_photos
 
     photo = np.zeros((300, 400, 3), np.uint8)
     photo[:, :, 1] = np.linspace(40, 220, 400, dtype=np.uint8)[None, :]  # a green ramp no drawn room has

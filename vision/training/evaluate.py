@@ -47,39 +47,12 @@ from vision.model_set import ModelSet
 from vision.part_patches import MIN_READABLE_PX
 from vision.parts import project_parts
 from vision.pose_check import REFUSALS as POSE_REFUSALS
+from vision.training.photos import real_photos
 from vision.training.scoring import FrameTruth, Tally, iou, verifying_confidence, write_misreads
 from vision.types import Detections, FrameInput
 
 EVAL_SEED = 9001  # training data uses other seeds; keep it that way
 DEFAULT_FRAMES = 400
-
-
-def real_photos() -> list[tuple[str, np.ndarray]]:
-    """(name, BGR image) of the real photos shipped in scikit-image and matplotlib."""
-    out: list[tuple[str, np.ndarray]] = []
-    try:
-        import skimage.data as data
-
-        folder = Path(data.__file__).parent
-        for path in sorted(folder.glob("*")):
-            if path.suffix.lower() in (".png", ".jpg") and path.stem not in ("brick", "grass", "gravel"):
-                img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if img is not None and min(img.shape[:2]) >= 64:
-                    out.append((f"skimage/{path.name}", img))
-    except ImportError:
-        pass
-    try:
-        import matplotlib
-
-        folder = Path(matplotlib.get_data_path()) / "sample_data"
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in (".png", ".jpg"):
-                img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if img is not None and min(img.shape[:2]) >= 64:
-                    out.append((f"matplotlib/{path.relative_to(folder)}", img))
-    except ImportError:
-        pass
-    return out
 
 
 def _fit_640x480(img: np.ndarray) -> np.ndarray:

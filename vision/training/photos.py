@@ -6,7 +6,7 @@ check and the pose check's thresholds learnt from them let some real photos thro
 and *Round 15*). A folder of real photos, used as backgrounds, gives them real clutter, light and texture.
 
 The real photos shipped in scikit-image and matplotlib are the evaluation's
-(:func:`vision.training.evaluate.real_photos`) and never train anything: :func:`load_photos` refuses a folder
+(:func:`real_photos`) and never train anything: :func:`load_photos` refuses a folder
 that holds one of them, or a copy of one resized, recoloured or recompressed, and names the file. Any other
 folder of photos will do; docs/model-card.md (*Round 20*) gives the one used for the shipped weights, rebuilt
 from two Debian packages.
@@ -28,6 +28,35 @@ DUPLICATE_CORRELATION = 0.95  # of the 32 x 32 grey thumbnails: the same picture
 ZOOM = (1.0, 2.5)  # a crop covers the frame at 1 and shows 1/2.5 of the photo's shorter side at 2.5
 
 
+def real_photos() -> list[tuple[str, np.ndarray]]:
+    """(name, BGR image) of the real photos shipped in scikit-image and matplotlib: the evaluation's (false
+    detections, and the robustness condition `real_photo_background`), never training data."""
+    out: list[tuple[str, np.ndarray]] = []
+    try:
+        import skimage.data as data
+
+        folder = Path(data.__file__).parent
+        for path in sorted(folder.glob("*")):
+            if path.suffix.lower() in (".png", ".jpg") and path.stem not in ("brick", "grass", "gravel"):
+                img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if img is not None and min(img.shape[:2]) >= 64:
+                    out.append((f"skimage/{path.name}", img))
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+
+        folder = Path(matplotlib.get_data_path()) / "sample_data"
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in (".png", ".jpg"):
+                img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if img is not None and min(img.shape[:2]) >= 64:
+                    out.append((f"matplotlib/{path.relative_to(folder)}", img))
+    except ImportError:
+        pass
+    return out
+
+
 class PhotoError(ValueError):
     """A photo folder that cannot be used; the message names the file."""
 
@@ -41,8 +70,6 @@ def _thumbnail(bgr: np.ndarray) -> np.ndarray:
 
 def evaluation_thumbnails() -> list[tuple[str, np.ndarray]]:
     """(name, thumbnail) of every evaluation photo, and of its mirror image."""
-    from vision.training.evaluate import real_photos
-
     return [(name, _thumbnail(img)) for name, img in real_photos() for img in (img, img[:, ::-1])]
 
 

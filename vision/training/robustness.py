@@ -165,7 +165,7 @@ class RobustnessRun:
                  debug: bool = False, progress: bool = False, misreads: bool = False,
                  catalog: Catalog | None = None) -> None:
         from product_models.render import Renderer
-        from vision.training.evaluate import real_photos
+        from vision.training.photos import real_photos
 
         self.frames, self.clips, self.backgrounds, self.seed = frames, clips, backgrounds, seed
         self.catalog = catalog if catalog is not None else default_catalog()
