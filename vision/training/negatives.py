@@ -84,6 +84,7 @@ def drawn_negatives(count: int, seed: int, detector: Any, photos: Sequence[np.nd
     backgrounds = PhotoBackgrounds(photos, photo_share, seed)
     for _ in range(count):
         w, h = NEGATIVE_SIZES[int(rng.integers(len(NEGATIVE_SIZES)))]
+        # Drawn even when a photo replaces it: its draws keep the seed's stream.
         img = backgrounds.maybe(home_background(rng, w, h, textures)).astype(np.float32)
         drawn = []
         for p, draw in ((HAND_P, draw_hand), (OBJECT_P, draw_object)):

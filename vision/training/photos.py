@@ -1,5 +1,5 @@
 """Real photos for training, from outside the evaluation: ``--photos DIR`` of ``fixlens data synth``,
-``fixlens train appearance`` and ``fixlens vision tune-pose-check``.
+``fixlens train appearance``, ``fixlens train keypoints --negatives`` and ``fixlens vision tune-pose-check``.
 
 The drawn rooms of the training data (:mod:`product_models.backdrop`) are not real rooms, and the appearance
 check and the pose check's thresholds learnt from them let some real photos through (model card, *Round 13*

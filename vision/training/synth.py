@@ -152,6 +152,7 @@ class Synthesizer:
 
         rng = self.rng
         width, height = self._frame_size()
+        # The home background is drawn even when a photo replaces it: its draws keep the seed's stream.
         background = self._photos.maybe(home_background(rng, width, height, self._textures))
         quality = int(rng.integers(40, 96))
         camera = random_camera(rng, width, height)
