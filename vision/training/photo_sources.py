@@ -174,7 +174,8 @@ def fetch_package(registry: str, package: str, version: str, work: Path) -> Path
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         scratch = Path(tmp)
         if registry == "debian":
-            _run(["apt-get", "download", f"{package}={version}"], scratch, what)
+            _run(["apt-get", "download", f"{package}={version}"], scratch,
+                 f"{what} (on a fresh machine, run `apt-get update` first)")
             (deb,) = scratch.glob("*.deb")
             _run(["dpkg-deb", "-x", str(deb), str(root)], scratch, what)
         elif registry == "pypi":
@@ -190,7 +191,8 @@ def fetch_package(registry: str, package: str, version: str, work: Path) -> Path
             subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-clean", "--no-deps",
                             "--no-binary", package, f"{package}=={version}", "-d", str(scratch)],
                            cwd=scratch, capture_output=True, env={**os.environ, "TMPDIR": str(env_tmp)})
-            found = sorted(scratch.rglob(f"*{version}.tar.gz"))
+            stem = f"{package}-{version}.tar.gz".lower().replace("-", "_")
+            found = sorted(p for p in scratch.rglob("*.tar.gz") if p.name.lower().replace("-", "_") == stem)
             if not found:
                 raise SourceError(f"{what}: pip download left no source archive")
             _unpack_archive(found[0], scratch / "sdist")
