@@ -165,3 +165,9 @@ def test_the_command_refuses_a_folder_with_files_and_unknown_kinds_before_downlo
     assert main(["data", "photos", "--out", str(tmp_path / "new"), "--kinds", "people,cats"]) == 2
     assert "--kinds 'people,cats'" in capsys.readouterr().err
     assert not (tmp_path / "w").exists() and not (tmp_path / "new-packages").exists()
+
+
+def test_a_missing_download_tool_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm on it
+    with pytest.raises(ps.SourceError, match=r"npm package left-pad 1\.3\.0: `npm` is not installed"):
+        ps.fetch_package("npm", "left-pad", "1.3.0", tmp_path / "work")

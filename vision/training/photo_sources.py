@@ -145,7 +145,11 @@ def rcc_files(data: bytes, origin: str = "bundle") -> dict[str, bytes]:
 
 
 def _run(command: list[str], cwd: Path, what: str) -> None:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SourceError(f"{what}: `{command[0]}` is not installed (Debian's packages apt, dpkg and npm give "
+                          f"what this command needs)") from None
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise SourceError(f"{what}: `{' '.join(command)}` failed: {' / '.join(tail)}")
