@@ -71,7 +71,9 @@ def test_the_shipped_manifest_names_real_photos_from_the_registries_only():
     ("debian\tpkg\t1.0\t/etc/a.jpg\toutdoor\ta.jpg", "must be relative"),
     ("debian\tpkg\t1.0\ta.jpg\toutdoor\tsub/a.jpg", "plain file name"),
     ("debian\tpkg\t1.0\ta.jpg\toutdoor\ta.gif", "plain file name"),
-    ("debian\t\t1.0\ta.jpg\toutdoor\ta.jpg", "package and version"),
+    ("debian\t\t1.0\ta.jpg\toutdoor\ta.jpg", "package '' and version"),
+    ("debian\t--allow-unauthenticated\t1.0\ta.jpg\toutdoor\ta.jpg", "package '--allow-unauthenticated'"),
+    ("pypi\tpkg\t>=1\ta.jpg\toutdoor\ta.jpg", "version '>=1'"),
 ])
 def test_a_bad_manifest_row_is_named_by_file_and_line(tmp_path, row, message):
     manifest = tmp_path / "m.tsv"

