@@ -166,6 +166,9 @@ def test_the_command_refuses_a_folder_with_files_and_unknown_kinds_before_downlo
     assert "not empty" in capsys.readouterr().err
     assert main(["data", "photos", "--out", str(tmp_path / "new"), "--kinds", "people,cats"]) == 2
     assert "--kinds 'people,cats'" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("x")
+    assert main(["data", "photos", "--out", str(tmp_path / "a-file")]) == 2
+    assert "a file, not a folder" in capsys.readouterr().err
     assert not (tmp_path / "w").exists() and not (tmp_path / "new-packages").exists()
 
 

@@ -246,6 +246,8 @@ def _cmd_photos(args: argparse.Namespace) -> int:
             if not wanted or not wanted <= ps.KINDS:
                 raise ps.SourceError(f"--kinds {args.kinds!r}: expected tags among {', '.join(sorted(ps.KINDS))}")
             sources = [s for s in sources if s.kinds & wanted]
+        if args.out.exists() and not args.out.is_dir():
+            raise ps.SourceError(f"--out {args.out}: a file, not a folder")
         if args.out.exists() and any(args.out.iterdir()):
             raise ps.SourceError(f"--out {args.out}: not empty (the folder must hold only the manifest's photos)")
         work = args.work or args.out.with_name(args.out.name + "-packages")
