@@ -176,3 +176,19 @@ def test_a_missing_download_tool_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm on it
     with pytest.raises(ps.SourceError, match=r"npm package left-pad 1\.3\.0: `npm` is not installed"):
         ps.fetch_package("npm", "left-pad", "1.3.0", tmp_path / "work")
+
+
+def test_a_relative_work_folder_holds_the_extracted_package(tmp_path, monkeypatch):
+    """Each download runs inside its scratch folder, so a relative --work once sent the files beneath it."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "apt-get").write_text("#!/bin/sh\ntouch pkg_1.0_all.deb\n")
+    (tools / "dpkg-deb").write_text('#!/bin/sh\nmkdir -p "$3/usr/share" && touch "$3/usr/share/photo.jpg"\n')
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    monkeypatch.chdir(tmp_path)
+    root = ps.fetch_package("debian", "pkg", "1.0", Path("work"))
+    assert root.is_absolute()
+    assert (root / "usr/share/photo.jpg").is_file()
+    assert ps.fetch_package("debian", "pkg", "1.0", Path("work")) == root  # kept: nothing fetched again

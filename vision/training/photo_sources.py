@@ -172,6 +172,8 @@ def fetch_package(registry: str, package: str, version: str, work: Path) -> Path
     """The folder holding ``package``'s files (downloaded and extracted under ``work`` unless already
     there). A Debian package is extracted whole; a wheel or npm tarball unpacked; a source distribution's
     top folder is returned, so paths in the manifest start inside it."""
+    # Absolute, because each download runs inside its scratch folder and names that folder as its target.
+    work = work.resolve()
     root = work / registry / f"{package.replace('/', '+')}-{version}"
     if (root / ".complete").exists():
         return root
