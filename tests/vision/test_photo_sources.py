@@ -196,3 +196,24 @@ def test_a_relative_work_folder_holds_the_extracted_package(tmp_path, monkeypatc
     assert root.is_absolute()
     assert (root / "usr/share/photo.jpg").is_file()
     assert ps.fetch_package("debian", "pkg", "1.0", Path("work")) == root  # kept: nothing fetched again
+
+
+def test_a_build_refused_for_an_evaluation_photo_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    """The photos are checked in a scratch folder beside --out; a refusal removes it and writes no --out."""
+    import skimage.data
+
+    evaluation = Path(skimage.data.__file__).parent / "astronaut.png"
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "apt-get").write_text("#!/bin/sh\ntouch pkg_1.0_all.deb\n")
+    (tools / "dpkg-deb").write_text(f'#!/bin/sh\nmkdir -p "$3/usr/share" && cp {evaluation} "$3/usr/share/a.png"\n')
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("debian\tpkg\t1.0\tusr/share/a.png\tpeople\tpkg_a.png\n")
+    out = tmp_path / "photos"
+    assert main(["data", "photos", "--out", str(out), "--manifest", str(manifest)]) == 2
+    assert "astronaut" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "photos.partial").exists()
+    assert (tmp_path / "photos-packages").is_dir()  # the download is kept for the next try

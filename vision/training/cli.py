@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -250,13 +251,25 @@ def _cmd_photos(args: argparse.Namespace) -> int:
             raise ps.SourceError(f"--out {args.out}: a file, not a folder")
         if args.out.exists() and any(args.out.iterdir()):
             raise ps.SourceError(f"--out {args.out}: not empty (the folder must hold only the manifest's photos)")
-        work = args.work or args.out.with_name(args.out.name + "-packages")
-        written = ps.build_folder(sources, args.out, work, progress=lambda what: print(f"fetching {what}",
-                                                                                       file=sys.stderr))
-        load_photos(args.out)  # refuses an evaluation photo, by content
-    except (ps.SourceError, PhotoError) as exc:
+    except ps.SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    work = args.work or args.out.with_name(args.out.name + "-packages")
+    # Built beside --out and moved there only once every photo loads and none is an evaluation photo, so a
+    # refused build never leaves a folder that a training command could take.
+    scratch = args.out.with_name(args.out.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        written = ps.build_folder(sources, scratch, work, progress=lambda what: print(f"fetching {what}",
+                                                                                      file=sys.stderr))
+        load_photos(scratch)  # refuses an evaluation photo, by content
+    except (ps.SourceError, PhotoError) as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out.exists():
+        args.out.rmdir()  # found empty above
+    scratch.rename(args.out)
     kinds = Counter(k for s in sources for k in s.kinds)
     print(f"{written} photos in {args.out} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
     return 0
