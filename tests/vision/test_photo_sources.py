@@ -182,15 +182,21 @@ def test_a_missing_download_tool_is_named(tmp_path, monkeypatch):
         ps.fetch_package("npm", "left-pad", "1.3.0", tmp_path / "work")
 
 
-def test_a_relative_work_folder_holds_the_extracted_package(tmp_path, monkeypatch):
-    """Each download runs inside its scratch folder, so a relative --work once sent the files beneath it."""
+def _fake_debian_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extract: str) -> None:
+    """Debian's download clients replaced on PATH: `apt-get download` leaves an empty .deb in the current folder,
+    and `dpkg-deb -x DEB DEST` runs the shell line ``extract`` (``$3`` is DEST)."""
     tools = tmp_path / "bin"
     tools.mkdir()
     (tools / "apt-get").write_text("#!/bin/sh\ntouch pkg_1.0_all.deb\n")
-    (tools / "dpkg-deb").write_text('#!/bin/sh\nmkdir -p "$3/usr/share" && touch "$3/usr/share/photo.jpg"\n')
+    (tools / "dpkg-deb").write_text(f"#!/bin/sh\n{extract}\n")
     for tool in tools.iterdir():
         tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+
+
+def test_a_relative_work_folder_holds_the_extracted_package(tmp_path, monkeypatch):
+    """Each download runs inside its scratch folder, so a relative --work once sent the files beneath it."""
+    _fake_debian_tools(tmp_path, monkeypatch, 'mkdir -p "$3/usr/share" && touch "$3/usr/share/photo.jpg"')
     monkeypatch.chdir(tmp_path)
     root = ps.fetch_package("debian", "pkg", "1.0", Path("work"))
     assert root.is_absolute()
@@ -203,13 +209,7 @@ def test_a_build_refused_for_an_evaluation_photo_leaves_no_folder(tmp_path, monk
     import skimage.data
 
     evaluation = Path(skimage.data.__file__).parent / "astronaut.png"
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "apt-get").write_text("#!/bin/sh\ntouch pkg_1.0_all.deb\n")
-    (tools / "dpkg-deb").write_text(f'#!/bin/sh\nmkdir -p "$3/usr/share" && cp {evaluation} "$3/usr/share/a.png"\n')
-    for tool in tools.iterdir():
-        tool.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    _fake_debian_tools(tmp_path, monkeypatch, f'mkdir -p "$3/usr/share" && cp {evaluation} "$3/usr/share/a.png"')
     manifest = tmp_path / "m.tsv"
     manifest.write_text("debian\tpkg\t1.0\tusr/share/a.png\tpeople\tpkg_a.png\n")
     out = tmp_path / "photos"
