@@ -18,7 +18,7 @@ from product_models.catalog import default_catalog
 from vision.detector import WEIGHTS_DIR
 from vision.part_net import PartIndex, PartNet
 from vision.part_patches import COVERED, HAND, HIDDEN, OFF_PART, PATCH, face_patch
-from vision.training.parts_train import part_index
+from vision.training.parts_train import cut_patches, part_index
 from vision.training.synth import flip_index, keypoint_count, pose_label, write_dataset
 
 pytestmark = pytest.mark.slow
@@ -109,9 +109,10 @@ def test_smoke_training_exports_a_working_part_state_network(tiny_dataset: Path,
     """`fixlens train parts`, one epoch on a dozen images (in a child process: torch and EGL do not mix),
     then the pipeline's ONNX Runtime reader loads the export and answers with each part's own classes."""
     cmd = [sys.executable, "-m", "fixlens.cli", "train", "parts", "--data", str(tiny_dataset), "--epochs", "1",
-           "--jitter", "1", "--wide-jitter", "0", "--out-dir", str(tmp_path)]
+           "--jitter", "1", "--wide-jitter", "0", "--cache", str(tmp_path / "patches.npz"), "--out-dir", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "patches.npz").is_file()  # the runs below read their patches from it
     summary = json.loads(done.stdout[done.stdout.index("{\n"):])
     assert summary["train_patches"] > 0
     assert summary["val_accuracy"] is None or 0.0 <= summary["val_accuracy"] <= 1.0
@@ -137,25 +138,27 @@ def test_smoke_training_exports_a_working_part_state_network(tiny_dataset: Path,
 def test_a_patch_cache_cut_for_another_part_index_is_cut_again(tiny_dataset: Path, tmp_path: Path) -> None:
     """`train parts --cache` keeps the part index with the patches: labels are class ids in it, so a cache cut
     for another index (a part added, a kind newly classified) is cut again, never read with shifted labels."""
-    cache = tmp_path / "patches.npz"
-    cmd = [sys.executable, "-m", "fixlens.cli", "train", "parts", "--data", str(tiny_dataset), "--epochs", "1",
-           "--jitter", "1", "--wide-jitter", "0", "--cache", str(cache)]
-    first = subprocess.run([*cmd, "--out-dir", str(tmp_path / "a")], capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stderr[-2000:]
+    cache, index, said = tmp_path / "patches.npz", part_index(), []
+    first = cut_patches([tiny_dataset], index, 0, 1, 0, log=said.append, cache=cache)
     with np.load(cache) as data:
         saved = {k: data[k] for k in data.files}
-    assert PartIndex.from_json(str(saved["index"])) == part_index()
-    again = subprocess.run([*cmd, "--out-dir", str(tmp_path / "b")], capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "cutting the patches again" not in again.stdout
+    assert PartIndex.from_json(str(saved["index"])) == index and len(first[0]) > 0
+    # A cache cut for this index is read as it is: a patch marked in the file comes back marked.
+    marked = saved["x_tr"].copy()
+    marked[0] = 7
+    np.savez(cache, **{**saved, "x_tr": marked})
+    again = cut_patches([tiny_dataset], index, 0, 1, 0, log=said.append, cache=cache)
+    assert (again[0] == marked).all() and not said
     other = PartIndex((("printer_lx400", "led_status", ("off", "green")),))
     for name, arrays in (("another", {**saved, "index": np.array(other.to_json())}),
                          ("none", {k: v for k, v in saved.items() if k != "index"})):  # caches before they kept it
         np.savez(cache, **arrays)
-        again = subprocess.run([*cmd, "--out-dir", str(tmp_path / name)], capture_output=True, text=True,
-                               timeout=300)
-        assert again.returncode == 0 and "cutting the patches again" in again.stdout, name
+        said.clear()
+        cut = cut_patches([tiny_dataset], index, 0, 1, 0, log=said.append, cache=cache)
+        assert any("cutting the patches again" in line for line in said), name
+        assert all((a == b).all() for a, b in zip(cut, first, strict=True)), name  # same seed, same patches
         with np.load(cache) as data:
-            assert PartIndex.from_json(str(data["index"])) == part_index()
+            assert PartIndex.from_json(str(data["index"])) == index
 
 
 def test_part_index_lays_out_each_parts_classes_end_to_end() -> None:

@@ -93,6 +93,32 @@ def load_patches(folders: Sequence[Path], split: str, index: PartIndex, seed: in
     return np.stack(patches), np.array(rows, np.int64), np.array(labels, np.int64)
 
 
+_PATCH_ARRAYS = ("x_tr", "r_tr", "y_tr", "x_va", "r_va", "y_va")
+
+
+def cut_patches(folders: Sequence[Path], index: PartIndex, seed: int, jitter: int, wide_jitter: int,
+                pose_source=None, log: Callable[[str], None] = print,
+                cache: Path | None = None) -> tuple[np.ndarray, ...]:
+    """The train and validation patches of :func:`load_patches` (patches, rows, class ids each), read from
+    ``cache`` when it holds patches cut for ``index``, else cut and written there (when given)."""
+    if cache is not None and cache.is_file():
+        with np.load(cache) as data:
+            # The labels are class ids in the index the patches were cut with: another index (a part added
+            # to the catalog, a kind newly classified) would shift them, so such a cache is cut again.
+            if "index" in data and PartIndex.from_json(str(data["index"])) == index:
+                return tuple(data[k] for k in _PATCH_ARRAYS)
+        log(f"{cache}: cut for another part index (or before caches kept theirs); cutting the patches again")
+    train = load_patches(folders, "train", index, seed, jitter, wide_jitter, pose_source, log)
+    # Validation patches are cut with the live pipeline's poses when it is given (the errors that matter),
+    # else with one slightly noisy true pose.
+    val = load_patches(folders, "val", index, seed + 1, 0 if pose_source else 1, 0, pose_source, log,
+                       required=False)
+    arrays = (*train, *val)
+    if cache is not None:
+        np.savez(cache, **dict(zip(_PATCH_ARRAYS, arrays, strict=True)), index=np.array(index.to_json()))
+    return arrays
+
+
 def build_net(num_rows: int, num_classes: int) -> Any:
     import torch
     from torch import nn
@@ -137,22 +163,8 @@ def train_parts(folders: Sequence[Path], out_dir: Path, epochs: int = 16, batch:
     from there (same data and arguments), so a run longer than one sitting survives being killed."""
     started = time.time()
     index = part_index(catalog)
-    data = np.load(cache) if cache is not None and cache.is_file() else None
-    # The labels are class ids in the index the patches were cut with: another index (a part added to the
-    # catalog, a kind newly classified) would shift them, so such a cache is cut again.
-    if data is not None and "index" in data and PartIndex.from_json(str(data["index"])) == index:
-        x_tr, r_tr, y_tr, x_va, r_va, y_va = (data[k] for k in ("x_tr", "r_tr", "y_tr", "x_va", "r_va", "y_va"))
-    else:
-        if data is not None:
-            log(f"{cache}: cut for another part index (or before caches kept theirs); cutting the patches again")
-        x_tr, r_tr, y_tr = load_patches(folders, "train", index, seed, jitter, wide_jitter, pose_source, log)
-        # Validation patches are cut with the live pipeline's poses when it is given (the errors that
-        # matter), else with one slightly noisy true pose.
-        x_va, r_va, y_va = load_patches(folders, "val", index, seed + 1, 0 if pose_source else 1, 0, pose_source,
-                                        log, required=False)
-        if cache is not None:
-            np.savez(cache, x_tr=x_tr, r_tr=r_tr, y_tr=y_tr, x_va=x_va, r_va=r_va, y_va=y_va,
-                     index=np.array(index.to_json()))
+    x_tr, r_tr, y_tr, x_va, r_va, y_va = cut_patches(folders, index, seed, jitter, wide_jitter, pose_source, log,
+                                                     cache)
     log(f"patches: train {len(x_tr)}, val {len(x_va)} ({time.time() - started:.0f} s)")
     summary = fit_parts((x_tr, r_tr, y_tr), (x_va, r_va, y_va), index, out_dir, epochs, batch, seed, lr, log, init,
                         resume, spent=time.time() - started, keep_known=keep_known)
