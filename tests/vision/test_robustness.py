@@ -254,16 +254,23 @@ def test_parts_4px_and_up_are_also_reported_by_size_beside_the_plain_figure() ->
     assert pooled.summary()["part_state_count_4px_by_size"] == {"4-6px": 4, "6-8px": 2, ">=8px": 2}
 
 
-def test_intervals_resample_whole_frames_and_hold_the_figure() -> None:
+def test_intervals_count_whole_frames_and_hold_the_figure() -> None:
     """Parts that fail together (a missed product takes every part of its frame) are one draw, not many: the
     same 75 % of 400 parts is less certain when it comes in whole frames than when every frame has a miss."""
     together = frame_interval([4] * 75 + [0] * 25, [4] * 100)
     spread = frame_interval([3] * 100, [4] * 100)
     assert together is not None and spread is not None
-    assert together[0] < 0.75 < together[1] and spread == [0.75, 0.75]
-    # Nothing missed in 150 frames bounds the miss rate under 3 / 150, not at zero (the rule of three).
-    assert frame_interval([1] * 150, [1] * 150) == [0.98, 1.0] and frame_interval([0] * 150, [2] * 150) == [0.0, 0.02]
-    assert together == frame_interval([4] * 75 + [0] * 25, [4] * 100)  # a fixed seed: the same frames, the same
+    assert together[0] < spread[0] < 0.75 < spread[1] < together[1]
+    # 100 frames that fail whole are 100 draws; 400 parts that fail alone are 400 (Wilson's interval of each).
+    assert together == [0.657, 0.8245] and spread == [0.7053, 0.7899]
+    # One part per frame: the binomial Wilson interval of the frames (132 of 150 right).
+    assert frame_interval([1] * 132 + [0] * 18, [1] * 150) == [0.8183, 0.9227]
+    # Nothing missed in 150 frames bounds the miss rate near 4 / 150, not at zero; two parts a frame that never
+    # miss are still only 150 frames' worth.
+    assert frame_interval([1] * 150, [1] * 150) == [0.975, 1.0] and frame_interval([0] * 150, [2] * 150) == [0.0, 0.025]
+    # One miss in 150 frames: the interval reaches well under the figure (a percentile bootstrap's would not).
+    low, high = frame_interval([1] * 149 + [0], [1] * 150)
+    assert low < 0.965 and high < 1.0
     assert frame_interval([], []) is None and frame_interval([0, 0], [0, 0]) is None
     wide, narrow = frame_interval([1] * 9 + [0], [1] * 10), frame_interval([1] * 900 + [0] * 100, [1] * 1000)
     assert wide[1] - wide[0] > 3 * (narrow[1] - narrow[0])  # ten frames say far less than a thousand
