@@ -21,7 +21,7 @@ from vision.keypoints import KeypointModel
 from vision.part_net import PartNet
 from vision.pipeline import Pipeline
 from vision.pose_check import Thresholds, read_thresholds
-from vision.training.product import Keep, ProductRun, earlier_set, prepare_before, run_all, stages
+from vision.training.product import Keep, ProductRun, earlier_set, prepare_before, run_all, stages, stages_done
 from vision.training.train import WEIGHTS_DIR
 
 pytestmark = pytest.mark.slow
@@ -105,19 +105,6 @@ def test_a_tiny_run_trains_every_stage_and_a_rerun_skips_them(catalog: Path) -> 
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("done earlier") == 9
 
-    # A stage that finished after a later one (re-run, or new in this version) makes those after it stale: they
-    # run again, the ones before it stay done. `before` feeds nothing: re-running it leaves the rest done.
-    for name, later in (("parts", 60.0), ("before", 120.0)):
-        marker = work / "stages" / f"{name}.json"
-        record = json.loads(marker.read_text())
-        marker.write_text(json.dumps({**record, "finished": record["finished"] + later}))
-    stale = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work), *TINY,
-                     timeout=300)
-    assert stale.returncode == 0, stale.stderr[-2000:]
-    assert stale.stderr.count("done earlier") == 7
-    assert re.search(r"\[8/9\] pose-check: fixlens vision tune-pose-check", stale.stderr)
-    assert re.search(r"\[9/9\] after: fixlens vision eval", stale.stderr)
-
     other = _fixlens("train", "product", "router_bx9", "--catalog", str(catalog), "--work", str(work),
                      *TINY[:-1], "7", timeout=60)
     assert other.returncode == 1 and "holds a run with other settings" in other.stderr
@@ -164,6 +151,20 @@ def test_a_run_begun_before_a_setting_existed_resumes_with_its_default(tmp_path:
     (tmp_path / "run.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"run.json: not a run's settings"):
         claim_work(ProductRun("nas_d2", tmp_path))
+
+
+def test_a_stage_that_finished_after_a_later_one_makes_those_after_it_stale() -> None:
+    """Re-run, or new in this version: the stages after it that build on it run again, the ones before it stay
+    done. `before` feeds nothing: re-running it leaves the rest done."""
+    names = ["before", "data", "detector", "appearance", "keypoints-all", "keypoints", "parts", "pose-check", "after"]
+    times = [float(k) for k in range(len(names))]
+    assert stages_done(names, times) == [True] * 9
+    parts_again = [*times[:6], 60.0, *times[7:]]
+    assert stages_done(names, parts_again) == [True] * 7 + [False, False]
+    assert stages_done(names, [120.0, *times[1:]]) == [True] * 9
+    # A stage never run (new in this version, or killed) runs, and so does every later one but `before`.
+    assert stages_done(names, [*times[:3], None, *times[4:]]) == [True] * 3 + [False] * 6
+    assert stages_done([], []) == []
 
 
 def test_a_stage_marker_records_when_it_finished_and_an_older_one_gives_its_files_time(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ by side.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -252,14 +253,12 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
     plan = stages(run)  # raises on options it cannot plan, before the work folder is claimed
     (run.work / "stages").mkdir(parents=True, exist_ok=True)
     claim_work(run)
-    newest = 0.0  # when the latest stage before this one that it builds on finished
-    for number, (name, args) in enumerate(plan, 1):
-        done = run.work / "stages" / f"{name}.json"
-        # Done, unless a stage it builds on finished later (re-run, or new in this version): then it is stale.
-        finished = _finished(done)
-        if finished is not None and finished >= newest:
-            newest = max(newest, finished) if name not in INDEPENDENT_STAGES else newest
-            log(f"[{number}/{len(plan)}] {name}: done earlier ({json.loads(done.read_text())['seconds']:.0f} s)")
+    names = [name for name, _ in plan]
+    markers = [run.work / "stages" / f"{name}.json" for name in names]
+    done = stages_done(names, [_finished(marker) for marker in markers])
+    for number, ((name, args), marker, is_done) in enumerate(zip(plan, markers, done, strict=True), 1):
+        if is_done:
+            log(f"[{number}/{len(plan)}] {name}: done earlier ({json.loads(marker.read_text())['seconds']:.0f} s)")
             continue
         started = time.time()
         if isinstance(args, Keep):
@@ -285,13 +284,23 @@ def run_all(run: ProductRun, log: Callable[[str], None] = print) -> dict[str, An
             elif run.init is not None and (run.init / OCCLUSION_MODEL_NAME).is_file():
                 shutil.copy2(run.init / OCCLUSION_MODEL_NAME, run.weights / OCCLUSION_MODEL_NAME)
         now = time.time()
-        done.write_text(json.dumps({"args": args.describe() if isinstance(args, Keep) else args,
-                                    "seconds": round(now - started, 1), "finished": now}))
-        if name not in INDEPENDENT_STAGES:
-            newest = now
+        marker.write_text(json.dumps({"args": args.describe() if isinstance(args, Keep) else args,
+                                      "seconds": round(now - started, 1), "finished": now}))
     from vision.training.product_report import write_report
 
-    return write_report(run, [name for name, _ in plan])
+    return write_report(run, names)
+
+
+def stages_done(names: Sequence[str], finished: Sequence[float | None]) -> list[bool]:
+    """Which of the stages ``names`` (in order; ``finished``: when each finished, None where it never did) are
+    done. A finished stage is stale when a stage it builds on (every earlier one but the
+    :data:`INDEPENDENT_STAGES`) finished after it (re-run, or new in this version) or has to run now."""
+    done, newest = [], 0.0
+    for name, at in zip(names, finished, strict=True):
+        done.append(at is not None and at >= newest)
+        if name not in INDEPENDENT_STAGES:
+            newest = max(newest, at) if done[-1] else math.inf  # type: ignore[arg-type]
+    return done
 
 
 def prepare_before(run: ProductRun, catalog: Catalog | None = None) -> str:
