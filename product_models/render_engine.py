@@ -65,6 +65,14 @@ class Engine:
         from direct.showbase.ShowBase import ShowBase
 
         self.base = ShowBase(windowType="none")
+        from panda3d.core import CullBinEnums, CullBinManager
+
+        # Opaque geometry is drawn in scene-graph order. Panda3D's default sorts it by render state, which
+        # compares the states' addresses in memory: where two faces tie in depth (a part's face on the body
+        # of a device far from the camera) the winner then changed with the process's history, and the same
+        # seed did not always render the same frame.
+        bins = CullBinManager.getGlobalPtr()
+        bins.setBinType(bins.findBin("opaque"), CullBinEnums.BT_unsorted)
         forced = os.environ.get("FIXLENS_RENDER_DISPLAY", "").strip()
         if forced and forced not in DISPLAYS:
             raise CatalogError(f"FIXLENS_RENDER_DISPLAY={forced!r}; expected one of: {', '.join(DISPLAYS)}")

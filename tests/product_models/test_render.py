@@ -238,3 +238,16 @@ def test_first_frame_of_a_fresh_buffer_shows_the_background() -> None:
         image = r.render(default_catalog().get("router_ax1800"), {}, Pose.orbit(0, 30, 2.0), cam,
                          background=background).image
     np.testing.assert_array_equal(image[:4, :4], background[:4, :4])
+
+
+def test_opaque_geometry_is_drawn_in_scene_graph_order() -> None:
+    """Panda3D's default opaque bin sorts by render state, which compares the states' addresses in memory:
+    faces that tie in depth (a part's face on a far device's body) then rendered differently from one run to
+    the next. In scene-graph order a seed renders the same frame whatever the process drew before."""
+    from panda3d.core import CullBinEnums, CullBinManager
+
+    from product_models.render_engine import engine
+
+    engine()
+    bins = CullBinManager.getGlobalPtr()
+    assert bins.getBinType(bins.findBin("opaque")) == CullBinEnums.BT_unsorted
